@@ -1,0 +1,131 @@
+/** Blocks of the two Mw-network families and the exit head, built from layers.ts. */
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  BatchNorm,
+  Conv2d,
+  Dense,
+  DepthwiseConv2d,
+  GlobalAveragePool,
+  Relu,
+  Sequence,
+  type FeatureShape,
+  type Layer,
+  type Param,
+  type ParamFactory,
+  type Traced,
+} from './layers.js';
+
+/** A backbone block: a Layer that can also be lesioned (skipped, keeping only its shortcut). */
+export interface Block extends Layer {
+  /** Output when the block is deleted at test time (Veit et al. 2016), or null if it cannot be skipped. */
+  lesionForward(x: tf.Tensor): tf.Tensor | null;
+}
+
+export function convBn(make: ParamFactory, inC: number, outC: number, kernel: number, stride: number, relu: boolean): Sequence {
+  const layers: Layer[] = [new Conv2d(make.child('conv'), inC, outC, kernel, stride), new BatchNorm(make.child('bn'), outC)];
+  if (relu) layers.push(new Relu());
+  return new Sequence(layers);
+}
+
+/**
+ * Basic residual block of the CIFAR ResNet, post-activation: relu(bn(conv(relu(bn(conv(x))))) + shortcut(x)),
+ * with a 1x1 conv + BN shortcut when the shape changes (as the reference implementation).
+ */
+export class ResidualBlock implements Block {
+  readonly main: Sequence;
+  readonly shortcut: Sequence | null;
+  readonly params: readonly Param[];
+  readonly buffers: readonly Param[];
+
+  constructor(make: ParamFactory, inC: number, outC: number, stride: number) {
+    this.main = new Sequence([
+      ...convBn(make.child('conv1'), inC, outC, 3, stride, true).layers,
+      ...convBn(make.child('conv2'), outC, outC, 3, 1, false).layers,
+    ]);
+    this.shortcut = stride !== 1 || inC !== outC ? convBn(make.child('shortcut'), inC, outC, 1, stride, false) : null;
+    const parts = this.shortcut ? [this.main, this.shortcut] : [this.main];
+    this.params = parts.flatMap((p) => p.params);
+    this.buffers = parts.flatMap((p) => p.buffers);
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.relu(tf.add(this.main.forward(x), this.shortcut ? this.shortcut.forward(x) : x));
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const main = this.main.trace(x);
+    const shortcut = this.shortcut?.trace(x);
+    const y = tf.relu(tf.add(main.y, shortcut ? shortcut.y : x));
+    return {
+      y,
+      backward: (dy, sink) => {
+        const dSum = tf.mul(dy, tf.step(y));
+        const dMain = main.backward(dSum, sink);
+        return tf.add(dMain, shortcut ? shortcut.backward(dSum, sink) : dSum);
+      },
+    };
+  }
+
+  lesionForward(x: tf.Tensor): tf.Tensor {
+    return this.shortcut ? tf.relu(this.shortcut.forward(x)) : x;
+  }
+
+  outputShape(input: FeatureShape): FeatureShape {
+    return this.main.outputShape(input);
+  }
+
+  macs(input: FeatureShape): number {
+    return this.main.macs(input) + (this.shortcut?.macs(input) ?? 0);
+  }
+}
+
+/** MobileNet v1 depthwise-separable block: dw3x3-BN-ReLU then pw1x1-BN-ReLU. */
+export class SeparableBlock implements Block {
+  readonly body: Sequence;
+  readonly params: readonly Param[];
+  readonly buffers: readonly Param[];
+  private readonly keepsShape: boolean;
+
+  constructor(make: ParamFactory, inC: number, outC: number, stride: number) {
+    this.body = new Sequence([
+      new DepthwiseConv2d(make.child('depthwise.conv'), inC, stride),
+      new BatchNorm(make.child('depthwise.bn'), inC),
+      new Relu(),
+      ...convBn(make.child('pointwise'), inC, outC, 1, 1, true).layers,
+    ]);
+    this.params = this.body.params;
+    this.buffers = this.body.buffers;
+    this.keepsShape = stride === 1 && inC === outC;
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.body.forward(x);
+  }
+
+  trace(x: tf.Tensor): Traced {
+    return this.body.trace(x);
+  }
+
+  /** Without a shortcut only shape-preserving blocks can be skipped. */
+  lesionForward(x: tf.Tensor): tf.Tensor | null {
+    return this.keepsShape ? x : null;
+  }
+
+  outputShape(input: FeatureShape): FeatureShape {
+    return this.body.outputShape(input);
+  }
+
+  macs(input: FeatureShape): number {
+    return this.body.macs(input);
+  }
+}
+
+/** Exit head of the authors' code: BN -> ReLU -> global average pool -> FC (bias 0). */
+export function exitHead(make: ParamFactory, channels: number, classes: number): Sequence {
+  return new Sequence([
+    new BatchNorm(make.child('bn'), channels),
+    new Relu(),
+    new GlobalAveragePool(),
+    new Dense(make.child('fc'), channels, classes),
+  ]);
+}

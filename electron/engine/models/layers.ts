@@ -1,0 +1,413 @@
+/**
+ * The building blocks of Mw-networks, each with an explicit backward pass.
+ *
+ * Why not tfjs autodiff: multi-way BP needs, from ONE forward pass, a separate gradient for
+ * each exit's loss (method.md). tf.grads re-runs the forward function on every call, so K
+ * exits would cost K forward passes and K updates of the batch-norm statistics. Here a
+ * traced forward pass keeps what each layer needs and returns a `backward` closure that can
+ * be called once per exit (PyTorch's retain_graph). Every backward is checked against tfjs
+ * autodiff in test/engine/layers.test.ts.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from './gradKernels.js';
+import type { Random } from '../random.js';
+
+/** A trainable tensor or a persistent buffer (batch-norm running statistics). */
+export interface Param {
+  readonly name: string;
+  readonly variable: tf.Variable;
+}
+
+/** Collects parameter gradients of one backward pass. */
+export class GradSink {
+  readonly grads = new Map<Param, tf.Tensor>();
+
+  add(param: Param, grad: tf.Tensor): void {
+    const previous = this.grads.get(param);
+    this.grads.set(param, previous ? tf.add(previous, grad) : grad);
+  }
+
+  get(param: Param): tf.Tensor | undefined {
+    return this.grads.get(param);
+  }
+}
+
+/** Maps the gradient of a layer's output to the gradient of its input, adding parameter gradients to the sink. */
+export type Backward = (dy: tf.Tensor, sink: GradSink) => tf.Tensor;
+
+export interface Traced {
+  y: tf.Tensor;
+  backward: Backward;
+}
+
+/** Shape of one image as it flows through the network: [height, width, channels]. */
+export type FeatureShape = readonly [number, number, number];
+
+export interface Layer {
+  /** Trainable parameters. */
+  readonly params: readonly Param[];
+  /** Persistent non-trainable state saved in checkpoints. */
+  readonly buffers: readonly Param[];
+  /** Inference-mode forward (batch-norm uses running statistics). */
+  forward(x: tf.Tensor): tf.Tensor;
+  /** Training-mode forward that keeps what backward needs (and updates batch-norm statistics). */
+  trace(x: tf.Tensor): Traced;
+  outputShape(input: FeatureShape): FeatureShape;
+  /** Multiply-accumulates per image. */
+  macs(input: FeatureShape): number;
+}
+
+/** Creates named parameters under a prefix ("blocks.3.conv1") with seeded initial values. */
+export class ParamFactory {
+  constructor(
+    private readonly rng: Random,
+    readonly prefix = '',
+  ) {}
+
+  child(name: string): ParamFactory {
+    return new ParamFactory(this.rng, this.prefix ? `${this.prefix}.${name}` : name);
+  }
+
+  /** Values are drawn in JS so a seed gives the same weights on every backend. */
+  normal(name: string, shape: number[], std: number): Param {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const values = new Float32Array(size);
+    for (let i = 0; i < size; i += 2) {
+      // Box-Muller: two normals per pair of uniforms.
+      const u = 1 - this.rng.next();
+      const v = this.rng.next();
+      const r = Math.sqrt(-2 * Math.log(u)) * std;
+      values[i] = r * Math.cos(2 * Math.PI * v);
+      if (i + 1 < size) values[i + 1] = r * Math.sin(2 * Math.PI * v);
+    }
+    return this.make(name, tf.tensor(values, shape));
+  }
+
+  uniform(name: string, shape: number[], bound: number): Param {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const values = new Float32Array(size);
+    for (let i = 0; i < size; i++) values[i] = (2 * this.rng.next() - 1) * bound;
+    return this.make(name, tf.tensor(values, shape));
+  }
+
+  constant(name: string, shape: number[], value: number, trainable = true): Param {
+    return this.make(name, tf.fill(shape, value), trainable);
+  }
+
+  private make(name: string, initial: tf.Tensor, trainable = true): Param {
+    // tfjs variable names are process-global; ours only need to be unique within a network.
+    return { name: this.prefix ? `${this.prefix}.${name}` : name, variable: tf.variable(initial, trainable) };
+  }
+}
+
+/** PyTorch-style symmetric padding (k-1)/2, so shapes and exported models match nn.Conv2d(padding=k//2). */
+function symmetricPad(kernel: number): ExplicitPad {
+  const p = (kernel - 1) / 2;
+  return [
+    [0, 0],
+    [p, p],
+    [p, p],
+    [0, 0],
+  ];
+}
+
+function convOutputSize(size: number, kernel: number, stride: number): number {
+  return Math.floor((size + 2 * ((kernel - 1) / 2) - kernel) / stride) + 1;
+}
+
+/** Convolution without bias (a batch norm always follows). */
+export class Conv2d implements Layer {
+  readonly weight: Param;
+  readonly params: readonly Param[];
+  readonly buffers: readonly Param[] = [];
+
+  constructor(
+    make: ParamFactory,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernel: number,
+    readonly stride: number,
+  ) {
+    if (kernel % 2 !== 1) throw new Error(`conv kernel must be odd, got ${kernel}`);
+    // He (fan-out) initialisation, as torchvision's resnet.py.
+    const std = Math.sqrt(2 / (kernel * kernel * outChannels));
+    this.weight = make.normal('weight', [kernel, kernel, inChannels, outChannels], std);
+    this.params = [this.weight];
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.conv2d(x as tf.Tensor4D, this.weight.variable as tf.Tensor4D, this.stride, symmetricPad(this.kernel));
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const y = this.forward(x);
+    // Keep the weights as they were at forward time: method.md computes every exit's gradient
+    // from the forward pass, even if an optimizer steps before a later backward call.
+    const w = tf.clone(this.weight.variable) as tf.Tensor4D;
+    const pad = symmetricPad(this.kernel);
+    return {
+      y,
+      backward: (dy, sink) => {
+        sink.add(this.weight, conv2dFilterGrad(x as tf.Tensor4D, dy as tf.Tensor4D, w.shape, this.stride, pad));
+        return conv2dInputGrad(x.shape as [number, number, number, number], dy as tf.Tensor4D, w, this.stride, pad);
+      },
+    };
+  }
+
+  outputShape([h, w]: FeatureShape): FeatureShape {
+    return [convOutputSize(h, this.kernel, this.stride), convOutputSize(w, this.kernel, this.stride), this.outChannels];
+  }
+
+  macs(input: FeatureShape): number {
+    const [h, w] = this.outputShape(input);
+    return h * w * this.kernel * this.kernel * this.inChannels * this.outChannels;
+  }
+}
+
+/** Depthwise 3x3 convolution (channel multiplier 1) of MobileNet's separable blocks. */
+export class DepthwiseConv2d implements Layer {
+  readonly weight: Param;
+  readonly params: readonly Param[];
+  readonly buffers: readonly Param[] = [];
+
+  constructor(
+    make: ParamFactory,
+    readonly channels: number,
+    readonly stride: number,
+  ) {
+    this.weight = make.normal('weight', [3, 3, channels, 1], Math.sqrt(2 / 9));
+    this.params = [this.weight];
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.depthwiseConv2d(x as tf.Tensor4D, this.weight.variable as tf.Tensor4D, this.stride, symmetricPad(3));
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const y = this.forward(x);
+    const w = tf.clone(this.weight.variable) as tf.Tensor4D;
+    const pad = symmetricPad(3);
+    return {
+      y,
+      backward: (dy, sink) => {
+        sink.add(this.weight, depthwiseFilterGrad(x as tf.Tensor4D, dy as tf.Tensor4D, w.shape, this.stride, pad));
+        return depthwiseInputGrad(x.shape as [number, number, number, number], dy as tf.Tensor4D, w, this.stride, pad);
+      },
+    };
+  }
+
+  outputShape([h, w]: FeatureShape): FeatureShape {
+    return [convOutputSize(h, 3, this.stride), convOutputSize(w, 3, this.stride), this.channels];
+  }
+
+  macs(input: FeatureShape): number {
+    const [h, w] = this.outputShape(input);
+    return h * w * 9 * this.channels;
+  }
+}
+
+/** PyTorch's BatchNorm2d defaults: eps 1e-5, running statistics momentum 0.1, unbiased running variance. */
+const BN_EPSILON = 1e-5;
+const BN_MOMENTUM = 0.1;
+
+export class BatchNorm implements Layer {
+  readonly gamma: Param;
+  readonly beta: Param;
+  readonly runningMean: Param;
+  readonly runningVar: Param;
+  readonly params: readonly Param[];
+  readonly buffers: readonly Param[];
+
+  constructor(
+    make: ParamFactory,
+    readonly channels: number,
+  ) {
+    this.gamma = make.constant('gamma', [channels], 1);
+    this.beta = make.constant('beta', [channels], 0);
+    this.runningMean = make.constant('runningMean', [channels], 0, false);
+    this.runningVar = make.constant('runningVar', [channels], 1, false);
+    this.params = [this.gamma, this.beta];
+    this.buffers = [this.runningMean, this.runningVar];
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.batchNorm(x, this.runningMean.variable, this.runningVar.variable, this.beta.variable, this.gamma.variable, BN_EPSILON);
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const axes = x.shape.slice(0, -1).map((_, i) => i);
+    const count = x.size / this.channels;
+    const { mean, variance } = tf.moments(x, axes);
+    const invStd = tf.rsqrt(tf.add(variance, BN_EPSILON));
+    const normalized = tf.mul(tf.sub(x, mean), invStd);
+    const gamma = tf.clone(this.gamma.variable);
+    const y = tf.add(tf.mul(normalized, gamma), this.beta.variable);
+    this.updateRunningStats(mean, variance, count);
+    return {
+      y,
+      backward: (dy, sink) => {
+        const dBeta = tf.sum(dy, axes);
+        const dGamma = tf.sum(tf.mul(dy, normalized), axes);
+        sink.add(this.beta, dBeta);
+        sink.add(this.gamma, dGamma);
+        // dx = gamma * invStd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
+        const centered = tf.sub(tf.sub(tf.mul(dy, count), dBeta), tf.mul(normalized, dGamma));
+        return tf.mul(centered, tf.div(tf.mul(gamma, invStd), count));
+      },
+    };
+  }
+
+  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {
+    tf.tidy(() => {
+      const unbiased = tf.mul(variance, count / Math.max(1, count - 1));
+      this.runningMean.variable.assign(tf.add(tf.mul(this.runningMean.variable, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
+      this.runningVar.variable.assign(tf.add(tf.mul(this.runningVar.variable, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
+    });
+  }
+
+  outputShape(input: FeatureShape): FeatureShape {
+    return input;
+  }
+
+  macs(): number {
+    return 0;
+  }
+}
+
+export class Relu implements Layer {
+  readonly params: readonly Param[] = [];
+  readonly buffers: readonly Param[] = [];
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.relu(x);
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const y = tf.relu(x);
+    return { y, backward: (dy) => tf.mul(dy, tf.step(y)) };
+  }
+
+  outputShape(input: FeatureShape): FeatureShape {
+    return input;
+  }
+
+  macs(): number {
+    return 0;
+  }
+}
+
+/** Global average pooling: [N, H, W, C] -> [N, C]. */
+export class GlobalAveragePool implements Layer {
+  readonly params: readonly Param[] = [];
+  readonly buffers: readonly Param[] = [];
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.mean(x, [1, 2]);
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const [n, h, w, c] = x.shape as [number, number, number, number];
+    return {
+      y: this.forward(x),
+      backward: (dy) => tf.broadcastTo(tf.reshape(tf.div(dy, h * w), [n, 1, 1, c]), [n, h, w, c]),
+    };
+  }
+
+  outputShape([, , c]: FeatureShape): FeatureShape {
+    return [1, 1, c];
+  }
+
+  macs([h, w, c]: FeatureShape): number {
+    return h * w * c;
+  }
+}
+
+/** Fully connected classifier; bias starts at 0 as in the authors' exit heads. */
+export class Dense implements Layer {
+  readonly weight: Param;
+  readonly bias: Param;
+  readonly params: readonly Param[];
+  readonly buffers: readonly Param[] = [];
+
+  constructor(
+    make: ParamFactory,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+  ) {
+    // PyTorch nn.Linear's default weight range.
+    this.weight = make.uniform('weight', [inFeatures, outFeatures], 1 / Math.sqrt(inFeatures));
+    this.bias = make.constant('bias', [outFeatures], 0);
+    this.params = [this.weight, this.bias];
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.add(tf.matMul(x as tf.Tensor2D, this.weight.variable as tf.Tensor2D), this.bias.variable);
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const w = tf.clone(this.weight.variable) as tf.Tensor2D;
+    return {
+      y: this.forward(x),
+      backward: (dy, sink) => {
+        sink.add(this.weight, tf.matMul(x as tf.Tensor2D, dy as tf.Tensor2D, true, false));
+        sink.add(this.bias, tf.sum(dy, 0));
+        return tf.matMul(dy as tf.Tensor2D, w, false, true);
+      },
+    };
+  }
+
+  outputShape(): FeatureShape {
+    return [1, 1, this.outFeatures];
+  }
+
+  macs(): number {
+    return this.inFeatures * this.outFeatures;
+  }
+}
+
+/** Layers applied in order; backward runs them in reverse. */
+export class Sequence implements Layer {
+  readonly params: readonly Param[];
+  readonly buffers: readonly Param[];
+
+  constructor(readonly layers: readonly Layer[]) {
+    this.params = layers.flatMap((l) => l.params);
+    this.buffers = layers.flatMap((l) => l.buffers);
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.layers.reduce((h, layer) => layer.forward(h), x);
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const backwards: Backward[] = [];
+    let h = x;
+    for (const layer of this.layers) {
+      const traced = layer.trace(h);
+      backwards.push(traced.backward);
+      h = traced.y;
+    }
+    return {
+      y: h,
+      backward: (dy, sink) => backwards.reduceRight((g, backward) => backward(g, sink), dy),
+    };
+  }
+
+  outputShape(input: FeatureShape): FeatureShape {
+    return this.layers.reduce((shape, layer) => layer.outputShape(shape), input);
+  }
+
+  macs(input: FeatureShape): number {
+    let shape = input;
+    let total = 0;
+    for (const layer of this.layers) {
+      total += layer.macs(shape);
+      shape = layer.outputShape(shape);
+    }
+    return total;
+  }
+}
+
+export function parameterCount(layer: Pick<Layer, 'params'>): number {
+  return layer.params.reduce((n, p) => n + p.variable.size, 0);
+}

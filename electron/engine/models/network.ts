@@ -1,0 +1,174 @@
+/**
+ * An Mw-network: stem -> blocks, with an exit head after chosen blocks and after the last one.
+ * One traced forward pass yields every exit's logits and a backward that can start from any
+ * combination of exits, which is what the four training methods need.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { layerOfBlock } from '../../../shared/spec.js';
+import type { Block } from './blocks.js';
+import { parameterCount, type FeatureShape, type GradSink, type Layer, type Param, type Traced } from './layers.js';
+
+export interface ExitPoint {
+  /** Position among the exits, shallowest first; the final output is last. */
+  index: number;
+  /** 1-based block after which the exit sits. */
+  block: number;
+  /** Layer index of that block's output (stem = layer 1, two layers per block). */
+  layer: number;
+  final: boolean;
+}
+
+export interface ExitCost extends ExitPoint {
+  /** Trainable parameters of the sub-model ending at this exit (backbone prefix + its head). */
+  params: number;
+  /** Multiply-accumulates per image of that sub-model. */
+  macs: number;
+}
+
+export interface NetworkDescription {
+  family: 'resnet' | 'mobilenet';
+  /** "MwResNet-20-3", "MwMobileNet-0.5-5". */
+  name: string;
+  inputShape: FeatureShape;
+  classes: number;
+}
+
+export interface TracedNetwork {
+  /** Logits of every exit, shallowest first. */
+  logits: tf.Tensor2D[];
+  /**
+   * Back-propagates the given logit gradients (null = exit not involved) through their heads
+   * and the blocks below them, adding parameter gradients to the sink.
+   */
+  backward(seeds: readonly (tf.Tensor | null)[], sink: GradSink): void;
+  /** Back-propagates into one exit head only, stopping at the features (a probe on a frozen backbone). */
+  backwardHead(exit: number, seed: tf.Tensor, sink: GradSink): void;
+}
+
+export interface ForwardOptions {
+  /** Compute exits up to this index only (the sub-model of a shallower exit). */
+  upToExit?: number;
+  /** Lesion: replace this 1-based block by its shortcut. */
+  skipBlock?: number;
+}
+
+export class MwNetwork {
+  readonly exits: readonly ExitPoint[];
+
+  constructor(
+    readonly description: NetworkDescription,
+    readonly stem: Layer,
+    readonly blocks: readonly Block[],
+    /** One head per exit, aligned with `exits`. */
+    readonly heads: readonly Layer[],
+    exitBlocks: readonly number[],
+  ) {
+    if (heads.length !== exitBlocks.length) throw new Error('one head per exit is required');
+    this.exits = exitBlocks.map((block, index) => ({
+      index,
+      block,
+      layer: layerOfBlock(block),
+      final: index === exitBlocks.length - 1,
+    }));
+  }
+
+  get params(): Param[] {
+    return [this.stem, ...this.blocks, ...this.heads].flatMap((l) => [...l.params]);
+  }
+
+  get buffers(): Param[] {
+    return [this.stem, ...this.blocks, ...this.heads].flatMap((l) => [...l.buffers]);
+  }
+
+  /** Parameters that exit k's loss reaches: stem, blocks up to its block, its head. */
+  segmentParams(exit: number): Param[] {
+    const point = this.exitAt(exit);
+    return [this.stem, ...this.blocks.slice(0, point.block), this.heads[exit]!].flatMap((l) => [...l.params]);
+  }
+
+  exitAt(exit: number): ExitPoint {
+    const point = this.exits[exit];
+    if (!point) throw new Error(`exit ${exit} does not exist (the network has ${this.exits.length})`);
+    return point;
+  }
+
+  /** Inference: logits of every exit (or of the exits up to `upToExit`). */
+  predict(x: tf.Tensor, options: ForwardOptions = {}): tf.Tensor2D[] {
+    const last = options.upToExit ?? this.exits.length - 1;
+    const lastBlock = this.exitAt(last).block;
+    const logits: tf.Tensor2D[] = [];
+    let h = this.stem.forward(x);
+    for (let b = 1; b <= lastBlock; b++) {
+      const block = this.blocks[b - 1]!;
+      h = (b === options.skipBlock ? block.lesionForward(h) : null) ?? block.forward(h);
+      for (const exit of this.exits) {
+        if (exit.block === b && exit.index <= last) logits.push(this.heads[exit.index]!.forward(h) as tf.Tensor2D);
+      }
+    }
+    return logits;
+  }
+
+  /** Training-mode forward pass (updates batch-norm statistics) keeping what backward needs. */
+  trace(x: tf.Tensor): TracedNetwork {
+    const stem = this.stem.trace(x);
+    const blocks: Traced[] = [];
+    const heads: Traced[] = [];
+    let h = stem.y;
+    for (let b = 1; b <= this.blocks.length; b++) {
+      const traced = this.blocks[b - 1]!.trace(h);
+      blocks.push(traced);
+      h = traced.y;
+      for (const exit of this.exits) if (exit.block === b) heads[exit.index] = this.heads[exit.index]!.trace(h);
+    }
+    return {
+      logits: heads.map((t) => t.y as tf.Tensor2D),
+      backward: (seeds, sink) => {
+        const deepest = seeds.reduce<number>((d, seed, k) => (seed ? Math.max(d, this.exitAt(k).block) : d), 0);
+        let dh: tf.Tensor | null = null;
+        for (let b = deepest; b >= 1; b--) {
+          for (const exit of this.exits) {
+            const seed = seeds[exit.index];
+            if (exit.block !== b || !seed) continue;
+            const fromHead = heads[exit.index]!.backward(seed, sink);
+            dh = dh ? tf.add(dh, fromHead) : fromHead;
+          }
+          if (dh) dh = blocks[b - 1]!.backward(dh, sink);
+        }
+        if (dh) stem.backward(dh, sink);
+      },
+      backwardHead: (exit, seed, sink) => {
+        heads[exit]!.backward(seed, sink);
+      },
+    };
+  }
+
+  /** Size and compute of every exit's sub-model. */
+  costs(): ExitCost[] {
+    const [h, w, c] = this.description.inputShape;
+    let shape: FeatureShape = [h, w, c];
+    let params = parameterCount(this.stem);
+    let macs = this.stem.macs(shape);
+    shape = this.stem.outputShape(shape);
+    const backboneAt: { params: number; macs: number; shape: FeatureShape }[] = [];
+    for (const block of this.blocks) {
+      params += parameterCount(block);
+      macs += block.macs(shape);
+      shape = block.outputShape(shape);
+      backboneAt.push({ params, macs, shape });
+    }
+    return this.exits.map((exit) => {
+      const backbone = backboneAt[exit.block - 1]!;
+      const head = this.heads[exit.index]!;
+      return { ...exit, params: backbone.params + parameterCount(head), macs: backbone.macs + head.macs(backbone.shape) };
+    });
+  }
+
+  /** Every trainable parameter and buffer by name (checkpoints, export). */
+  namedTensors(): Map<string, tf.Variable> {
+    return new Map([...this.params, ...this.buffers].map((p) => [p.name, p.variable]));
+  }
+
+  dispose(): void {
+    for (const p of [...this.params, ...this.buffers]) p.variable.dispose();
+  }
+}

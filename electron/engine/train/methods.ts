@@ -1,0 +1,203 @@
+/**
+ * The four ways to train an Mw-network (method.md, "The three ways to back-propagate" plus the
+ * plain baseline). Each method owns its optimizers; `step` runs one batch and returns, per
+ * exit, the loss and the number of correct predictions as tensors (read asynchronously by the
+ * caller, so the hot path never blocks on dataSync).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Method } from '../../../shared/spec.js';
+import { GradSink, type MwNetwork, type Param, type TracedNetwork } from '../models/index.js';
+import { lossWeights, multiWayLearningRates } from './lossWeights.js';
+import { SgdOptimizer, type SgdSettings } from './optimizer.js';
+
+export interface Hyperparameters {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  gamma: number;
+}
+
+export type StepResult = {
+  /** [exits] mean cross-entropy of each exit on the batch. */
+  losses: tf.Tensor1D;
+  /** [exits] correct top-1 predictions of each exit on the batch. */
+  correct: tf.Tensor1D;
+};
+
+export interface TrainingMethod {
+  readonly method: Method;
+  readonly lossWeights: readonly number[];
+  readonly optimizers: readonly SgdOptimizer[];
+  step(x: tf.Tensor4D, labels: tf.Tensor1D, lrFactor: number): StepResult;
+}
+
+/** Mean softmax cross-entropy and its gradient w.r.t. the logits. */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): { loss: tf.Scalar; dLogits: tf.Tensor2D } {
+  const batch = logits.shape[0];
+  const logProbs = tf.logSoftmax(logits);
+  const loss = tf.neg(tf.div(tf.sum(tf.mul(oneHot, logProbs)), batch)) as tf.Scalar;
+  const dLogits = tf.div(tf.sub(tf.exp(logProbs), oneHot), batch) as tf.Tensor2D;
+  return { loss, dLogits };
+}
+
+function correctCount(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
+}
+
+/** Gradients of one backward call, aligned with `params` (tensors kept past the inner tidy). */
+function gradientsFor(params: readonly Param[], run: (sink: GradSink) => void): (tf.Tensor | undefined)[] {
+  return tf.tidy(() => {
+    const sink = new GradSink();
+    run(sink);
+    return params.map((p) => sink.get(p) ?? tf.zerosLike(p.variable));
+  });
+}
+
+interface ExitLosses {
+  losses: tf.Scalar[];
+  dLogits: tf.Tensor2D[];
+  correct: tf.Scalar[];
+}
+
+function exitLosses(traced: TracedNetwork, labels: tf.Tensor1D, classes: number): ExitLosses {
+  const oneHot = tf.oneHot(labels, classes) as tf.Tensor2D;
+  const out: ExitLosses = { losses: [], dLogits: [], correct: [] };
+  for (const logits of traced.logits) {
+    const { loss, dLogits } = softmaxCrossEntropy(logits, oneHot);
+    out.losses.push(loss);
+    out.dLogits.push(dLogits);
+    out.correct.push(correctCount(logits, labels));
+  }
+  return out;
+}
+
+function result(e: Pick<ExitLosses, 'losses' | 'correct'>): StepResult {
+  return { losses: tf.stack(e.losses) as tf.Tensor1D, correct: tf.stack(e.correct) as tf.Tensor1D };
+}
+
+function sgd(name: string, params: readonly Param[], h: Hyperparameters, lr = h.lr): SgdOptimizer {
+  const settings: SgdSettings = { lr, momentum: h.momentum, weightDecay: h.weightDecay, nesterov: h.momentum > 0 };
+  return new SgdOptimizer(name, params, settings);
+}
+
+/** One seed per exit, only `exit` set: the gradient of that exit's weighted loss alone. */
+function seedsFor(net: MwNetwork, exit: number, dLogits: tf.Tensor): (tf.Tensor | null)[] {
+  return net.exits.map((e) => (e.index === exit ? dLogits : null));
+}
+
+/**
+ * Multi-way BP (the paper's method): ONE forward pass; for each exit from shallowest to final,
+ * its loss alone back-propagated through its segment (gradients from that forward pass), scaled
+ * by lambda_k, and its own optimizer (lr / sum of auxiliary weights at and above it) stepped
+ * in series. Shallow blocks are thus updated once per exit.
+ */
+function multiWay(net: MwNetwork, h: Hyperparameters): TrainingMethod {
+  const weights = lossWeights(net.exits, h.gamma);
+  const rates = multiWayLearningRates(weights, net.exits, h.lr);
+  const optimizers = net.exits.map((e) => sgd(`exit-${e.block}`, net.segmentParams(e.index), h, rates[e.index]));
+  return {
+    method: 'multiway',
+    lossWeights: weights,
+    optimizers,
+    step(x, labels, lrFactor) {
+      return tf.tidy(() => {
+        const traced = net.trace(x);
+        const e = exitLosses(traced, labels, net.description.classes);
+        // All gradients first, from the same forward activations and weights; then the steps.
+        const grads = optimizers.map((opt, k) => gradientsFor(opt.params, (sink) => traced.backward(seedsFor(net, k, e.dLogits[k]!), sink)));
+        optimizers.forEach((opt, k) => opt.step(grads[k]!, lrFactor, weights[k]));
+        return result(e);
+      });
+    },
+  };
+}
+
+/** Pair-wise BP: for each exit in turn, a fresh forward pass with the current weights, its loss, its step. */
+function pairWise(net: MwNetwork, h: Hyperparameters): TrainingMethod {
+  const weights = lossWeights(net.exits, h.gamma);
+  const rates = multiWayLearningRates(weights, net.exits, h.lr);
+  const optimizers = net.exits.map((e) => sgd(`exit-${e.block}`, net.segmentParams(e.index), h, rates[e.index]));
+  return {
+    method: 'pairwise',
+    lossWeights: weights,
+    optimizers,
+    step(x, labels, lrFactor) {
+      return tf.tidy(() => {
+        const losses: tf.Scalar[] = [];
+        const correct: tf.Scalar[] = [];
+        optimizers.forEach((opt, k) => {
+          const [loss, right] = tf.tidy(() => {
+            const traced = net.trace(x);
+            const e = exitLosses(traced, labels, net.description.classes);
+            const grads = gradientsFor(opt.params, (sink) => traced.backward(seedsFor(net, k, e.dLogits[k]!), sink));
+            opt.step(grads, lrFactor, weights[k]);
+            return [e.losses[k]!, e.correct[k]!];
+          });
+          losses.push(loss as tf.Scalar);
+          correct.push(right as tf.Scalar);
+        });
+        return result({ losses, correct });
+      });
+    },
+  };
+}
+
+/** Joint BP: one backward pass of sum_k lambda_k L_k, one optimizer. */
+function joint(net: MwNetwork, h: Hyperparameters): TrainingMethod {
+  const weights = lossWeights(net.exits, h.gamma);
+  const optimizer = sgd('all', net.params, h);
+  return {
+    method: 'joint',
+    lossWeights: weights,
+    optimizers: [optimizer],
+    step(x, labels, lrFactor) {
+      return tf.tidy(() => {
+        const traced = net.trace(x);
+        const e = exitLosses(traced, labels, net.description.classes);
+        const seeds = e.dLogits.map((d, k) => tf.mul(d, weights[k]!));
+        optimizer.step(gradientsFor(optimizer.params, (sink) => traced.backward(seeds, sink)), lrFactor);
+        return result(e);
+      });
+    },
+  };
+}
+
+/**
+ * Plain BP: the backbone learns from the final output only. The auxiliary heads are trained as
+ * probes on the detached features, so a plain run still reports what each depth would give.
+ */
+function plain(net: MwNetwork, h: Hyperparameters): TrainingMethod {
+  const final = net.exits.length - 1;
+  const backbone = sgd('final', net.segmentParams(final), h);
+  const probeParams = net.heads.slice(0, final).flatMap((head) => [...head.params]);
+  const probes = sgd('probes', probeParams, h);
+  return {
+    method: 'plain',
+    lossWeights: net.exits.map((e) => (e.final ? 1 : 0)),
+    optimizers: [backbone, probes],
+    step(x, labels, lrFactor) {
+      return tf.tidy(() => {
+        const traced = net.trace(x);
+        const e = exitLosses(traced, labels, net.description.classes);
+        const backboneGrads = gradientsFor(backbone.params, (sink) => traced.backward(seedsFor(net, final, e.dLogits[final]!), sink));
+        const probeGrads = gradientsFor(probes.params, (sink) => {
+          for (let k = 0; k < final; k++) traced.backwardHead(k, e.dLogits[k]!, sink);
+        });
+        backbone.step(backboneGrads, lrFactor);
+        probes.step(probeGrads, lrFactor);
+        return result(e);
+      });
+    },
+  };
+}
+
+const BUILDERS: Record<Method, (net: MwNetwork, h: Hyperparameters) => TrainingMethod> = {
+  multiway: multiWay,
+  pairwise: pairWise,
+  joint,
+  plain,
+};
+
+export function createTrainingMethod(method: Method, net: MwNetwork, h: Hyperparameters): TrainingMethod {
+  return BUILDERS[method](net, h);
+}

@@ -1,0 +1,160 @@
+/**
+ * The run specification: what a user asks the engine to train. One schema, used by the CLI,
+ * the Electron IPC boundary, serve mode and the renderer's forms, so every face rejects the
+ * same bad settings with the same reasons.
+ */
+import { z } from 'zod';
+
+export const METHODS = ['plain', 'joint', 'pairwise', 'multiway'] as const;
+export type Method = (typeof METHODS)[number];
+
+export const METHOD_LABELS: Record<Method, string> = {
+  plain: 'Plain BP (final output only)',
+  joint: 'Joint BP (weighted sum of exit losses)',
+  pairwise: 'Pair-wise BP (one forward per exit)',
+  multiway: 'Multi-way BP (paper)',
+};
+
+/** MobileNet v1 has a fixed stack of 13 depthwise-separable blocks. */
+export const MOBILENET_BLOCKS = 13;
+
+/** Residual blocks of a CIFAR-style ResNet of depth 6n+2: three stages of n blocks. */
+export function resnetBlockCount(depth: number): number {
+  return 3 * ((depth - 2) / 6);
+}
+
+export function isResnetDepth(depth: number): boolean {
+  return Number.isInteger(depth) && depth >= 8 && (depth - 2) % 6 === 0;
+}
+
+const positiveInt = (what: string) =>
+  z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).positive(`${what} must be at least 1`);
+
+const finitePositive = (what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .refine((v) => Number.isFinite(v) && v > 0, `${what} must be a finite number above 0`);
+
+const exitList = z
+  .array(positiveInt('an exit block'))
+  .max(64, 'at most 64 auxiliary exits')
+  .refine((e) => new Set(e).size === e.length, 'exits must not repeat a block')
+  .optional();
+
+export const ArchSpecSchema = z.discriminatedUnion('family', [
+  z.object({
+    family: z.literal('resnet'),
+    depth: z
+      .number({ error: 'depth must be a number' })
+      .refine(isResnetDepth, 'ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...)')
+      .refine((d) => d <= 1202, 'ResNet depth is capped at 1202'),
+    width: finitePositive('width').refine((w) => w <= 16, 'width factor is at most 16'),
+    /** 1-based residual blocks followed by an auxiliary exit; the final output is always added. */
+    exits: exitList,
+  }),
+  z.object({
+    family: z.literal('mobilenet'),
+    width: finitePositive('width multiplier').refine((w) => w <= 4, 'width multiplier is at most 4'),
+    exits: exitList,
+  }),
+]);
+export type ArchSpec = z.infer<typeof ArchSpecSchema>;
+
+export const RunConfigSchema = z
+  .object({
+    /** 'embedded' (the Fashion-MNIST subset shipped with the studio) or a file/folder path. */
+    dataset: z.string().min(1, 'dataset is required'),
+    arch: ArchSpecSchema,
+    method: z.enum(METHODS, { error: `method must be one of ${METHODS.join(', ')}` }),
+    gamma: z
+      .number({ error: 'gamma must be a number' })
+      .refine((g) => Number.isFinite(g) && g >= 0 && g <= 10, 'gamma must be between 0 and 10'),
+    epochs: positiveInt('epochs').max(10_000, 'epochs is at most 10000'),
+    batchSize: positiveInt('batch size').max(4096, 'batch size is at most 4096'),
+    lr: finitePositive('learning rate').refine((v) => v <= 10, 'learning rate is at most 10'),
+    momentum: z.number().min(0).max(0.999).default(0.9),
+    weightDecay: z.number().min(0).max(0.1).default(1e-4),
+    schedule: z.enum(['step', 'cosine']).default('step'),
+    seed: z.number().int('seed must be a whole number').min(0).max(2 ** 31 - 1),
+    augment: z.boolean().default(true),
+    /** Fraction of the training images held out for validation (0 = none). */
+    validationSplit: z.number().min(0).max(0.5, 'validation split is at most 0.5').default(0),
+    limitTrain: positiveInt('limit-train').optional(),
+    limitTest: positiveInt('limit-test').optional(),
+  })
+  .strict();
+
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+export type RunConfigInput = z.input<typeof RunConfigSchema>;
+
+export const DEFAULT_RUN_CONFIG: RunConfig = {
+  dataset: 'embedded',
+  arch: { family: 'resnet', depth: 20, width: 1, exits: [3, 6] },
+  method: 'multiway',
+  gamma: 2,
+  epochs: 3,
+  batchSize: 128,
+  lr: 0.1,
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  schedule: 'step',
+  seed: 0,
+  augment: true,
+  validationSplit: 0,
+};
+
+/** A readable, field-named message for a failed parse ("arch.depth: ResNet depth must be ..."). */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : 'config'}: ${issue.message}`)
+    .join('; ');
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Validates a run configuration including the rules that need the architecture as a whole
+ * (exits inside the network). Throws ConfigError with every problem named.
+ */
+export function parseRunConfig(input: unknown): RunConfig {
+  const parsed = RunConfigSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error));
+  const config = parsed.data;
+  const blocks = blockCount(config.arch);
+  const outside = (config.arch.exits ?? []).filter((b) => b >= blocks);
+  if (outside.length) {
+    throw new ConfigError(
+      `arch.exits: block ${outside.join(', ')} is outside the network; auxiliary exits go after blocks 1..${blocks - 1} (block ${blocks} is the final output)`,
+    );
+  }
+  return config;
+}
+
+export function blockCount(arch: ArchSpec): number {
+  return arch.family === 'resnet' ? resnetBlockCount(arch.depth) : MOBILENET_BLOCKS;
+}
+
+/** Layer index of the output of block b (stem conv is layer 1, each block adds two). */
+export function layerOfBlock(block: number): number {
+  return 2 * block + 1;
+}
+
+/**
+ * Default auxiliary exits, following the paper's placement for ResNet-56 (layers 15, 25, 35, 45
+ * = blocks 7, 12, 17, 22 of 27): every round(B/5.4) blocks back from the end, at most four,
+ * none in the first quarter (shallow features make poor, loss-dominating exits).
+ */
+export function defaultExits(blocks: number): number[] {
+  const spacing = Math.max(2, Math.round(blocks / 5.4));
+  const exits: number[] = [];
+  for (let b = blocks - spacing; b >= Math.max(2, blocks / 4) && exits.length < 4; b -= spacing) exits.unshift(b);
+  return exits;
+}
+
+/** The auxiliary exits a run will use: the given ones (sorted) or the default placement. */
+export function resolveExits(arch: ArchSpec): number[] {
+  const blocks = blockCount(arch);
+  return arch.exits ? [...arch.exits].sort((a, b) => a - b) : defaultExits(blocks);
+}

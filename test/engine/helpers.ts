@@ -1,0 +1,42 @@
+/** Shared test helpers: tiny deterministic inputs and closeness checks on real tfjs tensors. */
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradient functions; autodiff is the reference these tests compare with.
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import '@tensorflow/tfjs-backend-cpu';
+import { expect } from 'vitest';
+import { Random } from '../../electron/engine/random.js';
+
+export async function useCpuBackend(): Promise<void> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+}
+
+export function randomTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
+  const rng = new Random(seed);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const values = Float32Array.from({ length: size }, () => (rng.next() * 2 - 1) * scale);
+  return tf.tensor(values, shape);
+}
+
+export function randomLabels(count: number, classes: number, seed: number): tf.Tensor1D {
+  const rng = new Random(seed);
+  return tf.tensor1d(Array.from({ length: count }, () => rng.int(classes)), 'int32');
+}
+
+/** Max |a - b| relative to the larger magnitude (at least 1). */
+export function expectClose(actual: tf.Tensor, expected: tf.Tensor, tolerance = 1e-4): void {
+  expect(actual.shape).toEqual(expected.shape);
+  const a = actual.dataSync();
+  const b = expected.dataSync();
+  let scale = 1;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  }
+  expect(worst / scale).toBeLessThanOrEqual(tolerance);
+}
+
+export function snapshot(vars: Iterable<[string, tf.Tensor]>): Map<string, Float32Array> {
+  return new Map([...vars].map(([name, v]) => [name, Float32Array.from(v.dataSync())]));
+}

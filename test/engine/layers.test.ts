@@ -1,0 +1,87 @@
+/**
+ * Every explicit backward pass against tfjs autodiff of the same forward computation:
+ * gradients w.r.t. the input and every parameter must agree.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ResidualBlock, SeparableBlock, exitHead, convBn } from '../../electron/engine/models/blocks.js';
+import { buildNetwork } from '../../electron/engine/models/index.js';
+import { GradSink, ParamFactory, type Layer } from '../../electron/engine/models/layers.js';
+import { Random } from '../../electron/engine/random.js';
+import { expectClose, randomTensor, useCpuBackend } from './helpers.js';
+
+beforeAll(useCpuBackend);
+
+function checkLayerGradients(layer: Layer, inputShape: number[], seed: number): void {
+  tf.tidy(() => {
+    const x = tf.variable(randomTensor(inputShape, seed));
+    const probe = layer.trace(x).y;
+    const upstream = randomTensor(probe.shape, seed + 1);
+    const vars = [x, ...layer.params.map((p) => p.variable)];
+    const reference = tf.variableGrads(() => tf.sum(tf.mul(layer.trace(x).y, upstream)) as tf.Scalar, vars);
+    const sink = new GradSink();
+    const dx = layer.trace(x).backward(upstream, sink);
+    expectClose(dx, reference.grads[x.name]!);
+    for (const p of layer.params) expectClose(sink.get(p)!, reference.grads[p.variable.name]!);
+    x.dispose();
+  });
+}
+
+describe('explicit backward passes match tfjs autodiff', () => {
+  const make = (seed: number) => new ParamFactory(new Random(seed), `t${seed}`);
+
+  it('conv + batch norm + relu, stride 1 and 2', () => {
+    checkLayerGradients(convBn(make(1), 3, 4, 3, 1, true), [2, 6, 6, 3], 10);
+    checkLayerGradients(convBn(make(2), 3, 4, 3, 2, false), [2, 7, 7, 3], 11);
+    checkLayerGradients(convBn(make(3), 3, 4, 1, 2, false), [2, 6, 6, 3], 12);
+  });
+
+  it('residual blocks with identity and projection shortcuts', () => {
+    checkLayerGradients(new ResidualBlock(make(4), 4, 4, 1), [2, 6, 6, 4], 13);
+    checkLayerGradients(new ResidualBlock(make(5), 4, 8, 2), [2, 6, 6, 4], 14);
+  });
+
+  it('depthwise-separable blocks', () => {
+    checkLayerGradients(new SeparableBlock(make(6), 4, 6, 1), [2, 5, 5, 4], 15);
+    checkLayerGradients(new SeparableBlock(make(7), 4, 6, 2), [2, 6, 6, 4], 16);
+  });
+
+  it('exit head: BN -> ReLU -> GAP -> FC', () => {
+    checkLayerGradients(exitHead(make(8), 4, 3), [3, 4, 4, 4], 17);
+  });
+
+  it('whole network: backward from any set of exits equals autodiff of their summed losses', () => {
+    const net = buildNetwork({ family: 'resnet', depth: 14, width: 0.25, exits: [2, 4] }, [8, 8, 1], 3, 5);
+    tf.tidy(() => {
+      const x = randomTensor([3, 8, 8, 1], 20);
+      const seeds = net.exits.map((_, k) => randomTensor([3, 3], 30 + k));
+      const vars = net.params.map((p) => p.variable);
+      // Exits 0 and 2 seeded, exit 1 not: its head must get no gradient.
+      const reference = tf.variableGrads(() => {
+        const logits = net.trace(x).logits;
+        return tf.add(tf.sum(tf.mul(logits[0]!, seeds[0]!)), tf.sum(tf.mul(logits[2]!, seeds[2]!))) as tf.Scalar;
+      }, vars);
+      const sink = new GradSink();
+      net.trace(x).backward([seeds[0]!, null, seeds[2]!], sink);
+      for (const p of net.params) {
+        const expected = reference.grads[p.variable.name] ?? tf.zerosLike(p.variable);
+        const got = sink.get(p) ?? tf.zerosLike(p.variable);
+        expectClose(got, expected);
+      }
+      const middleHead = net.heads[1]!.params;
+      expect(middleHead.every((p) => sink.get(p) === undefined)).toBe(true);
+    });
+    net.dispose();
+  });
+
+  it('MobileNet builds, runs every exit and reports growing costs', () => {
+    const net = buildNetwork({ family: 'mobilenet', width: 0.125, exits: [3, 7] }, [16, 16, 3], 4, 1);
+    const logits = tf.tidy(() => net.predict(tf.zeros([2, 16, 16, 3])).map((l) => l.shape));
+    expect(logits).toEqual([[2, 4], [2, 4], [2, 4]]);
+    const costs = net.costs();
+    expect(costs.map((c) => c.block)).toEqual([3, 7, 13]);
+    expect(costs[0]!.params).toBeLessThan(costs[1]!.params);
+    expect(costs[1]!.macs).toBeLessThan(costs[2]!.macs);
+    net.dispose();
+  });
+});
