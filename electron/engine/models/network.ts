@@ -48,6 +48,8 @@ export interface TracedNetwork {
 export interface ForwardOptions {
   /** Compute exits up to this index only (the sub-model of a shallower exit). */
   upToExit?: number;
+  /** Compute only the head of exit `upToExit`: the standalone sub-model a user would export. */
+  onlyLast?: boolean;
   /** Lesion: replace this 1-based block by its shortcut. */
   skipBlock?: number;
 }
@@ -102,7 +104,8 @@ export class MwNetwork {
       const block = this.blocks[b - 1]!;
       h = (b === options.skipBlock ? block.lesionForward(h) : null) ?? block.forward(h);
       for (const exit of this.exits) {
-        if (exit.block === b && exit.index <= last) logits.push(this.heads[exit.index]!.forward(h) as tf.Tensor2D);
+        const wanted = options.onlyLast ? exit.index === last : exit.index <= last;
+        if (exit.block === b && wanted) logits.push(this.heads[exit.index]!.forward(h) as tf.Tensor2D);
       }
     }
     return logits;

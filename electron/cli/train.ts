@@ -1,0 +1,178 @@
+/** `mw-studio train`: one run from the terminal, with progress, a per-exit table and --json. */
+import { parseArgs } from 'node:util';
+import { exitLabel, formatCount, formatMs, formatPercent } from '../../shared/format.js';
+import type { RunSummary } from '../../shared/metrics.js';
+import { DEFAULT_RUN_CONFIG, type RunConfigInput } from '../../shared/spec.js';
+import { initBackend, summarizeBackend } from '../engine/backend/index.js';
+import { openRun, type RunRequest } from '../engine/session.js';
+import { ProgressReporter } from './progress.js';
+import { renderTable } from './table.js';
+import { UsageError } from './usage.js';
+
+export const TRAIN_USAGE = `mw-studio train [options]
+  --dataset embedded|<path>   embedded Fashion-MNIST subset (default), an idx/CIFAR folder or
+                              archive, or an image folder (one sub-folder per class)
+  --arch resnet|mobilenet     network family (default resnet)
+  --depth N                   ResNet depth 6n+2 (default 20)
+  --width K                   width factor / multiplier (default 1)
+  --exits B1,B2,...           blocks followed by an auxiliary exit (default: the paper's placement)
+  --method multiway|joint|pairwise|plain   (default multiway)
+  --gamma G                   loss-weight exponent (default 2; 0 = equal weights)
+  --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
+  --validation F              hold out fraction F of the training set for per-epoch accuracy
+  --limit-train N  --limit-test N   use a stratified subset
+  --no-augment                no random crop / flip
+  --out DIR                   where run folders go (default runs/)
+  --resume DIR                continue a stopped or interrupted run from its checkpoint
+  --backend auto|tensorflow-gpu|tensorflow|wasm|cpu
+  --json                      print the result as one JSON object on the last line of stdout`;
+
+const OPTIONS = {
+  dataset: { type: 'string' },
+  arch: { type: 'string' },
+  depth: { type: 'string' },
+  width: { type: 'string' },
+  exits: { type: 'string' },
+  method: { type: 'string' },
+  gamma: { type: 'string' },
+  epochs: { type: 'string' },
+  batch: { type: 'string' },
+  lr: { type: 'string' },
+  seed: { type: 'string' },
+  schedule: { type: 'string' },
+  validation: { type: 'string' },
+  'limit-train': { type: 'string' },
+  'limit-test': { type: 'string' },
+  'no-augment': { type: 'boolean' },
+  out: { type: 'string' },
+  resume: { type: 'string' },
+  backend: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+type TrainFlags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
+
+/** Numbers stay as given ("abc" becomes NaN) so the shared schema names the bad field. */
+function num(value: string | undefined, fallback?: number): number | undefined {
+  return value === undefined ? fallback : Number(value);
+}
+
+function exitList(value: string): number[] {
+  return value.split(',').filter((s) => s.trim() !== '').map((s) => Number(s.trim()));
+}
+
+export function configFromFlags(flags: TrainFlags): RunConfigInput {
+  const d = DEFAULT_RUN_CONFIG;
+  const family = flags.arch ?? 'resnet';
+  const exits = flags.exits === undefined ? undefined : exitList(flags.exits);
+  let arch: RunConfigInput['arch'];
+  if (family === 'resnet') {
+    arch = { family, depth: num(flags.depth, 20)!, width: num(flags.width, 1)!, ...(exits ? { exits } : {}) };
+  } else if (family === 'mobilenet') {
+    if (flags.depth !== undefined) throw new UsageError('--depth applies to --arch resnet; MobileNet has a fixed 13 blocks (use --width)');
+    arch = { family, width: num(flags.width, 1)!, ...(exits ? { exits } : {}) };
+  } else {
+    throw new UsageError(`--arch must be resnet or mobilenet, not "${family}"`);
+  }
+  return {
+    dataset: flags.dataset ?? d.dataset,
+    arch,
+    method: (flags.method ?? d.method) as RunConfigInput['method'],
+    gamma: num(flags.gamma, d.gamma)!,
+    epochs: num(flags.epochs, d.epochs)!,
+    batchSize: num(flags.batch, d.batchSize)!,
+    lr: num(flags.lr, d.lr)!,
+    seed: num(flags.seed, d.seed)!,
+    schedule: (flags.schedule ?? d.schedule) as RunConfigInput['schedule'],
+    augment: !flags['no-augment'],
+    validationSplit: num(flags.validation, 0)!,
+    ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),
+    ...(flags['limit-test'] !== undefined ? { limitTest: num(flags['limit-test'])! } : {}),
+  };
+}
+
+export function exitTable(summary: RunSummary): string {
+  const top5 = summary.exits.some((e) => e.top5 !== undefined);
+  const header = ['exit', 'layer', 'params', 'MACs', 'top-1', ...(top5 ? ['top-5'] : []), 'latency b1', 'p90 b1', 'latency b32'];
+  const rows = summary.exits.map((e) => [
+    exitLabel(e),
+    String(e.layer),
+    formatCount(e.params),
+    formatCount(e.macs),
+    formatPercent(e.top1, 2),
+    ...(top5 ? [e.top5 === undefined ? '' : formatPercent(e.top5, 2)] : []),
+    formatMs(e.latencyMs.batch1.median),
+    formatMs(e.latencyMs.batch1.p90),
+    formatMs(e.latencyMs.batch32.median),
+  ]);
+  return renderTable(header, rows);
+}
+
+/** The --json result: one object, final output last. */
+export function jsonResult(summary: RunSummary): object {
+  return {
+    run: summary.run,
+    backend: summary.backend.name,
+    device: summary.backend.device,
+    method: summary.config.method,
+    network: summary.network,
+    imagesPerSecond: summary.imagesPerSecond,
+    exits: summary.exits.map((e) => ({
+      block: e.block,
+      layer: e.layer,
+      final: e.final,
+      params: e.params,
+      macs: e.macs,
+      top1: e.top1,
+      ...(e.top5 !== undefined ? { top5: e.top5 } : {}),
+      latencyMs: e.latencyMs.batch1.median,
+      latency: e.latencyMs,
+    })),
+  };
+}
+
+export async function train(argv: string[]): Promise<number> {
+  const { values: flags } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+  const request: RunRequest = flags.resume
+    ? { kind: 'resume', dir: flags.resume }
+    : { kind: 'new', config: configFromFlags(flags), runsRoot: flags.out ?? 'runs' };
+  const progress = new ProgressReporter();
+  const backend = await initBackend(flags.backend);
+  progress.line(`backend: ${backend.label} on ${backend.device}`);
+  const trainer = await openRun(request, {
+    backend: summarizeBackend(backend),
+    onEvent: (event) => {
+      if (event.type === 'batch') progress.batch(event);
+      else if (event.type === 'epoch') progress.epoch(event);
+      else if (event.type === 'evaluating') progress.line(`evaluating ${event.what}...`);
+      else if (event.type === 'started') {
+        const s = event.start;
+        const from = s.resumedFrom ? ` (resuming after step ${s.resumedFrom.step})` : '';
+        progress.line(`${s.network} on ${s.dataset.name} (${s.dataset.train} train / ${s.dataset.test} test), ${s.config.method} BP${from}`);
+        progress.line(`run folder: ${s.run}`);
+      }
+    },
+  });
+  let interrupts = 0;
+  const onSignal = () => {
+    if (++interrupts > 1) process.exit(130);
+    progress.line('stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)...');
+    trainer.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const summary = await trainer.run();
+    if (!summary) {
+      progress.line(`stopped; continue with: mw-studio train --resume ${trainer.start.run}`);
+      return 130;
+    }
+    process.stdout.write(`\n${exitTable(summary)}\n\nrun: ${summary.run}\n`);
+    if (flags.json) process.stdout.write(`${JSON.stringify(jsonResult(summary))}\n`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    trainer.dispose();
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Per-exit evaluation: top-1 (and top-5 for 20+ classes) accuracy from one forward pass that
+ * computes every exit, and latency of each exit's sub-model measured on the active backend.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ExitReport, Latency } from '../../../shared/metrics.js';
+import type { Dataset, ImageSet } from '../data/dataset.js';
+import { makeBatch } from '../data/batches.js';
+import type { ForwardOptions, MwNetwork } from '../models/network.js';
+
+export interface ExitAccuracy {
+  top1: number[];
+  top5?: number[];
+}
+
+/** Top-5 is reported where it says something: 20 or more classes. */
+export function reportsTop5(classes: number): boolean {
+  return classes >= 20;
+}
+
+/**
+ * Images whose label is among the k highest logits: fewer than k classes score strictly above
+ * the label's logit (ties count in the label's favour, as tf.inTopK does).
+ */
+function topKCorrect(logits: tf.Tensor2D, labels: tf.Tensor1D, k: number): tf.Scalar {
+  const target = tf.sum(tf.mul(logits, tf.oneHot(labels, logits.shape[1])), 1, true);
+  const above = tf.sum(tf.cast(tf.greater(logits, target), 'float32'), 1);
+  return tf.sum(tf.cast(tf.less(above, k), 'float32'));
+}
+
+/**
+ * Accuracy of every exit on a set. Correct counts accumulate on the device and are read once,
+ * so evaluation never waits on the backend per batch.
+ */
+export async function exitAccuracy(
+  net: MwNetwork,
+  dataset: Dataset,
+  set: ImageSet,
+  options: ForwardOptions & { batchSize?: number } = {},
+): Promise<ExitAccuracy> {
+  const batchSize = options.batchSize ?? 256;
+  const exits = options.upToExit === undefined ? net.exits.length : options.upToExit + 1;
+  const top5 = reportsTop5(net.description.classes);
+  let totals = tf.zeros([top5 ? 2 : 1, exits]);
+  for (let start = 0; start < set.count; start += batchSize) {
+    const indices = Array.from({ length: Math.min(batchSize, set.count - start) }, (_, i) => start + i);
+    const next = tf.tidy(() => {
+      const { x, labels } = makeBatch(dataset, set, indices, null);
+      const logits = net.predict(x, options);
+      const top1 = logits.map((l) => tf.sum(tf.cast(tf.equal(tf.argMax(l, 1), labels), 'float32')));
+      const rows = [tf.stack(top1)];
+      if (top5) rows.push(tf.stack(logits.map((l) => topKCorrect(l, labels, 5))));
+      return tf.add(totals, tf.stack(rows));
+    });
+    totals.dispose();
+    totals = next;
+    // Let other work (stop requests, metric flushes) in between batches.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const counts = (await totals.array()) as number[][];
+  totals.dispose();
+  const share = (row: number[]) => row.map((c) => (set.count ? c / set.count : 0));
+  return top5 ? { top1: share(counts[0]!), top5: share(counts[1]!) } : { top1: share(counts[0]!) };
+}
+
+export interface LatencyOptions {
+  /** Untimed runs first: kernels compile, caches and allocators settle. */
+  warmup?: number;
+  /** Timed runs: at least minRepeats, then more while within budgetMs, at most maxRepeats. */
+  minRepeats?: number;
+  maxRepeats?: number;
+  budgetMs?: number;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  const rank = (sorted.length - 1) * p;
+  const low = Math.floor(rank);
+  const high = Math.ceil(rank);
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (rank - low);
+}
+
+/**
+ * Median and p90 wall time of `forward`, including reading its outputs back, which is what
+ * makes an asynchronous backend (GPU) finish the work being timed.
+ */
+export async function measureLatency(forward: () => tf.Tensor[], options: LatencyOptions = {}): Promise<Latency> {
+  const { warmup = 2, minRepeats = 5, maxRepeats = 50, budgetMs = 400 } = options;
+  const once = async (): Promise<number> => {
+    const start = performance.now();
+    const outputs = forward();
+    await Promise.all(outputs.map((t) => t.data()));
+    const elapsed = performance.now() - start;
+    tf.dispose(outputs);
+    return elapsed;
+  };
+  for (let i = 0; i < warmup; i++) await once();
+  const times: number[] = [];
+  const begin = performance.now();
+  while (times.length < minRepeats || (times.length < maxRepeats && performance.now() - begin < budgetMs)) times.push(await once());
+  times.sort((a, b) => a - b);
+  return { median: percentile(times, 0.5), p90: percentile(times, 0.9) };
+}
+
+/** Latency of exit k's standalone sub-model at batch 1 and 32, on random input of the network's shape. */
+export async function exitLatency(net: MwNetwork, exit: number, options: LatencyOptions = {}): Promise<ExitReport['latencyMs']> {
+  const [h, w, c] = net.description.inputShape;
+  const timeAt = async (batch: number) => {
+    const x = tf.randomNormal([batch, h, w, c]);
+    try {
+      return await measureLatency(() => net.predict(x, { upToExit: exit, onlyLast: true }), options);
+    } finally {
+      x.dispose();
+    }
+  };
+  return { batch1: await timeAt(1), batch32: await timeAt(32) };
+}
+
+/** Everything the exits table shows: costs, accuracy on `set`, latency. */
+export async function exitReports(net: MwNetwork, dataset: Dataset, set: ImageSet, options: LatencyOptions = {}): Promise<ExitReport[]> {
+  const accuracy = await exitAccuracy(net, dataset, set);
+  const reports: ExitReport[] = [];
+  for (const cost of net.costs()) {
+    reports.push({
+      ...cost,
+      top1: accuracy.top1[cost.index]!,
+      ...(accuracy.top5 ? { top5: accuracy.top5[cost.index]! } : {}),
+      latencyMs: await exitLatency(net, cost.index, options),
+    });
+  }
+  return reports;
+}

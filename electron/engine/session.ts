@@ -1,0 +1,45 @@
+/**
+ * Opening a run, the way every face (CLI, Electron utility process, serve mode) does it:
+ * validate the request, load the data, create or reopen the run folder, build the trainer.
+ */
+import { parseRunConfig, type RunConfig } from '../../shared/spec.js';
+import type { BackendSummary, RunEvent } from '../../shared/metrics.js';
+import { loadDataset } from './data/index.js';
+import { RunFolder } from './runs/store.js';
+import { Trainer } from './train/trainer.js';
+import type { LatencyOptions } from './evaluate/index.js';
+
+export type RunRequest =
+  | { kind: 'new'; config: unknown; runsRoot: string }
+  | { kind: 'resume'; dir: string };
+
+export interface OpenRunOptions {
+  backend: BackendSummary;
+  onEvent?: (event: RunEvent) => void;
+  checkpointSeconds?: number;
+  latency?: LatencyOptions;
+}
+
+function loadRunDataset(config: RunConfig) {
+  return loadDataset(config.dataset, {
+    limitTrain: config.limitTrain,
+    limitTest: config.limitTest,
+    validationSplit: config.validationSplit,
+    seed: config.seed,
+  });
+}
+
+export async function openRun(request: RunRequest, options: OpenRunOptions): Promise<Trainer> {
+  if (request.kind === 'new') {
+    // Validate and load before touching disk: a bad config or dataset leaves no empty run folder.
+    const config = parseRunConfig(request.config);
+    const dataset = await loadRunDataset(config);
+    const folder = await RunFolder.create(request.runsRoot, config);
+    return new Trainer({ config, dataset, folder, ...options });
+  }
+  const folder = await RunFolder.open(request.dir);
+  const config = await folder.config();
+  const trainer = new Trainer({ config, dataset: await loadRunDataset(config), folder, ...options });
+  if (await folder.hasCheckpoint()) await trainer.restore();
+  return trainer;
+}

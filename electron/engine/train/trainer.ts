@@ -1,0 +1,321 @@
+/**
+ * The training loop: one run from config to summary, streaming events, checkpointing as it
+ * goes and resumable from any checkpoint to the same result. Batches are cut and augmented
+ * in JS, each step is one `TrainingMethod.step` inside its own tidy, and the loop yields to
+ * the event loop between steps so stop and pause requests are seen promptly (tfjs-layers'
+ * stop-flag pattern).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendSummary, DatasetSummary, EpochMetrics, ExitReport, RunEvent, RunStart, RunSummary } from '../../../shared/metrics.js';
+import type { RunConfig } from '../../../shared/spec.js';
+import { epochOrder, makeBatch } from '../data/batches.js';
+import type { Dataset } from '../data/dataset.js';
+import { exitAccuracy, exitReports, type LatencyOptions } from '../evaluate/index.js';
+import { buildNetwork, type MwNetwork } from '../models/index.js';
+import { Random } from '../random.js';
+import { loadCheckpoint, saveCheckpoint, type EpochProgress } from '../runs/checkpoint.js';
+import type { RunFolder } from '../runs/store.js';
+import { createTrainingMethod, type TrainingMethod } from './methods.js';
+import { learningRateFactor } from './schedule.js';
+
+export interface TrainerOptions {
+  config: RunConfig;
+  dataset: Dataset;
+  folder: RunFolder;
+  backend: BackendSummary;
+  onEvent?: (event: RunEvent) => void;
+  /** Also checkpoint mid-epoch this often, so a crash loses at most this much work. */
+  checkpointSeconds?: number;
+  latency?: LatencyOptions;
+}
+
+export class NonFiniteLossError extends Error {
+  override readonly name = 'NonFiniteLossError';
+}
+
+/** Derived seeds: every epoch's order and every step's augmentation are fixed by the run seed alone, which is what makes resume exact. */
+function derivedRandom(seed: number, stream: number, index: number): Random {
+  const mixed = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35) ^ Math.imul(index + 1, 0x27d4eb2f);
+  return new Random(mixed);
+}
+
+export function summarizeDataset(dataset: Dataset): DatasetSummary {
+  return {
+    name: dataset.name,
+    source: dataset.source,
+    shape: dataset.shape,
+    classes: dataset.classes,
+    train: dataset.train.count,
+    test: dataset.test.count,
+    validation: dataset.validation?.count ?? 0,
+    normalization: dataset.normalization,
+  };
+}
+
+function emptyProgress(exits: number): EpochProgress {
+  return { stepInEpoch: 0, lossSums: new Array(exits).fill(0), correct: new Array(exits).fill(0), seen: 0, seconds: 0 };
+}
+
+export class Trainer {
+  readonly net: MwNetwork;
+  readonly method: TrainingMethod;
+  readonly start: RunStart;
+  private stopRequested = false;
+  private pauseGate: { promise: Promise<void>; release: () => void } | undefined;
+  private epoch = 0;
+  private step = 0;
+  private progress: EpochProgress;
+  /** Seconds spent in training steps this session (not evaluation or checkpoints): the throughput figure. */
+  private trainingSeconds = 0;
+
+  constructor(readonly options: TrainerOptions) {
+    const { config, dataset, folder, backend } = options;
+    const { height, width, channels } = dataset.shape;
+    this.net = buildNetwork(config.arch, [height, width, channels], dataset.classes.length, config.seed);
+    this.method = createTrainingMethod(config.method, this.net, {
+      lr: config.lr,
+      momentum: config.momentum,
+      weightDecay: config.weightDecay,
+      gamma: config.gamma,
+    });
+    this.progress = emptyProgress(this.net.exits.length);
+    this.start = {
+      run: folder.dir,
+      name: folder.dir.split(/[\\/]/).pop()!,
+      network: this.net.description.name,
+      config,
+      dataset: summarizeDataset(dataset),
+      backend,
+      lossWeights: [...this.method.lossWeights],
+      exits: this.net.costs(),
+    };
+  }
+
+  get stepsPerEpoch(): number {
+    return Math.max(1, Math.floor(this.options.dataset.train.count / this.batchSize));
+  }
+
+  get totalSteps(): number {
+    return this.stepsPerEpoch * this.options.config.epochs;
+  }
+
+  private get batchSize(): number {
+    return Math.min(this.options.config.batchSize, this.options.dataset.train.count);
+  }
+
+  /** Asks the loop to stop after the current step; it checkpoints, so the run can be resumed. */
+  stop(): void {
+    this.stopRequested = true;
+    this.resume();
+  }
+
+  pause(): void {
+    if (this.pauseGate) return;
+    let release = () => {};
+    const promise = new Promise<void>((resolve) => (release = resolve));
+    this.pauseGate = { promise, release };
+  }
+
+  resume(): void {
+    this.pauseGate?.release();
+    this.pauseGate = undefined;
+  }
+
+  get paused(): boolean {
+    return this.pauseGate !== undefined;
+  }
+
+  /** Restores weights, optimizer state and position from the run folder's checkpoint. */
+  async restore(): Promise<void> {
+    const checkpoint = await loadCheckpoint(this.options.folder.dir);
+    try {
+      const named = this.net.namedTensors();
+      for (const [name, variable] of named) {
+        const saved = checkpoint.network.get(name);
+        if (!saved || saved.shape.join() !== variable.shape.join()) {
+          throw new Error(`checkpoint in ${this.options.folder.dir} does not match the network: tensor ${name} is ${saved ? `[${saved.shape}] instead of [${variable.shape}]` : 'missing'}`);
+        }
+        variable.assign(saved);
+      }
+      this.method.optimizers.forEach((opt, k) => {
+        const saved = checkpoint.optimizers[k];
+        if (!saved || saved.name !== opt.name) throw new Error(`checkpoint optimizer ${k} is ${saved?.name ?? 'missing'}, expected ${opt.name}`);
+        opt.loadState(saved.state);
+      });
+    } finally {
+      tf.dispose([...checkpoint.network.values(), ...checkpoint.optimizers.flatMap((o) => [...o.state.values()])]);
+    }
+    this.epoch = checkpoint.epoch;
+    this.step = checkpoint.step;
+    this.progress = checkpoint.progress;
+    this.start.resumedFrom = { epoch: checkpoint.epoch, step: checkpoint.step };
+  }
+
+  private emit(event: RunEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  private async setState(status: 'running' | 'paused' | 'stopped' | 'failed' | 'completed', message?: string): Promise<void> {
+    const state = { status, pid: process.pid, epoch: this.epoch, step: this.step, ...(message ? { message } : {}) };
+    await this.options.folder.writeState(state);
+    this.emit({ type: 'status', state: { ...state, updatedAt: new Date().toISOString() } });
+  }
+
+  private async checkpoint(): Promise<void> {
+    await saveCheckpoint(this.options.folder.dir, {
+      epoch: this.epoch,
+      step: this.step,
+      progress: this.progress,
+      network: this.net.namedTensors(),
+      optimizers: this.method.optimizers.map((opt) => ({ name: opt.name, state: opt.state() })),
+    });
+  }
+
+  /**
+   * Trains to the configured number of epochs (or until stopped), evaluates every exit and
+   * writes the summary. Returns undefined when stopped early.
+   */
+  async run(): Promise<RunSummary | undefined> {
+    const { config, dataset, folder } = this.options;
+    this.emit({ type: 'started', start: this.start });
+    await this.setState('running');
+    const checkpointMs = (this.options.checkpointSeconds ?? 300) * 1000;
+    let lastCheckpoint = performance.now();
+    const sessionStart = performance.now();
+    const sessionStartStep = this.step;
+    let recentRate = 0;
+    try {
+      while (this.epoch < config.epochs) {
+        const epochNumber = this.epoch + 1;
+        const order = epochOrder(dataset.train.count, derivedRandom(config.seed, 0, epochNumber));
+        const epochStart = performance.now() - this.progress.seconds * 1000;
+        while (this.progress.stepInEpoch < this.stepsPerEpoch) {
+          if (this.pauseGate) {
+            await this.setState('paused');
+            await this.pauseGate.promise;
+            if (!this.stopRequested) await this.setState('running');
+          }
+          if (this.stopRequested) {
+            this.progress.seconds = (performance.now() - epochStart) / 1000;
+            await this.checkpoint();
+            await this.setState('stopped', `stopped at step ${this.step}; resume continues from here`);
+            return undefined;
+          }
+          const stepStart = performance.now();
+          const losses = await this.trainStep(order, epochNumber);
+          const stepSeconds = (performance.now() - stepStart) / 1000;
+          this.trainingSeconds += stepSeconds;
+          const rate = this.batchSize / stepSeconds;
+          recentRate = recentRate ? 0.9 * recentRate + 0.1 * rate : rate;
+          const sessionRate = ((this.step - sessionStartStep) * this.batchSize) / ((performance.now() - sessionStart) / 1000);
+          const record = {
+            type: 'batch' as const,
+            epoch: epochNumber,
+            step: this.step,
+            totalSteps: this.totalSteps,
+            losses,
+            lr: config.lr * learningRateFactor(config.schedule, this.step - 1, this.totalSteps),
+            imagesPerSecond: recentRate,
+            etaSeconds: ((this.totalSteps - this.step) * this.batchSize) / sessionRate,
+          };
+          await folder.appendMetrics([record]);
+          this.emit(record);
+          if (performance.now() - lastCheckpoint > checkpointMs) {
+            this.progress.seconds = (performance.now() - epochStart) / 1000;
+            await this.checkpoint();
+            lastCheckpoint = performance.now();
+          }
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        const seconds = (performance.now() - epochStart) / 1000;
+        const epochRecord = await this.finishEpoch(epochNumber, seconds);
+        await folder.appendMetrics([epochRecord]);
+        this.emit(epochRecord);
+        await this.checkpoint();
+        lastCheckpoint = performance.now();
+      }
+      const summary = await this.summarize(sessionStartStep);
+      await folder.writeSummary(summary);
+      await this.setState('completed');
+      this.emit({ type: 'finished', summary });
+      return summary;
+    } catch (error) {
+      await this.setState('failed', (error as Error).message);
+      throw error;
+    }
+  }
+
+  private async trainStep(order: Int32Array, epochNumber: number): Promise<number[]> {
+    const { config, dataset } = this.options;
+    const begin = this.progress.stepInEpoch * this.batchSize;
+    const indices = order.subarray(begin, begin + this.batchSize);
+    const augment = config.augment ? derivedRandom(config.seed, 1, this.step) : null;
+    const { x, labels } = makeBatch(dataset, dataset.train, indices, augment);
+    const factor = learningRateFactor(config.schedule, this.step, this.totalSteps);
+    const result = this.method.step(x, labels, factor);
+    tf.dispose([x, labels]);
+    const [losses, correct] = await Promise.all([result.losses.data(), result.correct.data()]);
+    tf.dispose([result.losses, result.correct]);
+    const bad = losses.findIndex((l) => !Number.isFinite(l));
+    if (bad >= 0) {
+      const exit = this.net.exits[bad]!;
+      throw new NonFiniteLossError(
+        `loss of the ${exit.final ? 'final exit' : `exit after block ${exit.block}`} became ${losses[bad]} at step ${this.step + 1}; ` +
+          'the run stopped and keeps its last good checkpoint. Try a lower learning rate.',
+      );
+    }
+    this.step++;
+    this.progress.stepInEpoch++;
+    this.progress.seen += indices.length;
+    losses.forEach((l, k) => (this.progress.lossSums[k]! += l * indices.length));
+    correct.forEach((c, k) => (this.progress.correct[k]! += c));
+    return Array.from(losses);
+  }
+
+  private async finishEpoch(epochNumber: number, seconds: number): Promise<EpochMetrics> {
+    const { config, dataset } = this.options;
+    this.emit({ type: 'evaluating', what: `epoch ${epochNumber} accuracy` });
+    const held = dataset.validation ?? dataset.test;
+    const { top1 } = await exitAccuracy(this.net, dataset, held);
+    const { seen, lossSums, correct } = this.progress;
+    const record: EpochMetrics = {
+      type: 'epoch',
+      epoch: epochNumber,
+      epochs: config.epochs,
+      step: this.step,
+      trainLoss: lossSums.map((s) => s / seen),
+      trainAccuracy: correct.map((c) => c / seen),
+      testAccuracy: top1,
+      seconds,
+      imagesPerSecond: seen / seconds,
+    };
+    this.epoch = epochNumber;
+    this.progress = emptyProgress(this.net.exits.length);
+    return record;
+  }
+
+  private async summarize(fromStep: number): Promise<RunSummary> {
+    const { config, dataset, backend, latency } = this.options;
+    this.emit({ type: 'evaluating', what: 'test accuracy and latency of every exit' });
+    const exits: ExitReport[] = await exitReports(this.net, dataset, dataset.test, latency);
+    this.emit({ type: 'evaluated', exits });
+    return {
+      run: this.start.run,
+      name: this.start.name,
+      network: this.start.network,
+      config,
+      dataset: this.start.dataset,
+      backend,
+      lossWeights: this.start.lossWeights,
+      exits,
+      trainSeconds: this.trainingSeconds,
+      imagesPerSecond: ((this.step - fromStep) * this.batchSize) / Math.max(this.trainingSeconds, 1e-9),
+      finishedAt: new Date().toISOString(),
+    };
+  }
+
+  dispose(): void {
+    for (const opt of this.method.optimizers) opt.disposeState();
+    this.net.dispose();
+  }
+}

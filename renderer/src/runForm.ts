@@ -1,0 +1,164 @@
+/**
+ * The new-run form as data: what the fields hold, how they become a RunConfig, and which field
+ * each validation problem belongs to. The rules themselves are shared/spec.ts's, so the form
+ * refuses exactly what the engine would, with the engine's words.
+ */
+import {
+  ArchSpecSchema,
+  RunConfigSchema,
+  parseRunConfig,
+  resolveExits,
+  type ArchSpec,
+  type Method,
+  type RunConfig,
+} from '../../shared/spec.js';
+
+export const EMBEDDED_DATASET = 'embedded';
+
+/** What a number input's v-model holds: a number, or the raw text when it is not one (or is empty). */
+export type NumberEntry = number | string;
+
+export interface RunForm {
+  datasetSource: 'embedded' | 'path';
+  datasetPath: string;
+  family: ArchSpec['family'];
+  depth: NumberEntry;
+  width: NumberEntry;
+  /** Blocks followed by an auxiliary exit (the final output is implied). */
+  exits: number[];
+  method: Method;
+  gamma: NumberEntry;
+  epochs: NumberEntry;
+  batchSize: NumberEntry;
+  lr: NumberEntry;
+  seed: NumberEntry;
+  schedule: RunConfig['schedule'];
+  augment: boolean;
+  validationSplit: NumberEntry;
+  limitTrain: NumberEntry;
+  limitTest: NumberEntry;
+}
+
+/** Form fields that can carry a message, with the config path each stands for. */
+const FIELD_PATHS = {
+  dataset: 'dataset',
+  family: 'arch.family',
+  depth: 'arch.depth',
+  width: 'arch.width',
+  exits: 'arch.exits',
+  method: 'method',
+  gamma: 'gamma',
+  epochs: 'epochs',
+  batchSize: 'batchSize',
+  lr: 'lr',
+  seed: 'seed',
+  schedule: 'schedule',
+  augment: 'augment',
+  validationSplit: 'validationSplit',
+  limitTrain: 'limitTrain',
+  limitTest: 'limitTest',
+} as const;
+export type FormField = keyof typeof FIELD_PATHS;
+/** Messages per field; 'form' holds what belongs to no field. */
+export type FieldErrors = Partial<Record<FormField | 'form', string>>;
+
+export type FormValidation = { config: RunConfig; errors: FieldErrors } | { config: undefined; errors: FieldErrors };
+
+export function formFromConfig(config: RunConfig): RunForm {
+  const { arch } = config;
+  return {
+    datasetSource: config.dataset === EMBEDDED_DATASET ? 'embedded' : 'path',
+    datasetPath: config.dataset === EMBEDDED_DATASET ? '' : config.dataset,
+    family: arch.family,
+    depth: arch.family === 'resnet' ? arch.depth : 20,
+    width: arch.width,
+    exits: resolveExits(arch),
+    method: config.method,
+    gamma: config.gamma,
+    epochs: config.epochs,
+    batchSize: config.batchSize,
+    lr: config.lr,
+    seed: config.seed,
+    schedule: config.schedule,
+    augment: config.augment,
+    validationSplit: config.validationSplit,
+    limitTrain: config.limitTrain ?? '',
+    limitTest: config.limitTest ?? '',
+  };
+}
+
+/** Empty -> undefined (the schema then names the missing field); text that is no number -> NaN. */
+function numberOf(entry: NumberEntry): number | undefined {
+  if (typeof entry === 'number') return entry;
+  const text = entry.trim();
+  return text === '' ? undefined : Number(text);
+}
+
+/** Optional settings left empty are omitted, so the schema's defaults apply. */
+function optional<K extends string>(key: K, entry: NumberEntry): { [P in K]?: number } {
+  const value = numberOf(entry);
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
+}
+
+/** The config the form describes, unvalidated. */
+export function configInput(form: RunForm): unknown {
+  const width = numberOf(form.width);
+  const exits = [...form.exits].sort((a, b) => a - b);
+  return {
+    dataset: form.datasetSource === 'embedded' ? EMBEDDED_DATASET : form.datasetPath.trim(),
+    arch: form.family === 'resnet' ? { family: 'resnet', depth: numberOf(form.depth), width, exits } : { family: 'mobilenet', width, exits },
+    method: form.method,
+    gamma: numberOf(form.gamma),
+    epochs: numberOf(form.epochs),
+    batchSize: numberOf(form.batchSize),
+    lr: numberOf(form.lr),
+    seed: numberOf(form.seed),
+    schedule: form.schedule,
+    augment: form.augment,
+    ...optional('validationSplit', form.validationSplit),
+    ...optional('limitTrain', form.limitTrain),
+    ...optional('limitTest', form.limitTest),
+  };
+}
+
+/** The field a problem at `path` ("arch.depth", "arch.exits.0") belongs to: the one whose path prefixes it. */
+export function fieldOfPath(path: string): FormField | 'form' {
+  const fields = Object.keys(FIELD_PATHS) as FormField[];
+  return fields.find((field) => path === FIELD_PATHS[field] || path.startsWith(`${FIELD_PATHS[field]}.`)) ?? 'form';
+}
+
+function addError(errors: FieldErrors, path: string, message: string): void {
+  const field = fieldOfPath(path);
+  errors[field] = errors[field] ? `${errors[field]}; ${message}` : message;
+}
+
+/**
+ * Validates the form as parseRunConfig would. Schema issues carry their path; the whole-network
+ * rule (exits inside the network) comes back from parseRunConfig as "path: message".
+ */
+export function validateRunForm(form: RunForm): FormValidation {
+  const input = configInput(form);
+  const errors: FieldErrors = {};
+  const parsed = RunConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) addError(errors, issue.path.join('.'), issue.message);
+    return { config: undefined, errors };
+  }
+  try {
+    return { config: parseRunConfig(input), errors };
+  } catch (error) {
+    const message = (error as Error).message;
+    const separator = message.indexOf(': ');
+    addError(errors, separator < 0 ? '' : message.slice(0, separator), separator < 0 ? message : message.slice(separator + 2));
+    return { config: undefined, errors };
+  }
+}
+
+/**
+ * The network the form describes, for drawing its blocks; undefined while the architecture is
+ * invalid. The width is left at 1: it changes channels, not the blocks.
+ */
+export function formNetwork(form: RunForm): ArchSpec | undefined {
+  const arch = ArchSpecSchema.safeParse({ family: form.family, depth: numberOf(form.depth), width: 1 });
+  return arch.success ? arch.data : undefined;
+}

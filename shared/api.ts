@@ -1,0 +1,140 @@
+/**
+ * The studio API: what the renderer may ask of the engine, and what the engine pushes back.
+ * The preload exposes it as `window.studio` (Electron IPC); serve mode offers the same calls
+ * over a WebSocket. Every request is validated here, at the boundary, because the renderer
+ * and the network are untrusted: a bad payload gets an ApiError naming the field.
+ */
+import { z } from 'zod';
+import {
+  BackendSummarySchema,
+  DatasetSummarySchema,
+  ExitInfoSchema,
+  MetricsRecordSchema,
+  RunStateSchema,
+  RunSummarySchema,
+  RUN_STATUSES,
+  type RunEvent,
+} from './metrics.js';
+import { RunConfigSchema, describeIssues } from './spec.js';
+
+const runDir = z.string().min(1, 'run folder is required').max(4096);
+
+export const EXPORT_FORMATS = ['tfjs', 'onnx', 'multi'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+/** Request payloads, one schema per API method. */
+export const RequestSchemas = {
+  getInfo: z.object({}).strict(),
+  listRuns: z.object({}).strict(),
+  openRun: z.object({ run: runDir }).strict(),
+  /** The config is validated in full by parseRunConfig (which also checks exits against the depth). */
+  startRun: z.object({ config: z.unknown() }).strict(),
+  resumeRun: z.object({ run: runDir }).strict(),
+  pauseRun: z.object({}).strict(),
+  continueRun: z.object({}).strict(),
+  stopRun: z.object({}).strict(),
+  exportExit: z
+    .object({
+      run: runDir,
+      /** Exit index, shallowest first; the final output is the last. */
+      exit: z.number().int().nonnegative(),
+      format: z.enum(EXPORT_FORMATS),
+      /** Folder to write into; omitted = the run folder's exports/. */
+      destination: z.string().min(1).max(4096).optional(),
+    })
+    .strict(),
+  /** Native folder picker (Electron); serve mode answers with the path typed in the page. */
+  chooseFolder: z.object({ purpose: z.enum(['dataset', 'export']) }).strict(),
+} as const;
+export type StudioMethod = keyof typeof RequestSchemas;
+export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
+
+export const StudioInfoSchema = z.object({
+  version: z.string(),
+  backend: BackendSummarySchema,
+  /** Why faster backends were not used. */
+  backendNotes: z.array(z.string()),
+  runsRoot: z.string(),
+  /** Whether native dialogs exist (Electron) or paths are typed (browser). */
+  nativeDialogs: z.boolean(),
+  activeRun: z.string().optional(),
+});
+export type StudioInfo = z.infer<typeof StudioInfoSchema>;
+
+export const RunListingSchema = z.object({
+  dir: z.string(),
+  name: z.string(),
+  config: RunConfigSchema.optional(),
+  status: z.enum([...RUN_STATUSES, 'unknown']),
+  summary: RunSummarySchema.optional(),
+  problem: z.string().optional(),
+});
+export type RunListingView = z.infer<typeof RunListingSchema>;
+
+export const RunDetailSchema = z.object({
+  dir: z.string(),
+  config: RunConfigSchema,
+  state: RunStateSchema.optional(),
+  summary: RunSummarySchema.optional(),
+  /** Exits with their costs, known even before the run finished. */
+  exits: z.array(ExitInfoSchema),
+  dataset: DatasetSummarySchema.optional(),
+  metrics: z.array(MetricsRecordSchema),
+});
+export type RunDetail = z.infer<typeof RunDetailSchema>;
+
+export const ExportResultSchema = z.object({ files: z.array(z.string()), directory: z.string() });
+export type ExportResult = z.infer<typeof ExportResultSchema>;
+
+/** Responses, for validation on the renderer side of a socket. */
+export const ResponseSchemas = {
+  getInfo: StudioInfoSchema,
+  listRuns: z.array(RunListingSchema),
+  openRun: RunDetailSchema,
+  startRun: z.object({ run: z.string() }),
+  resumeRun: z.object({ run: z.string() }),
+  pauseRun: z.object({}),
+  continueRun: z.object({}),
+  stopRun: z.object({}),
+  exportExit: ExportResultSchema,
+  chooseFolder: z.object({ path: z.string().optional() }),
+} as const satisfies Record<StudioMethod, z.ZodType>;
+export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
+
+/** Pushed from engine to renderer: run events (batches coalesced) and trainer crashes. */
+export type StudioEvent =
+  | { type: 'run'; events: RunEvent[] }
+  | { type: 'trainer-crashed'; message: string; run?: string };
+
+/** `window.studio`: one method per operation, each returning a promise. */
+export type StudioApi = {
+  [M in StudioMethod]: (request: StudioRequest<M>) => Promise<StudioResponse<M>>;
+} & {
+  /** Subscribes to pushed events; returns the unsubscribe function. */
+  onEvent(listener: (event: StudioEvent) => void): () => void;
+};
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+}
+
+export function isStudioMethod(name: unknown): name is StudioMethod {
+  return typeof name === 'string' && Object.hasOwn(RequestSchemas, name);
+}
+
+/** Validates a request arriving at the engine; throws ApiError naming the method and field. */
+export function parseRequest<M extends StudioMethod>(method: unknown, payload: unknown): { method: M; request: StudioRequest<M> } {
+  if (!isStudioMethod(method)) throw new ApiError(`unknown method ${JSON.stringify(method)}; expected one of ${Object.keys(RequestSchemas).join(', ')}`);
+  const parsed = RequestSchemas[method].safeParse(payload ?? {});
+  if (!parsed.success) throw new ApiError(`${method}: ${describeIssues(parsed.error)}`);
+  return { method: method as M, request: parsed.data as StudioRequest<M> };
+}
+
+/**
+ * Wire format of serve mode's WebSocket (and of the utility-process port): a call carries an
+ * id echoed by its reply; events have no id.
+ */
+export const WireCallSchema = z.object({ id: z.number().int().nonnegative(), method: z.string().max(64), payload: z.unknown() }).strict();
+export type WireCall = z.infer<typeof WireCallSchema>;
+export type WireReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
+export type WireMessage = WireReply | { event: StudioEvent };

@@ -1,0 +1,338 @@
+/**
+ * Backend selection, and the composed convolution gradient kernels (wasmGradients.ts) against
+ * tfjs's own. Real tfjs throughout: the reference is the cpu backend's stock kernel, captured
+ * below before anything calls registerGradientKernels('cpu') and replaces it.
+ */
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelBackend, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { describeBackend, initBackend } from '../../electron/engine/backend/index.js';
+import { GRADIENT_KERNEL_NAMES, registerGradientKernels } from '../../electron/engine/backend/wasmGradients.js';
+import { Random } from '../../electron/engine/random.js';
+// Also registers tfjs's gradient functions, so tf.grads works.
+import { expectClose } from './helpers.js';
+
+/** tfjs-backend-cpu's own gradient kernels, by name, as registered when this file loads. */
+const STOCK_CPU_KERNELS = new Map(
+  GRADIENT_KERNEL_NAMES.map((name) => {
+    const kernel = tf.getKernel(name, 'cpu');
+    if (kernel === undefined) throw new Error(`tfjs-backend-cpu has no stock '${name}' kernel.`);
+    return [name, kernel];
+  }),
+);
+
+function stockCpuKernel(name: string): KernelConfig {
+  const kernel = STOCK_CPU_KERNELS.get(name);
+  if (kernel === undefined) throw new Error(`No stock cpu kernel '${name}' was captured.`);
+  return kernel;
+}
+
+function nativePackageInstalled(): boolean {
+  const require = createRequire(import.meta.url);
+  return ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].some((pkg) => {
+    try {
+      require.resolve(pkg);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Where the native packages are installed, 'auto' rightly prefers them; these tests are for where they are not. */
+const withoutNative = !nativePackageInstalled();
+
+describe('initBackend', () => {
+  it.runIf(withoutNative)('auto picks wasm here and says why the native packages were skipped', async () => {
+    const info = await initBackend('auto');
+    expect(info.name).toBe('wasm');
+    expect(info.label).toMatch(/^WebAssembly \((no )?SIMD, \d+ threads?\)$/);
+    expect(info.gpu).toBe(false);
+    expect(info.portable).toBe(true);
+    expect(info.device.length).toBeGreaterThan(0);
+    expect(info.skipped).toEqual([
+      { name: 'tensorflow-gpu', reason: expect.stringContaining('@tensorflow/tfjs-node-gpu is not installed') },
+      { name: 'tensorflow', reason: expect.stringContaining('@tensorflow/tfjs-node is not installed') },
+    ]);
+    expect(tf.getBackend()).toBe('wasm');
+    for (const name of GRADIENT_KERNEL_NAMES) expect(tf.getKernel(name, 'wasm')).toBeDefined();
+
+    const text = describeBackend(info);
+    expect(text).toContain(info.label);
+    for (const { reason } of info.skipped) expect(text).toContain(reason);
+    expect(text).toContain('npm install @tensorflow/tfjs-node-gpu on a machine that can download libtensorflow');
+  });
+
+  it('cpu works and serves the composed gradient kernels where they are faster', async () => {
+    const info = await initBackend('cpu');
+    expect(info).toMatchObject({ name: 'cpu', gpu: false, portable: true, skipped: [] });
+    expect(tf.getBackend()).toBe('cpu');
+    // Already registered by initBackend: this only reads which kernels were replaced.
+    const replaced = registerGradientKernels('cpu');
+    expect(replaced).toContain('Conv2DBackpropFilter');
+    for (const name of GRADIENT_KERNEL_NAMES) {
+      expect(tf.getKernel(name, 'cpu') === stockCpuKernel(name)).toBe(!replaced.includes(name));
+    }
+  });
+
+  it('caches: the same preference returns the same info and reactivates its backend', async () => {
+    const wasm = await initBackend('wasm');
+    const cpu = await initBackend('cpu');
+    expect(tf.getBackend()).toBe('cpu');
+    expect(await initBackend('wasm')).toBe(wasm);
+    expect(tf.getBackend()).toBe('wasm');
+    expect(await initBackend('cpu')).toBe(cpu);
+  });
+
+  it('takes the preference from MW_BACKEND by default', async () => {
+    const outside = process.env.MW_BACKEND;
+    process.env.MW_BACKEND = 'cpu';
+    try {
+      expect((await initBackend()).name).toBe('cpu');
+    } finally {
+      if (outside === undefined) delete process.env.MW_BACKEND;
+      else process.env.MW_BACKEND = outside;
+    }
+  });
+
+  it('rejects an unknown preference, naming the valid ones', async () => {
+    await expect(initBackend('gpu')).rejects.toThrow(
+      "Unknown compute backend 'gpu'. Valid values (argument or MW_BACKEND): auto, tensorflow-gpu, tensorflow, wasm, cpu.",
+    );
+  });
+
+  it.runIf(withoutNative)('a named native backend that is not installed is an error saying how to get it', async () => {
+    await expect(initBackend('tensorflow-gpu')).rejects.toThrow(
+      /@tensorflow\/tfjs-node-gpu is not installed.*npm install @tensorflow\/tfjs-node-gpu/,
+    );
+  });
+});
+
+type Shape4D = [number, number, number, number];
+type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+type RoundingMode = 'floor' | 'round' | 'ceil';
+
+interface ConvCase {
+  depthwise: boolean;
+  xShape: Shape4D;
+  /** conv: [kh,kw,Cin,Cout]; depthwise: [kh,kw,C,multiplier]. */
+  filterShape: Shape4D;
+  strides: [number, number];
+  pad: Padding;
+  dimRoundingMode?: RoundingMode;
+}
+
+interface Values {
+  shape: number[];
+  values: Float32Array;
+}
+
+const PAD_KINDS = ['same', 'valid', 'number', 'explicit'] as const;
+const KERNEL_SIZES = [1, 3, 5];
+
+/**
+ * Every padding kind x height stride x kernel size, for conv and depthwise; the rest is drawn
+ * at random. Heights alternate between even and odd (they decide where 'same' pads with stride 2),
+ * and depthwise multipliers between 1 and 2.
+ */
+function convCases(seed: number): ConvCase[] {
+  const rng = new Random(seed);
+  const pick = <T>(options: readonly T[]): T => options[rng.int(options.length)]!;
+  const cases: ConvCase[] = [];
+  for (const depthwise of [false, true]) {
+    for (const padKind of PAD_KINDS) {
+      for (const strideHeight of [1, 2]) {
+        for (const kh of KERNEL_SIZES) {
+          // tfjs sizes both output axes from the filter height when the pad is a number
+          // (conv_util computeOutputShape2D), so numeric pads only make sense with square kernels.
+          const kw = padKind === 'number' ? kh : pick(KERNEL_SIZES);
+          // At least the kernel size, so every padding leaves a non-empty output.
+          const h = kh + rng.int(5) * 2 + (cases.length % 2);
+          const w = kw + rng.int(9);
+          const channels = 1 + rng.int(4);
+          const outChannels = depthwise ? 1 + (cases.length % 2) : 1 + rng.int(5);
+          const base = {
+            depthwise,
+            xShape: [1 + rng.int(3), h, w, channels] as Shape4D,
+            filterShape: [kh, kw, channels, outChannels] as Shape4D,
+            strides: [strideHeight, pick([1, 2])] as [number, number],
+          };
+          if (padKind === 'number') {
+            cases.push({ ...base, pad: rng.int(3), dimRoundingMode: pick(['floor', 'round', 'ceil'] as const) });
+          } else if (padKind === 'explicit') {
+            const pad: tf.backend_util.ExplicitPadding = [[0, 0], [rng.int(kh + 1), rng.int(kh + 1)], [rng.int(kw + 1), rng.int(kw + 1)], [0, 0]];
+            cases.push({ ...base, pad });
+          } else {
+            cases.push({ ...base, pad: padKind });
+          }
+        }
+      }
+    }
+  }
+  return cases;
+}
+
+function randomValues(rng: Random, shape: readonly number[]): Values {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return { shape: [...shape], values: Float32Array.from({ length: size }, () => rng.next() * 2 - 1) };
+}
+
+/** The inputs and attributes of the filter- and input-gradient kernels for one case. */
+function gradientKernelCalls(c: ConvCase, rng: Random): { kernel: string; inputs: Record<string, Values>; attrs: NamedAttrMap }[] {
+  const info = tf.backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad, c.dimRoundingMode, c.depthwise);
+  const x = randomValues(rng, c.xShape);
+  const filter = randomValues(rng, c.filterShape);
+  const dy = randomValues(rng, info.outShape);
+  const common: NamedAttrMap = {
+    strides: c.strides,
+    pad: c.pad,
+    dilations: [1, 1],
+    dataFormat: 'NHWC',
+    ...(c.dimRoundingMode === undefined ? {} : { dimRoundingMode: c.dimRoundingMode }),
+  };
+  const prefix = c.depthwise ? 'DepthwiseConv2dNative' : 'Conv2D';
+  return [
+    { kernel: `${prefix}BackpropFilter`, inputs: { x, dy }, attrs: { ...common, filterShape: c.filterShape } },
+    { kernel: `${prefix}BackpropInput`, inputs: { dy, filter }, attrs: { ...common, inputShape: c.xShape } },
+  ];
+}
+
+/** Runs tfjs's stock cpu kernel directly on the cpu backend, whatever is registered there now. */
+function stockCpuResult(kernel: string, inputs: Record<string, Values>, attrs: NamedAttrMap): Values {
+  const cpu = tf.findBackend('cpu');
+  const infos: Record<string, TensorInfo> = {};
+  for (const [name, { shape, values }] of Object.entries(inputs)) {
+    infos[name] = { dataId: cpu.write(values, shape, 'float32'), shape, dtype: 'float32' };
+  }
+  const out = stockCpuKernel(kernel).kernelFunc({ inputs: infos, backend: cpu, attrs }) as TensorInfo;
+  const result = { shape: out.shape, values: Float32Array.from(cpu.readSync(out.dataId) as Float32Array) };
+  for (const info of [...Object.values(infos), out]) cpu.disposeData(info.dataId);
+  return result;
+}
+
+function caseName(c: ConvCase): string {
+  const rounding = c.dimRoundingMode === undefined ? '' : ` ${c.dimRoundingMode}`;
+  return `x [${c.xShape}] filter [${c.filterShape}] strides [${c.strides}] pad ${JSON.stringify(c.pad)}${rounding}`;
+}
+
+describe('composed gradient kernels on wasm match the stock cpu kernels', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  const cases = convCases(2024);
+  for (const depthwise of [false, true]) {
+    it(`${depthwise ? 'depthwise' : 'dense'} filter and input gradients over ${PAD_KINDS.join('/')} padding`, () => {
+      const rng = new Random(depthwise ? 7 : 3);
+      for (const c of cases.filter((one) => one.depthwise === depthwise)) {
+        for (const { kernel, inputs, attrs } of gradientKernelCalls(c, rng)) {
+          const expected = stockCpuResult(kernel, inputs, attrs);
+          tf.tidy(() => {
+            const tensors = Object.fromEntries(
+              Object.entries(inputs).map(([name, { shape, values }]) => [name, tf.tensor(values, shape)]),
+            );
+            try {
+              const actual = tf.engine().runKernel(kernel, tensors, attrs) as tf.Tensor;
+              expectClose(actual, tf.tensor(expected.values, expected.shape));
+            } catch (error) {
+              throw new Error(`${kernel}, ${caseName(c)}: ${(error as Error).message}`);
+            }
+          });
+        }
+      }
+    });
+  }
+});
+
+/** Swaps kernel registrations, returning what was registered before. */
+function registerKernels(configs: readonly KernelConfig[]): KernelConfig[] {
+  return configs.map((config) => {
+    const previous = tf.getKernel(config.kernelName, config.backendName);
+    if (previous !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
+    tf.registerKernel(config);
+    return previous ?? config;
+  });
+}
+
+/** Gradients of sum(conv(x, filter)^2) with respect to x and the filter, on the active backend. */
+function sumOfSquaresGrads(c: ConvCase, x: Values, filter: Values): Values[] {
+  return tf.tidy(() => {
+    const loss = (xs: tf.Tensor, fs: tf.Tensor): tf.Scalar => {
+      const x4 = xs as tf.Tensor4D;
+      const f4 = fs as tf.Tensor4D;
+      const y = c.depthwise
+        ? tf.depthwiseConv2d(x4, f4, c.strides, c.pad, 'NHWC', 1, c.dimRoundingMode)
+        : tf.conv2d(x4, f4, c.strides, c.pad, 'NHWC', 1, c.dimRoundingMode);
+      return tf.sum(tf.square(y));
+    };
+    const grads = tf.grads(loss)([tf.tensor(x.values, x.shape), tf.tensor(filter.values, filter.shape)]);
+    return grads.map((g) => ({ shape: g.shape, values: Float32Array.from(g.dataSync()) }));
+  });
+}
+
+describe('autodiff through the composed kernels', () => {
+  const cases: ConvCase[] = [
+    { depthwise: false, xShape: [2, 8, 8, 3], filterShape: [3, 3, 3, 4], strides: [2, 2], pad: 'same' },
+    { depthwise: false, xShape: [2, 9, 7, 2], filterShape: [5, 3, 2, 3], strides: [1, 2], pad: [[0, 0], [2, 1], [0, 2], [0, 0]] },
+    { depthwise: false, xShape: [1, 9, 9, 2], filterShape: [3, 3, 2, 2], strides: [2, 2], pad: 1, dimRoundingMode: 'ceil' },
+    { depthwise: true, xShape: [2, 8, 8, 3], filterShape: [3, 3, 3, 2], strides: [2, 2], pad: 'same' },
+    { depthwise: true, xShape: [2, 7, 9, 4], filterShape: [5, 5, 4, 1], strides: [1, 1], pad: 'valid' },
+  ];
+
+  it('tf.grads of a conv sum-of-squares on wasm matches the stock cpu kernels', async () => {
+    const rng = new Random(11);
+    for (const c of cases) {
+      const x = randomValues(rng, c.xShape);
+      const filter = randomValues(rng, c.filterShape);
+      await initBackend('wasm');
+      const actual = sumOfSquaresGrads(c, x, filter);
+      await tf.setBackend('cpu');
+      const ours = registerKernels([...STOCK_CPU_KERNELS.values()]);
+      const expected = (() => {
+        try {
+          return sumOfSquaresGrads(c, x, filter);
+        } finally {
+          registerKernels(ours);
+        }
+      })();
+      await initBackend('wasm');
+      tf.tidy(() =>
+        actual.forEach((grad, i) => {
+          const reference = expected[i]!;
+          expectClose(tf.tensor(grad.values, grad.shape), tf.tensor(reference.values, reference.shape));
+        }),
+      );
+    }
+  });
+});
+
+describe('no data buffers leak', () => {
+  for (const backend of ['wasm', 'cpu'] as const) {
+    it(`on ${backend}: kernels and autodiff leave tensor and buffer counts unchanged`, async () => {
+      await initBackend(backend);
+      const rng = new Random(5);
+      const c = convCases(99).filter((one) => one.strides[0] === 2)[0]!;
+      const depthwise: ConvCase = { ...c, depthwise: true, filterShape: [3, 3, c.xShape[3], 2] };
+      const calls = [...gradientKernelCalls(c, rng), ...gradientKernelCalls(depthwise, rng)];
+      const inputs = calls.map(({ inputs: values }) =>
+        Object.fromEntries(Object.entries(values).map(([name, { shape, values: v }]) => [name, tf.tensor(v, shape)])),
+      );
+      const x = randomValues(rng, c.xShape);
+      const filter = randomValues(rng, c.filterShape);
+      const depthwiseFilter = randomValues(rng, depthwise.filterShape);
+      const kernelBackend = (): KernelBackend => tf.engine().backend;
+      const before = { ...tf.memory(), dataIds: kernelBackend().numDataIds() };
+      for (let repeat = 0; repeat < 3; repeat++) {
+        calls.forEach(({ kernel, attrs }, i) => tf.dispose(tf.engine().runKernel(kernel, inputs[i]!, attrs)));
+        sumOfSquaresGrads(c, x, filter);
+        sumOfSquaresGrads(depthwise, x, depthwiseFilter);
+      }
+      const after = { ...tf.memory(), dataIds: kernelBackend().numDataIds() };
+      expect(after.numTensors).toBe(before.numTensors);
+      expect(after.numBytes).toBe(before.numBytes);
+      expect(after.dataIds).toBe(before.dataIds);
+      for (const tensors of inputs) tf.dispose(Object.values(tensors));
+    });
+  }
+});

@@ -1,0 +1,121 @@
+import { createPinia, setActivePinia } from 'pinia';
+import { describe, expect, it } from 'vitest';
+import { nextTick } from 'vue';
+import { DEFAULT_RUN_CONFIG } from '../../../shared/spec.js';
+import { provideStudioApi } from '../../../renderer/src/api/current.js';
+import { architectureLabel, networkStages } from '../../../renderer/src/network.js';
+import { fieldOfPath, formFromConfig, validateRunForm, type RunForm } from '../../../renderer/src/runForm.js';
+import { useRunFormStore } from '../../../renderer/src/stores/runForm.js';
+import { useStudioStore } from '../../../renderer/src/stores/studio.js';
+import { RUN_DIR, fakeStudio } from './fixtures.js';
+
+const defaults = () => formFromConfig(DEFAULT_RUN_CONFIG);
+const validate = (changes: Partial<RunForm>) => validateRunForm({ ...defaults(), ...changes });
+
+describe('new-run form validation', () => {
+  it('turns the default form back into the default config', () => {
+    expect(validate({})).toEqual({ config: DEFAULT_RUN_CONFIG, errors: {} });
+  });
+
+  it('puts each problem next to its field, in the engine\'s words', () => {
+    const { config, errors } = validate({ depth: 21, epochs: '', lr: 0, batchSize: 1.5, gamma: 'much' });
+    expect(config).toBeUndefined();
+    expect(errors).toEqual({
+      depth: 'ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...)',
+      epochs: 'epochs must be a number',
+      lr: 'learning rate must be a finite number above 0',
+      batchSize: 'batch size must be a whole number',
+      gamma: 'gamma must be a number',
+    });
+  });
+
+  it('requires a dataset path when the embedded set is not used', () => {
+    expect(validate({ datasetSource: 'path', datasetPath: '  ' }).errors).toEqual({ dataset: 'dataset is required' });
+    expect(validate({ datasetSource: 'path', datasetPath: '/data/cifar-10' }).config?.dataset).toBe('/data/cifar-10');
+  });
+
+  it('maps problems with exits, including those only the whole network reveals', () => {
+    expect(validate({ exits: [0] }).errors).toEqual({ exits: 'an exit block must be at least 1' });
+    const { errors } = validate({ exits: [3, 9] });
+    expect(errors.exits).toMatch(/^block 9 is outside the network; auxiliary exits go after blocks 1\.\.8/);
+    expect(Object.keys(errors)).toEqual(['exits']);
+  });
+
+  it('omits optional limits left empty and checks them when given', () => {
+    expect(validate({ limitTrain: '', limitTest: ' ' }).config).not.toHaveProperty('limitTrain');
+    expect(validate({ limitTrain: 600, limitTest: '200' }).config).toMatchObject({ limitTrain: 600, limitTest: 200 });
+    expect(validate({ limitTrain: 0 }).errors).toEqual({ limitTrain: 'limit-train must be at least 1' });
+    expect(validate({ validationSplit: 0.9 }).errors).toEqual({ validationSplit: 'validation split is at most 0.5' });
+  });
+
+  it('validates MobileNet\'s width multiplier and ignores the ResNet depth', () => {
+    expect(validate({ family: 'mobilenet', depth: 'n/a', width: 5 }).errors).toEqual({ width: 'width multiplier is at most 4' });
+    expect(validate({ family: 'mobilenet', width: 0.5 }).config?.arch).toEqual({ family: 'mobilenet', width: 0.5, exits: [3, 6] });
+  });
+
+  it('finds the field of a path by prefix', () => {
+    expect(fieldOfPath('arch.exits.2')).toBe('exits');
+    expect(fieldOfPath('arch.depth')).toBe('depth');
+    expect(fieldOfPath('batchSize')).toBe('batchSize');
+    expect(fieldOfPath('arch.depthish')).toBe('form');
+    expect(fieldOfPath('')).toBe('form');
+  });
+});
+
+describe('network drawing', () => {
+  it('groups blocks into stages', () => {
+    expect(networkStages({ family: 'resnet', depth: 20, width: 1 })).toEqual([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
+    expect(networkStages({ family: 'mobilenet', width: 1 })).toEqual([[1], [2, 3], [4, 5], [6, 7, 8, 9, 10, 11], [12, 13]]);
+  });
+
+  it('names architectures briefly', () => {
+    expect(architectureLabel({ family: 'resnet', depth: 56, width: 1 })).toBe('ResNet-56');
+    expect(architectureLabel({ family: 'resnet', depth: 20, width: 2 })).toBe('ResNet-20 \u00d72');
+    expect(architectureLabel({ family: 'mobilenet', width: 0.5 })).toBe('MobileNet \u00d70.5');
+  });
+});
+
+describe('new-run form store', () => {
+  function formStore(handlers: Parameters<typeof fakeStudio>[0] = {}) {
+    const studio = fakeStudio(handlers);
+    provideStudioApi(studio.api);
+    setActivePinia(createPinia());
+    return { studio, store: useRunFormStore() };
+  }
+
+  it('toggles exits on the block picker and keeps them inside the network', async () => {
+    const { store } = formStore();
+    expect(store.stages).toHaveLength(3);
+    store.toggleExit(8);
+    store.toggleExit(3);
+    expect(store.form.exits).toEqual([6, 8]);
+    store.form.depth = 14;
+    await nextTick();
+    expect(store.blocks).toBe(6);
+    expect(store.form.exits).toEqual([]);
+    expect(store.valid).toBe(true);
+    store.useDefaultExits();
+    expect(store.form.exits).toEqual([2, 4]);
+    store.form.depth = 15;
+    expect(store.stages).toEqual([]);
+    expect(store.valid).toBe(false);
+  });
+
+  it('starts only a valid run, then shows it live', async () => {
+    const { studio, store } = formStore({ startRun: () => ({ run: RUN_DIR }) });
+    store.form.epochs = 0;
+    expect(await store.submit()).toBe(false);
+    expect(studio.calls).toEqual([]);
+    store.form.epochs = 1;
+    store.form.limitTrain = 256;
+    expect(await store.submit()).toBe(true);
+    expect(studio.calls).toEqual([{ method: 'startRun', request: { config: { ...DEFAULT_RUN_CONFIG, epochs: 1, limitTrain: 256 } } }]);
+    expect(useStudioStore().view).toBe('live');
+  });
+
+  it('fills the dataset from the folder picker', async () => {
+    const { store } = formStore({ chooseFolder: () => ({ path: '/data/cifar-10-batches-bin' }) });
+    await store.chooseDataset();
+    expect(store.form).toMatchObject({ datasetSource: 'path', datasetPath: '/data/cifar-10-batches-bin' });
+  });
+});
