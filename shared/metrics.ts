@@ -100,7 +100,8 @@ export const RunStateSchema = z.object({
 });
 export type RunState = z.infer<typeof RunStateSchema>;
 
-export const RunSummarySchema = z.object({
+/** What identifies a run and its setting: shared by its start announcement and its summary. */
+const RunIdentitySchema = z.object({
   run: z.string(),
   name: z.string(),
   network: z.string(),
@@ -108,6 +109,9 @@ export const RunSummarySchema = z.object({
   dataset: DatasetSummarySchema,
   backend: BackendSummarySchema,
   lossWeights: z.array(finite),
+});
+
+export const RunSummarySchema = RunIdentitySchema.extend({
   exits: z.array(ExitReportSchema),
   trainSeconds: finite,
   imagesPerSecond: finite,
@@ -116,14 +120,7 @@ export const RunSummarySchema = z.object({
 export type RunSummary = z.infer<typeof RunSummarySchema>;
 
 /** What the engine announces when a run starts: enough for a view to draw every exit. */
-export const RunStartSchema = z.object({
-  run: z.string(),
-  name: z.string(),
-  network: z.string(),
-  config: RunConfigSchema,
-  dataset: DatasetSummarySchema,
-  backend: BackendSummarySchema,
-  lossWeights: z.array(finite),
+export const RunStartSchema = RunIdentitySchema.extend({
   exits: z.array(ExitInfoSchema),
   /** Set when the run continues from a checkpoint. */
   resumedFrom: z.object({ epoch: count, step: count }).optional(),

@@ -1,8 +1,12 @@
 /** The `mw-studio` command: train, info (and the commands later issues add). */
 import { ConfigError } from '../../shared/spec.js';
 import { DatasetError } from '../engine/data/dataset.js';
+import { ExportError } from '../engine/export/errors.js';
 import { RunFileError } from '../engine/runs/files.js';
 import { describeBackend, initBackend } from '../engine/backend/index.js';
+import { BENCH_USAGE, bench } from '../bench/index.js';
+import { SERVE_USAGE, serve, start } from './serve.js';
+import { EXPORT_USAGE, exportCommand } from './export.js';
 import { TRAIN_USAGE, train } from './train.js';
 import { UsageError } from './usage.js';
 
@@ -13,11 +17,25 @@ usage: mw-studio <command> [options]
 commands:
   train    train an Mw-network and report every exit (mw-studio train --help)
   info     show the compute backend in use and why
+  export   one exit of a trained run as a TensorFlow.js or ONNX model (mw-studio export --help)
+  serve    the studio in a browser (loopback only, token-protected)
+  start    the desktop app; serve mode where Electron is not installed
+  bench    training and inference speed, against PyTorch where available
 
-${TRAIN_USAGE}`;
+${TRAIN_USAGE}
+
+${EXPORT_USAGE}
+
+${SERVE_USAGE}
+
+${BENCH_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
+  export: exportCommand,
+  serve: (argv) => serve(argv),
+  start,
+  bench,
   info: async () => {
     process.stdout.write(`${describeBackend(await initBackend())}\n`);
     return 0;
@@ -38,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (error) {
-    const known = [ConfigError, DatasetError, RunFileError, UsageError].some((kind) => error instanceof kind);
+    const known = [ConfigError, DatasetError, RunFileError, ExportError, UsageError].some((kind) => error instanceof kind);
     const usage = error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`\nmw-studio ${command}: ${known || usage ? (error as Error).message : (error as Error).stack}\n`);
     if (usage) process.stderr.write(`run "mw-studio ${command} --help" for the options\n`);

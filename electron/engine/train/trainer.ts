@@ -15,6 +15,7 @@ import { buildNetwork, type MwNetwork } from '../models/index.js';
 import { Random } from '../random.js';
 import { loadCheckpoint, saveCheckpoint, type EpochProgress } from '../runs/checkpoint.js';
 import type { RunFolder } from '../runs/store.js';
+import { assignNetworkTensors } from '../runs/trained.js';
 import { createTrainingMethod, type TrainingMethod } from './methods.js';
 import { learningRateFactor } from './schedule.js';
 
@@ -129,14 +130,7 @@ export class Trainer {
   async restore(): Promise<void> {
     const checkpoint = await loadCheckpoint(this.options.folder.dir);
     try {
-      const named = this.net.namedTensors();
-      for (const [name, variable] of named) {
-        const saved = checkpoint.network.get(name);
-        if (!saved || saved.shape.join() !== variable.shape.join()) {
-          throw new Error(`checkpoint in ${this.options.folder.dir} does not match the network: tensor ${name} is ${saved ? `[${saved.shape}] instead of [${variable.shape}]` : 'missing'}`);
-        }
-        variable.assign(saved);
-      }
+      assignNetworkTensors(this.net, checkpoint.network, this.options.folder.dir);
       this.method.optimizers.forEach((opt, k) => {
         const saved = checkpoint.optimizers[k];
         if (!saved || saved.name !== opt.name) throw new Error(`checkpoint optimizer ${k} is ${saved?.name ?? 'missing'}, expected ${opt.name}`);
@@ -177,6 +171,7 @@ export class Trainer {
    */
   async run(): Promise<RunSummary | undefined> {
     const { config, dataset, folder } = this.options;
+    await folder.writeStart(this.start);
     this.emit({ type: 'started', start: this.start });
     await this.setState('running');
     const checkpointMs = (this.options.checkpointSeconds ?? 300) * 1000;

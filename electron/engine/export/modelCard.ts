@@ -1,0 +1,247 @@
+/**
+ * The model card written beside every export (model-card.json for programs, MODEL_CARD.md for
+ * people): what the model is, how it was trained, how well and how fast it runs, and exactly
+ * how to prepare its input.
+ */
+import { exitLabel, formatCount, formatMs, formatPercent } from '../../../shared/format.js';
+import type { ExitReport, Latency, RunStart, RunSummary } from '../../../shared/metrics.js';
+import { METHOD_LABELS, type Method } from '../../../shared/spec.js';
+import type { ExportFormat } from '../../../shared/api.js';
+import type { ExitCost } from '../models/network.js';
+
+export interface Preprocessing {
+  /** Name of the model's input. */
+  input: string;
+  layout: 'NHWC';
+  dtype: 'float32';
+  /** [batch, height, width, channels]; the batch size is free. */
+  shape: [string, number, number, number];
+  channelOrder: string;
+  /** Per channel, of pixels scaled to [0, 1], measured on the training images. */
+  mean: number[];
+  std: number[];
+  formula: string;
+}
+
+export interface ExitCard {
+  index: number;
+  block: number;
+  layer: number;
+  final: boolean;
+  label: string;
+  /** Name of the model output holding this exit's logits. */
+  output: string;
+  params: number;
+  macs: number;
+  /** The exit's weight in the training loss (lambda). */
+  lossWeight: number;
+  /** On the run's test set; absent until the run finished. */
+  top1?: number;
+  top5?: number;
+  latencyMs: {
+    /** Measured by the run on its tfjs backend (the sub-model alone), when it finished. */
+    tfjs?: { backend: string; device: string; batch1: Latency; batch32: Latency };
+    /** Measured at export with onnxruntime-node on the CPU. */
+    onnxruntime?: { version: string; device: string; batch1: Latency };
+  };
+}
+
+export interface ModelCard {
+  title: string;
+  createdAt: string;
+  format: ExportFormat;
+  /** The model's files in the folder (besides the two card files). */
+  files: string[];
+  network: string;
+  run: {
+    folder: string;
+    method: Method;
+    methodLabel: string;
+    /** Loss-weight exponent the exit weights derive from. */
+    gamma: number;
+    seed: number;
+    epochs: number;
+    batchSize: number;
+    learningRate: number;
+    finishedAt?: string;
+  };
+  dataset: { name: string; source: string; classes: string[]; trainImages: number; testImages: number };
+  /** Exported exits, shallowest first (one unless the format is 'multi'). */
+  exits: ExitCard[];
+  outputs: string;
+  preprocessing: Preprocessing;
+  earlyExit?: { file: string; threshold: number };
+  /** The exported model against the trained network on random inputs, before writing. */
+  verification: { images: number; maxAbsDiff: number };
+}
+
+export function preprocessingOf(start: RunStart, input: string): Preprocessing {
+  const { height, width, channels } = start.dataset.shape;
+  return {
+    input,
+    layout: 'NHWC',
+    dtype: 'float32',
+    shape: ['N', height, width, channels],
+    channelOrder: channels === 1 ? 'grayscale' : channels === 3 ? 'RGB' : `${channels} channels as in the dataset`,
+    mean: start.dataset.normalization.mean,
+    std: start.dataset.normalization.std,
+    formula: 'x[n, h, w, c] = (pixel[n, h, w, c] / 255 - mean[c]) / std[c]',
+  };
+}
+
+export interface CardInput {
+  start: RunStart;
+  summary: RunSummary | undefined;
+  format: ExportFormat;
+  files: string[];
+  exits: readonly { exit: ExitCost; output: string }[];
+  preprocessing: Preprocessing;
+  onnxLatency?: { version: string; device: string; batch1: readonly Latency[] };
+  earlyExit?: ModelCard['earlyExit'];
+  verification: ModelCard['verification'];
+  createdAt?: Date;
+}
+
+function exitCard(input: CardInput, exit: ExitCost, output: string, position: number): ExitCard {
+  const report: ExitReport | undefined = input.summary?.exits[exit.index];
+  const { summary, onnxLatency } = input;
+  return {
+    index: exit.index,
+    block: exit.block,
+    layer: exit.layer,
+    final: exit.final,
+    label: exitLabel(exit),
+    output,
+    params: exit.params,
+    macs: exit.macs,
+    lossWeight: input.start.lossWeights[exit.index]!,
+    ...(report ? { top1: report.top1 } : {}),
+    ...(report?.top5 !== undefined ? { top5: report.top5 } : {}),
+    latencyMs: {
+      ...(report && summary
+        ? { tfjs: { backend: summary.backend.label, device: summary.backend.device, batch1: report.latencyMs.batch1, batch32: report.latencyMs.batch32 } }
+        : {}),
+      ...(onnxLatency ? { onnxruntime: { version: onnxLatency.version, device: onnxLatency.device, batch1: onnxLatency.batch1[position]! } } : {}),
+    },
+  };
+}
+
+export function buildModelCard(input: CardInput): ModelCard {
+  const { start, summary } = input;
+  const exits = input.exits.map(({ exit, output }, position) => exitCard(input, exit, output, position));
+  const subject = input.format === 'multi' ? `every exit up to ${exits.at(-1)!.label}` : exits[0]!.label;
+  return {
+    title: `${start.network}: ${subject}`,
+    createdAt: (input.createdAt ?? new Date()).toISOString(),
+    format: input.format,
+    files: input.files,
+    network: start.network,
+    run: {
+      folder: start.run,
+      method: start.config.method,
+      methodLabel: METHOD_LABELS[start.config.method],
+      gamma: start.config.gamma,
+      seed: start.config.seed,
+      epochs: start.config.epochs,
+      batchSize: start.config.batchSize,
+      learningRate: start.config.lr,
+      ...(summary ? { finishedAt: summary.finishedAt } : {}),
+    },
+    dataset: {
+      name: start.dataset.name,
+      source: start.dataset.source,
+      classes: start.dataset.classes,
+      trainImages: start.dataset.train,
+      testImages: start.dataset.test,
+    },
+    exits,
+    outputs: 'logits, one per class in the order of the dataset classes; softmax gives probabilities',
+    preprocessing: input.preprocessing,
+    ...(input.earlyExit ? { earlyExit: input.earlyExit } : {}),
+    verification: input.verification,
+  };
+}
+
+const FORMAT_DESCRIPTIONS: Record<ExportFormat, string> = {
+  tfjs: 'TensorFlow.js layers model (model.json + weights.bin); load with tf.loadLayersModel',
+  onnx: 'ONNX model (opset 13, NCHW inside, NHWC input, batch norm folded into the convolutions)',
+  multi: 'TensorFlow.js layers model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
+};
+
+function latencyCell(latency: Latency | undefined): string {
+  return latency ? `${formatMs(latency.median)} (p90 ${formatMs(latency.p90)})` : 'not measured';
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+}
+
+export function modelCardMarkdown(card: ModelCard): string {
+  const p = card.preprocessing;
+  const tfjsBackend = card.exits.find((e) => e.latencyMs.tfjs)?.latencyMs.tfjs;
+  const onnxRuntime = card.exits.find((e) => e.latencyMs.onnxruntime)?.latencyMs.onnxruntime;
+  const header = ['Exit', 'Layer', 'Output', 'Params', 'MACs', 'Loss weight λ', 'Top-1', `Latency b1, tfjs${tfjsBackend ? ` ${tfjsBackend.backend}` : ''}`];
+  if (onnxRuntime) header.push('Latency b1, onnxruntime CPU');
+  const rows = card.exits.map((e) => {
+    const row = [e.label, String(e.layer), `\`${e.output}\``, formatCount(e.params), formatCount(e.macs), e.lossWeight.toPrecision(3)];
+    row.push(e.top1 === undefined ? 'run not finished' : formatPercent(e.top1, 2), latencyCell(e.latencyMs.tfjs?.batch1));
+    if (onnxRuntime) row.push(latencyCell(e.latencyMs.onnxruntime?.batch1));
+    return row;
+  });
+  const lines = [
+    `# Model card: ${card.title}`,
+    '',
+    `Exported by Mw Studio on ${card.createdAt}. Format: ${FORMAT_DESCRIPTIONS[card.format]}.`,
+    `Files: ${card.files.map((f) => `\`${f}\``).join(', ')}.`,
+    '',
+    '## Exits',
+    '',
+    ...table(header, rows),
+    '',
+    `Top-1 is measured on the run's ${card.dataset.testImages} test images.` +
+      (tfjsBackend ? ` tfjs latency was measured by the run on ${tfjsBackend.backend}, ${tfjsBackend.device}.` : ''),
+    ...(onnxRuntime ? [`onnxruntime latency was measured at export with onnxruntime-node ${onnxRuntime.version} on ${onnxRuntime.device}.`] : []),
+    `Outputs are ${card.outputs}.`,
+    '',
+    '## Training',
+    '',
+    ...table(['', ''], [
+      ['Network', card.network],
+      ['Method', `${card.run.methodLabel}, loss-weight exponent γ = ${card.run.gamma}`],
+      ['Seed', String(card.run.seed)],
+      ['Epochs, batch size, learning rate', `${card.run.epochs}, ${card.run.batchSize}, ${card.run.learningRate}`],
+      ['Finished', card.run.finishedAt ?? 'not finished (exported from the last checkpoint)'],
+      ['Run folder', `\`${card.run.folder}\``],
+    ]),
+    '',
+    '## Data',
+    '',
+    `${card.dataset.name} (\`${card.dataset.source}\`): ${card.dataset.trainImages} training and ${card.dataset.testImages} test images.`,
+    '',
+    `Classes (output order): ${card.dataset.classes.map((c, i) => `${i} ${c}`).join(', ')}.`,
+    '',
+    '## Input preprocessing',
+    '',
+    `Input \`${p.input}\`: ${p.dtype}, ${p.layout}, shape [${p.shape.join(', ')}] (${p.shape[1]}x${p.shape[2]}x${p.shape[3]}, ${p.channelOrder}; any batch size N).`,
+    '',
+    `    ${p.formula}`,
+    '',
+    ...table(['Channel', 'mean', 'std'], p.mean.map((m, c) => [String(c), String(m), String(p.std[c])])),
+    '',
+  ];
+  if (card.earlyExit) {
+    lines.push(
+      '## Early exit',
+      '',
+      `\`${card.earlyExit.file}\` lists the outputs in order. Run the model, then take the first exit whose highest softmax probability is at least ${card.earlyExit.threshold}; if none is, take the final one.`,
+      '',
+    );
+  }
+  lines.push(
+    '## Verification',
+    '',
+    `Before writing, the exported model was run on ${card.verification.images} random inputs: largest difference from the trained network ${card.verification.maxAbsDiff.toExponential(2)}.`,
+    '',
+  );
+  return lines.join('\n');
+}

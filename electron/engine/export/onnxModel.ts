@@ -1,0 +1,164 @@
+/**
+ * An export graph as an ONNX model (opset 13). ONNX convolutions are NCHW, so the NHWC input
+ * (the same as the tfjs model's) is transposed once at the start. Each batch norm that follows a
+ * convolution is folded into the convolution's weights and a bias, computed in float64 and
+ * rounded once; the exit head's batch norm, which follows a ReLU, stays a BatchNormalization.
+ */
+import { BATCH_NORM_EPSILON, type BatchNormTensors, type ExportGraph, type ExportNode } from './graph.js';
+import { ATTRIBUTE_TYPE, ONNX_FLOAT, encodeOnnxModel, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnxProto.js';
+
+const ONNX_OPSET = 13;
+/** IR version 7 is the one released with opset 13 (ONNX 1.8). */
+const ONNX_IR_VERSION = 7;
+/** Symbolic batch dimension: any number of images per call. */
+const BATCH_DIMENSION = 'N';
+
+type ConvNode = Extract<ExportNode, { op: 'conv' }>;
+
+function floatTensor(name: string, dims: number[], values: Float32Array): OnnxTensor {
+  // raw_data is little-endian by definition, as are the typed arrays of every platform Node runs on.
+  return { name, data_type: ONNX_FLOAT, dims, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
+function values(tensor: BatchNormTensors[keyof BatchNormTensors]): Float32Array {
+  return tensor.dataSync() as Float32Array;
+}
+
+/**
+ * conv(x, W) then batch norm = conv(x, W * s) + (beta - mean * s), s = gamma / sqrt(var + eps)
+ * per output channel. Our weights are [k, k, in, out] (depthwise: [k, k, C, 1]); ONNX wants
+ * [out, in / group, k, k].
+ */
+function foldedConv(node: ConvNode): { weight: Float32Array; bias: Float32Array; dims: number[] } {
+  const { kernel: k, inChannels, outChannels, depthwise } = node;
+  const w = values(node.weight);
+  const [gamma, beta, mean, variance] = [node.batchNorm.gamma, node.batchNorm.beta, node.batchNorm.mean, node.batchNorm.variance].map(values);
+  const inPerGroup = depthwise ? 1 : inChannels;
+  const weight = new Float32Array(outChannels * inPerGroup * k * k);
+  const bias = new Float32Array(outChannels);
+  for (let o = 0; o < outChannels; o++) {
+    const scale = gamma![o]! / Math.sqrt(variance![o]! + BATCH_NORM_EPSILON);
+    bias[o] = beta![o]! - mean![o]! * scale;
+    for (let i = 0; i < inPerGroup; i++) {
+      for (let kh = 0; kh < k; kh++) {
+        for (let kw = 0; kw < k; kw++) {
+          const source = depthwise ? (kh * k + kw) * outChannels + o : ((kh * k + kw) * inChannels + i) * outChannels + o;
+          weight[((o * inPerGroup + i) * k + kh) * k + kw] = w[source]! * scale;
+        }
+      }
+    }
+  }
+  return { weight, bias, dims: [outChannels, inPerGroup, k, k] };
+}
+
+const ints = (name: string, list: number[]): OnnxAttribute => ({ name, type: ATTRIBUTE_TYPE.ints, ints: list });
+const int = (name: string, i: number): OnnxAttribute => ({ name, type: ATTRIBUTE_TYPE.int, i });
+
+function tensorInfo(name: string, dims: (number | string)[]): OnnxValueInfo {
+  return {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: ONNX_FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  };
+}
+
+class OnnxGraphWriter {
+  readonly nodes: OnnxNode[] = [];
+  readonly initializers: OnnxTensor[] = [];
+
+  node(op_type: string, name: string, input: string[], output: string, attribute?: OnnxAttribute[]): void {
+    this.nodes.push({ name, op_type, input, output: [output], ...(attribute ? { attribute } : {}) });
+  }
+
+  initializer(name: string, dims: number[], data: Float32Array): string {
+    this.initializers.push(floatTensor(name, dims, data));
+    return name;
+  }
+
+  write(node: ExportNode, value: (name: string) => string): void {
+    switch (node.op) {
+      case 'conv': {
+        const folded = foldedConv(node);
+        const pad = (node.kernel - 1) / 2;
+        const weight = this.initializer(`${node.convName}.weight`, folded.dims, folded.weight);
+        const bias = this.initializer(`${node.convName}.bias`, [node.outChannels], folded.bias);
+        this.node('Conv', node.convName, [value(node.input), weight, bias], node.name, [
+          ints('kernel_shape', [node.kernel, node.kernel]),
+          ints('strides', [node.stride, node.stride]),
+          ints('pads', [pad, pad, pad, pad]),
+          ints('dilations', [1, 1]),
+          int('group', node.depthwise ? node.inChannels : 1),
+        ]);
+        return;
+      }
+      case 'batchNorm': {
+        const { gamma, beta, mean, variance } = node.batchNorm;
+        const channels = [gamma.size];
+        const inputs = [
+          this.initializer(`${node.name}.scale`, channels, values(gamma)),
+          this.initializer(`${node.name}.bias`, channels, values(beta)),
+          this.initializer(`${node.name}.mean`, channels, values(mean)),
+          this.initializer(`${node.name}.var`, channels, values(variance)),
+        ];
+        this.node('BatchNormalization', node.name, [value(node.input), ...inputs], node.name, [
+          { name: 'epsilon', type: ATTRIBUTE_TYPE.float, f: BATCH_NORM_EPSILON },
+        ]);
+        return;
+      }
+      case 'relu':
+        this.node('Relu', node.name, [value(node.input)], node.name);
+        return;
+      case 'add':
+        this.node('Add', node.name, node.inputs.map(value), node.name);
+        return;
+      case 'globalAveragePool': {
+        // [N, C, H, W] -> [N, C, 1, 1] -> [N, C], the shape our pooling gives.
+        const pooled = `${node.name}.nchw`;
+        this.node('GlobalAveragePool', pooled, [value(node.input)], pooled);
+        this.node('Flatten', node.name, [pooled], node.name, [int('axis', 1)]);
+        return;
+      }
+      case 'dense': {
+        const weight = this.initializer(`${node.name}.weight`, [node.inFeatures, node.outFeatures], values(node.weight));
+        const bias = this.initializer(`${node.name}.bias`, [node.outFeatures], values(node.bias));
+        this.node('Gemm', node.name, [value(node.input), weight, bias], node.name);
+        return;
+      }
+    }
+  }
+}
+
+export interface OnnxExportInfo {
+  name: string;
+  description: string;
+  metadata: Record<string, string>;
+}
+
+/** The serialized ModelProto: input [N, H, W, C] float32, one [N, classes] logits output per exported exit. */
+export function onnxModelBytes(graph: ExportGraph, info: OnnxExportInfo): Uint8Array {
+  const writer = new OnnxGraphWriter();
+  const input = graph.input.name;
+  const inputNchw = `${input}.nchw`;
+  writer.node('Transpose', inputNchw, [input], inputNchw, [ints('perm', [0, 3, 1, 2])]);
+  const value = (name: string) => (name === input ? inputNchw : name);
+  for (const node of graph.nodes) writer.write(node, value);
+  const [height, width, channels] = graph.input.shape;
+  return encodeOnnxModel({
+    ir_version: ONNX_IR_VERSION,
+    opset_import: [{ domain: '', version: ONNX_OPSET }],
+    producer_name: 'Mw Studio',
+    doc_string: info.description,
+    metadata_props: Object.entries(info.metadata).map(([key, value]) => ({ key, value })),
+    graph: {
+      name: info.name,
+      node: writer.nodes,
+      initializer: writer.initializers,
+      input: [tensorInfo(input, [BATCH_DIMENSION, height, width, channels])],
+      output: graph.outputs.map((o) => tensorInfo(o.value, [BATCH_DIMENSION, graph.classes])),
+    },
+  });
+}

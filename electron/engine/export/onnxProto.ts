@@ -1,0 +1,181 @@
+/**
+ * The part of ONNX's onnx.proto3 an inference graph of dense tensors needs, with the official
+ * field numbers (github.com/onnx/onnx, onnx/onnx.proto3), encoded with protobufjs. Fields left
+ * out (training info, sparse tensors, functions, ...) are simply absent from what we write.
+ */
+import protobuf from 'protobufjs';
+
+const ONNX_SUBSET_PROTO = `
+syntax = "proto3";
+package onnx;
+
+message AttributeProto {
+  enum AttributeType {
+    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5;
+    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
+  }
+  string name = 1;
+  string doc_string = 13;
+  AttributeType type = 20;
+  float f = 2;
+  int64 i = 3;
+  bytes s = 4;
+  TensorProto t = 5;
+  repeated float floats = 7;
+  repeated int64 ints = 8;
+  repeated bytes strings = 9;
+}
+
+message ValueInfoProto {
+  string name = 1;
+  TypeProto type = 2;
+  string doc_string = 3;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  string name = 3;
+  string op_type = 4;
+  string domain = 7;
+  repeated AttributeProto attribute = 5;
+  string doc_string = 6;
+}
+
+message StringStringEntryProto {
+  string key = 1;
+  string value = 2;
+}
+
+message ModelProto {
+  int64 ir_version = 1;
+  repeated OperatorSetIdProto opset_import = 8;
+  string producer_name = 2;
+  string producer_version = 3;
+  string domain = 4;
+  int64 model_version = 5;
+  string doc_string = 6;
+  GraphProto graph = 7;
+  repeated StringStringEntryProto metadata_props = 14;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  string name = 2;
+  repeated TensorProto initializer = 5;
+  string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+  repeated ValueInfoProto value_info = 13;
+}
+
+message TensorProto {
+  enum DataType { UNDEFINED = 0; FLOAT = 1; INT32 = 6; INT64 = 7; }
+  repeated int64 dims = 1;
+  int32 data_type = 2;
+  repeated float float_data = 4 [packed = true];
+  repeated int32 int32_data = 5 [packed = true];
+  repeated int64 int64_data = 7 [packed = true];
+  string name = 8;
+  string doc_string = 12;
+  bytes raw_data = 9;
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value {
+      int64 dim_value = 1;
+      string dim_param = 2;
+    }
+    string denotation = 3;
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor {
+    int32 elem_type = 1;
+    TensorShapeProto shape = 2;
+  }
+  oneof value {
+    Tensor tensor_type = 1;
+  }
+  string denotation = 6;
+}
+
+message OperatorSetIdProto {
+  string domain = 1;
+  int64 version = 2;
+}
+`;
+
+/** TensorProto.DataType.FLOAT. */
+export const ONNX_FLOAT = 1;
+
+/** AttributeProto.AttributeType values used by our nodes. */
+export const ATTRIBUTE_TYPE = { float: 1, int: 2, ints: 7 } as const;
+
+export interface OnnxAttribute {
+  name: string;
+  type: (typeof ATTRIBUTE_TYPE)[keyof typeof ATTRIBUTE_TYPE];
+  f?: number;
+  i?: number;
+  ints?: number[];
+}
+
+export interface OnnxNode {
+  name: string;
+  op_type: string;
+  input: string[];
+  output: string[];
+  attribute?: OnnxAttribute[];
+}
+
+export interface OnnxTensor {
+  name: string;
+  data_type: number;
+  dims: number[];
+  /** Little-endian element bytes. */
+  raw_data: Uint8Array;
+}
+
+/** A dimension is a size or a symbolic name (a dynamic batch: 'N'). */
+export type OnnxDimension = { dim_value: number } | { dim_param: string };
+
+export interface OnnxValueInfo {
+  name: string;
+  doc_string?: string;
+  type: { tensor_type: { elem_type: number; shape: { dim: OnnxDimension[] } } };
+}
+
+export interface OnnxGraph {
+  name: string;
+  doc_string?: string;
+  node: OnnxNode[];
+  initializer: OnnxTensor[];
+  input: OnnxValueInfo[];
+  output: OnnxValueInfo[];
+}
+
+export interface OnnxModel {
+  ir_version: number;
+  opset_import: { domain: string; version: number }[];
+  producer_name: string;
+  producer_version?: string;
+  doc_string?: string;
+  graph: OnnxGraph;
+  metadata_props?: { key: string; value: string }[];
+}
+
+const modelProto = protobuf.parse(ONNX_SUBSET_PROTO, { keepCase: true }).root.lookupType('onnx.ModelProto');
+
+export function encodeOnnxModel(model: OnnxModel): Uint8Array {
+  const problem = modelProto.verify(model);
+  if (problem) throw new Error(`invalid ONNX model: ${problem}`);
+  return modelProto.encode(modelProto.fromObject(model)).finish();
+}
+
+/** Decodes a model written by encodeOnnxModel (int64 fields as numbers), e.g. to inspect its graph. */
+export function decodeOnnxModel(bytes: Uint8Array): OnnxModel {
+  return modelProto.toObject(modelProto.decode(bytes), { longs: Number, defaults: false, arrays: true }) as OnnxModel;
+}

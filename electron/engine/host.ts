@@ -1,0 +1,172 @@
+/**
+ * The studio API on top of the engine: one handler per method of shared/api.ts, holding at
+ * most one active training run. It runs inside the engine process (Electron utility process,
+ * or serve mode's child process), never on a UI thread. Run events are coalesced: batch
+ * metrics are flushed about every 100 ms, other events at once and in order, so the UI gets
+ * a steady trickle however fast the steps are.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
+import { ApiError, parseRequest, type StudioEvent, type StudioMethod, type StudioRequest, type StudioResponse } from '../../shared/api.js';
+import type { BatchMetrics, RunEvent } from '../../shared/metrics.js';
+import { summarizeBackend, type BackendInfo } from './backend/index.js';
+import { exportExit } from './export/index.js';
+import { resourcesDir } from './resources.js';
+import { RunFolder, listRuns } from './runs/store.js';
+import { openRun, type RunRequest } from './session.js';
+import type { Trainer } from './train/trainer.js';
+
+export const COALESCE_MS = 100;
+
+export interface EngineHostOptions {
+  backend: BackendInfo;
+  runsRoot: string;
+  /** Pushes an event to the renderer(s). */
+  emit: (event: StudioEvent) => void;
+  /** Native folder dialog (Electron). Absent in serve mode, where paths are typed. */
+  chooseFolder?: (purpose: 'dataset' | 'export') => Promise<string | undefined>;
+  latency?: { warmup?: number; minRepeats?: number; maxRepeats?: number };
+}
+
+type Handlers = { [M in StudioMethod]: (request: StudioRequest<M>) => Promise<StudioResponse<M>> };
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(resolve(resourcesDir(), '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'dev';
+  }
+}
+
+/** Buffers batch events and flushes them together; any other event flushes what is pending first. */
+export class EventCoalescer {
+  private pending: RunEvent[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly emit: (events: RunEvent[]) => void,
+    private readonly intervalMs = COALESCE_MS,
+  ) {}
+
+  push(event: RunEvent): void {
+    this.pending.push(event);
+    if (event.type !== 'batch') this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.intervalMs);
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.pending.length) return;
+    const events = this.pending;
+    this.pending = [];
+    this.emit(events);
+  }
+}
+
+export class EngineHost {
+  private active: Trainer | undefined;
+  private activeRun: Promise<unknown> | undefined;
+  private readonly runsRoot: string;
+  /** Folders the user picked in a native dialog: the only paths outside runs/ the renderer may name. */
+  private readonly chosen = new Set<string>();
+
+  constructor(private readonly options: EngineHostOptions) {
+    this.runsRoot = resolve(options.runsRoot);
+  }
+
+  /** Validates and dispatches one call from the renderer. */
+  async handle(method: unknown, payload: unknown): Promise<unknown> {
+    const { method: name, request } = parseRequest(method, payload);
+    const handler = this.handlers[name] as (r: unknown) => Promise<unknown>;
+    return handler(request);
+  }
+
+  /** A run folder named by the renderer must be inside the runs root. */
+  private runPath(run: string): string {
+    const path = resolve(this.runsRoot, run);
+    if (path !== this.runsRoot && path.startsWith(this.runsRoot + sep)) return path;
+    throw new ApiError(`run folder ${run} is outside ${this.runsRoot}`);
+  }
+
+  /** With native dialogs, paths outside runs/ must be ones the user chose; typed paths are for serve mode. */
+  private userPath(path: string, what: string): string {
+    const resolved = resolve(path);
+    if (!this.options.chooseFolder) return resolved;
+    const allowed = [...this.chosen].some((c) => resolved === c || resolved.startsWith(c + sep));
+    if (allowed || resolved.startsWith(this.runsRoot + sep)) return resolved;
+    throw new ApiError(`${what} ${path} was not chosen in a dialog; choose it with the Browse button`);
+  }
+
+  private async begin(request: RunRequest): Promise<{ run: string }> {
+    if (this.active) throw new ApiError(`a run is already active (${this.active.start.run}); stop it first`);
+    const coalescer = new EventCoalescer((events) => this.options.emit({ type: 'run', events }));
+    const trainer = await openRun(request, {
+      backend: summarizeBackend(this.options.backend),
+      onEvent: (event) => coalescer.push(event),
+      ...(this.options.latency ? { latency: this.options.latency } : {}),
+    });
+    this.active = trainer;
+    this.activeRun = trainer
+      .run()
+      .catch((error: Error) => this.options.emit({ type: 'trainer-crashed', message: error.message, run: trainer.start.run }))
+      .finally(() => {
+        coalescer.flush();
+        trainer.dispose();
+        if (this.active === trainer) this.active = undefined;
+      });
+    return { run: trainer.start.run };
+  }
+
+  private requireActive(): Trainer {
+    if (!this.active) throw new ApiError('no run is active');
+    return this.active;
+  }
+
+  private readonly handlers: Handlers = {
+    getInfo: async () => ({
+      version: version(),
+      backend: summarizeBackend(this.options.backend),
+      backendNotes: this.options.backend.skipped.map((s) => `${s.name}: ${s.reason}`),
+      runsRoot: this.runsRoot,
+      nativeDialogs: Boolean(this.options.chooseFolder),
+      ...(this.active ? { activeRun: this.active.start.run } : {}),
+    }),
+    listRuns: async () => listRuns(this.runsRoot),
+    openRun: async ({ run }) => {
+      const folder = await RunFolder.open(this.runPath(run));
+      const [config, state, summary, start, metrics] = await Promise.all([folder.config(), folder.state(), folder.summary(), folder.start(), folder.metrics()]);
+      return {
+        dir: folder.dir,
+        config,
+        ...(state ? { state } : {}),
+        ...(summary ? { summary } : {}),
+        exits: start?.exits ?? [],
+        ...(start ? { dataset: start.dataset } : {}),
+        metrics: metrics.records,
+      };
+    },
+    startRun: async ({ config }) => {
+      const dataset = (config as { dataset?: unknown } | null)?.dataset;
+      const checked = typeof dataset === 'string' && dataset !== 'embedded' ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') } : config;
+      return this.begin({ kind: 'new', config: checked, runsRoot: this.runsRoot });
+    },
+    resumeRun: async ({ run }) => this.begin({ kind: 'resume', dir: this.runPath(run) }),
+    pauseRun: async () => (this.requireActive().pause(), {}),
+    continueRun: async () => (this.requireActive().resume(), {}),
+    stopRun: async () => (this.requireActive().stop(), {}),
+    exportExit: async ({ run, exit, format, destination }) =>
+      exportExit({ run: this.runPath(run), exit, format, ...(destination ? { destination: this.userPath(destination, 'export folder') } : {}) }),
+    chooseFolder: async ({ purpose }) => {
+      const path = await this.options.chooseFolder?.(purpose);
+      if (path) this.chosen.add(resolve(path));
+      return path ? { path } : {};
+    },
+  };
+
+  /** Stops the active run and waits until it has checkpointed; used when the app quits. */
+  async shutdown(): Promise<void> {
+    this.active?.stop();
+    await this.activeRun;
+  }
+}

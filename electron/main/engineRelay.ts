@@ -1,0 +1,255 @@
+/**
+ * The main process' side of the engine (electron/engine/worker.ts): starts the engine process,
+ * relays the renderer's calls to it, forwards its events, answers its questions, and restarts
+ * it when it dies, so a crash in training never takes the app down.
+ *
+ * - Calls are validated (parseRequest) before they cross into the engine, matched to replies
+ *   by id, held until the engine reports ready, and given up after a per-method timeout.
+ * - If the engine dies, the calls it had been sent fail; calls not yet sent wait for the new
+ *   one. The renderer hears `trainer-crashed`. Restarts back off when the engine keeps dying
+ *   at start-up (a broken backend), instead of spinning.
+ *
+ * No Electron import: the process is reached through EngineProcess, so tests run the relay
+ * on a plain Node child process.
+ */
+import { z } from 'zod';
+import { ApiError, parseRequest, RequestSchemas, type StudioEvent, type StudioMethod, type StudioRequest, type WireCall } from '../../shared/api.js';
+import { isStudioEvent } from '../preload/channels.js';
+
+/** The engine process as the relay needs it: Electron's UtilityProcess or a Node ChildProcess behind an adapter. */
+export interface EngineProcess {
+  send(message: unknown): void;
+  onMessage(listener: (message: unknown) => void): void;
+  /** `reason`: what the process said last on stderr (StderrTail), usually why it died. */
+  onExit(listener: (code: number, reason?: string) => void): void;
+  /** Asks the process to end: SIGTERM, on which the engine stops an active run at a checkpoint. */
+  kill(): void;
+}
+
+export type FolderPurpose = StudioRequest<'chooseFolder'>['purpose'];
+
+export interface EngineRelayOptions {
+  start(): EngineProcess;
+  /** Delivers an event to the renderer. */
+  emit(event: StudioEvent): void;
+  /** The native folder dialog; undefined when cancelled. */
+  chooseFolder(purpose: FolderPurpose): Promise<string | undefined>;
+  timeoutMs?: (method: StudioMethod) => number | undefined;
+  restartDelayMs?: (quickCrashes: number) => number;
+  /** Where protocol problems and failed dialogs are reported (they are bugs, not user errors). */
+  warn?: (message: string) => void;
+}
+
+const MINUTE = 60_000;
+
+/**
+ * How long each call may wait for its reply (including the wait for a starting engine).
+ * Undefined: no limit.
+ */
+export function defaultCallTimeoutMs(method: StudioMethod): number | undefined {
+  switch (method) {
+    // Waits on the user, who may take as long as they like in the dialog.
+    case 'chooseFolder':
+      return undefined;
+    // Load and index a whole dataset (CIFAR from its archive), build the network, write an export.
+    case 'startRun':
+    case 'resumeRun':
+    case 'exportExit':
+      return 10 * MINUTE;
+    default:
+      return MINUTE;
+  }
+}
+
+/** An engine that lived this long was working; dying later is not a start-up crash loop. */
+const STABLE_AFTER_MS = 30_000;
+
+/** Immediately after a crash in normal use; 1 s, 2 s, 4 s ... at most 30 s while it keeps failing at start. */
+export function defaultRestartDelayMs(quickCrashes: number): number {
+  return quickCrashes === 0 ? 0 : Math.min(30_000, 1000 * 2 ** (quickCrashes - 1));
+}
+
+/**
+ * Keeps the end of the engine's stderr, to tell the user why it died: the last line that
+ * reads like an error ("Error: ...", after the stack frames Node prints), else the last line.
+ */
+export class StderrTail {
+  private text = '';
+
+  add(chunk: Buffer | string): void {
+    this.text = (this.text + chunk.toString()).slice(-8192);
+  }
+
+  get reason(): string | undefined {
+    const lines = this.text.split('\n').map((line) => line.trim()).filter(Boolean);
+    return lines.reverse().find((line) => /^[\w.]*(Error|Exception)\b/.test(line)) ?? lines[0];
+  }
+}
+
+const callId = z.number().int().nonnegative();
+const WorkerMessageSchema = z.union([
+  z.object({ id: callId, ok: z.literal(true), result: z.unknown() }),
+  z.object({ id: callId, ok: z.literal(false), error: z.string() }),
+  z.object({ event: z.custom<StudioEvent>(isStudioEvent) }),
+  z.object({ ask: callId, method: z.string(), payload: z.unknown() }),
+  z.object({ ready: z.object({ backend: z.string() }) }),
+]);
+type WorkerMessage = z.infer<typeof WorkerMessageSchema>;
+type Question = Extract<WorkerMessage, { ask: number }>;
+
+interface PendingCall {
+  wire: WireCall;
+  /** Sent to the engine now running (false: waiting for an engine to be ready). */
+  sent: boolean;
+  resolve(result: unknown): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class EngineRelay {
+  private engine: EngineProcess | undefined;
+  private ready = false;
+  private startedAt = 0;
+  private quickCrashes = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly pending = new Map<number, PendingCall>();
+  private nextId = 0;
+  private readonly timeoutMs: (method: StudioMethod) => number | undefined;
+  private readonly restartDelayMs: (quickCrashes: number) => number;
+  private readonly warn: (message: string) => void;
+
+  constructor(private readonly options: EngineRelayOptions) {
+    this.timeoutMs = options.timeoutMs ?? defaultCallTimeoutMs;
+    this.restartDelayMs = options.restartDelayMs ?? defaultRestartDelayMs;
+    this.warn = options.warn ?? ((message) => console.warn(`[engine relay] ${message}`));
+    this.launch();
+  }
+
+  /** Validates a call from the renderer and resolves with the engine's result; rejects with an ApiError naming the bad field. */
+  async call(method: unknown, payload: unknown): Promise<unknown> {
+    if (this.stopping) throw new ApiError('the studio is shutting down');
+    const { method: name, request } = parseRequest(method, payload);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const limit = this.timeoutMs(name);
+      const timer =
+        limit === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.pending.delete(id);
+              reject(new ApiError(`${name}: the engine did not answer within ${Math.round(limit / 1000)} s`));
+            }, limit);
+      const call: PendingCall = { wire: { id, method: name, payload: request }, sent: false, resolve, reject, timer };
+      this.pending.set(id, call);
+      if (this.ready) this.send(call);
+    });
+  }
+
+  /**
+   * Asks the engine to end (it checkpoints an active run) and waits for it, at most `graceMs`;
+   * calls still pending fail. Used when the app quits.
+   */
+  stop(graceMs = 5000): Promise<void> {
+    if (this.stopping) return this.stopping;
+    const engine = this.engine;
+    this.stopping = new Promise<void>((done) => {
+      if (!engine) return done();
+      const grace = setTimeout(done, graceMs);
+      engine.onExit(() => {
+        clearTimeout(grace);
+        done();
+      });
+    });
+    clearTimeout(this.restartTimer);
+    this.failPending(() => true, () => new ApiError('the studio is shutting down'));
+    engine?.kill();
+    return this.stopping;
+  }
+
+  private launch(): void {
+    const engine = this.options.start();
+    this.engine = engine;
+    this.ready = false;
+    this.startedAt = Date.now();
+    engine.onMessage((message) => {
+      if (this.engine === engine) this.receive(engine, message);
+    });
+    engine.onExit((code, reason) => {
+      if (this.engine === engine) this.exited(code, reason);
+    });
+  }
+
+  private send(call: PendingCall): void {
+    call.sent = true;
+    this.engine?.send(call.wire);
+  }
+
+  private receive(engine: EngineProcess, message: unknown): void {
+    const parsed = WorkerMessageSchema.safeParse(message);
+    if (!parsed.success) {
+      this.warn(`unreadable message from the engine: ${JSON.stringify(message)?.slice(0, 200)}`);
+      return;
+    }
+    const data = parsed.data;
+    if ('ready' in data) {
+      this.ready = true;
+      for (const call of this.pending.values()) if (!call.sent) this.send(call);
+    } else if ('event' in data) {
+      this.options.emit(data.event);
+    } else if ('ask' in data) {
+      void this.answer(engine, data);
+    } else {
+      const call = this.pending.get(data.id);
+      if (!call) return; // it timed out; the late reply has nobody to go to
+      this.pending.delete(data.id);
+      clearTimeout(call.timer);
+      if (data.ok) call.resolve(data.result);
+      else call.reject(new ApiError(data.error));
+    }
+  }
+
+  /**
+   * The engine's questions are for native dialogs, which only the main process can show.
+   * Every question gets an answer (empty when it cannot be served), or the engine would wait forever.
+   */
+  private async answer(engine: EngineProcess, question: Question): Promise<void> {
+    let result: { path?: string } = {};
+    const request = question.method === 'chooseFolder' ? RequestSchemas.chooseFolder.safeParse(question.payload) : undefined;
+    if (request?.success) {
+      try {
+        const path = await this.options.chooseFolder(request.data.purpose);
+        if (path) result = { path };
+      } catch (error) {
+        this.warn(`the folder dialog failed: ${(error as Error).message}`);
+      }
+    } else {
+      this.warn(`unanswerable question from the engine: ${question.method} ${JSON.stringify(question.payload)?.slice(0, 200)}`);
+    }
+    // Only the engine that asked is answered; if it died meanwhile, its successor never asked.
+    if (this.engine === engine) engine.send({ answer: question.ask, result });
+  }
+
+  private exited(code: number, reason: string | undefined): void {
+    this.engine = undefined;
+    this.ready = false;
+    const what = `the engine process exited with code ${code}${reason ? ` (${reason})` : ''}`;
+    this.failPending((call) => call.sent, (call) => new ApiError(`${call.wire.method}: ${what} before answering`));
+    if (this.stopping) return;
+    this.quickCrashes = Date.now() - this.startedAt < STABLE_AFTER_MS ? this.quickCrashes + 1 : 0;
+    this.options.emit({
+      type: 'trainer-crashed',
+      message: `${what}; it is being restarted, and an interrupted run can be resumed from its last checkpoint`,
+    });
+    this.restartTimer = setTimeout(() => this.launch(), this.restartDelayMs(this.quickCrashes));
+  }
+
+  private failPending(which: (call: PendingCall) => boolean, error: (call: PendingCall) => Error): void {
+    for (const [id, call] of this.pending) {
+      if (!which(call)) continue;
+      this.pending.delete(id);
+      clearTimeout(call.timer);
+      call.reject(error(call));
+    }
+  }
+}

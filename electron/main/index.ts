@@ -1,0 +1,249 @@
+/**
+ * The Electron main process: one window, the menu, native dialogs, and the relay between the
+ * page and the engine. The engine (training, evaluation, export) runs in a utility process,
+ * never here: a tfjs step blocks its thread, and a blocked main process freezes the window.
+ *
+ * The policies themselves (CSP, webPreferences, navigation, window state, call relay) live in
+ * modules without an Electron import, where tests check them; this file wires them to Electron.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import {
+  app,
+  BrowserWindow,
+  dialog,
+  ipcMain,
+  Menu,
+  MessageChannelMain,
+  protocol,
+  screen,
+  session,
+  shell,
+  utilityProcess,
+  type MessageBoxOptions,
+  type MessagePortMain,
+  type OpenDialogOptions,
+  type WebContents,
+} from 'electron';
+import { ApiError } from '../../shared/api.js';
+import { outcomeOf, STUDIO_CALL, STUDIO_EVENTS } from '../preload/channels.js';
+import { EngineRelay, StderrTail, type EngineProcess, type FolderPurpose } from './engineRelay.js';
+import { BUILT_FILES } from './layout.js';
+import { applicationMenu } from './menu.js';
+import { isRendererUrl, RENDERER_ENTRY, RENDERER_SCHEME, rendererFile } from './rendererProtocol.js';
+import { CONTENT_SECURITY_POLICY, denyPermission, denyPermissionCheck, denyWindowOpen, isAllowedNavigation, secureWebPreferences } from './security.js';
+import { loadWindowState, MIN_WINDOW_SIZE, saveWindowState } from './windowState.js';
+
+/** What vite's build of the renderer contains; anything else is served as bytes the page cannot run. */
+const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+
+// Must happen before 'ready': a standard, secure scheme gets an origin of its own.
+protocol.registerSchemesAsPrivileged([{ scheme: RENDERER_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+
+const fromApp = (path: string) => join(app.getAppPath(), path);
+
+let mainWindow: BrowserWindow | undefined;
+/** Main's end of the channel that carries engine events to the page; replaced on every page load. */
+let eventPort: MessagePortMain | undefined;
+/** The window-state write started when the window closed; quitting waits for it. */
+let savingWindowState: Promise<void> = Promise.resolve();
+
+function runsRoot(): string {
+  try {
+    return join(app.getPath('documents'), 'Mw Studio', 'runs');
+  } catch {
+    return join(app.getPath('userData'), 'runs'); // no Documents folder (some minimal Linux setups)
+  }
+}
+
+function startEngine(): EngineProcess {
+  // process.env's values are all strings; its type allows undefined only for absent keys.
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), MW_RUNS_ROOT: runsRoot(), MW_NATIVE_DIALOGS: '1' };
+  // Packaged, the embedded dataset is in resources/ next to app.asar (extraResources), not in it.
+  if (app.isPackaged) env.MW_RESOURCES = join(process.resourcesPath, 'resources');
+  const child = utilityProcess.fork(fromApp(BUILT_FILES.engine), [], { serviceName: 'Mw Studio engine', env, stdio: ['ignore', 'inherit', 'pipe'] });
+  const stderr = new StderrTail();
+  child.stderr?.on('data', (chunk: Buffer) => {
+    process.stderr.write(chunk);
+    stderr.add(chunk);
+  });
+  return {
+    send: (message) => child.postMessage(message),
+    onMessage: (listener) => child.on('message', listener),
+    onExit: (listener) => child.on('exit', (code) => listener(code, stderr.reason)),
+    kill: () => void child.kill(),
+  };
+}
+
+async function chooseFolder(purpose: FolderPurpose): Promise<string | undefined> {
+  const options: OpenDialogOptions = {
+    title: purpose === 'dataset' ? 'Choose the dataset folder' : 'Choose where to export',
+    properties: ['openDirectory', 'createDirectory'],
+  };
+  const result = mainWindow ? await dialog.showOpenDialog(mainWindow, options) : await dialog.showOpenDialog(options);
+  return result.canceled ? undefined : result.filePaths[0];
+}
+
+/** A fresh MessageChannel per page load: the preload of the new page takes its end. */
+function connectEvents(contents: WebContents): void {
+  eventPort?.close();
+  const { port1, port2 } = new MessageChannelMain();
+  eventPort = port1;
+  contents.postMessage(STUDIO_EVENTS, null, [port2]);
+}
+
+function serveRenderer(): void {
+  const rendererDir = fromApp(BUILT_FILES.renderer);
+  protocol.handle(RENDERER_SCHEME, async (request) => {
+    const file = rendererFile(rendererDir, request.url);
+    const body = file ? await readFile(file).catch(() => undefined) : undefined;
+    if (!file || !body) return new Response('not found', { status: 404 });
+    return new Response(new Uint8Array(body), {
+      headers: {
+        'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
+        // Header events of session.webRequest do not fire for custom schemes, so the policy is set here too.
+        'content-security-policy': CONTENT_SECURITY_POLICY,
+        'x-content-type-options': 'nosniff',
+      },
+    });
+  });
+}
+
+function secureSession(): void {
+  const { webRequest } = session.defaultSession;
+  // Any http(s) response that reaches a page in this session (none should) carries the policy as well.
+  webRequest.onHeadersReceived((details, callback) => {
+    callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CONTENT_SECURITY_POLICY] } });
+  });
+  session.defaultSession.setPermissionRequestHandler(denyPermission);
+  session.defaultSession.setPermissionCheckHandler(denyPermissionCheck);
+}
+
+function relayCalls(engine: EngineRelay): void {
+  ipcMain.handle(STUDIO_CALL, (event, method: unknown, payload: unknown) =>
+    outcomeOf(async () => {
+      // Only our own page may call; a frame that somehow navigated elsewhere may not.
+      if (!isRendererUrl(event.senderFrame?.url)) throw new ApiError('studio calls are accepted only from the studio page');
+      return engine.call(method, payload);
+    }),
+  );
+}
+
+async function openRunsFolder(): Promise<void> {
+  const folder = runsRoot();
+  await mkdir(folder, { recursive: true });
+  const problem = await shell.openPath(folder);
+  if (problem) dialog.showErrorBox('Could not open the runs folder', `${folder}: ${problem}`);
+}
+
+function showAbout(): void {
+  const options: MessageBoxOptions = {
+    type: 'info',
+    title: 'About Mw Studio',
+    message: `Mw Studio ${app.getVersion()}`,
+    detail: [
+      'Train multi-exit Mw-networks with multi-way backpropagation (Guo et al., arXiv 1611.01773) and pick the depth you need.',
+      `Electron ${process.versions.electron} · Chromium ${process.versions.chrome} · Node ${process.versions.node}`,
+      `Runs: ${runsRoot()}`,
+    ].join('\n\n'),
+  };
+  void (mainWindow ? dialog.showMessageBox(mainWindow, options) : dialog.showMessageBox(options));
+}
+
+/**
+ * The page has no channel for menu commands (StudioApi carries engine calls and events only),
+ * so New Run presses the page's own shortcut for its first view, Alt+1 (renderer/src/App.vue).
+ */
+function showNewRunView(): void {
+  mainWindow?.webContents.sendInputEvent({ type: 'keyDown', keyCode: '1', modifiers: ['alt'] });
+  mainWindow?.webContents.sendInputEvent({ type: 'keyUp', keyCode: '1', modifiers: ['alt'] });
+}
+
+async function createWindow(): Promise<void> {
+  const stateFile = join(app.getPath('userData'), 'window-state.json');
+  const workAreas = [screen.getPrimaryDisplay(), ...screen.getAllDisplays()].map((display) => display.workArea);
+  const state = await loadWindowState(stateFile, workAreas);
+  const window = new BrowserWindow({
+    ...state.bounds,
+    minWidth: MIN_WINDOW_SIZE.width,
+    minHeight: MIN_WINDOW_SIZE.height,
+    title: 'Mw Studio',
+    // Shown once painted, so the user never sees an empty frame.
+    show: false,
+    webPreferences: secureWebPreferences(fromApp(BUILT_FILES.preload)),
+  });
+  mainWindow = window;
+  if (state.maximized) window.maximize();
+  window.once('ready-to-show', () => window.show());
+  window.on('close', () => {
+    savingWindowState = saveWindowState(stateFile, { bounds: window.getNormalBounds(), maximized: window.isMaximized() }).catch((error: Error) =>
+      console.warn(`[window state] ${error.message}`),
+    );
+  });
+  window.on('closed', () => {
+    if (mainWindow === window) mainWindow = undefined;
+    eventPort?.close();
+    eventPort = undefined;
+  });
+
+  const contents = window.webContents;
+  contents.on('will-navigate', (event) => {
+    if (!isAllowedNavigation(contents.getURL(), event.url)) event.preventDefault();
+  });
+  contents.setWindowOpenHandler(denyWindowOpen);
+  contents.on('did-finish-load', () => connectEvents(contents));
+  await window.loadURL(RENDERER_ENTRY);
+}
+
+function focusWindow(): void {
+  if (!mainWindow) return;
+  if (mainWindow.isMinimized()) mainWindow.restore();
+  mainWindow.focus();
+}
+
+/** Quitting waits for the window state to be written and the engine to checkpoint an active run. */
+function shutDownBeforeQuit(engine: EngineRelay): void {
+  let finished = false;
+  app.on('will-quit', (event) => {
+    if (finished) return;
+    event.preventDefault();
+    void Promise.all([savingWindowState, engine.stop()]).finally(() => {
+      finished = true;
+      app.quit();
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  await app.whenReady();
+  secureSession();
+  serveRenderer();
+  const engine = new EngineRelay({ start: startEngine, emit: (event) => eventPort?.postMessage(event), chooseFolder });
+  relayCalls(engine);
+  shutDownBeforeQuit(engine);
+  const isMac = process.platform === 'darwin';
+  Menu.setApplicationMenu(
+    Menu.buildFromTemplate(
+      applicationMenu({ isMac, isDev: !app.isPackaged, actions: { newRun: showNewRunView, openRunsFolder: () => void openRunsFolder(), about: showAbout } }),
+    ),
+  );
+  // macOS keeps the app (and a run in training) alive without windows; the Dock icon reopens one.
+  app.on('window-all-closed', () => {
+    if (!isMac) app.quit();
+  });
+  app.on('activate', () => {
+    if (!mainWindow) void createWindow();
+  });
+  await createWindow();
+}
+
+// A second start hands over to the running studio (which focuses its window) and leaves.
+if (app.requestSingleInstanceLock()) {
+  app.on('second-instance', focusWindow);
+  main().catch((error: Error) => {
+    dialog.showErrorBox('Mw Studio could not start', error.stack ?? error.message);
+    app.exit(1);
+  });
+} else {
+  app.quit();
+}

@@ -1,0 +1,42 @@
+/**
+ * The page is served from a custom scheme, app://studio/, rather than file://: it gets a real
+ * origin (so 'self' in the CSP and the IPC sender check mean exactly the built renderer), and
+ * only files inside the renderer folder can be reached through it.
+ */
+import { resolve, sep } from 'node:path';
+
+export const RENDERER_SCHEME = 'app';
+const RENDERER_HOST = 'studio';
+export const RENDERER_ORIGIN = `${RENDERER_SCHEME}://${RENDERER_HOST}`;
+export const RENDERER_ENTRY = `${RENDERER_ORIGIN}/index.html`;
+
+/** The URL when it is one of ours. (URL.origin is "null" for schemes Node does not know, so the parts are compared.) */
+function rendererUrl(url: string | undefined): URL | undefined {
+  if (!url) return undefined;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === `${RENDERER_SCHEME}:` && parsed.host === RENDERER_HOST ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file inside `rendererDir` that an app:// URL names, or undefined for any other URL. */
+export function rendererFile(rendererDir: string, url: string): string | undefined {
+  const parsed = rendererUrl(url);
+  if (!parsed) return undefined;
+  let path: string;
+  try {
+    path = decodeURIComponent(parsed.pathname);
+  } catch {
+    return undefined; // a malformed %-escape names no file
+  }
+  const root = resolve(rendererDir);
+  const file = resolve(root, `.${path === '/' ? '/index.html' : path}`);
+  return file.startsWith(root + sep) ? file : undefined;
+}
+
+/** Whether an IPC message comes from our own page (not from a frame that navigated elsewhere). */
+export function isRendererUrl(url: string | undefined): boolean {
+  return rendererUrl(url) !== undefined;
+}

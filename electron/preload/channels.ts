@@ -1,0 +1,44 @@
+/**
+ * What the preload and the main process say to each other, declared once for both sides: the
+ * IPC channel names, the shape of a call's outcome, and the check an event passes before it
+ * reaches the page. No Electron import, so it bundles into the sandboxed preload and tests
+ * import it with no Electron binary.
+ */
+import { ApiError, type StudioEvent } from '../../shared/api.js';
+
+/** ipcRenderer.invoke(STUDIO_CALL, method, payload) -> CallOutcome. */
+export const STUDIO_CALL = 'studio:call';
+
+/** Main -> preload, once per page load: carries the MessagePort that engine events arrive on. */
+export const STUDIO_EVENTS = 'studio:events';
+
+/**
+ * A call's result or its error as plain data. ipcMain.handle would wrap a thrown error's
+ * message in "Error invoking remote method ...", which the user would then read in a toast.
+ */
+export type CallOutcome = { ok: true; result: unknown } | { ok: false; error: string };
+
+export async function outcomeOf(work: () => Promise<unknown>): Promise<CallOutcome> {
+  try {
+    return { ok: true, result: await work() };
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** The result of a call, or its error thrown as an ApiError with the engine's own message. */
+export function resultOf(outcome: CallOutcome): unknown {
+  if (outcome.ok) return outcome.result;
+  throw new ApiError(outcome.error);
+}
+
+/**
+ * A shallow check of a pushed event: the engine is trusted, so this only keeps anything
+ * malformed (a stray message on the port) away from the page's listeners.
+ */
+export function isStudioEvent(data: unknown): data is StudioEvent {
+  if (typeof data !== 'object' || data === null) return false;
+  const event = data as Record<string, unknown>;
+  if (event.type === 'run') return Array.isArray(event.events);
+  return event.type === 'trainer-crashed' && typeof event.message === 'string';
+}

@@ -1,0 +1,161 @@
+/**
+ * Serve mode: the built renderer and the studio API over a WebSocket, on 127.0.0.1 only, for
+ * a browser on this machine (or through an SSH tunnel to a headless GPU box). Every request
+ * must carry the per-session token: in the URL the first time, then as a SameSite=Strict
+ * cookie; the WebSocket also checks its Origin, so another site open in the same browser can
+ * neither read the studio nor drive it.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { WireCallSchema, type StudioEvent, type WireMessage } from '../../shared/api.js';
+import { EngineRelay } from '../main/engineRelay.js';
+import { forkEngine } from './engineProcess.js';
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+};
+
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:*; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/** Largest WebSocket message accepted: API calls are small; anything bigger is hostile. */
+const MAX_MESSAGE_BYTES = 256 * 1024;
+
+export interface ServeOptions {
+  /** Folder holding the built renderer (index.html). */
+  rendererDir: string;
+  runsRoot: string;
+  port?: number;
+  /** Extra environment for the engine process (e.g. MW_BACKEND). */
+  engineEnv?: Record<string, string>;
+}
+
+export interface StudioServer {
+  url: string;
+  token: string;
+  port: number;
+  engine: EngineRelay;
+  close(): Promise<void>;
+}
+
+function sameToken(given: string | null | undefined, token: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function cookieToken(request: IncomingMessage): string | undefined {
+  return /(?:^|;\s*)mw_token=([0-9a-f]+)/.exec(request.headers.cookie ?? '')?.[1];
+}
+
+export async function startServer(options: ServeOptions): Promise<StudioServer> {
+  const token = randomBytes(24).toString('hex');
+  const rendererDir = resolve(options.rendererDir);
+  const sockets = new Set<WebSocket>();
+  const broadcast = (event: StudioEvent) => {
+    const text = JSON.stringify({ event } satisfies WireMessage);
+    for (const socket of sockets) socket.send(text);
+  };
+  const engineEnv = { MW_RUNS_ROOT: resolve(options.runsRoot), ...options.engineEnv };
+  // No native dialogs in a browser: the page lets the user type paths instead.
+  const engine = new EngineRelay({ start: () => forkEngine(engineEnv), emit: broadcast, chooseFolder: async () => undefined });
+
+  const serveFile = async (request: IncomingMessage, response: ServerResponse, url: URL) => {
+    const fromQuery = url.searchParams.get('token');
+    if (!sameToken(fromQuery, token) && !sameToken(cookieToken(request), token)) {
+      response.writeHead(403, { 'content-type': 'text/plain' }).end('Mw Studio: this page needs the session token printed by `mw-studio serve`.\n');
+      return;
+    }
+    const relative = normalize(decodeURIComponent(url.pathname)).replace(/^([/\\])+/, '') || 'index.html';
+    const file = resolve(rendererDir, relative);
+    if (file !== rendererDir && !file.startsWith(rendererDir + sep)) {
+      response.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      response.writeHead(200, {
+        'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
+        'content-security-policy': CONTENT_SECURITY_POLICY,
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'cache-control': 'no-store',
+        ...(fromQuery ? { 'set-cookie': `mw_token=${token}; HttpOnly; SameSite=Strict; Path=/` } : {}),
+      });
+      response.end(body);
+    } catch {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  };
+
+  const server: Server = createServer((request, response) => {
+    if (request.method !== 'GET') {
+      response.writeHead(405).end();
+      return;
+    }
+    void serveFile(request, response, new URL(request.url ?? '/', 'http://127.0.0.1'));
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  server.on('upgrade', (request, socket, head) => {
+    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    const port = (server.address() as AddressInfo).port;
+    const origins = [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
+    if (url.pathname !== '/api' || !sameToken(url.searchParams.get('token'), token) || !origins.includes(request.headers.origin ?? '')) {
+      socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      sockets.add(ws);
+      ws.on('close', () => sockets.delete(ws));
+      ws.on('message', (data) => void answer(ws, data.toString()));
+    });
+  });
+
+  const answer = async (ws: WebSocket, text: string) => {
+    let id = -1;
+    try {
+      const call = WireCallSchema.safeParse(JSON.parse(text));
+      if (!call.success) throw new Error('malformed call: expected {id, method, payload}');
+      id = call.data.id;
+      // The relay validates before anything crosses the process boundary.
+      const result = await engine.call(call.data.method, call.data.payload);
+      ws.send(JSON.stringify({ id, ok: true, result } satisfies WireMessage));
+    } catch (error) {
+      ws.send(JSON.stringify({ id, ok: false, error: (error as Error).message } satisfies WireMessage));
+    }
+  };
+
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolveListen());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/?token=${token}`,
+    token,
+    port,
+    engine,
+    close: async () => {
+      await engine.stop();
+      for (const ws of sockets) ws.terminate();
+      wss.close();
+      await new Promise<void>((done) => server.close(() => done()));
+    },
+  };
+}
+
+export function defaultRendererDir(projectRoot: string): string {
+  return join(projectRoot, 'out', 'renderer');
+}
