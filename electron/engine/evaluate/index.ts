@@ -87,7 +87,7 @@ export async function measureLatency(forward: () => tf.Tensor[], options: Latenc
   const { warmup = 2, minRepeats = 5, maxRepeats = 50, budgetMs = 400 } = options;
   const once = async (): Promise<number> => {
     const start = performance.now();
-    const outputs = forward();
+    const outputs = tf.tidy(forward);
     await Promise.all(outputs.map((t) => t.data()));
     const elapsed = performance.now() - start;
     tf.dispose(outputs);

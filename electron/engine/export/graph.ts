@@ -9,8 +9,8 @@ import { ResidualBlock, SeparableBlock, type Block } from '../models/blocks.js';
 import { BatchNorm, Conv2d, Dense, DepthwiseConv2d, GlobalAveragePool, Relu, Sequence, type FeatureShape, type Layer, type Param } from '../models/layers.js';
 import type { ExitCost, MwNetwork } from '../models/network.js';
 
-/** layers.ts BatchNorm's epsilon (PyTorch's default); the export tests pin the match. */
-export const BATCH_NORM_EPSILON = 1e-5;
+/** The epsilon the network's batch norm uses, so exported models normalise identically. */
+export { BN_EPSILON as BATCH_NORM_EPSILON } from '../models/layers.js';
 
 export interface BatchNormTensors {
   gamma: tf.Tensor;

@@ -96,7 +96,10 @@ export class ParamFactory {
 
   private make(name: string, initial: tf.Tensor, trainable = true): Param {
     // tfjs variable names are process-global; ours only need to be unique within a network.
-    return { name: this.prefix ? `${this.prefix}.${name}` : name, variable: tf.variable(initial, trainable) };
+    const variable = tf.variable(initial, trainable);
+    // The variable holds its own copy; the initial values are no longer needed.
+    initial.dispose();
+    return { name: this.prefix ? `${this.prefix}.${name}` : name, variable };
   }
 }
 
@@ -207,7 +210,7 @@ export class DepthwiseConv2d implements Layer {
 }
 
 /** PyTorch's BatchNorm2d defaults: eps 1e-5, running statistics momentum 0.1, unbiased running variance. */
-const BN_EPSILON = 1e-5;
+export const BN_EPSILON = 1e-5;
 const BN_MOMENTUM = 0.1;
 
 export class BatchNorm implements Layer {
