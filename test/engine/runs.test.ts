@@ -54,4 +54,15 @@ describe('engine host paths', () => {
     await expect(host.handle('openRun', { run: 5 })).rejects.toThrow(/openRun: run/);
     await expect(host.handle('rmrf', {})).rejects.toThrow(/unknown method/);
   });
+
+  it('with native dialogs, accepts only dataset and export folders the user chose', async () => {
+    const runsRoot = await mkdtemp(join(tmpdir(), 'mw-host-'));
+    const chosen = await mkdtemp(join(tmpdir(), 'mw-chosen-'));
+    const host = new EngineHost({ backend: await initBackend('cpu'), runsRoot, emit: () => {}, chooseFolder: async () => chosen });
+    const config = { ...DEFAULT_RUN_CONFIG, dataset: '/etc' };
+    await expect(host.handle('startRun', { config })).rejects.toThrow(/dataset \/etc was not chosen in a dialog/);
+    await expect(host.handle('chooseFolder', { purpose: 'dataset' })).resolves.toEqual({ path: chosen });
+    // Now chosen: the path passes the boundary and fails only as a dataset (an empty folder).
+    await expect(host.handle('startRun', { config: { ...config, dataset: chosen } })).rejects.toThrow(`${chosen}: holds no class`);
+  });
 });
