@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Method } from '../../../shared/spec.js';
 import { GradSink, type MwNetwork, type Param, type TracedNetwork } from '../models/index.js';
-import { lossWeights, multiWayLearningRates } from './lossWeights.js';
+import { lossWeights, methodLossWeights, multiWayLearningRates } from './lossWeights.js';
 import { SgdOptimizer, type SgdSettings } from './optimizer.js';
 
 export interface Hyperparameters {
@@ -81,8 +81,16 @@ function sgd(name: string, params: readonly Param[], h: Hyperparameters, lr = h.
 }
 
 /** One seed per exit, only `exit` set: the gradient of that exit's weighted loss alone. */
-function seedsFor(net: MwNetwork, exit: number, dLogits: tf.Tensor): (tf.Tensor | null)[] {
+export function seedsFor(net: MwNetwork, exit: number, dLogits: tf.Tensor): (tf.Tensor | null)[] {
   return net.exits.map((e) => (e.index === exit ? dLogits : null));
+}
+
+/** One SGD optimizer per exit over its segment, at lr / sum of the auxiliary weights at and above it. */
+function perExitOptimizers(net: MwNetwork, h: Hyperparameters): { weights: number[]; optimizers: SgdOptimizer[] } {
+  const weights = lossWeights(net.exits, h.gamma);
+  const rates = multiWayLearningRates(weights, net.exits, h.lr);
+  const optimizers = net.exits.map((e) => sgd(`exit-${e.block}`, net.segmentParams(e.index), h, rates[e.index]));
+  return { weights, optimizers };
 }
 
 /**
@@ -92,9 +100,7 @@ function seedsFor(net: MwNetwork, exit: number, dLogits: tf.Tensor): (tf.Tensor 
  * in series. Shallow blocks are thus updated once per exit.
  */
 function multiWay(net: MwNetwork, h: Hyperparameters): TrainingMethod {
-  const weights = lossWeights(net.exits, h.gamma);
-  const rates = multiWayLearningRates(weights, net.exits, h.lr);
-  const optimizers = net.exits.map((e) => sgd(`exit-${e.block}`, net.segmentParams(e.index), h, rates[e.index]));
+  const { weights, optimizers } = perExitOptimizers(net, h);
   return {
     method: 'multiway',
     lossWeights: weights,
@@ -114,9 +120,7 @@ function multiWay(net: MwNetwork, h: Hyperparameters): TrainingMethod {
 
 /** Pair-wise BP: for each exit in turn, a fresh forward pass with the current weights, its loss, its step. */
 function pairWise(net: MwNetwork, h: Hyperparameters): TrainingMethod {
-  const weights = lossWeights(net.exits, h.gamma);
-  const rates = multiWayLearningRates(weights, net.exits, h.lr);
-  const optimizers = net.exits.map((e) => sgd(`exit-${e.block}`, net.segmentParams(e.index), h, rates[e.index]));
+  const { weights, optimizers } = perExitOptimizers(net, h);
   return {
     method: 'pairwise',
     lossWeights: weights,
@@ -173,7 +177,7 @@ function plain(net: MwNetwork, h: Hyperparameters): TrainingMethod {
   const probes = sgd('probes', probeParams, h);
   return {
     method: 'plain',
-    lossWeights: net.exits.map((e) => (e.final ? 1 : 0)),
+    lossWeights: methodLossWeights('plain', net.exits, h.gamma),
     optimizers: [backbone, probes],
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
