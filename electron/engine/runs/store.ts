@@ -107,9 +107,13 @@ export class RunFolder {
     return state;
   }
 
-  appendMetrics(records: readonly MetricsRecord[]): Promise<void> {
-    if (!records.length) return Promise.resolve();
-    return appendFile(this.path('metrics'), records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  async appendMetrics(records: readonly MetricsRecord[]): Promise<void> {
+    if (!records.length) return;
+    try {
+      await appendFile(this.path('metrics'), records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    } catch (error) {
+      throw new RunFileError(`could not append to ${this.path('metrics')}: ${(error as Error).message}`);
+    }
   }
 
   async metrics(): Promise<{ records: MetricsRecord[]; skipped: number }> {
