@@ -312,7 +312,8 @@ export class GlobalAveragePool implements Layer {
     const [n, h, w, c] = x.shape as [number, number, number, number];
     return {
       y: this.forward(x),
-      backward: (dy) => tf.broadcastTo(tf.reshape(tf.div(dy, h * w), [n, 1, 1, c]), [n, h, w, c]),
+      // A broadcasting multiply, not broadcastTo: wasm runs broadcastTo as a slow generic Tile (~50 ms per head at batch 128).
+      backward: (dy) => tf.mul(tf.reshape(tf.div(dy, h * w), [n, 1, 1, c]), tf.ones([1, h, w, 1])),
     };
   }
 
