@@ -15,9 +15,13 @@ import {
   RUN_STATUSES,
   type RunEvent,
 } from './metrics.js';
+import { EXIT_CRITERIA, EarlyExitSweepSchema, LesionStudySchema, SupervisionSharesSchema } from './analysis.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
+
+/** Test images an analysis uses at most, class-balanced: enough for stable accuracies, quick to run. */
+export const ANALYSIS_MAX_IMAGES = 2000;
 
 export const EXPORT_FORMATS = ['tfjs', 'onnx', 'multi'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -45,6 +49,10 @@ export const RequestSchemas = {
     .strict(),
   /** Native folder picker (Electron); serve mode answers with the path typed in the page. */
   chooseFolder: z.object({ purpose: z.enum(['dataset', 'export']) }).strict(),
+  /** Analyses of a trained run, on (at most ANALYSIS_MAX_IMAGES of) its test set. */
+  earlyExit: z.object({ run: runDir, criterion: z.enum(EXIT_CRITERIA) }).strict(),
+  lesion: z.object({ run: runDir }).strict(),
+  supervision: z.object({ run: runDir }).strict(),
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
@@ -98,6 +106,9 @@ export const ResponseSchemas = {
   stopRun: z.object({}),
   exportExit: ExportResultSchema,
   chooseFolder: z.object({ path: z.string().optional() }),
+  earlyExit: EarlyExitSweepSchema,
+  lesion: LesionStudySchema,
+  supervision: SupervisionSharesSchema,
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 

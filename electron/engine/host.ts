@@ -7,13 +7,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { ApiError, parseRequest, type StudioEvent, type StudioMethod, type StudioRequest, type StudioResponse } from '../../shared/api.js';
+import { ANALYSIS_MAX_IMAGES, ApiError, parseRequest, type StudioEvent, type StudioMethod, type StudioRequest, type StudioResponse } from '../../shared/api.js';
 import type { BatchMetrics, RunEvent } from '../../shared/metrics.js';
+import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
+import { makeBatch, type Dataset } from './data/index.js';
+import { exitLatency } from './evaluate/index.js';
 import { exportExit } from './export/index.js';
 import { resourcesDir } from './resources.js';
 import { RunFolder, listRuns } from './runs/store.js';
-import { openRun, type RunRequest } from './session.js';
+import { loadTrainedNetwork, type TrainedNetwork } from './runs/trained.js';
+import { loadRunDataset, openRun, type RunRequest } from './session.js';
 import type { Trainer } from './train/trainer.js';
 
 export const COALESCE_MS = 100;
@@ -118,6 +122,27 @@ export class EngineHost {
     return { run: trainer.start.run };
   }
 
+  /** Loads a run's trained network and (capped) dataset, runs `analyse`, and frees the network. */
+  private async analyse<T>(run: string, analyse: (trained: TrainedNetwork, dataset: Dataset) => Promise<T>): Promise<T> {
+    const trained = await loadTrainedNetwork(this.runPath(run));
+    try {
+      return await analyse(trained, await loadRunDataset(trained.start.config, ANALYSIS_MAX_IMAGES));
+    } finally {
+      trained.net.dispose();
+    }
+  }
+
+  /** Per-exit MACs and batch-1 median latency: from the run's summary, measured here if it has none yet. */
+  private async leavingCosts({ net, folder }: TrainedNetwork): Promise<{ macs: number; latencyMs: number }[]> {
+    const summary = await folder.summary();
+    const costs = [];
+    for (const cost of net.costs()) {
+      const latency = summary?.exits[cost.index]?.latencyMs ?? (await exitLatency(net, cost.index, this.options.latency));
+      costs.push({ macs: cost.macs, latencyMs: latency.batch1.median });
+    }
+    return costs;
+  }
+
   private requireActive(): Trainer {
     if (!this.active) throw new ApiError('no run is active');
     return this.active;
@@ -162,6 +187,22 @@ export class EngineHost {
       if (path) this.chosen.add(resolve(path));
       return path ? { path } : {};
     },
+    earlyExit: async ({ run, criterion }) =>
+      this.analyse(run, async (trained, dataset) => earlyExitSweep(trained.net, dataset, dataset.test, { criterion, costs: await this.leavingCosts(trained) })),
+    lesion: async ({ run }) => this.analyse(run, ({ net }, dataset) => lesionStudy(net, dataset, dataset.test)),
+    supervision: async ({ run }) =>
+      this.analyse(run, async ({ net, start }, dataset) => {
+        const { count } = dataset.test;
+        const size = Math.min(start.config.batchSize, count);
+        // Spread over the whole test set: a prefix of it may be one class.
+        const batch = makeBatch(dataset, dataset.test, Array.from({ length: size }, (_, i) => Math.floor((i * count) / size)), null);
+        try {
+          return await supervisionShares(net, batch, start.config.method, start.config.gamma);
+        } finally {
+          batch.x.dispose();
+          batch.labels.dispose();
+        }
+      }),
   };
 
   /** Stops the active run and waits until it has checkpointed; used when the app quits. */

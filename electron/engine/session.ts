@@ -20,10 +20,11 @@ export interface OpenRunOptions {
   latency?: LatencyOptions;
 }
 
-function loadRunDataset(config: RunConfig) {
+/** The run's dataset as it trained on it; `maxTest` caps the test images (analyses keep a class-balanced subset). */
+export function loadRunDataset(config: RunConfig, maxTest = Infinity) {
   return loadDataset(config.dataset, {
     limitTrain: config.limitTrain,
-    limitTest: config.limitTest,
+    limitTest: Math.min(config.limitTest ?? Infinity, maxTest),
     validationSplit: config.validationSplit,
     seed: config.seed,
   });

@@ -19,6 +19,8 @@ import {
 export interface Block extends Layer {
   /** Output when the block is deleted at test time (Veit et al. 2016), or null if it cannot be skipped. */
   lesionForward(x: tf.Tensor): tf.Tensor | null;
+  /** Whether lesionForward can replace the block (it returns null otherwise). */
+  readonly skippable: boolean;
 }
 
 export function convBn(make: ParamFactory, inC: number, outC: number, kernel: number, stride: number, relu: boolean): Sequence {
@@ -34,6 +36,8 @@ export function convBn(make: ParamFactory, inC: number, outC: number, kernel: nu
 export class ResidualBlock implements Block {
   readonly main: Sequence;
   readonly shortcut: Sequence | null;
+  /** The identity or projection shortcut always stands in for the block. */
+  readonly skippable = true;
   readonly params: readonly Param[];
   readonly buffers: readonly Param[];
 
@@ -84,7 +88,7 @@ export class SeparableBlock implements Block {
   readonly body: Sequence;
   readonly params: readonly Param[];
   readonly buffers: readonly Param[];
-  private readonly keepsShape: boolean;
+  readonly skippable: boolean;
 
   constructor(make: ParamFactory, inC: number, outC: number, stride: number) {
     this.body = new Sequence([
@@ -95,7 +99,7 @@ export class SeparableBlock implements Block {
     ]);
     this.params = this.body.params;
     this.buffers = this.body.buffers;
-    this.keepsShape = stride === 1 && inC === outC;
+    this.skippable = stride === 1 && inC === outC;
   }
 
   forward(x: tf.Tensor): tf.Tensor {
@@ -108,7 +112,7 @@ export class SeparableBlock implements Block {
 
   /** Without a shortcut only shape-preserving blocks can be skipped. */
   lesionForward(x: tf.Tensor): tf.Tensor | null {
-    return this.keepsShape ? x : null;
+    return this.skippable ? x : null;
   }
 
   outputShape(input: FeatureShape): FeatureShape {
