@@ -149,8 +149,19 @@ describe('the studio in Chromium', () => {
     expect(exported.some((f) => f.endsWith('model.json'))).toBe(true);
     expect(exported.some((f) => f.endsWith('.bin'))).toBe(true);
 
+    // Analyses of the finished run: early-exit curve, lesion heat map, supervision shares.
+    await page.getByTestId('nav-analyses').click();
+    await page.getByTestId('compute-early-exit').click();
+    await page.getByTestId('early-exit-curve').waitFor({ timeout: 120_000 });
+    await page.getByTestId('threshold-verdict').waitFor();
+    await page.getByTestId('compute-lesion').click();
+    await page.getByTestId('lesion-block-3').waitFor({ timeout: 120_000 });
+    await page.getByTestId('compute-supervision').click();
+    await page.locator('[data-testid^="supervision-"]').nth(3).waitFor({ timeout: 120_000 });
+    await shot('6-analyses');
+
     await page.getByTestId('nav-runs').click();
     await page.getByTestId('run-item').first().waitFor();
-    await shot('6-runs');
+    await shot('7-runs');
   });
 });
