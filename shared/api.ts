@@ -45,6 +45,8 @@ export const RequestSchemas = {
       format: z.enum(EXPORT_FORMATS),
       /** Folder to write into; omitted = the run folder's exports/. */
       destination: z.string().min(1).max(4096).optional(),
+      /** Multi format: the max-softmax confidence at which a sample leaves (the early-exit policy's pick). */
+      threshold: z.number().gt(0, 'threshold must be above 0').max(1, 'threshold is at most 1').optional(),
     })
     .strict(),
   /** Native folder picker (Electron); serve mode answers with the path typed in the page. */

@@ -180,8 +180,14 @@ export class EngineHost {
     pauseRun: async () => (this.requireActive().pause(), {}),
     continueRun: async () => (this.requireActive().resume(), {}),
     stopRun: async () => (this.requireActive().stop(), {}),
-    exportExit: async ({ run, exit, format, destination }) =>
-      exportExit({ run: this.runPath(run), exit, format, ...(destination ? { destination: this.userPath(destination, 'export folder') } : {}) }),
+    exportExit: async ({ run, exit, format, destination, threshold }) =>
+      exportExit({
+        run: this.runPath(run),
+        exit,
+        format,
+        ...(destination ? { destination: this.userPath(destination, 'export folder') } : {}),
+        ...(threshold !== undefined ? { threshold } : {}),
+      }),
     chooseFolder: async ({ purpose }) => {
       const path = await this.options.chooseFolder?.(purpose);
       if (path) this.chosen.add(resolve(path));

@@ -9,6 +9,7 @@ import type { ExitReport } from '../../../shared/metrics.js';
 import { useStudioApi } from '../api/current.js';
 import { exitRows } from '../runTrace.js';
 import { bestWithinBudget, paretoFront, parseBudget, type BudgetMetric } from '../selection.js';
+import { useAnalysesStore } from './analyses.js';
 import { useRunStore } from './run.js';
 import { useStudioStore } from './studio.js';
 
@@ -61,6 +62,14 @@ export const useSelectionStore = defineStore('selection', () => {
     exportResult.value = undefined;
   }
 
+  /** A multi-exit export carries the threshold picked in the early-exit analysis (a max-softmax one; the model applies that rule). */
+  function multiExitThreshold(): number | undefined {
+    const analyses = useAnalysesStore();
+    if (exportFormat.value !== 'multi' || analyses.earlyExit?.criterion !== 'max-softmax') return undefined;
+    const threshold = analyses.thresholdPoint?.threshold;
+    return threshold !== undefined && threshold > 0 ? threshold : undefined;
+  }
+
   async function exportSelected(): Promise<boolean> {
     const trace = run.trace;
     const exit = selectedIndex.value;
@@ -70,7 +79,13 @@ export const useSelectionStore = defineStore('selection', () => {
     return studio.attempt(
       'Export failed',
       async () => {
-        exportResult.value = await api.exportExit({ run: trace.dir, exit, format: exportFormat.value, ...(destination ? { destination } : {}) });
+        exportResult.value = await api.exportExit({
+          run: trace.dir,
+          exit,
+          format: exportFormat.value,
+          ...(destination ? { destination } : {}),
+          ...(multiExitThreshold() !== undefined ? { threshold: multiExitThreshold() } : {}),
+        });
       },
       exporting,
     );
