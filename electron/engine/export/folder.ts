@@ -4,9 +4,10 @@
  * removes the staging folder and leaves the destination as it was.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ExportError, messageOf } from './errors.js';
+export { writeFileFlushed } from '../runs/files.js';
 
 /** Every file an export may hold: a folder holding nothing else is a previous export, safe to replace. */
 export const EXPORT_FILES = {
@@ -19,17 +20,6 @@ export const EXPORT_FILES = {
 } as const;
 
 const EXPORT_FILE_NAMES: ReadonlySet<string> = new Set(Object.values(EXPORT_FILES));
-
-/** Writes and flushes a file, so the rename that publishes the folder never publishes empty files. */
-export async function writeFileFlushed(path: string, data: string | Uint8Array): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 function reasonOf(error: unknown): string {
   switch ((error as NodeJS.ErrnoException).code) {

@@ -13,16 +13,21 @@ export class RunFileError extends Error {
   override readonly name = 'RunFileError';
 }
 
+/** Writes and flushes a file to disk, so a rename that publishes it never publishes an empty file. */
+export async function writeFileFlushed(path: string, data: string | Uint8Array): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeFileFlushed(temporary, data);
     await rename(temporary, path);
   } catch (error) {
     await rm(temporary, { force: true });
