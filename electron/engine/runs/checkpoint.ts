@@ -123,11 +123,14 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     }
     return tensors;
   };
-  return {
-    epoch: manifest.epoch,
-    step: manifest.step,
-    progress: manifest.progress,
-    network: take(manifest.network),
-    optimizers: manifest.optimizers.map((opt) => ({ name: opt.name, state: take(opt.tensors) })),
-  };
+  const network = take(manifest.network);
+  const optimizers: LoadedCheckpoint['optimizers'] = [];
+  try {
+    for (const opt of manifest.optimizers) optimizers.push({ name: opt.name, state: take(opt.tensors) });
+  } catch (error) {
+    // A truncated file fails part-way: free what was already read.
+    tf.dispose([...network.values(), ...optimizers.flatMap((o) => [...o.state.values()])]);
+    throw error;
+  }
+  return { epoch: manifest.epoch, step: manifest.step, progress: manifest.progress, network, optimizers };
 }
