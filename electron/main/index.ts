@@ -26,8 +26,8 @@ import {
   type WebContents,
 } from 'electron';
 import { ApiError } from '../../shared/api.js';
-import { outcomeOf, STUDIO_CALL, STUDIO_EVENTS } from '../preload/channels.js';
-import { EngineRelay, StderrTail, type EngineProcess, type FolderPurpose } from './engineRelay.js';
+import { outcomeOf, STUDIO_CALL, STUDIO_EVENTS } from '../../shared/ipc.js';
+import { EngineRelay, StderrTail, type EngineProcess, type FolderPurpose } from '../relay/engineRelay.js';
 import { BUILT_FILES } from './layout.js';
 import { applicationMenu } from './menu.js';
 import { isRendererUrl, RENDERER_ENTRY, RENDERER_SCHEME, rendererFile } from './rendererProtocol.js';

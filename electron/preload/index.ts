@@ -5,7 +5,7 @@
  */
 import './zodJitless.js';
 import { contextBridge, ipcRenderer } from 'electron';
-import { STUDIO_CALL, STUDIO_EVENTS, type CallOutcome } from './channels.js';
+import { STUDIO_CALL, STUDIO_EVENTS, type CallOutcome } from '../../shared/ipc.js';
 import { createStudioApi } from './studioApi.js';
 
 const listeners = new Set<(data: unknown) => void>();

@@ -6,7 +6,7 @@
  * without Electron.
  */
 import { parseRequest, RequestSchemas, type StudioApi, type StudioEvent, type StudioMethod } from '../../shared/api.js';
-import { isStudioEvent, resultOf, type CallOutcome } from './channels.js';
+import { isStudioEvent, resultOf, type CallOutcome } from '../../shared/ipc.js';
 
 export interface StudioBridge {
   /** Sends a validated call to the main process. */

@@ -5,7 +5,7 @@
 import { fork } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { StderrTail, type EngineProcess } from '../main/engineRelay.js';
+import { StderrTail, type EngineProcess } from '../relay/engineRelay.js';
 
 const WORKER = fileURLToPath(new URL('../engine/worker.ts', import.meta.url));
 

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WireCallSchema, type StudioEvent, type WireMessage } from '../../shared/api.js';
-import { EngineRelay } from '../main/engineRelay.js';
+import { EngineRelay } from '../relay/engineRelay.js';
 import { forkEngine } from './engineProcess.js';
 
 const CONTENT_TYPES: Record<string, string> = {

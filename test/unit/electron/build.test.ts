@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestSchemas, type StudioApi, type StudioInfo } from '../../../shared/api.js';
 import { BUILT_FILES } from '../../../electron/main/layout.js';
-import { STUDIO_CALL, STUDIO_EVENTS } from '../../../electron/preload/channels.js';
+import { STUDIO_CALL, STUDIO_EVENTS } from '../../../shared/ipc.js';
 
 let outRoot: string;
 const built = (file: string) => join(outRoot, file);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunListingView, StudioEvent, StudioInfo } from '../../../shared/api.js';
 import { DEFAULT_RUN_CONFIG, parseRunConfig } from '../../../shared/spec.js';
 import { forkEngine } from '../../../electron/serve/engineProcess.js';
-import { defaultCallTimeoutMs, defaultRestartDelayMs, EngineRelay, StderrTail, type EngineProcess } from '../../../electron/main/engineRelay.js';
+import { defaultCallTimeoutMs, defaultRestartDelayMs, EngineRelay, StderrTail, type EngineProcess } from '../../../electron/relay/engineRelay.js';
 
 const WORKER = resolve('electron/engine/worker.ts');
 

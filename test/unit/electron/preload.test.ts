@@ -1,7 +1,7 @@
 /** window.studio as the preload builds it, over a fake invoke and event source: no Electron needed. */
 import { describe, expect, it } from 'vitest';
 import { ApiError, RequestSchemas, type StudioEvent, type StudioMethod } from '../../../shared/api.js';
-import { isStudioEvent, outcomeOf, resultOf, type CallOutcome } from '../../../electron/preload/channels.js';
+import { isStudioEvent, outcomeOf, resultOf, type CallOutcome } from '../../../shared/ipc.js';
 import { createStudioApi } from '../../../electron/preload/studioApi.js';
 
 function fakeBridge(answer: (method: StudioMethod, payload: unknown) => CallOutcome = () => ({ ok: true, result: {} })) {

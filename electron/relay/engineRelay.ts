@@ -1,5 +1,6 @@
 /**
- * The main process' side of the engine (electron/engine/worker.ts): starts the engine process,
+ * The parent's side of the engine process (electron/engine/worker.ts), shared by the Electron
+ * main process (a utility process) and serve mode (a Node child process): starts the engine,
  * relays the renderer's calls to it, forwards its events, answers its questions, and restarts
  * it when it dies, so a crash in training never takes the app down.
  *
@@ -9,12 +10,12 @@
  *   one. The renderer hears `trainer-crashed`. Restarts back off when the engine keeps dying
  *   at start-up (a broken backend), instead of spinning.
  *
- * No Electron import: the process is reached through EngineProcess, so tests run the relay
- * on a plain Node child process.
+ * No Electron import: the process is reached through EngineProcess, so serve mode and the
+ * tests run the relay on a plain Node child process.
  */
 import { z } from 'zod';
 import { ApiError, parseRequest, RequestSchemas, type StudioEvent, type StudioMethod, type StudioRequest, type WireCall } from '../../shared/api.js';
-import { isStudioEvent } from '../preload/channels.js';
+import { isStudioEvent } from '../../shared/ipc.js';
 
 /** The engine process as the relay needs it: Electron's UtilityProcess or a Node ChildProcess behind an adapter. */
 export interface EngineProcess {

@@ -1,10 +1,10 @@
 /**
- * What the preload and the main process say to each other, declared once for both sides: the
+ * What the preload, the main process and the engine relay say to each other, declared once: the
  * IPC channel names, the shape of a call's outcome, and the check an event passes before it
  * reaches the page. No Electron import, so it bundles into the sandboxed preload and tests
  * import it with no Electron binary.
  */
-import { ApiError, type StudioEvent } from '../../shared/api.js';
+import { ApiError, type StudioEvent } from './api.js';
 
 /** ipcRenderer.invoke(STUDIO_CALL, method, payload) -> CallOutcome. */
 export const STUDIO_CALL = 'studio:call';
