@@ -34,7 +34,9 @@ export interface EngineHostOptions {
 
 type Handlers = { [M in StudioMethod]: (request: StudioRequest<M>) => Promise<StudioResponse<M>> };
 
+/** The app's version: given by the Electron shell (a packaged app has no package.json beside its resources), else read from the project. */
 function version(): string {
+  if (process.env.MW_VERSION) return process.env.MW_VERSION;
   try {
     return (JSON.parse(readFileSync(resolve(resourcesDir(), '..', 'package.json'), 'utf8')) as { version: string }).version;
   } catch {

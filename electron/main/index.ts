@@ -58,7 +58,7 @@ function runsRoot(): string {
 
 function startEngine(): EngineProcess {
   // process.env's values are all strings; its type allows undefined only for absent keys.
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), MW_RUNS_ROOT: runsRoot(), MW_NATIVE_DIALOGS: '1' };
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), MW_RUNS_ROOT: runsRoot(), MW_NATIVE_DIALOGS: '1', MW_VERSION: app.getVersion() };
   // Packaged, the embedded dataset is in resources/ next to app.asar (extraResources), not in it.
   if (app.isPackaged) env.MW_RESOURCES = join(process.resourcesPath, 'resources');
   const child = utilityProcess.fork(fromApp(BUILT_FILES.engine), [], { serviceName: 'Mw Studio engine', env, stdio: ['ignore', 'inherit', 'pipe'] });
