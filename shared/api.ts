@@ -13,7 +13,7 @@ import {
   RunStateSchema,
   RunSummarySchema,
   RUN_STATUSES,
-  type RunEvent,
+  RunEventSchema,
 } from './metrics.js';
 import { EXIT_CRITERIA, EarlyExitSweepSchema, LesionStudySchema, SupervisionSharesSchema } from './analysis.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
@@ -115,9 +115,11 @@ export const ResponseSchemas = {
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 
 /** Pushed from engine to renderer: run events (batches coalesced) and trainer crashes. */
-export type StudioEvent =
-  | { type: 'run'; events: RunEvent[] }
-  | { type: 'trainer-crashed'; message: string; run?: string };
+export const StudioEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('run'), events: z.array(RunEventSchema) }),
+  z.object({ type: z.literal('trainer-crashed'), message: z.string(), run: z.string().optional() }),
+]);
+export type StudioEvent = z.infer<typeof StudioEventSchema>;
 
 /** `window.studio`: one method per operation, each returning a promise. */
 export type StudioApi = {
@@ -149,5 +151,11 @@ export function parseRequest<M extends StudioMethod>(method: unknown, payload: u
  */
 export const WireCallSchema = z.object({ id: z.number().int().nonnegative(), method: z.string().max(64), payload: z.unknown() }).strict();
 export type WireCall = z.infer<typeof WireCallSchema>;
-export type WireReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
-export type WireMessage = WireReply | { event: StudioEvent };
+const callId = z.number().int().nonnegative();
+/** What a socket client receives, validated there: the server is trusted less than the page. */
+export const WireMessageSchema = z.union([
+  z.object({ id: callId, ok: z.literal(true), result: z.unknown() }),
+  z.object({ id: callId, ok: z.literal(false), error: z.string() }),
+  z.object({ event: StudioEventSchema }),
+]);
+export type WireMessage = z.infer<typeof WireMessageSchema>;

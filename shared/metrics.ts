@@ -128,11 +128,13 @@ export const RunStartSchema = RunIdentitySchema.extend({
 export type RunStart = z.infer<typeof RunStartSchema>;
 
 /** The stream a training run emits, in order: started, (batch* epoch)*, evaluated, then one end. */
-export type RunEvent =
-  | { type: 'started'; start: RunStart }
-  | BatchMetrics
-  | EpochMetrics
-  | { type: 'evaluating'; what: string }
-  | { type: 'evaluated'; exits: ExitReport[] }
-  | { type: 'status'; state: RunState }
-  | { type: 'finished'; summary: RunSummary };
+export const RunEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('started'), start: RunStartSchema }),
+  BatchMetricsSchema,
+  EpochMetricsSchema,
+  z.object({ type: z.literal('evaluating'), what: z.string() }),
+  z.object({ type: z.literal('evaluated'), exits: z.array(ExitReportSchema) }),
+  z.object({ type: z.literal('status'), state: RunStateSchema }),
+  z.object({ type: z.literal('finished'), summary: RunSummarySchema }),
+]);
+export type RunEvent = z.infer<typeof RunEventSchema>;

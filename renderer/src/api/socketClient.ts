@@ -7,9 +7,8 @@
  * The socket itself is reached through `OpenSocket`, so the same client runs on the browser's
  * WebSocket and, in tests, on the `ws` package.
  */
-import { ApiError, RequestSchemas, ResponseSchemas, type StudioApi, type StudioEvent, type StudioMethod, type StudioResponse } from '../../../shared/api.js';
+import { ApiError, RequestSchemas, ResponseSchemas, WireMessageSchema, type StudioApi, type StudioEvent, type StudioMethod, type StudioResponse } from '../../../shared/api.js';
 import { describeIssues } from '../../../shared/spec.js';
-import { WireMessageSchema } from './wire.js';
 
 export interface SocketHandlers {
   open(): void;
