@@ -5,7 +5,7 @@
  * rounded once; the exit head's batch norm, which follows a ReLU, stays a BatchNormalization.
  */
 import { BATCH_NORM_EPSILON, type BatchNormTensors, type ExportGraph, type ExportNode } from './graph.js';
-import { ATTRIBUTE_TYPE, ONNX_FLOAT, encodeOnnxModel, type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnxProto.js';
+import { ATTRIBUTE_TYPE, encodeOnnxModel, floatTensor, intAttribute as int, intsAttribute as ints, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from './onnxProto.js';
 
 const ONNX_OPSET = 13;
 /** IR version 7 is the one released with opset 13 (ONNX 1.8). */
@@ -14,11 +14,6 @@ const ONNX_IR_VERSION = 7;
 const BATCH_DIMENSION = 'N';
 
 type ConvNode = Extract<ExportNode, { op: 'conv' }>;
-
-function floatTensor(name: string, dims: number[], values: Float32Array): OnnxTensor {
-  // raw_data is little-endian by definition, as are the typed arrays of every platform Node runs on.
-  return { name, data_type: ONNX_FLOAT, dims, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
-}
 
 function values(tensor: BatchNormTensors[keyof BatchNormTensors]): Float32Array {
   return tensor.dataSync() as Float32Array;
@@ -49,21 +44,6 @@ function foldedConv(node: ConvNode): { weight: Float32Array; bias: Float32Array;
     }
   }
   return { weight, bias, dims: [outChannels, inPerGroup, k, k] };
-}
-
-const ints = (name: string, list: number[]): OnnxAttribute => ({ name, type: ATTRIBUTE_TYPE.ints, ints: list });
-const int = (name: string, i: number): OnnxAttribute => ({ name, type: ATTRIBUTE_TYPE.int, i });
-
-function tensorInfo(name: string, dims: (number | string)[]): OnnxValueInfo {
-  return {
-    name,
-    type: {
-      tensor_type: {
-        elem_type: ONNX_FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
-      },
-    },
-  };
 }
 
 class OnnxGraphWriter {

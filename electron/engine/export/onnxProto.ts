@@ -109,8 +109,9 @@ message OperatorSetIdProto {
 }
 `;
 
-/** TensorProto.DataType.FLOAT. */
+/** TensorProto.DataType.FLOAT and INT64. */
 export const ONNX_FLOAT = 1;
+export const ONNX_INT64 = 7;
 
 /** AttributeProto.AttributeType values used by our nodes. */
 export const ATTRIBUTE_TYPE = { float: 1, int: 2, ints: 7 } as const;
@@ -125,6 +126,8 @@ export interface OnnxAttribute {
 
 export interface OnnxNode {
   name: string;
+  /** Operator set domain; absent for the standard ONNX operators. */
+  domain?: string;
   op_type: string;
   input: string[];
   output: string[];
@@ -136,7 +139,8 @@ export interface OnnxTensor {
   data_type: number;
   dims: number[];
   /** Little-endian element bytes. */
-  raw_data: Uint8Array;
+  raw_data?: Uint8Array;
+  int64_data?: number[];
 }
 
 /** A dimension is a size or a symbolic name (a dynamic batch: 'N'). */
@@ -165,6 +169,32 @@ export interface OnnxModel {
   doc_string?: string;
   graph: OnnxGraph;
   metadata_props?: { key: string; value: string }[];
+}
+
+export const intsAttribute = (name: string, list: number[]): OnnxAttribute => ({ name, type: ATTRIBUTE_TYPE.ints, ints: list });
+export const intAttribute = (name: string, i: number): OnnxAttribute => ({ name, type: ATTRIBUTE_TYPE.int, i });
+
+export function floatTensor(name: string, dims: number[], values: Float32Array): OnnxTensor {
+  // raw_data is little-endian by definition, as are the typed arrays of every platform Node runs on.
+  return { name, data_type: ONNX_FLOAT, dims, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
+/** A 1-D int64 tensor: shapes, axes and indices that operators such as Reshape and Slice take as inputs. */
+export function int64Tensor(name: string, values: number[]): OnnxTensor {
+  return { name, data_type: ONNX_INT64, dims: [values.length], int64_data: values };
+}
+
+/** A float32 value's declaration; a string dimension is symbolic (any size). */
+export function tensorInfo(name: string, dims: (number | string)[]): OnnxValueInfo {
+  return {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: ONNX_FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  };
 }
 
 const modelProto = protobuf.parse(ONNX_SUBSET_PROTO, { keepCase: true }).root.lookupType('onnx.ModelProto');
