@@ -16,7 +16,7 @@ export const EXPORT_USAGE = `mw-studio export --run DIR --exit BLOCK|final --for
                               with every exit up to --exit as outputs plus early-exit metadata
   --out PATH                  folder to create (default DIR/exports/<exit>-<format>)
   --threshold P               multi: max-softmax probability at which an exit answers (default 0.9)
-  --backend auto|tensorflow-gpu|tensorflow|wasm|cpu   backend that checks the tfjs export`;
+  --backend auto|tensorflow-gpu|tensorflow|wasm-ort|wasm|cpu   backend that checks the tfjs export`;
 
 const OPTIONS = {
   run: { type: 'string' },

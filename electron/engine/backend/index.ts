@@ -3,6 +3,8 @@
  *
  *   tensorflow-gpu  @tensorflow/tfjs-node-gpu: libtensorflow with CUDA
  *   tensorflow      @tensorflow/tfjs-node: libtensorflow on the CPU
+ *   wasm-ort        wasm, with its convolutions run by onnxruntime-node's multi-threaded
+ *                   CPU kernels (portable: onnxruntime-node ships its CPU library in the npm package)
  *   wasm            @tensorflow/tfjs-backend-wasm: XNNPACK compiled to WebAssembly (portable)
  *   cpu             @tensorflow/tfjs-backend-cpu: plain JavaScript (portable, always works)
  *
@@ -20,9 +22,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendSummary } from '../../../shared/metrics.js';
+import { disableOnnxKernels, enableOnnxKernels, type OnnxKernelsInfo } from './onnx/index.js';
 import { registerGradientKernels } from './wasmGradients.js';
 
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm-ort' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
 
 export interface BackendInfo {
@@ -39,7 +42,7 @@ export interface BackendInfo {
 }
 
 /** Candidates in the order 'auto' tries them. */
-const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm-ort', 'wasm', 'cpu'];
 
 /** Every value `initBackend` (and MW_BACKEND) accepts. */
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', ...BACKEND_NAMES];
@@ -61,6 +64,7 @@ const NATIVE_PACKAGES = {
 const ENGINE_BACKEND: Record<BackendName, string> = {
   'tensorflow-gpu': 'tensorflow',
   tensorflow: 'tensorflow',
+  'wasm-ort': 'wasm',
   wasm: 'wasm',
   cpu: 'cpu',
 };
@@ -94,8 +98,8 @@ export function parseBackendPreference(value: string): BackendPreference {
 
 /**
  * Sets up the compute backend and says which one runs. 'auto' takes the fastest that works here;
- * naming a native backend insists on it (an Error says why it cannot run), while 'wasm' falls back
- * to 'cpu' should WebAssembly fail. Results are cached: the same preference returns the same info,
+ * naming a native backend insists on it (an Error says why it cannot run), while the portable ones
+ * fall back to the next portable one ('wasm-ort' -> 'wasm' -> 'cpu'). Results are cached: the same preference returns the same info,
  * and makes its backend the active one again.
  * An empty MW_BACKEND counts as unset.
  */
@@ -111,12 +115,15 @@ export async function initBackend(preference: string = process.env.MW_BACKEND ||
   const info = await pending;
   // Another preference may have switched backends since; switching back to an initialised one is cheap.
   if (tf.getBackend() !== ENGINE_BACKEND[info.name]) await tf.setBackend(ENGINE_BACKEND[info.name]);
+  // wasm and wasm-ort share tfjs's 'wasm' backend and differ only in some of its kernels.
+  if (info.name === 'wasm-ort') enableOnnxKernels();
+  else if (info.name === 'wasm') disableOnnxKernels();
   return info;
 }
 
 async function choose(preference: BackendPreference): Promise<BackendInfo> {
   const candidates: readonly BackendName[] =
-    preference === 'auto' ? BACKEND_NAMES : preference === 'wasm' ? ['wasm', 'cpu'] : [preference];
+    preference === 'auto' ? BACKEND_NAMES : preference === 'wasm-ort' ? ['wasm-ort', 'wasm', 'cpu'] : preference === 'wasm' ? ['wasm', 'cpu'] : [preference];
   const skipped: BackendInfo['skipped'] = [];
   for (const name of candidates) {
     const attempt = await attemptOnce(name);
@@ -156,6 +163,8 @@ function start(name: BackendName): Promise<Started> {
     case 'tensorflow-gpu':
     case 'tensorflow':
       return startNative(name);
+    case 'wasm-ort':
+      return startWasmOrt();
     case 'wasm':
       return startWasm();
     case 'cpu':
@@ -259,6 +268,29 @@ async function startWasm(): Promise<Started> {
   };
 }
 
+/**
+ * wasm with onnxruntime's convolutions (onnx/): the same WebAssembly backend, so it
+ * needs 'wasm' to start; `enableOnnxKernels` checks onnxruntime against wasm on a probe first.
+ */
+async function startWasmOrt(): Promise<Started> {
+  const wasmAttempt = await attemptOnce('wasm');
+  if ('unavailable' in wasmAttempt) throw new Error(`it needs the wasm backend: ${wasmAttempt.unavailable}`);
+  await tf.setBackend('wasm');
+  let convolutions: OnnxKernelsInfo;
+  try {
+    convolutions = enableOnnxKernels();
+  } catch (error) {
+    throw new Error(`onnxruntime-node's kernels cannot run here: ${oneLine(error)}`);
+  }
+  const layout = convolutions.block === undefined ? 'NCHW' : `NCHWc${convolutions.block}`;
+  const threads = `${convolutions.threads} thread${convolutions.threads === 1 ? '' : 's'}`;
+  return {
+    ...wasmAttempt.started,
+    name: 'wasm-ort',
+    label: `${wasmAttempt.started.label} + onnxruntime convolutions (${threads}, ${layout})`,
+  };
+}
+
 async function startCpu(): Promise<Started> {
   if (!(await tf.setBackend('cpu'))) throw new Error(`the tfjs cpu backend failed to initialise`);
   registerGradientKernels('cpu');
@@ -288,6 +320,7 @@ function fasterHint(name: BackendName): string | undefined {
       return undefined;
     case 'tensorflow':
       return `For the GPU: ${installCommand('tensorflow-gpu')}.`;
+    case 'wasm-ort':
     case 'wasm':
     case 'cpu':
       return `For native speed: ${installCommand('tensorflow-gpu')}, or @tensorflow/tfjs-node for the CPU only.`;

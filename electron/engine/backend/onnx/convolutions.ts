@@ -1,0 +1,244 @@
+/**
+ * The wasm backend's convolution kernels (Conv2D and its two gradients) computed by
+ * onnxruntime-node's CPU kernels (MLAS) instead of single-threaded XNNPACK.
+ *
+ * Why: on the portable path the three convolution kernels took 74% of a multi-way training step
+ * (scripts/profile-step.ts: Conv2DBackpropFilter 42%, Conv2DBackpropInput 24%, Conv2D 8.5%), and
+ * tfjs-wasm runs on one thread under Node (see index.ts). onnxruntime-node is already a dependency
+ * (model export), installs from npm alone, and its kernels use every core and AVX2/AVX-512.
+ *
+ * How: each kernel call runs a small ONNX graph (program.ts), built once per shape and cached.
+ * Where channel counts are multiples of MLAS's NCHWc block (16 with AVX-512,
+ * 8 with AVX2; found by `probeNchwcBlock`), the graph uses onnxruntime's blocked-layout operators
+ * (domain com.microsoft.nchwc: ReorderInput, Conv, ReorderOutput). onnxruntime's optimizer only
+ * produces those for constant weights; ours change every step, so the graph blocks them itself
+ * with Reshape/Transpose. Elsewhere the graph is a plain Transpose/Conv/ConvTranspose one.
+ *
+ * Gradients as convolutions (NHWC x [N,H,W,Cin], filter [kh,kw,Cin,Cout], dy [N,Ho,Wo,Cout];
+ * pads from tfjs's computeConv2DInfo, as the stock kernels):
+ *   input gradient, stride 1: a convolution of dy with the filter flipped in space and its
+ *     channel axes swapped, padded by k-1-pad; other strides: ConvTranspose with output_padding.
+ *   filter gradient: a convolution of x seen as [Cin, H, W, N] (batch and channels swapped) with
+ *     dy seen as an Ho x Wo kernel [Ho, Wo, N, Cout], dilated by the stride. Its output is
+ *     [Cin, kh', kw', Cout] with kh' >= kh (rows that padding leaves unused), sliced to kh.
+ *
+ * A call the graphs do not cover (dilated gradients, NCHW data, rounding modes that change the
+ * output size, non-float data) runs the kernel registered before, so nothing is lost.
+ */
+import { backend_util } from '@tensorflow/tfjs-core';
+import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { intAttribute, intsAttribute, type OnnxAttribute } from '../../export/onnxProto.js';
+import { GraphBuilder, NCHWC_DOMAIN, OnnxProgram, onnxKernel, type KernelGraph, type ProgramCache } from './program.js';
+
+type Shape4D = [number, number, number, number];
+type Conv2DInfo = backend_util.Conv2DInfo;
+
+/** Where a convolution's geometry comes from: tfjs's own computation, as the stock kernels use. */
+interface ConvGeometry {
+  info: Conv2DInfo;
+  /** [top, left, bottom, right], ONNX's order. */
+  pads: number[];
+}
+
+/** How a graph lays out a convolution: MLAS's NCHWc blocks of `block` channels, or plain NCHW. */
+type ConvLayout = { blocked: true; block: number } | { blocked: false };
+
+/**
+ * conv(image, filter) where the image is NHWC and the filter [kh, kw, I, O] (tfjs's layout), the
+ * output NHWC. `attributes` are the ONNX Conv's strides/pads/dilations/kernel_shape.
+ */
+function nhwcConv(g: GraphBuilder, layout: ConvLayout, image: string, filter: string, filterShape: Shape4D, attributes: OnnxAttribute[]): string {
+  const [kh, kw, inChannels, outChannels] = filterShape;
+  if (layout.blocked) {
+    const b = layout.block;
+    // [kh,kw,I,O] -> [O/b, I/b, kh, kw, b(I), b(O)]: MLAS's OIHWBiBo filter order, as a 4-D tensor.
+    const split = g.reshape(filter, [kh, kw, inChannels / b, b, outChannels / b, b]);
+    const blockedFilter = g.reshape(g.transpose(split, [4, 2, 0, 1, 3, 5]), [outChannels, inChannels, kh, kw]);
+    const blockedImage = g.op('ReorderInput', [image], [intAttribute('channels_last', 1)], NCHWC_DOMAIN);
+    const blockedOut = g.op('Conv', [blockedImage, blockedFilter], attributes, NCHWC_DOMAIN);
+    return g.op('ReorderOutput', [blockedOut], [intAttribute('channels_last', 1), intAttribute('channels', outChannels)], NCHWC_DOMAIN);
+  }
+  const out = g.op('Conv', [g.transpose(image, [0, 3, 1, 2]), g.transpose(filter, [3, 2, 0, 1])], attributes);
+  return g.transpose(out, [0, 2, 3, 1]);
+}
+
+function convAttributes(kernel: [number, number], strides: [number, number], dilations: [number, number], pads: number[]): OnnxAttribute[] {
+  return [intsAttribute('kernel_shape', kernel), intsAttribute('strides', strides), intsAttribute('dilations', dilations), intsAttribute('pads', pads)];
+}
+
+function blockedIf(block: number | undefined, ...channelCounts: number[]): ConvLayout {
+  return block !== undefined && channelCounts.every((c) => c % block === 0) ? { blocked: true, block } : { blocked: false };
+}
+
+function forwardGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
+  const g = new GraphBuilder();
+  const filterShape: Shape4D = [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels];
+  const layout = blockedIf(block, info.inChannels, info.outChannels);
+  const attributes = convAttributes([info.filterHeight, info.filterWidth], [info.strideHeight, info.strideWidth], [info.dilationHeight, info.dilationWidth], pads);
+  const output = nhwcConv(g, layout, 'x', 'filter', filterShape, attributes);
+  return { g, inputs: [['x', info.inShape], ['filter', filterShape]], outputs: [[output, info.outShape]] };
+}
+
+function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
+  const g = new GraphBuilder();
+  const { filterHeight: kh, filterWidth: kw, inChannels, outChannels } = info;
+  const filterShape: Shape4D = [kh, kw, inChannels, outChannels];
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  const stride1 = info.strideHeight === 1 && info.strideWidth === 1;
+  const layout = blockedIf(block, inChannels, outChannels);
+  let output: string;
+  if (stride1 && layout.blocked && Math.max(top, bottom) < kh && Math.max(left, right) < kw) {
+    // Flip both spatial axes ([kh, kw] read backwards), then swap I and O.
+    const flipped = g.slice('filter', [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
+    const transposed = g.transpose(flipped, [0, 1, 3, 2]);
+    const fullPads = [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right];
+    output = nhwcConv(g, layout, 'dy', transposed, [kh, kw, outChannels, inChannels], convAttributes([kh, kw], [1, 1], [1, 1], fullPads));
+  } else {
+    // ConvTranspose's weight is [C_in of the transpose = Cout, Cin, kh, kw]; output_padding adds
+    // the rows/columns the forward stride skipped at the end (computeGeometry checked 0 <= it < stride).
+    const outputPadding = [
+      info.inHeight - ((info.outHeight - 1) * info.strideHeight + kh - top - bottom),
+      info.inWidth - ((info.outWidth - 1) * info.strideWidth + kw - left - right),
+    ];
+    const dxNchw = g.op('ConvTranspose', [g.transpose('dy', [0, 3, 1, 2]), g.transpose('filter', [3, 2, 0, 1])], [
+      ...convAttributes([kh, kw], [info.strideHeight, info.strideWidth], [1, 1], pads),
+      intsAttribute('output_padding', outputPadding),
+    ]);
+    output = g.transpose(dxNchw, [0, 2, 3, 1]);
+  }
+  return { g, inputs: [['dy', info.outShape], ['filter', filterShape]], outputs: [[output, info.inShape]] };
+}
+
+function filterGradientGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
+  const g = new GraphBuilder();
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels, outChannels, outHeight: ho, outWidth: wo } = info;
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  const image = g.transpose('x', [3, 1, 2, 0]);
+  const kernel = g.transpose('dy', [1, 2, 0, 3]);
+  const layout = blockedIf(block, n, outChannels);
+  const attributes = convAttributes([ho, wo], [1, 1], [info.strideHeight, info.strideWidth], pads);
+  let taps = nhwcConv(g, layout, image, kernel, [ho, wo, n, outChannels], attributes);
+  const rows = h + top + bottom - (ho - 1) * info.strideHeight;
+  const cols = w + left + right - (wo - 1) * info.strideWidth;
+  if (rows > info.filterHeight || cols > info.filterWidth) taps = g.slice(taps, [1, 2], [0, 0], [info.filterHeight, info.filterWidth]);
+  const output = g.transpose(taps, [1, 2, 0, 3]);
+  const filterShape = [info.filterHeight, info.filterWidth, inChannels, outChannels];
+  return { g, inputs: [['x', info.inShape], ['dy', info.outShape]], outputs: [[output, filterShape]] };
+}
+
+export type ConvKernelName = 'Conv2D' | 'Conv2DBackpropInput' | 'Conv2DBackpropFilter';
+
+const GRAPHS: Record<ConvKernelName, (geometry: ConvGeometry, block: number | undefined) => KernelGraph> = {
+  Conv2D: forwardGraph,
+  Conv2DBackpropInput: inputGradientGraph,
+  Conv2DBackpropFilter: filterGradientGraph,
+};
+
+/** The tfjs inputs each kernel reads, in its graph's input order. */
+const KERNEL_INPUTS: Record<ConvKernelName, [string, string]> = {
+  Conv2D: ['x', 'filter'],
+  Conv2DBackpropInput: ['dy', 'filter'],
+  Conv2DBackpropFilter: ['x', 'dy'],
+};
+
+export const CONVOLUTION_KERNELS = Object.keys(GRAPHS) as ConvKernelName[];
+
+function shape4D(value: unknown): Shape4D | undefined {
+  if (!Array.isArray(value) || value.length !== 4 || !value.every((d) => Number.isInteger(d) && d > 0)) return undefined;
+  return value as Shape4D;
+}
+
+/**
+ * The geometry of one call, or undefined where our graphs would not reproduce the stock kernel:
+ * NCHW data, dilated gradients, sizes an ONNX convolution would round differently, empty tensors.
+ */
+function computeGeometry(kernel: ConvKernelName, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap): ConvGeometry | undefined {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return undefined;
+  const [first, second] = KERNEL_INPUTS[kernel].map((name) => inputs[name]);
+  if (first === undefined || second === undefined || first.dtype !== 'float32' || second.dtype !== 'float32') return undefined;
+  const strides = attrs.strides as number | [number, number];
+  const dilations = (attrs.dilations ?? 1) as number | [number, number];
+  const pad = attrs.pad as backend_util.ExplicitPadding | 'same' | 'valid' | number;
+  const rounding = attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined;
+  let xShape: Shape4D | undefined;
+  let filterShape: Shape4D | undefined;
+  if (kernel === 'Conv2D') {
+    xShape = shape4D(first.shape);
+    filterShape = shape4D(second.shape);
+  } else if (kernel === 'Conv2DBackpropInput') {
+    xShape = shape4D(attrs.inputShape);
+    filterShape = shape4D(second.shape);
+  } else {
+    xShape = shape4D(first.shape);
+    filterShape = shape4D(attrs.filterShape);
+  }
+  if (xShape === undefined || filterShape === undefined) return undefined;
+  const info = backend_util.computeConv2DInfo(xShape, filterShape, strides, dilations, pad, rounding, false, 'channelsLast');
+  if (kernel !== 'Conv2D' && (info.dilationHeight !== 1 || info.dilationWidth !== 1)) return undefined;
+  const { top, left, bottom, right } = info.padInfo;
+  if (Math.min(top, left, bottom, right) < 0 || info.outHeight <= 0 || info.outWidth <= 0) return undefined;
+  const onnxOut = (size: number, before: number, after: number, k: number, dilation: number, stride: number) =>
+    Math.floor((size + before + after - ((k - 1) * dilation + 1)) / stride) + 1;
+  if (onnxOut(info.inHeight, top, bottom, info.filterHeight, info.dilationHeight, info.strideHeight) !== info.outHeight) return undefined;
+  if (onnxOut(info.inWidth, left, right, info.filterWidth, info.dilationWidth, info.strideWidth) !== info.outWidth) return undefined;
+  return { info, pads: [top, left, bottom, right] };
+}
+
+function programKey(kernel: ConvKernelName, { info, pads }: ConvGeometry): string {
+  return `${kernel} ${info.inShape} ${info.filterHeight}x${info.filterWidth}x${info.outChannels} s${info.strideHeight},${info.strideWidth} d${info.dilationHeight},${info.dilationWidth} p${pads}`;
+}
+
+/**
+ * The onnxruntime version of `kernel`, compiling into `cache`; `fallback` (the kernel it replaces)
+ * runs the calls the graphs do not cover. `block` is MLAS's NCHWc block size, if any.
+ */
+export function convolutionKernel(kernel: ConvKernelName, cache: ProgramCache, block: number | undefined, fallback: KernelFunc): KernelFunc {
+  return onnxKernel(({ inputs, attrs }) => {
+    const geometry = computeGeometry(kernel, inputs as Record<string, TensorInfo>, attrs ?? {});
+    if (geometry === undefined) return undefined;
+    const program = cache.get(programKey(kernel, geometry), () => GRAPHS[kernel](geometry, block));
+    return { program, inputs: KERNEL_INPUTS[kernel].map((name) => inputs[name]!) };
+  }, fallback);
+}
+
+function randomArray(size: number, seed: number): Float32Array {
+  return Float32Array.from({ length: size }, (_, i) => Math.sin(seed + i * 12.9898) * 0.5);
+}
+
+export function maxDifference(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
+}
+
+/** The probe convolution: 16 -> 16 channels, 3x3, 'same', on deterministic values. */
+export const PROBE = { xShape: [2, 5, 5, 16] as Shape4D, filterShape: [3, 3, 16, 16] as Shape4D, x: randomArray(2 * 5 * 5 * 16, 1), filter: randomArray(9 * 16 * 16, 2) };
+
+/** The probe convolution through onnxruntime, blocked by `block` or plain. */
+export function probeConvolution(block: number | undefined, threads: number): Float32Array {
+  const info = backend_util.computeConv2DInfo(PROBE.xShape, PROBE.filterShape, 1, 1, 'same');
+  const program = new OnnxProgram(forwardGraph({ info, pads: [1, 1, 1, 1] }, block), threads);
+  try {
+    const out = new Float32Array(info.outShape.reduce((a, b) => a * b, 1));
+    program.run([PROBE.x, PROBE.filter], [out]);
+    return out;
+  } finally {
+    program.dispose();
+  }
+}
+
+/**
+ * MLAS's NCHWc block size on this CPU, found by trying: the blocked graph must reproduce the
+ * plain one (`reference`). Undefined when no candidate does (or the blocked operators are
+ * missing, as on CPUs without AVX2), and then every graph is a plain one.
+ */
+export function probeNchwcBlock(threads: number, reference: Float32Array): number | undefined {
+  for (const block of [16, 8]) {
+    try {
+      if (maxDifference(probeConvolution(block, threads), reference) < 1e-4) return block;
+    } catch {
+      // The blocked operators are not available here.
+    }
+  }
+  return undefined;
+}
