@@ -16,6 +16,9 @@ import { initBackend } from '../engine/backend/index.js';
 import { makeBatch } from '../engine/data/batches.js';
 import { loadDataset } from '../engine/data/index.js';
 import { exitLatency } from '../engine/evaluate/index.js';
+import { exportGraph } from '../engine/export/graph.js';
+import { onnxModelBytes } from '../engine/export/onnxModel.js';
+import { onnxLatency, openOnnxSession } from '../engine/export/onnxRuntime.js';
 import { buildNetwork } from '../engine/models/index.js';
 import { Random } from '../engine/random.js';
 import { createTrainingMethod } from '../engine/train/methods.js';
@@ -24,8 +27,9 @@ import { renderTable } from '../cli/table.js';
 const BENCH_METHODS: Method[] = ['plain', 'joint', 'multiway'];
 const TORCH_MODES: Record<string, string> = { plain: 'final', joint: 'joint', multiway: 'multiway' };
 
-export const BENCH_USAGE = `mw-studio bench [--depth 20] [--exits 3,6] [--batch 128] [--steps 6] [--out bench.json] [--no-torch]
-  training images/s per method, per-exit latency and peak memory, against PyTorch when available`;
+export const BENCH_USAGE = `mw-studio bench [--depth 20] [--exits 3,6] [--batch 128] [--steps 6] [--baseline wasm|none] [--out bench.json] [--no-torch]
+  training images/s per method (also on --baseline: wasm by default on wasm-ort), per-exit latency next to
+  onnxruntime's for the same exported sub-model, and peak memory, against PyTorch when available`;
 
 interface TorchResult {
   train_img_per_s: number;
@@ -47,7 +51,7 @@ function torchReference(mode: string, depth: number, exits: number[], batch: num
 export async function bench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { depth: { type: 'string' }, exits: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, 'no-torch': { type: 'boolean' } },
+    options: { depth: { type: 'string' }, exits: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, baseline: { type: 'string' }, 'no-torch': { type: 'boolean' } },
     strict: true,
   });
   const depth = Number(values.depth ?? 20);
@@ -60,9 +64,8 @@ export async function bench(argv: string[]): Promise<number> {
   const arch = { family: 'resnet' as const, depth, width: 1, exits };
   process.stderr.write(`bench: MwResNet-${depth} exits ${exits.join(',')}, batch ${batch}, ${steps} timed steps, backend ${backend.label}\n`);
 
-  const training: Record<string, { imagesPerSecond: number; torchImagesPerSecond?: number; ratio?: number; torchSkipped?: string }> = {};
   let peakBytes = 0;
-  for (const method of BENCH_METHODS) {
+  const trainingThroughput = async (method: Method): Promise<number> => {
     const net = buildNetwork(arch, [height, width, channels], dataset.classes.length, 0);
     const trainer = createTrainingMethod(method, net, { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 });
     const rng = new Random(1);
@@ -78,11 +81,27 @@ export async function bench(argv: string[]): Promise<number> {
       peakBytes = Math.max(peakBytes, process.memoryUsage().rss);
       for (const t of [x, labels, result.losses, result.correct]) t.dispose();
     }
-    const imagesPerSecond = (steps * batch) / (timed / 1000);
-    training[method] = { imagesPerSecond };
     for (const opt of trainer.optimizers) opt.disposeState();
     net.dispose();
+    return (steps * batch) / (timed / 1000);
+  };
+
+  const training: Record<string, { imagesPerSecond: number; baselineImagesPerSecond?: number; torchImagesPerSecond?: number; ratio?: number; torchSkipped?: string }> = {};
+  for (const method of BENCH_METHODS) {
+    const imagesPerSecond = await trainingThroughput(method);
+    training[method] = { imagesPerSecond };
     process.stderr.write(`  ${method}: ${imagesPerSecond.toFixed(1)} img/s\n`);
+  }
+  // The path this one improves on, measured in the same run: wasm-ort against plain wasm.
+  const baseline = values.baseline ?? (backend.name === 'wasm-ort' ? 'wasm' : undefined);
+  if (baseline !== undefined && baseline !== 'none') {
+    const baselineInfo = await initBackend(baseline);
+    process.stderr.write(`baseline: ${baselineInfo.label}\n`);
+    for (const method of BENCH_METHODS) {
+      training[method]!.baselineImagesPerSecond = await trainingThroughput(method);
+      process.stderr.write(`  ${method}: ${training[method]!.baselineImagesPerSecond!.toFixed(1)} img/s\n`);
+    }
+    await initBackend(backend.name);
   }
   if (!values['no-torch']) {
     for (const method of BENCH_METHODS) {
@@ -96,18 +115,32 @@ export async function bench(argv: string[]): Promise<number> {
     }
   }
 
+  // Per-exit batch-1 latency on this backend, next to onnxruntime running the same sub-model exported.
   const net = buildNetwork(arch, [height, width, channels], dataset.classes.length, 0);
   const latency = [];
-  for (const exit of net.costs()) latency.push({ exit: exitLabel(exit), block: exit.block, ...(await exitLatency(net, exit.index)) });
+  for (const exit of net.costs()) {
+    const ours = await exitLatency(net, exit.index);
+    const session = await openOnnxSession(onnxModelBytes(exportGraph(net, [exit.index]), { name: 'bench', description: '', metadata: {} }));
+    const onnx = await onnxLatency(session, [height, width, channels]);
+    await session.release();
+    latency.push({ exit: exitLabel(exit), block: exit.block, ...ours, onnxBatch1: onnx, ratioToOnnx: ours.batch1.median / onnx.median });
+  }
   net.dispose();
 
-  const report = { backend: backend.name, device: backend.device, depth, exits, batch, steps, training, latency, peakMemoryBytes: peakBytes, date: new Date().toISOString() };
+  const report = { backend: backend.name, label: backend.label, baseline, device: backend.device, depth, exits, batch, steps, training, latency, peakMemoryBytes: peakBytes, date: new Date().toISOString() };
   const rows = BENCH_METHODS.map((m) => {
     const t = training[m]!;
-    return [m, t.imagesPerSecond.toFixed(1), t.torchImagesPerSecond?.toFixed(1) ?? (t.torchSkipped ? 'n/a' : '-'), t.ratio ? `${t.ratio.toFixed(3)}x` : '-'];
+    const against = t.baselineImagesPerSecond === undefined ? [] : [t.baselineImagesPerSecond.toFixed(1), `${(t.imagesPerSecond / t.baselineImagesPerSecond).toFixed(2)}x`];
+    return [m, t.imagesPerSecond.toFixed(1), ...against, t.torchImagesPerSecond?.toFixed(1) ?? (t.torchSkipped ? 'n/a' : '-'), t.ratio ? `${t.ratio.toFixed(3)}x` : '-'];
   });
-  process.stdout.write(`${renderTable(['method', 'img/s', 'torch img/s', 'ratio'], rows)}\n\n`);
-  process.stdout.write(`${renderTable(['exit', 'latency b1', 'p90 b1', 'latency b32'], latency.map((l) => [l.exit, formatMs(l.batch1.median), formatMs(l.batch1.p90), formatMs(l.batch32.median)]))}\n`);
+  const baselineHeaders = baseline !== undefined && baseline !== 'none' ? [`${baseline} img/s`, 'speed-up'] : [];
+  process.stdout.write(`${renderTable(['method', `${backend.name} img/s`, ...baselineHeaders, 'torch img/s', 'ratio to torch'], rows)}\n\n`);
+  process.stdout.write(
+    `${renderTable(
+      ['exit', 'latency b1', 'p90 b1', 'latency b32', 'onnxruntime b1', 'ratio'],
+      latency.map((l) => [l.exit, formatMs(l.batch1.median), formatMs(l.batch1.p90), formatMs(l.batch32.median), formatMs(l.onnxBatch1.median), `${l.ratioToOnnx.toFixed(2)}x`]),
+    )}\n`,
+  );
   process.stdout.write(`peak resident memory ${(peakBytes / 2 ** 20).toFixed(0)} MiB\n`);
   const out = values.out ?? 'bench.json';
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
