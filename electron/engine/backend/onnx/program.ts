@@ -1,6 +1,6 @@
 /**
  * Small ONNX graphs run synchronously by onnxruntime-node on tensors of the wasm backend: the
- * machinery under the onnxruntime kernels (convolutions.ts, batchNorm.ts).
+ * machinery under the onnxruntime kernels (convolutions.ts).
  *
  * onnxruntime-node's InferenceSession.run is asynchronous only in form: it defers the binding's
  * synchronous run with setImmediate (onnxruntime-node/dist/backend.js). tfjs kernels must be
@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as ort from 'onnxruntime-node';
-import { encodeOnnxModel, floatTensor, int64Tensor, intsAttribute, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../../export/onnxProto.js';
+import { encodeOnnxModel, int64Tensor, intsAttribute, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../../export/onnxProto.js';
 
 /** The part of onnxruntime-node's native InferenceSession we use (onnxruntime-node/dist/binding.d.ts). */
 interface NativeSession {
@@ -53,12 +53,6 @@ export class GraphBuilder {
   int64s(values: number[]): string {
     const name = `c${this.count++}`;
     this.initializers.push(int64Tensor(name, values));
-    return name;
-  }
-
-  scalar(value: number): string {
-    const name = `c${this.count++}`;
-    this.initializers.push(floatTensor(name, [], Float32Array.of(value)));
     return name;
   }
 
@@ -180,15 +174,11 @@ export function onnxKernelCalls(): { onnx: number; fallback: number } {
   return { ...calls };
 }
 
-/**
- * A kernel that runs `plan`'s program when it returns one, else `fallback` (the kernel it
- * replaces, or undefined for kernels of our own that always have a plan).
- */
-export function onnxKernel(plan: (args: Parameters<KernelFunc>[0]) => { program: OnnxProgram; inputs: TensorInfo[] } | undefined, fallback?: KernelFunc): KernelFunc {
+/** A kernel that runs `plan`'s program when it returns one, else `fallback` (the kernel it replaces). */
+export function onnxKernel(plan: (args: Parameters<KernelFunc>[0]) => { program: OnnxProgram; inputs: TensorInfo[] } | undefined, fallback: KernelFunc): KernelFunc {
   return (args) => {
     const planned = plan(args);
     if (planned === undefined) {
-      if (fallback === undefined) throw new Error('onnxruntime kernel called with inputs it does not support');
       calls.fallback++;
       return fallback(args);
     }
