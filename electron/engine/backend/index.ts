@@ -44,6 +44,9 @@ export interface BackendInfo {
 /** Candidates in the order 'auto' tries them. */
 const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm-ort', 'wasm', 'cpu'];
 
+/** The candidates that need no native library, fastest first: each falls back to the ones after it. */
+const PORTABLE_NAMES: readonly BackendName[] = ['wasm-ort', 'wasm', 'cpu'];
+
 /** Every value `initBackend` (and MW_BACKEND) accepts. */
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', ...BACKEND_NAMES];
 
@@ -98,9 +101,9 @@ export function parseBackendPreference(value: string): BackendPreference {
 
 /**
  * Sets up the compute backend and says which one runs. 'auto' takes the fastest that works here;
- * naming a native backend insists on it (an Error says why it cannot run), while the portable ones
- * fall back to the next portable one ('wasm-ort' -> 'wasm' -> 'cpu'). Results are cached: the same preference returns the same info,
- * and makes its backend the active one again.
+ * naming a native backend insists on it (an Error says why it cannot run), while a portable one
+ * falls back to the portable ones after it ('wasm-ort' -> 'wasm' -> 'cpu'). Results are cached:
+ * the same preference returns the same info, and makes its backend the active one again.
  * An empty MW_BACKEND counts as unset.
  */
 const initialised = new Map<BackendPreference, Promise<BackendInfo>>();
@@ -122,8 +125,9 @@ export async function initBackend(preference: string = process.env.MW_BACKEND ||
 }
 
 async function choose(preference: BackendPreference): Promise<BackendInfo> {
+  const portableFrom = PORTABLE_NAMES.indexOf(preference as BackendName);
   const candidates: readonly BackendName[] =
-    preference === 'auto' ? BACKEND_NAMES : preference === 'wasm-ort' ? ['wasm-ort', 'wasm', 'cpu'] : preference === 'wasm' ? ['wasm', 'cpu'] : [preference];
+    preference === 'auto' ? BACKEND_NAMES : portableFrom >= 0 ? PORTABLE_NAMES.slice(portableFrom) : [preference];
   const skipped: BackendInfo['skipped'] = [];
   for (const name of candidates) {
     const attempt = await attemptOnce(name);

@@ -9,7 +9,7 @@
  *
  * How: each kernel call runs a small ONNX graph (program.ts), built once per shape and cached.
  * Where channel counts are multiples of MLAS's NCHWc block (16 with AVX-512,
- * 8 with AVX2; found by `probeNchwcBlock`), the graph uses onnxruntime's blocked-layout operators
+ * 8 with AVX2; found by `probeOnnxConvolutions`), the graph uses onnxruntime's blocked-layout operators
  * (domain com.microsoft.nchwc: ReorderInput, Conv, ReorderOutput). onnxruntime's optimizer only
  * produces those for constant weights; ours change every step, so the graph blocks them itself
  * with Reshape/Transpose. Elsewhere the graph is a plain Transpose/Conv/ConvTranspose one.
@@ -25,6 +25,7 @@
  * A call the graphs do not cover (dilated gradients, NCHW data, rounding modes that change the
  * output size, non-float data) runs the kernel registered before, so nothing is lost.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { intAttribute, intsAttribute, type OnnxAttribute } from '../../export/onnxProto.js';
@@ -95,7 +96,8 @@ function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefi
     output = nhwcConv(g, layout, 'dy', transposed, [kh, kw, outChannels, inChannels], convAttributes([kh, kw], [1, 1], [1, 1], fullPads));
   } else {
     // ConvTranspose's weight is [C_in of the transpose = Cout, Cin, kh, kw]; output_padding adds
-    // the rows/columns the forward stride skipped at the end (computeGeometry checked 0 <= it < stride).
+    // the rows/columns the forward stride skipped at the end. It lies in [0, stride): that follows
+    // from computeGeometry's check that an ONNX convolution gives tfjs's output size.
     const outputPadding = [
       info.inHeight - ((info.outHeight - 1) * info.strideHeight + kh - top - bottom),
       info.inWidth - ((info.outWidth - 1) * info.strideWidth + kw - left - right),
@@ -205,17 +207,17 @@ function randomArray(size: number, seed: number): Float32Array {
   return Float32Array.from({ length: size }, (_, i) => Math.sin(seed + i * 12.9898) * 0.5);
 }
 
-export function maxDifference(a: Float32Array, b: Float32Array): number {
+function maxDifference(a: Float32Array, b: Float32Array): number {
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
   return worst;
 }
 
 /** The probe convolution: 16 -> 16 channels, 3x3, 'same', on deterministic values. */
-export const PROBE = { xShape: [2, 5, 5, 16] as Shape4D, filterShape: [3, 3, 16, 16] as Shape4D, x: randomArray(2 * 5 * 5 * 16, 1), filter: randomArray(9 * 16 * 16, 2) };
+const PROBE = { xShape: [2, 5, 5, 16] as Shape4D, filterShape: [3, 3, 16, 16] as Shape4D, x: randomArray(2 * 5 * 5 * 16, 1), filter: randomArray(9 * 16 * 16, 2) };
 
 /** The probe convolution through onnxruntime, blocked by `block` or plain. */
-export function probeConvolution(block: number | undefined, threads: number): Float32Array {
+function probeConvolution(block: number | undefined, threads: number): Float32Array {
   const info = backend_util.computeConv2DInfo(PROBE.xShape, PROBE.filterShape, 1, 1, 'same');
   const program = new OnnxProgram(forwardGraph({ info, pads: [1, 1, 1, 1] }, block), threads);
   try {
@@ -228,17 +230,26 @@ export function probeConvolution(block: number | undefined, threads: number): Fl
 }
 
 /**
- * MLAS's NCHWc block size on this CPU, found by trying: the blocked graph must reproduce the
- * plain one (`reference`). Undefined when no candidate does (or the blocked operators are
- * missing, as on CPUs without AVX2), and then every graph is a plain one.
+ * Checks onnxruntime's plain convolution against the active tfjs backend's on the probe (an Error
+ * if they disagree), then finds MLAS's NCHWc block size on this CPU by trying: the blocked graph
+ * must reproduce the plain one. The block is undefined when no candidate does (or the blocked
+ * operators are missing, as on CPUs without AVX2), and then every graph is a plain one.
  */
-export function probeNchwcBlock(threads: number, reference: Float32Array): number | undefined {
+export function probeOnnxConvolutions(threads: number): { block: number | undefined } {
+  const reference = probeConvolution(undefined, threads);
+  const expected = tf.tidy(() => {
+    const x = tf.tensor4d(PROBE.x, PROBE.xShape);
+    const filter = tf.tensor4d(PROBE.filter, PROBE.filterShape);
+    return tf.conv2d(x, filter, 1, 'same').dataSync() as Float32Array;
+  });
+  const difference = maxDifference(reference, expected);
+  if (!(difference < 1e-4)) throw new Error(`onnxruntime's convolution disagrees with the ${tf.getBackend()} backend's (max difference ${difference})`);
   for (const block of [16, 8]) {
     try {
-      if (maxDifference(probeConvolution(block, threads), reference) < 1e-4) return block;
+      if (maxDifference(probeConvolution(block, threads), reference) < 1e-4) return { block };
     } catch {
       // The blocked operators are not available here.
     }
   }
-  return undefined;
+  return { block: undefined };
 }

@@ -6,7 +6,7 @@
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { CONVOLUTION_KERNELS, PROBE, type ConvKernelName, convolutionKernel, maxDifference, probeConvolution, probeNchwcBlock } from './convolutions.js';
+import { CONVOLUTION_KERNELS, convolutionKernel, probeOnnxConvolutions } from './convolutions.js';
 import { ProgramCache } from './program.js';
 
 export { onnxKernelCalls } from './program.js';
@@ -25,33 +25,31 @@ interface Active extends OnnxKernelsInfo {
 
 let active: Active | undefined;
 
+/** The probe's findings: they depend on the machine only, so switching back on does not probe again. */
+let probed: OnnxKernelsInfo | undefined;
+
 /**
- * Routes the wasm backend's convolutions through onnxruntime. Checks first that a
- * plain onnxruntime convolution matches the wasm backend's own on a probe (an Error if not, and
- * nothing is changed). Idempotent.
+ * Routes the wasm backend's convolutions through onnxruntime. Checks first, once per process,
+ * that a plain onnxruntime convolution matches the wasm backend's own on a probe (an Error if
+ * not, and nothing is changed). Idempotent.
  */
 export function enableOnnxKernels(): OnnxKernelsInfo {
   if (active !== undefined) return { threads: active.threads, block: active.block };
-  const threads = os.availableParallelism();
-  const reference = probeConvolution(undefined, threads);
-  const expected = tf.tidy(() => {
-    const x = tf.tensor4d(PROBE.x, PROBE.xShape);
-    const filter = tf.tensor4d(PROBE.filter, PROBE.filterShape);
-    return tf.conv2d(x, filter, 1, 'same').dataSync() as Float32Array;
-  });
-  const difference = maxDifference(reference, expected);
-  if (!(difference < 1e-4)) throw new Error(`onnxruntime's convolution disagrees with the wasm backend's (max difference ${difference})`);
-  const block = probeNchwcBlock(threads, reference);
+  if (probed === undefined) {
+    const threads = os.availableParallelism();
+    probed = { threads, ...probeOnnxConvolutions(threads) };
+  }
+  const { threads, block } = probed;
   const cache = new ProgramCache(threads);
   const replaced = CONVOLUTION_KERNELS.map((name) => {
     const previous = tf.getKernel(name, 'wasm');
     if (previous === undefined) throw new Error(`the wasm backend has no '${name}' kernel to replace`);
     return previous;
   });
-  for (const previous of replaced) {
-    tf.unregisterKernel(previous.kernelName, 'wasm');
-    tf.registerKernel({ kernelName: previous.kernelName, backendName: 'wasm', kernelFunc: convolutionKernel(previous.kernelName as ConvKernelName, cache, block, previous.kernelFunc) });
-  }
+  CONVOLUTION_KERNELS.forEach((name, i) => {
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: convolutionKernel(name, cache, block, replaced[i]!.kernelFunc) });
+  });
   active = { threads, block, cache, replaced };
   return { threads, block };
 }
