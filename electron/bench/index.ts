@@ -93,8 +93,8 @@ export async function bench(argv: string[]): Promise<number> {
     process.stderr.write(`  ${method}: ${imagesPerSecond.toFixed(1)} img/s\n`);
   }
   // The path this one improves on, measured in the same run: wasm-ort against plain wasm.
-  const baseline = values.baseline ?? (backend.name === 'wasm-ort' ? 'wasm' : undefined);
-  if (baseline !== undefined && baseline !== 'none') {
+  const baseline = values.baseline === 'none' ? undefined : (values.baseline ?? (backend.name === 'wasm-ort' ? 'wasm' : undefined));
+  if (baseline !== undefined) {
     const baselineInfo = await initBackend(baseline);
     process.stderr.write(`baseline: ${baselineInfo.label}\n`);
     for (const method of BENCH_METHODS) {
@@ -121,8 +121,7 @@ export async function bench(argv: string[]): Promise<number> {
   for (const exit of net.costs()) {
     const ours = await exitLatency(net, exit.index);
     const session = await openOnnxSession(onnxModelBytes(exportGraph(net, [exit.index]), { name: 'bench', description: '', metadata: {} }));
-    const onnx = await onnxLatency(session, [height, width, channels]);
-    await session.release();
+    const onnx = await onnxLatency(session, [height, width, channels]).finally(() => session.release());
     latency.push({ exit: exitLabel(exit), block: exit.block, ...ours, onnxBatch1: onnx, ratioToOnnx: ours.batch1.median / onnx.median });
   }
   net.dispose();
@@ -133,7 +132,7 @@ export async function bench(argv: string[]): Promise<number> {
     const against = t.baselineImagesPerSecond === undefined ? [] : [t.baselineImagesPerSecond.toFixed(1), `${(t.imagesPerSecond / t.baselineImagesPerSecond).toFixed(2)}x`];
     return [m, t.imagesPerSecond.toFixed(1), ...against, t.torchImagesPerSecond?.toFixed(1) ?? (t.torchSkipped ? 'n/a' : '-'), t.ratio ? `${t.ratio.toFixed(3)}x` : '-'];
   });
-  const baselineHeaders = baseline !== undefined && baseline !== 'none' ? [`${baseline} img/s`, 'speed-up'] : [];
+  const baselineHeaders = baseline !== undefined ? [`${baseline} img/s`, 'speed-up'] : [];
   process.stdout.write(`${renderTable(['method', `${backend.name} img/s`, ...baselineHeaders, 'torch img/s', 'ratio to torch'], rows)}\n\n`);
   process.stdout.write(
     `${renderTable(
