@@ -238,24 +238,32 @@ export class BatchNorm implements Layer {
   }
 
   trace(x: tf.Tensor): Traced {
+    // Per-channel statistics: sums over every axis but the last (onnx/reductions.ts makes these fast on wasm-ort).
     const axes = x.shape.slice(0, -1).map((_, i) => i);
     const count = x.size / this.channels;
-    const { mean, variance } = tf.moments(x, axes);
+    const mean = tf.div(tf.sum(x, axes), count);
+    // Kept for backward instead of the normalised input: x - mean is all backward needs, and
+    // y = (x - mean) * (gamma * invStd) + beta takes two passes fewer than normalising first.
+    const centered = tf.sub(x, mean);
+    const variance = tf.div(tf.sum(tf.square(centered), axes), count);
     const invStd = tf.rsqrt(tf.add(variance, BN_EPSILON));
-    const normalized = tf.mul(tf.sub(x, mean), invStd);
-    const gamma = tf.clone(this.gamma.variable);
-    const y = tf.add(tf.mul(normalized, gamma), this.beta.variable);
+    // A new tensor, so later optimizer steps do not change what backward uses (as Conv2d's clone).
+    const scale = tf.mul(this.gamma.variable, invStd);
+    const y = tf.add(tf.mul(centered, scale), this.beta.variable);
     this.updateRunningStats(mean, variance, count);
     return {
       y,
       backward: (dy, sink) => {
         const dBeta = tf.sum(dy, axes);
-        const dGamma = tf.sum(tf.mul(dy, normalized), axes);
+        const dGamma = tf.mul(tf.sum(tf.mul(dy, centered), axes), invStd);
         sink.add(this.beta, dBeta);
         sink.add(this.gamma, dGamma);
-        // dx = gamma * invStd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
-        const centered = tf.sub(tf.sub(tf.mul(dy, count), dBeta), tf.mul(normalized, dGamma));
-        return tf.mul(centered, tf.div(tf.mul(gamma, invStd), count));
+        // dx = scale / m * (m * dy - dBeta - xhat * dGamma) with xhat = centered * invStd,
+        // regrouped into per-channel factors so each full-size pass is one broadcast op:
+        // dx = dy * scale + centered * (-scale * invStd * dGamma / m) + (-scale * dBeta / m).
+        const centeredFactor = tf.neg(tf.mul(scale, tf.mul(invStd, tf.div(dGamma, count))));
+        const offset = tf.neg(tf.mul(scale, tf.div(dBeta, count)));
+        return tf.add(tf.mul(dy, scale), tf.add(tf.mul(centered, centeredFactor), offset));
       },
     };
   }
