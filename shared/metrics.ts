@@ -33,7 +33,12 @@ export const ExitReportSchema = ExitInfoSchema.extend({
   /** Only for 20 or more classes. */
   top5: fraction.optional(),
   /** Milliseconds per forward pass of the sub-model on the run's backend. */
-  latencyMs: z.object({ batch1: LatencySchema, batch32: LatencySchema }),
+  latencyMs: z.object({
+    batch1: LatencySchema,
+    batch32: LatencySchema,
+    /** What ran the timed inference when not the backend's own kernels (wasm-ort: onnxruntime, whole sub-model). */
+    runtime: z.string().max(200).optional(),
+  }),
 });
 export type ExitReport = z.infer<typeof ExitReportSchema>;
 

@@ -105,7 +105,8 @@ export function exitTable(summary: RunSummary): string {
     formatMs(e.latencyMs.batch1.p90),
     formatMs(e.latencyMs.batch32.median),
   ]);
-  return renderTable(header, rows);
+  const runtime = summary.exits.find((e) => e.latencyMs.runtime)?.latencyMs.runtime;
+  return renderTable(header, rows) + (runtime ? `\nlatency: ${runtime}` : '');
 }
 
 /** The --json result: one object, final output last. */

@@ -12,6 +12,8 @@ import { onnxKernelCalls } from '../../electron/engine/backend/onnx/index.js';
 import { GRADIENT_KERNEL_NAMES, registerGradientKernels } from '../../electron/engine/backend/wasmGradients.js';
 import { buildNetwork } from '../../electron/engine/models/index.js';
 import { createTrainingMethod } from '../../electron/engine/train/methods.js';
+import { exitLatency, SUB_MODEL_RUNTIME } from '../../electron/engine/evaluate/index.js';
+import { openSubModelSession, runOnnx } from '../../electron/engine/export/onnxRuntime.js';
 import { Random } from '../../electron/engine/random.js';
 // Also registers tfjs's gradient functions, so tf.grads works.
 import { expectClose, randomLabels, randomTensor, snapshot } from './helpers.js';
@@ -436,6 +438,33 @@ describe('onnxruntime kernels (wasm-ort) match the stock cpu kernels', () => {
       runAgainstStockCpu([{ kernel: 'Sum', inputs: { x: randomValues(rng, shape) }, attrs: { axis, keepDims } }], `Sum ${shape} over ${axis}`);
       const after = onnxKernelCalls();
       expect([after.onnx - before.onnx, after.fallback - before.fallback], `Sum ${shape} over ${axis}`).toEqual(inOnnx ? [1, 0] : [0, 1]);
+    }
+  });
+
+  it('per-exit latency runs the whole sub-model in onnxruntime, built from the live weights (predict gives the same logits)', async () => {
+    const net = buildNetwork({ family: 'resnet', depth: 8, width: 1, exits: [1, 2] }, [12, 12, 1], 10, 6);
+    const quick = { warmup: 1, minRepeats: 2, maxRepeats: 2 };
+    try {
+      await initBackend('wasm');
+      expect((await exitLatency(net, 0, quick)).runtime).toBeUndefined();
+      await initBackend('wasm-ort');
+      const latency = await exitLatency(net, 1, quick);
+      expect(latency.runtime).toBe(SUB_MODEL_RUNTIME);
+      expect(latency.batch1.median).toBeGreaterThan(0);
+      expect(latency.batch32.median).toBeGreaterThan(latency.batch1.median);
+      const x = randomTensor([3, 12, 12, 1], 7);
+      const session = await openSubModelSession(net, [1]);
+      try {
+        const [logits] = await runOnnx(session, x.dataSync() as Float32Array, [12, 12, 1]);
+        const [expected] = net.predict(x, { upToExit: 1, onlyLast: true });
+        const actual = tf.tensor(logits!, expected!.shape);
+        expectClose(actual, expected!);
+        tf.dispose([x, expected!, actual]);
+      } finally {
+        await session.release();
+      }
+    } finally {
+      net.dispose();
     }
   });
 

@@ -237,8 +237,9 @@ describe('model card', () => {
     const [exit] = card.exits;
     expect(exit).toMatchObject({ block: 2, layer: 5, final: false, output: 'exits.2.fc', params: report.params, macs: report.macs, top1: report.top1 });
     expect(exit!.lossWeight).toBe(resnet.summary.lossWeights[1]);
-    expect(exit!.latencyMs.tfjs).toEqual({
+    expect(exit!.latencyMs.run).toEqual({
       backend: resnet.summary.backend.label,
+      ...(report.latencyMs.runtime ? { runtime: report.latencyMs.runtime } : {}),
       device: resnet.summary.backend.device,
       batch1: report.latencyMs.batch1,
       batch32: report.latencyMs.batch32,

@@ -1,12 +1,16 @@
 /**
  * Per-exit evaluation: top-1 (and top-5 for 20+ classes) accuracy from one forward pass that
- * computes every exit, and latency of each exit's sub-model measured on the active backend.
+ * computes every exit, and latency of each exit's sub-model measured on the active backend
+ * (on wasm-ort: in onnxruntime, as one graph).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExitReport, Latency } from '../../../shared/metrics.js';
 import type { Dataset, ImageSet } from '../data/dataset.js';
 import { makeBatch } from '../data/batches.js';
 import type { ForwardOptions, MwNetwork } from '../models/network.js';
+import { onnxKernelsActive } from '../backend/onnx/index.js';
+import { onnxBatchLatency, openSubModelSession } from '../export/onnxRuntime.js';
+import { timeRepeated, type LatencyOptions } from './timing.js';
 
 export interface ExitAccuracy {
   top1: number[];
@@ -63,47 +67,40 @@ export async function exitAccuracy(
   return top5 ? { top1: share(counts[0]!), top5: share(counts[1]!) } : { top1: share(counts[0]!) };
 }
 
-export interface LatencyOptions {
-  /** Untimed runs first: kernels compile, caches and allocators settle. */
-  warmup?: number;
-  /** Timed runs: at least minRepeats, then more while within budgetMs, at most maxRepeats. */
-  minRepeats?: number;
-  maxRepeats?: number;
-  budgetMs?: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  const rank = (sorted.length - 1) * p;
-  const low = Math.floor(rank);
-  const high = Math.ceil(rank);
-  return sorted[low]! + (sorted[high]! - sorted[low]!) * (rank - low);
-}
+export type { LatencyOptions } from './timing.js';
 
 /**
  * Median and p90 wall time of `forward`, including reading its outputs back, which is what
  * makes an asynchronous backend (GPU) finish the work being timed.
  */
 export async function measureLatency(forward: () => tf.Tensor[], options: LatencyOptions = {}): Promise<Latency> {
-  const { warmup = 2, minRepeats = 5, maxRepeats = 50, budgetMs = 400 } = options;
-  const once = async (): Promise<number> => {
-    const start = performance.now();
+  return timeRepeated(async () => {
     const outputs = tf.tidy(forward);
     await Promise.all(outputs.map((t) => t.data()));
-    const elapsed = performance.now() - start;
     tf.dispose(outputs);
-    return elapsed;
-  };
-  for (let i = 0; i < warmup; i++) await once();
-  const times: number[] = [];
-  const begin = performance.now();
-  while (times.length < minRepeats || (times.length < maxRepeats && performance.now() - begin < budgetMs)) times.push(await once());
-  times.sort((a, b) => a - b);
-  return { median: percentile(times, 0.5), p90: percentile(times, 0.9) };
+  }, options);
 }
 
-/** Latency of exit k's standalone sub-model at batch 1 and 32, on random input of the network's shape. */
+/** What runs inference where onnxruntime's kernels are on (wasm-ort), and the label latencies carry. */
+export const SUB_MODEL_RUNTIME = 'onnxruntime CPU, whole sub-model';
+
+/**
+ * Latency of exit k's standalone sub-model at batch 1 and 32, on random input of the network's
+ * shape. On the portable path (wasm-ort) the sub-model runs as one onnxruntime graph built from
+ * the current weights: calling onnxruntime once per tfjs kernel took 8-9x as long at batch 1
+ * (npm run bench), and a whole graph is also how the exported model runs.
+ */
 export async function exitLatency(net: MwNetwork, exit: number, options: LatencyOptions = {}): Promise<ExitReport['latencyMs']> {
   const [h, w, c] = net.description.inputShape;
+  if (onnxKernelsActive()) {
+    const session = await openSubModelSession(net, [exit]);
+    try {
+      const timeAt = (batch: number) => onnxBatchLatency(session, [h, w, c], batch, options);
+      return { batch1: await timeAt(1), batch32: await timeAt(32), runtime: SUB_MODEL_RUNTIME };
+    } finally {
+      await session.release();
+    }
+  }
   const timeAt = async (batch: number) => {
     const x = tf.randomNormal([batch, h, w, c]);
     try {

@@ -39,8 +39,11 @@ export interface ExitCard {
   top1?: number;
   top5?: number;
   latencyMs: {
-    /** Measured by the run on its tfjs backend (the sub-model alone), when it finished. */
-    tfjs?: { backend: string; device: string; batch1: Latency; batch32: Latency };
+    /**
+     * Measured by the run on its backend (the sub-model alone), when it finished; `runtime` says
+     * what ran it where not the backend's own kernels (wasm-ort: onnxruntime, the whole sub-model).
+     */
+    run?: { backend: string; runtime?: string; device: string; batch1: Latency; batch32: Latency };
     /** Measured at export with onnxruntime-node on the CPU. */
     onnxruntime?: { version: string; device: string; batch1: Latency };
   };
@@ -119,7 +122,15 @@ function exitCard(input: CardInput, exit: ExitCost, output: string, position: nu
     ...(report?.top5 !== undefined ? { top5: report.top5 } : {}),
     latencyMs: {
       ...(report && summary
-        ? { tfjs: { backend: summary.backend.label, device: summary.backend.device, batch1: report.latencyMs.batch1, batch32: report.latencyMs.batch32 } }
+        ? {
+            run: {
+              backend: summary.backend.label,
+              ...(report.latencyMs.runtime ? { runtime: report.latencyMs.runtime } : {}),
+              device: summary.backend.device,
+              batch1: report.latencyMs.batch1,
+              batch32: report.latencyMs.batch32,
+            },
+          }
         : {}),
       ...(onnxLatency ? { onnxruntime: { version: onnxLatency.version, device: onnxLatency.device, batch1: onnxLatency.batch1[position]! } } : {}),
     },
@@ -178,13 +189,13 @@ function table(header: string[], rows: string[][]): string[] {
 
 export function modelCardMarkdown(card: ModelCard): string {
   const p = card.preprocessing;
-  const tfjsBackend = card.exits.find((e) => e.latencyMs.tfjs)?.latencyMs.tfjs;
+  const run = card.exits.find((e) => e.latencyMs.run)?.latencyMs.run;
   const onnxRuntime = card.exits.find((e) => e.latencyMs.onnxruntime)?.latencyMs.onnxruntime;
-  const header = ['Exit', 'Layer', 'Output', 'Params', 'MACs', 'Loss weight λ', 'Top-1', `Latency b1, tfjs${tfjsBackend ? ` ${tfjsBackend.backend}` : ''}`];
+  const header = ['Exit', 'Layer', 'Output', 'Params', 'MACs', 'Loss weight λ', 'Top-1', `Latency b1, ${run ? (run.runtime ?? `tfjs ${run.backend}`) : 'tfjs'}`];
   if (onnxRuntime) header.push('Latency b1, onnxruntime CPU');
   const rows = card.exits.map((e) => {
     const row = [e.label, String(e.layer), `\`${e.output}\``, formatCount(e.params), formatCount(e.macs), e.lossWeight.toPrecision(3)];
-    row.push(e.top1 === undefined ? 'run not finished' : formatPercent(e.top1, 2), latencyCell(e.latencyMs.tfjs?.batch1));
+    row.push(e.top1 === undefined ? 'run not finished' : formatPercent(e.top1, 2), latencyCell(e.latencyMs.run?.batch1));
     if (onnxRuntime) row.push(latencyCell(e.latencyMs.onnxruntime?.batch1));
     return row;
   });
@@ -199,7 +210,7 @@ export function modelCardMarkdown(card: ModelCard): string {
     ...table(header, rows),
     '',
     `Top-1 is measured on the run's ${card.dataset.testImages} test images.` +
-      (tfjsBackend ? ` tfjs latency was measured by the run on ${tfjsBackend.backend}, ${tfjsBackend.device}.` : ''),
+      (run ? ` The run measured its latency on ${run.backend}${run.runtime ? ` (${run.runtime})` : ''}, ${run.device}.` : ''),
     ...(onnxRuntime ? [`onnxruntime latency was measured at export with onnxruntime-node ${onnxRuntime.version} on ${onnxRuntime.device}.`] : []),
     `Outputs are ${card.outputs}.`,
     '',

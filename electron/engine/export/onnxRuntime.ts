@@ -7,6 +7,10 @@ import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import type { Latency } from '../../../shared/metrics.js';
 import type { FeatureShape } from '../models/layers.js';
+import type { MwNetwork } from '../models/network.js';
+import { timeRepeated, type LatencyOptions } from '../evaluate/timing.js';
+import { exportGraph } from './graph.js';
+import { onnxModelBytes } from './onnxModel.js';
 import { ExportError, messageOf } from './errors.js';
 
 /** Opens a model from a file or from bytes (`label` names them in errors). */
@@ -32,18 +36,22 @@ export async function runOnnx(session: ort.InferenceSession, images: Float32Arra
 
 /** Median and p90 wall time of one batch-1 inference: a few untimed runs, then up to `budgetMs` of timed ones. */
 export async function onnxLatency(session: ort.InferenceSession, shape: FeatureShape, budgetMs = 300): Promise<Latency> {
-  const image = new Float32Array(shape[0] * shape[1] * shape[2]).map((_, i) => Math.sin(i));
-  for (let i = 0; i < 3; i++) await runOnnx(session, image, shape);
-  const times: number[] = [];
-  const begin = performance.now();
-  while (times.length < 10 || (times.length < 200 && performance.now() - begin < budgetMs)) {
-    const start = performance.now();
-    await runOnnx(session, image, shape);
-    times.push(performance.now() - start);
-  }
-  times.sort((a, b) => a - b);
-  const at = (p: number) => times[Math.min(times.length - 1, Math.round((times.length - 1) * p))]!;
-  return { median: at(0.5), p90: at(0.9) };
+  return onnxBatchLatency(session, shape, 1, { warmup: 3, minRepeats: 10, maxRepeats: 200, budgetMs });
+}
+
+/** Median and p90 wall time of one inference on a batch of `batch` images. */
+export async function onnxBatchLatency(session: ort.InferenceSession, shape: FeatureShape, batch: number, options: LatencyOptions = {}): Promise<Latency> {
+  const images = new Float32Array(batch * shape[0] * shape[1] * shape[2]).map((_, i) => Math.sin(i));
+  return timeRepeated(async () => void (await runOnnx(session, images, shape)), options);
+}
+
+/**
+ * The sub-model of `exits` with the network's current weights (batch norms folded, as exported),
+ * as an onnxruntime session: inference as a deployed model would run it.
+ */
+export async function openSubModelSession(net: MwNetwork, exits: readonly number[]): Promise<ort.InferenceSession> {
+  const bytes = onnxModelBytes(exportGraph(net, exits), { name: net.description.name, description: '', metadata: {} });
+  return openOnnxSession(bytes, `the ONNX sub-model of ${net.description.name}`);
 }
 
 /** What ran the ONNX timings, for the model card. */

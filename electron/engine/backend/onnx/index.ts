@@ -61,6 +61,11 @@ export function enableOnnxKernels(): OnnxKernelsInfo {
   return { threads, block };
 }
 
+/** Whether the wasm backend's kernels are onnxruntime's now (the wasm-ort path). */
+export function onnxKernelsActive(): boolean {
+  return active !== undefined;
+}
+
 /** Puts back the kernels `enableOnnxKernels` replaced and frees the compiled graphs. */
 export function disableOnnxKernels(): void {
   if (active === undefined) return;
