@@ -115,7 +115,7 @@ function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefi
  * Why not a convolution (x as [Cin, H, W, N] with dy as an Ho x Wo kernel, as before): MLAS's
  * convolution kernels are built for wide outputs, and this one is only kh x kw wide. At batch 128
  * the taps took 8.5 ms for 28x28x16 -> 16 against 18.7 ms, 0.6 against 8.7 ms for the 1x1 stride-2
- * shortcut, and no longer anywhere (scripts/bench-kernels.ts).
+ * shortcut, and never slower on the other MwResNet-20 shapes (scripts/bench-onnx-kernels.ts times them now).
  */
 function filterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
   const g = new GraphBuilder();
