@@ -419,6 +419,22 @@ describe('onnxruntime kernels (wasm-ort) match the stock cpu kernels', () => {
     expect(after.fallback).toBe(before.fallback);
   });
 
+  it('stride-1 filter gradients with 8+ input channels (the shifted-grid path) over kernel sizes and paddings', async () => {
+    await initBackend('wasm-ort');
+    const rng = new Random(23);
+    const shifted: ConvCase[] = [
+      { depthwise: false, xShape: [3, 9, 7, 8], filterShape: [3, 3, 8, 5], strides: [1, 1], pad: 'same' },
+      { depthwise: false, xShape: [2, 6, 11, 12], filterShape: [5, 3, 12, 16], strides: [1, 1], pad: 'valid' },
+      { depthwise: false, xShape: [4, 8, 8, 9], filterShape: [1, 1, 9, 7], strides: [1, 1], pad: 'same' },
+      { depthwise: false, xShape: [1, 7, 5, 16], filterShape: [3, 5, 16, 3], strides: [1, 1], pad: [[0, 0], [2, 0], [1, 3], [0, 0]] },
+      { depthwise: false, xShape: [5, 4, 6, 10], filterShape: [1, 5, 10, 2], strides: [1, 1], pad: [[0, 0], [0, 1], [4, 0], [0, 0]] },
+    ];
+    const before = onnxKernelCalls();
+    for (const c of shifted) runAgainstStockCpu(gradientKernelCalls(c, rng).slice(0, 1), caseName(c));
+    const after = onnxKernelCalls();
+    expect([after.onnx - before.onnx, after.fallback - before.fallback]).toEqual([shifted.length, 0]);
+  });
+
   it('sums over leading axes (batch-norm statistics) run in onnxruntime and match; other sums fall back', async () => {
     await initBackend('wasm-ort');
     const rng = new Random(19);

@@ -27,6 +27,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { intAttribute, intsAttribute, type OnnxAttribute } from '../../export/onnxProto.js';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { GraphBuilder, NCHWC_DOMAIN, OnnxProgram, onnxKernel, type KernelGraph, type ProgramCache } from './program.js';
 
 type Shape4D = [number, number, number, number];
@@ -122,18 +123,106 @@ function filterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
   const { batchSize: n, inChannels, outChannels, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const padded = top + left + bottom + right > 0 ? g.op('Pad', ['x', g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : 'x';
-  const dyT = g.transpose(g.reshape('dy', [n, ho * wo, outChannels]), [0, 2, 1]);
   const taps: string[] = [];
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const shifted = g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]);
-      taps.push(g.op('MatMul', [dyT, g.reshape(shifted, [n, ho * wo, inChannels])]));
+      taps.push(g.reshape(shifted, [n, ho * wo, inChannels]));
     }
   }
-  const perSample = g.reshape(taps.length > 1 ? g.op('Concat', taps, [intAttribute('axis', 0)]) : taps[0]!, [kh * kw, n, outChannels, inChannels]);
-  const summed = g.op('ReduceSum', [perSample, g.int64s([1])], [intAttribute('keepdims', 0)]);
-  const output = g.reshape(g.transpose(summed, [0, 2, 1]), [kh, kw, inChannels, outChannels]);
+  const output = tapProducts(g, info, g.reshape('dy', [n, ho * wo, outChannels]), taps);
   return { g, inputs: [['x', info.inShape], ['dy', info.outShape]], outputs: [[output, [kh, kw, inChannels, outChannels]]] };
+}
+
+/** sum over the batch of dy[n]^T x tap[n] for each tap ([N, P, Cout] and [N, P, Cin] each), as a [kh, kw, Cin, Cout] filter. */
+function tapProducts(g: GraphBuilder, info: Conv2DInfo, dy: string, taps: string[]): string {
+  const { batchSize: n, inChannels, outChannels, filterHeight: kh, filterWidth: kw } = info;
+  const dyT = g.transpose(dy, [0, 2, 1]);
+  const products = taps.map((tap) => g.op('MatMul', [dyT, tap]));
+  const perSample = g.reshape(products.length > 1 ? g.op('Concat', products, [intAttribute('axis', 0)]) : products[0]!, [kh * kw, n, outChannels, inChannels]);
+  const summed = g.op('ReduceSum', [perSample, g.int64s([1])], [intAttribute('keepdims', 0)]);
+  return g.reshape(g.transpose(summed, [0, 2, 1]), [kh, kw, inChannels, outChannels]);
+}
+
+/** The padded grid of a stride-1 filter gradient: rows and columns of x with its padding. */
+function paddedGrid({ info, pads }: ConvGeometry): { height: number; width: number } {
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  return { height: info.inHeight + top + bottom, width: info.inWidth + left + right };
+}
+
+/**
+ * Stride-1 filter gradient without copying the taps. x is laid out once on its padded grid
+ * (Hp x Wp, one zero image appended) and dy on the same row pitch (zeros after its Ho x Wo);
+ * then x shifted by tap (i, j) is that same buffer read from position i * Wp + j on, so each
+ * tap is a graph input viewing the wasm heap. The products run over Hp x Wp positions instead of
+ * Ho x Wo (900 against 784 at 28x28), but the nine strided copies are gone: onnxruntime spent
+ * 8.8 of the slicing graph's 16 ms in them. At batch 128, 28x28x16 -> 16 took 8.0-8.5 ms against
+ * 10.6-14.1 ms, 14x14x32 6.0-6.7 against 7.0-8.4; 7x7x64 is even (scripts/bench-onnx-kernels.ts).
+ */
+function shiftedFilterGradientGraph(geometry: ConvGeometry): KernelGraph {
+  const { info } = geometry;
+  const { height, width } = paddedGrid(geometry);
+  const g = new GraphBuilder();
+  const positions = height * width;
+  const taps: [string, number[]][] = [];
+  for (let i = 0; i < info.filterHeight; i++) {
+    for (let j = 0; j < info.filterWidth; j++) taps.push([`x${i}_${j}`, [info.batchSize, positions, info.inChannels]]);
+  }
+  const output = tapProducts(g, info, 'dy', taps.map(([name]) => name));
+  return {
+    g,
+    inputs: [['dy', [info.batchSize, positions, info.outChannels]], ...taps],
+    outputs: [[output, [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels]]],
+  };
+}
+
+/**
+ * Below this many input channels the row-by-row layout on the grid costs more than the copies it
+ * saves (the one-channel stem: 1.8-2.0 ms shifted against 1.3-1.5 ms sliced).
+ */
+const SHIFTED_MIN_CHANNELS = 8;
+
+/** Copies NHWC `source` [n, h, w, c] into `target` [n', h', w', c] at row `top`, column `left`, zeros elsewhere. */
+function placeOnGrid(source: Float32Array, [n, h, w, c]: Shape4D, target: Float32Array, [targetH, targetW]: [number, number], top: number, left: number): void {
+  target.fill(0);
+  const row = w * c;
+  for (let image = 0; image < n; image++) {
+    for (let y = 0; y < h; y++) {
+      const from = (image * h + y) * row;
+      target.set(source.subarray(from, from + row), ((image * targetH + top + y) * targetW + left) * c);
+    }
+  }
+}
+
+/** Runs the shifted-taps program: lays x and dy out on the padded grid, then views the taps. */
+function runShiftedFilterGradient(program: OnnxProgram, geometry: ConvGeometry, x: TensorInfo, dy: TensorInfo): (backend: BackendWasm) => TensorInfo {
+  return (backend) => {
+    const { info, pads } = geometry;
+    const { height, width } = paddedGrid(geometry);
+    const positions = height * width;
+    const gridX = backend.makeOutput([info.batchSize + 1, height, width, info.inChannels], 'float32');
+    const gridDy = backend.makeOutput([info.batchSize, height, width, info.outChannels], 'float32');
+    const output = backend.makeOutput([info.filterHeight, info.filterWidth, info.inChannels, info.outChannels], 'float32');
+    try {
+      // Views only after every allocation: growing the wasm heap detaches earlier ones.
+      const heap = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+      const xGrid = heap(gridX);
+      placeOnGrid(heap(x), info.inShape, xGrid, [height, width], pads[0]!, pads[1]!);
+      placeOnGrid(heap(dy), info.outShape, heap(gridDy), [height, width], 0, 0);
+      const taps: Float32Array[] = [];
+      for (let i = 0; i < info.filterHeight; i++) {
+        for (let j = 0; j < info.filterWidth; j++) {
+          const start = (i * width + j) * info.inChannels;
+          taps.push(xGrid.subarray(start, start + info.batchSize * positions * info.inChannels));
+        }
+      }
+      program.run([heap(gridDy), ...taps], [heap(output)]);
+    } finally {
+      backend.disposeData(gridX.dataId);
+      backend.disposeData(gridDy.dataId);
+    }
+    return output;
+  };
 }
 
 export type ConvKernelName = 'Conv2D' | 'Conv2DBackpropInput' | 'Conv2DBackpropFilter';
@@ -206,6 +295,11 @@ export function convolutionKernel(kernel: ConvKernelName, cache: ProgramCache, b
   return onnxKernel(({ inputs, attrs }) => {
     const geometry = computeGeometry(kernel, inputs as Record<string, TensorInfo>, attrs ?? {});
     if (geometry === undefined) return undefined;
+    const { info } = geometry;
+    if (kernel === 'Conv2DBackpropFilter' && info.strideHeight === 1 && info.strideWidth === 1 && info.inChannels >= SHIFTED_MIN_CHANNELS) {
+      const program = cache.get(`${programKey(kernel, geometry)} shifted`, () => shiftedFilterGradientGraph(geometry));
+      return { run: runShiftedFilterGradient(program, geometry, inputs.x!, inputs.dy!) };
+    }
     const program = cache.get(programKey(kernel, geometry), () => GRAPHS[kernel](geometry, block));
     return { program, inputs: KERNEL_INPUTS[kernel].map((name) => inputs[name]!) };
   }, fallback);

@@ -174,8 +174,14 @@ export function onnxKernelCalls(): { onnx: number; fallback: number } {
   return { ...calls };
 }
 
+/**
+ * What a kernel call runs: one program on the call's tensors, or a custom sequence that returns
+ * its output (for programs that read the wasm heap at offsets, convolutions.ts).
+ */
+export type KernelPlan = { program: OnnxProgram; inputs: TensorInfo[] } | { run(backend: BackendWasm): TensorInfo };
+
 /** A kernel that runs `plan`'s program when it returns one, else `fallback` (the kernel it replaces). */
-export function onnxKernel(plan: (args: Parameters<KernelFunc>[0]) => { program: OnnxProgram; inputs: TensorInfo[] } | undefined, fallback: KernelFunc): KernelFunc {
+export function onnxKernel(plan: (args: Parameters<KernelFunc>[0]) => KernelPlan | undefined, fallback: KernelFunc): KernelFunc {
   return (args) => {
     const planned = plan(args);
     if (planned === undefined) {
@@ -183,7 +189,9 @@ export function onnxKernel(plan: (args: Parameters<KernelFunc>[0]) => { program:
       return fallback(args);
     }
     calls.onnx++;
-    const outputs = runOnWasm(args.backend as BackendWasm, planned.program, planned.inputs);
+    const backend = args.backend as BackendWasm;
+    if ('run' in planned) return planned.run(backend);
+    const outputs = runOnWasm(backend, planned.program, planned.inputs);
     return outputs.length === 1 ? outputs[0]! : outputs;
   };
 }
