@@ -14,6 +14,7 @@ import {
   type ParamFactory,
   type Traced,
 } from './layers.js';
+import { reluGrad } from './fusedOps.js';
 
 /** A backbone block: a Layer that can also be lesioned (skipped, keeping only its shortcut). */
 export interface Block extends Layer {
@@ -63,7 +64,7 @@ export class ResidualBlock implements Block {
     return {
       y,
       backward: (dy, sink) => {
-        const dSum = tf.mul(dy, tf.step(y));
+        const dSum = reluGrad(dy, y);
         const dMain = main.backward(dSum, sink);
         return tf.add(dMain, shortcut ? shortcut.backward(dSum, sink) : dSum);
       },

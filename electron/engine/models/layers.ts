@@ -9,6 +9,7 @@
  * autodiff in test/engine/layers.test.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { centerAndSquare, channelAffine, channelAffine2, reluGrad, WIDE_ROWS_FROM } from './fusedOps.js';
 import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from './gradKernels.js';
 import type { Random } from '../random.js';
 
@@ -209,32 +210,6 @@ export class DepthwiseConv2d implements Layer {
   }
 }
 
-/** Values per row when a large NHWC tensor meets a per-channel vector (see perChannel). */
-const CHANNEL_ROW_TARGET = 1024;
-/**
- * From this many elements on, per-channel work takes the wide-row path. Below it, tfjs-wasm's own
- * broadcasting (and its fused batch-norm kernel) are as fast or faster: at [4,28,28,16] a
- * multiply-add took 229 us broadcast, 206 us on wide rows, 181 us as tf.batchNorm; at [1,7,7,64]
- * 27, 180 and 37 us (tf.tile's fixed cost dominates).
- */
-const WIDE_ROWS_FROM = 65536;
-
-/**
- * op(x, v) for a channels-last tensor x and a per-channel vector v. Why not plain broadcasting:
- * tfjs-wasm broadcasts one row at a time, and with rows of 16 channels a multiply of
- * [128,28,28,16] took 1.48 ms; viewed as rows of about 1024 values, with v tiled to match, it
- * takes 0.24 ms, as fast as a same-shape multiply. The reshapes are free and the tiled vector is
- * small, so every backend takes this path for large tensors.
- */
-export function perChannel(op: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, x: tf.Tensor, v: tf.Tensor): tf.Tensor {
-  const channels = v.size;
-  const pixels = x.size / channels;
-  let k = x.size < WIDE_ROWS_FROM ? 1 : Math.min(pixels, Math.max(1, Math.floor(CHANNEL_ROW_TARGET / channels)));
-  while (pixels % k !== 0) k--;
-  if (k === 1) return op(x, v);
-  return tf.reshape(op(tf.reshape(x, [pixels / k, k * channels]), tf.tile(v, [k])), x.shape);
-}
-
 /** PyTorch's BatchNorm2d defaults: eps 1e-5, running statistics momentum 0.1, unbiased running variance. */
 export const BN_EPSILON = 1e-5;
 const BN_MOMENTUM = 0.1;
@@ -263,11 +238,11 @@ export class BatchNorm implements Layer {
     if (x.size < WIDE_ROWS_FROM) {
       return tf.batchNorm(x, this.runningMean.variable, this.runningVar.variable, this.beta.variable, this.gamma.variable, BN_EPSILON);
     }
-    // (x - mean) * scale + beta as x * scale + shift: two per-channel passes (tf.batchNorm's fused
-    // kernel took 5.6 ms on wasm for [128,28,28,16], these 0.6 ms).
+    // (x - mean) * scale + beta as x * scale + shift (tf.batchNorm's fused kernel took 5.6 ms on
+    // wasm for [128,28,28,16], two per-channel passes 0.6 ms).
     const scale = tf.mul(this.gamma.variable, tf.rsqrt(tf.add(this.runningVar.variable, BN_EPSILON)));
     const shift = tf.sub(this.beta.variable, tf.mul(this.runningMean.variable, scale));
-    return perChannel(tf.add, perChannel(tf.mul, x, scale), shift);
+    return channelAffine(x, scale, shift);
   }
 
   trace(x: tf.Tensor): Traced {
@@ -277,12 +252,12 @@ export class BatchNorm implements Layer {
     const mean = tf.div(tf.sum(x, axes), count);
     // Kept for backward instead of the normalised input: x - mean is all backward needs, and
     // y = (x - mean) * (gamma * invStd) + beta takes two passes fewer than normalising first.
-    const centered = perChannel(tf.sub, x, mean);
-    const variance = tf.div(tf.sum(tf.square(centered), axes), count);
+    const [centered, squared] = centerAndSquare(x, mean);
+    const variance = tf.div(tf.sum(squared, axes), count);
     const invStd = tf.rsqrt(tf.add(variance, BN_EPSILON));
     // A new tensor, so later optimizer steps do not change what backward uses (as Conv2d's clone).
     const scale = tf.mul(this.gamma.variable, invStd);
-    const y = perChannel(tf.add, perChannel(tf.mul, centered, scale), this.beta.variable);
+    const y = channelAffine(centered, scale, this.beta.variable);
     this.updateRunningStats(mean, variance, count);
     return {
       y,
@@ -292,11 +267,11 @@ export class BatchNorm implements Layer {
         sink.add(this.beta, dBeta);
         sink.add(this.gamma, dGamma);
         // dx = scale / m * (m * dy - dBeta - xhat * dGamma) with xhat = centered * invStd,
-        // regrouped into per-channel factors so each full-size pass is one broadcast op:
+        // regrouped into per-channel factors so it is one pass over dy and centered:
         // dx = dy * scale + centered * (-scale * invStd * dGamma / m) + (-scale * dBeta / m).
         const centeredFactor = tf.neg(tf.mul(scale, tf.mul(invStd, tf.div(dGamma, count))));
         const offset = tf.neg(tf.mul(scale, tf.div(dBeta, count)));
-        return tf.add(perChannel(tf.mul, dy, scale), perChannel(tf.add, perChannel(tf.mul, centered, centeredFactor), offset));
+        return channelAffine2(dy, scale, centered, centeredFactor, offset);
       },
     };
   }
@@ -328,7 +303,7 @@ export class Relu implements Layer {
 
   trace(x: tf.Tensor): Traced {
     const y = tf.relu(x);
-    return { y, backward: (dy) => tf.mul(dy, tf.step(y)) };
+    return { y, backward: (dy) => reluGrad(dy, y) };
   }
 
   outputShape(input: FeatureShape): FeatureShape {
