@@ -9,7 +9,7 @@ import type { Dataset, ImageSet } from '../data/dataset.js';
 import { makeBatch } from '../data/batches.js';
 import type { ForwardOptions, MwNetwork } from '../models/network.js';
 import { onnxKernelsActive } from '../backend/onnx/index.js';
-import { onnxBatchLatency, openSubModelSession } from '../export/onnxRuntime.js';
+import { ONNX_TIMING, onnxBatchLatency, openSubModelSession } from '../export/onnxRuntime.js';
 import { timeRepeated, type LatencyOptions } from './timing.js';
 
 export interface ExitAccuracy {
@@ -95,7 +95,7 @@ export async function exitLatency(net: MwNetwork, exit: number, options: Latency
   if (onnxKernelsActive()) {
     const session = await openSubModelSession(net, [exit]);
     try {
-      const timeAt = (batch: number) => onnxBatchLatency(session, [h, w, c], batch, options);
+      const timeAt = (batch: number) => onnxBatchLatency(session, [h, w, c], batch, { ...ONNX_TIMING, ...options });
       return { batch1: await timeAt(1), batch32: await timeAt(32), runtime: SUB_MODEL_RUNTIME };
     } finally {
       await session.release();

@@ -34,9 +34,12 @@ export async function runOnnx(session: ort.InferenceSession, images: Float32Arra
   return session.outputNames.map((name) => results[name]!.data as Float32Array);
 }
 
+/** How onnxruntime latencies are timed: a fresh session's first runs set up its memory arenas. */
+export const ONNX_TIMING: LatencyOptions = { warmup: 3, minRepeats: 10, maxRepeats: 200, budgetMs: 300 };
+
 /** Median and p90 wall time of one batch-1 inference: a few untimed runs, then up to `budgetMs` of timed ones. */
 export async function onnxLatency(session: ort.InferenceSession, shape: FeatureShape, budgetMs = 300): Promise<Latency> {
-  return onnxBatchLatency(session, shape, 1, { warmup: 3, minRepeats: 10, maxRepeats: 200, budgetMs });
+  return onnxBatchLatency(session, shape, 1, { ...ONNX_TIMING, budgetMs });
 }
 
 /** Median and p90 wall time of one inference on a batch of `batch` images. */

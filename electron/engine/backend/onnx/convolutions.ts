@@ -18,16 +18,19 @@
  * pads from tfjs's computeConv2DInfo, as the stock kernels):
  *   input gradient, stride 1: a convolution of dy with the filter flipped in space and its
  *     channel axes swapped, padded by k-1-pad; other strides: ConvTranspose with output_padding.
- *   filter gradient: per filter tap, a batched MatMul of dy with x shifted by the tap (filterGradientGraph).
+ *   filter gradient: per filter tap, a batched MatMul of dy with x shifted by the tap; at stride 1
+ *     the shifted x are views of one padded copy (shiftedFilterGradientGraph), else strided
+ *     slices (filterGradientGraph).
  *
  * A call the graphs do not cover (dilated gradients, NCHW data, rounding modes that change the
- * output size, non-float data) runs the kernel registered before, so nothing is lost.
+ * output size, non-float data), and single-channel forward convolutions, which XNNPACK does
+ * faster, run the kernel registered before, so nothing is lost.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { intAttribute, intsAttribute, type OnnxAttribute } from '../../export/onnxProto.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { intAttribute, intsAttribute, type OnnxAttribute } from '../../export/onnxProto.js';
 import { GraphBuilder, NCHWC_DOMAIN, OnnxProgram, onnxKernel, type KernelGraph, type ProgramCache } from './program.js';
 
 type Shape4D = [number, number, number, number];
