@@ -18,92 +18,95 @@ import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import wabtFactory from 'wabt';
 
-/**
- * Each loop walks `n` float32 values (n a multiple of 4) four at a time; per-channel vectors are
- * `rowBytes` long (channels * 4, a multiple of 16) and `$k` is the offset inside them. Pointers
- * and `n` are those of tfjs's tensors in the shared memory.
- */
-const CHANNEL_KERNELS_WAT = `
-(module
-  (import "env" "memory" (memory 0))
-
-  ;; out = x * a + b
-  (func (export "channelAffine") (param $x i32) (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $rowBytes i32)
-    (local $i i32) (local $k i32) (local $end i32)
-    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
-    (block $done
-      (br_if $done (i32.eqz (local.get $end)))
-      (loop $next
-        (v128.store (i32.add (local.get $out) (local.get $i))
-          (f32x4.add
-            (f32x4.mul (v128.load (i32.add (local.get $x) (local.get $i))) (v128.load (i32.add (local.get $a) (local.get $k))))
-            (v128.load (i32.add (local.get $b) (local.get $k)))))
-        (local.set $k (i32.add (local.get $k) (i32.const 16)))
-        (if (i32.eq (local.get $k) (local.get $rowBytes)) (then (local.set $k (i32.const 0))))
-        (local.set $i (i32.add (local.get $i) (i32.const 16)))
-        (br_if $next (i32.lt_u (local.get $i) (local.get $end))))))
-
-  ;; out = x * a + y * b + c
-  (func (export "channelAffine2") (param $x i32) (param $a i32) (param $y i32) (param $b i32) (param $c i32) (param $out i32) (param $n i32) (param $rowBytes i32)
-    (local $i i32) (local $k i32) (local $end i32)
-    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
-    (block $done
-      (br_if $done (i32.eqz (local.get $end)))
-      (loop $next
-        (v128.store (i32.add (local.get $out) (local.get $i))
-          (f32x4.add
-            (f32x4.add
-              (f32x4.mul (v128.load (i32.add (local.get $x) (local.get $i))) (v128.load (i32.add (local.get $a) (local.get $k))))
-              (f32x4.mul (v128.load (i32.add (local.get $y) (local.get $i))) (v128.load (i32.add (local.get $b) (local.get $k)))))
-            (v128.load (i32.add (local.get $c) (local.get $k)))))
-        (local.set $k (i32.add (local.get $k) (i32.const 16)))
-        (if (i32.eq (local.get $k) (local.get $rowBytes)) (then (local.set $k (i32.const 0))))
-        (local.set $i (i32.add (local.get $i) (i32.const 16)))
-        (br_if $next (i32.lt_u (local.get $i) (local.get $end))))))
-
-  ;; centered = x - mean, squared = centered * centered
-  (func (export "centerAndSquare") (param $x i32) (param $mean i32) (param $centered i32) (param $squared i32) (param $n i32) (param $rowBytes i32)
-    (local $i i32) (local $k i32) (local $end i32) (local $d v128)
-    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
-    (block $done
-      (br_if $done (i32.eqz (local.get $end)))
-      (loop $next
-        (local.set $d (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $i))) (v128.load (i32.add (local.get $mean) (local.get $k)))))
-        (v128.store (i32.add (local.get $centered) (local.get $i)) (local.get $d))
-        (v128.store (i32.add (local.get $squared) (local.get $i)) (f32x4.mul (local.get $d) (local.get $d)))
-        (local.set $k (i32.add (local.get $k) (i32.const 16)))
-        (if (i32.eq (local.get $k) (local.get $rowBytes)) (then (local.set $k (i32.const 0))))
-        (local.set $i (i32.add (local.get $i) (i32.const 16)))
-        (br_if $next (i32.lt_u (local.get $i) (local.get $end))))))
-
-  ;; out = y > 0 ? dy : 0 (ReLU's gradient from its output y)
-  (func (export "reluGrad") (param $dy i32) (param $y i32) (param $out i32) (param $n i32)
-    (local $i i32) (local $end i32)
-    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
-    (block $done
-      (br_if $done (i32.eqz (local.get $end)))
-      (loop $next
-        (v128.store (i32.add (local.get $out) (local.get $i))
-          (v128.and
-            (v128.load (i32.add (local.get $dy) (local.get $i)))
-            (f32x4.gt (v128.load (i32.add (local.get $y) (local.get $i))) (v128.const f32x4 0 0 0 0))))
-        (local.set $i (i32.add (local.get $i) (i32.const 16)))
-        (br_if $next (i32.lt_u (local.get $i) (local.get $end)))))))
-`;
-
-interface ChannelKernelExports {
-  channelAffine(x: number, a: number, b: number, out: number, n: number, rowBytes: number): void;
-  channelAffine2(x: number, a: number, y: number, b: number, c: number, out: number, n: number, rowBytes: number): void;
-  centerAndSquare(x: number, mean: number, centered: number, squared: number, n: number, rowBytes: number): void;
-  reluGrad(dy: number, y: number, out: number, n: number): void;
-}
-
 export const FUSED_KERNELS = {
   channelAffine: 'MwChannelAffine',
   channelAffine2: 'MwChannelAffine2',
   centerAndSquare: 'MwCenterAndSquare',
   reluGrad: 'MwReluGrad',
 } as const;
+
+/** WAT that loads four values of a full-size operand (at the loop's position $i) or of a per-channel vector (at $k). */
+const value = (name: string) => `(v128.load (i32.add (local.get $${name}) (local.get $i)))`;
+const channel = (name: string) => `(v128.load (i32.add (local.get $${name}) (local.get $k)))`;
+const store = (name: string, v: string) => `(v128.store (i32.add (local.get $${name}) (local.get $i)) ${v})`;
+
+/**
+ * One fused kernel: full-size inputs `values` and per-channel vectors `channels` (in that order
+ * in the tfjs call and in the WebAssembly signature), full-size `outputs`, and the loop body that
+ * stores them four values at a time ($d is a spare v128 local).
+ */
+interface FusedKernel {
+  kernelName: string;
+  values: string[];
+  channels: string[];
+  outputs: string[];
+  body: string;
+}
+
+const KERNELS: FusedKernel[] = [
+  {
+    // out = x * a + b
+    kernelName: FUSED_KERNELS.channelAffine,
+    values: ['x'],
+    channels: ['a', 'b'],
+    outputs: ['out'],
+    body: store('out', `(f32x4.add (f32x4.mul ${value('x')} ${channel('a')}) ${channel('b')})`),
+  },
+  {
+    // out = x * a + y * b + c
+    kernelName: FUSED_KERNELS.channelAffine2,
+    values: ['x', 'y'],
+    channels: ['a', 'b', 'c'],
+    outputs: ['out'],
+    body: store('out', `(f32x4.add (f32x4.add (f32x4.mul ${value('x')} ${channel('a')}) (f32x4.mul ${value('y')} ${channel('b')})) ${channel('c')})`),
+  },
+  {
+    // centered = x - mean, squared = centered * centered
+    kernelName: FUSED_KERNELS.centerAndSquare,
+    values: ['x'],
+    channels: ['mean'],
+    outputs: ['centered', 'squared'],
+    body: [
+      `(local.set $d (f32x4.sub ${value('x')} ${channel('mean')}))`,
+      store('centered', '(local.get $d)'),
+      store('squared', '(f32x4.mul (local.get $d) (local.get $d))'),
+    ].join('\n        '),
+  },
+  {
+    // out = y > 0 ? dy : 0 (ReLU's gradient from its output y)
+    kernelName: FUSED_KERNELS.reluGrad,
+    values: ['dy', 'y'],
+    channels: [],
+    outputs: ['out'],
+    body: store('out', `(v128.and ${value('dy')} (f32x4.gt ${value('y')} (v128.const f32x4 0 0 0 0)))`),
+  },
+];
+
+/**
+ * A kernel as a WebAssembly function: it walks `n` float32 values (a multiple of 4) four at a
+ * time, at byte offset $i; per-channel vectors are `rowBytes` long (channels * 4, a multiple of
+ * 16) and $k is the offset inside them. Pointers are addresses of tfjs's tensors in the memory.
+ */
+function watFunction(kernel: FusedKernel): string {
+  const params = [...kernel.values, ...kernel.channels, ...kernel.outputs, 'n', 'rowBytes'].map((p) => `(param $${p} i32)`).join(' ');
+  return `
+  (func (export "${kernel.kernelName}") ${params}
+    (local $i i32) (local $k i32) (local $end i32) (local $d v128)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (br_if $done (i32.eqz (local.get $end)))
+      (loop $next
+        ${kernel.body}
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (if (i32.eq (local.get $k) (local.get $rowBytes)) (then (local.set $k (i32.const 0))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br_if $next (i32.lt_u (local.get $i) (local.get $end))))))`;
+}
+
+const CHANNEL_KERNELS_WAT = `(module
+  (import "env" "memory" (memory 0))${KERNELS.map(watFunction).join('')})`;
+
+type KernelExport = (...args: number[]) => void;
 
 /**
  * The WebAssembly JS API as far as we use it (this project's type libraries do not declare it:
@@ -131,62 +134,19 @@ function address(backend: BackendWasm, tensor: TensorInfo): number {
   return backend.dataIdMap.get(tensor.dataId)!.memoryOffset;
 }
 
-function kernels(binary: Uint8Array, memory: object): ChannelKernelExports {
-  const instance = new wasmApi.Instance(new wasmApi.Module(binary), { env: { memory } });
-  return instance.exports as unknown as ChannelKernelExports;
-}
-
-/** Row bytes of the per-channel vectors: the last axis of `x`. */
-function rowBytes(x: TensorInfo): number {
-  return x.shape[x.shape.length - 1]! * 4;
-}
-
-function kernelConfigs(run: ChannelKernelExports): { name: string; kernelFunc: KernelFunc }[] {
-  return [
-    {
-      name: FUSED_KERNELS.channelAffine,
-      kernelFunc: ({ inputs, backend }) => {
-        const wasm = backend as BackendWasm;
-        const { x, a, b } = inputs as Record<string, TensorInfo>;
-        const out = wasm.makeOutput(x!.shape, 'float32');
-        run.channelAffine(address(wasm, x!), address(wasm, a!), address(wasm, b!), address(wasm, out), tf.util.sizeFromShape(x!.shape), rowBytes(x!));
-        return out;
-      },
-    },
-    {
-      name: FUSED_KERNELS.channelAffine2,
-      kernelFunc: ({ inputs, backend }) => {
-        const wasm = backend as BackendWasm;
-        const { x, a, y, b, c } = inputs as Record<string, TensorInfo>;
-        const out = wasm.makeOutput(x!.shape, 'float32');
-        const at = (t: TensorInfo) => address(wasm, t);
-        run.channelAffine2(at(x!), at(a!), at(y!), at(b!), at(c!), at(out), tf.util.sizeFromShape(x!.shape), rowBytes(x!));
-        return out;
-      },
-    },
-    {
-      name: FUSED_KERNELS.centerAndSquare,
-      kernelFunc: ({ inputs, backend }) => {
-        const wasm = backend as BackendWasm;
-        const { x, mean } = inputs as Record<string, TensorInfo>;
-        const centered = wasm.makeOutput(x!.shape, 'float32');
-        const squared = wasm.makeOutput(x!.shape, 'float32');
-        const at = (t: TensorInfo) => address(wasm, t);
-        run.centerAndSquare(at(x!), at(mean!), at(centered), at(squared), tf.util.sizeFromShape(x!.shape), rowBytes(x!));
-        return [centered, squared];
-      },
-    },
-    {
-      name: FUSED_KERNELS.reluGrad,
-      kernelFunc: ({ inputs, backend }) => {
-        const wasm = backend as BackendWasm;
-        const { dy, y } = inputs as Record<string, TensorInfo>;
-        const out = wasm.makeOutput(dy!.shape, 'float32');
-        run.reluGrad(address(wasm, dy!), address(wasm, y!), address(wasm, out), tf.util.sizeFromShape(dy!.shape));
-        return out;
-      },
-    },
-  ];
+/** A tfjs kernel running `run` (the kernel's export): its outputs have the first input's shape. */
+function kernelFunc(kernel: FusedKernel, run: KernelExport): KernelFunc {
+  return ({ inputs, backend }) => {
+    const wasm = backend as BackendWasm;
+    const named = inputs as Record<string, TensorInfo>;
+    const operands = [...kernel.values, ...kernel.channels].map((name) => named[name]!);
+    const shape = operands[0]!.shape;
+    const outputs = kernel.outputs.map(() => wasm.makeOutput(shape, 'float32'));
+    // Without per-channel vectors the loop never reads at $k: any multiple of 16 does.
+    const rowBytes = kernel.channels.length > 0 ? shape[shape.length - 1]! * 4 : 16;
+    run(...[...operands, ...outputs].map((t) => address(wasm, t)), tf.util.sizeFromShape(shape), rowBytes);
+    return outputs.length === 1 ? outputs[0]! : outputs;
+  };
 }
 
 let assembled: Promise<Uint8Array> | undefined;
@@ -205,21 +165,23 @@ function channelKernelsBinary(): Promise<Uint8Array> {
 }
 
 /**
- * Registers the fused kernels on the active 'wasm' backend. Returns why not where they cannot
- * run (no SIMD, tfjs's memory not reachable); models then compose the same results from tfjs ops.
+ * Registers the fused kernels on the 'wasm' backend. Returns why not where they cannot run
+ * (no SIMD, tfjs's memory not reachable); models then compose the same results from tfjs ops.
  */
 export async function registerFusedKernels(): Promise<string | undefined> {
   const backend = tf.findBackend('wasm') as BackendWasm | null;
   const memory = backend ? backendMemory(backend) : undefined;
   if (memory === undefined) return "tfjs-backend-wasm's memory is not reachable";
-  let run: ChannelKernelExports;
+  let exports: Record<string, KernelExport>;
   try {
-    run = kernels(await channelKernelsBinary(), memory);
+    const instance = new wasmApi.Instance(new wasmApi.Module(await channelKernelsBinary()), { env: { memory } });
+    exports = instance.exports as Record<string, KernelExport>;
   } catch (error) {
     return `the fused kernels do not compile here: ${(error as Error).message}`;
   }
-  for (const { name, kernelFunc } of kernelConfigs(run)) {
-    if (tf.getKernel(name, 'wasm') === undefined) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc });
+  for (const kernel of KERNELS) {
+    if (tf.getKernel(kernel.kernelName, 'wasm') !== undefined) continue;
+    tf.registerKernel({ kernelName: kernel.kernelName, backendName: 'wasm', kernelFunc: kernelFunc(kernel, exports[kernel.kernelName]!) });
   }
   return undefined;
 }
