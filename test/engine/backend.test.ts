@@ -370,6 +370,8 @@ const BLOCKED_CASES: ConvCase[] = [
   { depthwise: false, xShape: [16, 9, 8, 32], filterShape: [1, 1, 32, 16], strides: [2, 2], pad: 'valid' },
   { depthwise: false, xShape: [32, 8, 8, 16], filterShape: [5, 5, 16, 16], strides: [1, 1], pad: 'valid' },
   { depthwise: false, xShape: [16, 7, 9, 16], filterShape: [3, 5, 16, 16], strides: [1, 2], pad: [[0, 0], [2, 0], [1, 3], [0, 0]] },
+  // A wide layer on a small grid (as MobileNet's last stages): 64 output channels on 2x2 positions.
+  { depthwise: false, xShape: [16, 4, 4, 32], filterShape: [3, 3, 32, 64], strides: [2, 2], pad: 'same' },
 ];
 
 function runAgainstStockCpu(calls: ReturnType<typeof denseKernelCalls>, name: string): void {
@@ -438,7 +440,7 @@ describe('onnxruntime kernels (wasm-ort) match the stock cpu kernels', () => {
     expect([after.onnx - before.onnx, after.fallback - before.fallback]).toEqual([2, 1]);
   });
 
-  it('stride-1 filter gradients with 8+ input channels (the shifted-grid path) over kernel sizes and paddings', async () => {
+  it('stride-1 filter gradients with 8+ input channels (the shifted-grid path) over kernel sizes, paddings and image groupings', async () => {
     await initBackend('wasm-ort');
     const rng = new Random(23);
     const shifted: ConvCase[] = [
@@ -447,6 +449,9 @@ describe('onnxruntime kernels (wasm-ort) match the stock cpu kernels', () => {
       { depthwise: false, xShape: [4, 8, 8, 9], filterShape: [1, 1, 9, 7], strides: [1, 1], pad: 'same' },
       { depthwise: false, xShape: [1, 7, 5, 16], filterShape: [3, 5, 16, 3], strides: [1, 1], pad: [[0, 0], [2, 0], [1, 3], [0, 0]] },
       { depthwise: false, xShape: [5, 4, 6, 10], filterShape: [1, 5, 10, 2], strides: [1, 1], pad: [[0, 0], [0, 1], [4, 0], [0, 0]] },
+      // More output channels than positions: products over groups of 3 images, then of all 4.
+      { depthwise: false, xShape: [6, 2, 2, 8], filterShape: [1, 1, 8, 12], strides: [1, 1], pad: 'valid' },
+      { depthwise: false, xShape: [4, 2, 2, 8], filterShape: [1, 1, 8, 24], strides: [1, 1], pad: 'valid' },
     ];
     const before = onnxKernelCalls();
     for (const c of shifted) runAgainstStockCpu(gradientKernelCalls(c, rng).slice(0, 1), caseName(c));
