@@ -251,12 +251,34 @@ function runShiftedFilterGradient(program: OnnxProgram, geometry: ConvGeometry, 
   };
 }
 
-export type ConvKernelName = 'Conv2D' | 'Conv2DBackpropInput' | 'Conv2DBackpropFilter';
+/**
+ * Depthwise filter gradient (channel multiplier 1) as one grouped convolution: per channel c,
+ * dW[:, :, c] correlates x's channel c with dy's over every image, so x becomes one image of
+ * C * N channels ([1, C*N, Hp, Wp], group c holding channel c of each image) and dy the kernel
+ * [C, N, Ho, Wo], dilated by the stride; the output [1, C, kh', kw'] is sliced to kh x kw.
+ * 52-69 ms against 142 ms for the composed wasm kernel (128x32x32x32, 3x3, stride 1).
+ */
+function depthwiseFilterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
+  const g = new GraphBuilder();
+  const { batchSize: n, inChannels: c, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw } = info;
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  const image = g.op('Pad', [g.reshape(g.transpose('x', [3, 0, 1, 2]), [1, c * n, h, w]), g.int64s([0, 0, top, left, 0, 0, bottom, right])]);
+  const kernel = g.transpose('dy', [3, 0, 1, 2]);
+  let taps = g.op('Conv', [image, kernel], [...convAttributes([ho, wo], [1, 1], [info.strideHeight, info.strideWidth], [0, 0, 0, 0]), intAttribute('group', c)]);
+  const rows = h + top + bottom - (ho - 1) * info.strideHeight;
+  const cols = w + left + right - (wo - 1) * info.strideWidth;
+  if (rows > kh || cols > kw) taps = g.slice(taps, [2, 3], [0, 0], [kh, kw]);
+  const output = g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
+  return { g, inputs: [['x', info.inShape], ['dy', info.outShape]], outputs: [[output, [kh, kw, c, 1]]] };
+}
+
+export type ConvKernelName = 'Conv2D' | 'Conv2DBackpropInput' | 'Conv2DBackpropFilter' | 'DepthwiseConv2dNativeBackpropFilter';
 
 const GRAPHS: Record<ConvKernelName, (geometry: ConvGeometry, block: number | undefined) => KernelGraph> = {
   Conv2D: forwardGraph,
   Conv2DBackpropInput: inputGradientGraph,
   Conv2DBackpropFilter: filterGradientGraph,
+  DepthwiseConv2dNativeBackpropFilter: depthwiseFilterGradientGraph,
 };
 
 /** The tfjs inputs each kernel reads, in its graph's input order. */
@@ -264,6 +286,7 @@ const KERNEL_INPUTS: Record<ConvKernelName, [string, string]> = {
   Conv2D: ['x', 'filter'],
   Conv2DBackpropInput: ['dy', 'filter'],
   Conv2DBackpropFilter: ['x', 'dy'],
+  DepthwiseConv2dNativeBackpropFilter: ['x', 'dy'],
 };
 
 export const CONVOLUTION_KERNELS = Object.keys(GRAPHS) as ConvKernelName[];
@@ -298,7 +321,10 @@ function computeGeometry(kernel: ConvKernelName, inputs: Record<string, TensorIn
     filterShape = shape4D(attrs.filterShape);
   }
   if (xShape === undefined || filterShape === undefined) return undefined;
-  const info = backend_util.computeConv2DInfo(xShape, filterShape, strides, dilations, pad, rounding, false, 'channelsLast');
+  const depthwise = kernel === 'DepthwiseConv2dNativeBackpropFilter';
+  // Channel multipliers above 1 (never in our networks) keep the composed kernel.
+  if (depthwise && filterShape[3] !== 1) return undefined;
+  const info = backend_util.computeConv2DInfo(xShape, filterShape, strides, dilations, pad, rounding, depthwise, 'channelsLast');
   if (kernel !== 'Conv2D' && (info.dilationHeight !== 1 || info.dilationWidth !== 1)) return undefined;
   const { top, left, bottom, right } = info.padInfo;
   if (Math.min(top, left, bottom, right) < 0 || info.outHeight <= 0 || info.outWidth <= 0) return undefined;
