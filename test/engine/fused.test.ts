@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
 import { FUSED_KERNELS } from '../../electron/engine/backend/fused/channelKernels.js';
-import { centerAndSquare, channelAffine, channelAffine2, reluGrad } from '../../electron/engine/models/fusedOps.js';
+import { channelAffine, channelAffine2, channelSums, reluGrad } from '../../electron/engine/models/fusedOps.js';
 import { randomTensor } from './helpers.js';
 
 /** Channels-last shapes: multiples of 4 channels run fused; 6 and 3 channels are composed. */
@@ -50,7 +50,7 @@ describe('fused element-wise kernels on wasm', () => {
   });
 
   for (const { shape, fused } of SHAPES) {
-    it(`${shape.join('x')}: affine, affine of two, center-and-square and ReLU's gradient (${fused ? 'fused' : 'composed from tfjs ops'})`, async () => {
+    it(`${shape.join('x')}: affine, affine of two, per-channel sums and ReLU's gradient (${fused ? 'fused' : 'composed from tfjs ops'})`, async () => {
       const channels = shape.at(-1)!;
       const [x, y] = [randomTensor(shape, 1), randomTensor(shape, 2)];
       const [a, b, c] = [randomTensor([channels], 3), randomTensor([channels], 4), randomTensor([channels], 5)];
@@ -62,16 +62,28 @@ describe('fused element-wise kernels on wasm', () => {
       expectValues(affine, perValue((i, k) => xs[i]! * as[k]! + bs[k]!), shape);
       const affine2 = channelAffine2(x, a, y, b, c);
       expectValues(affine2, perValue((i, k) => xs[i]! * as[k]! + ys[i]! * bs[k]! + cs[k]!), shape);
-      const [centered, squared] = centerAndSquare(x, a);
-      expectValues(centered, perValue((i, k) => xs[i]! - as[k]!), shape);
-      expectValues(squared, perValue((i, k) => (xs[i]! - as[k]!) ** 2), shape);
+      const [sumX, sumXY] = channelSums(x, y);
+      const [expectedX, expectedXY, magnitude] = [new Float64Array(channels), new Float64Array(channels), new Float64Array(channels)];
+      xs.forEach((v, i) => {
+        const k = i % channels;
+        expectedX[k] = expectedX[k]! + v;
+        expectedXY[k] = expectedXY[k]! + v * ys[i]!;
+        magnitude[k] = magnitude[k]! + Math.abs(v);
+      });
+      // Sums of thousands of terms: compared relative to the sum of magnitudes (float32 rounding).
+      const [gotX, gotXY] = [values(sumX), values(sumXY)];
+      expect([sumX.shape, sumXY.shape]).toEqual([[channels], [channels]]);
+      for (let k = 0; k < channels; k++) {
+        expect(Math.abs(gotX[k]! - expectedX[k]!)).toBeLessThan(1e-6 * magnitude[k]! + 1e-6);
+        expect(Math.abs(gotXY[k]! - expectedXY[k]!)).toBeLessThan(1e-6 * magnitude[k]! + 1e-6);
+      }
       const gradient = reluGrad(x, y);
       expectValues(gradient, perValue((i) => (ys[i]! > 0 ? xs[i]! : 0)), shape);
-      tf.dispose([affine, affine2, centered, squared, gradient]);
+      tf.dispose([affine, affine2, sumX, sumXY, gradient]);
       expect(tf.memory().numTensors).toBe(tensorsBefore);
 
-      const ran = await kernelsOf(() => [channelAffine(x, a, b), channelAffine2(x, a, y, b, c), ...centerAndSquare(x, a)]);
-      const fusedRan = [FUSED_KERNELS.channelAffine, FUSED_KERNELS.channelAffine2, FUSED_KERNELS.centerAndSquare].filter((name) => ran.includes(name));
+      const ran = await kernelsOf(() => [channelAffine(x, a, b), channelAffine2(x, a, y, b, c), ...channelSums(x, y)]);
+      const fusedRan = [FUSED_KERNELS.channelAffine, FUSED_KERNELS.channelAffine2, FUSED_KERNELS.channelSums].filter((name) => ran.includes(name));
       expect(fusedRan).toHaveLength(fused ? 3 : 0);
       tf.dispose([x, y, a, b, c]);
     });

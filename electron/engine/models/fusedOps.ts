@@ -51,15 +51,11 @@ export function channelAffine2(x: tf.Tensor, a: tf.Tensor, y: tf.Tensor, b: tf.T
   return tf.tidy(() => tf.add(perChannel(tf.mul, x, a), perChannel(tf.add, perChannel(tf.mul, y, b), c)));
 }
 
-/** [x - mean, (x - mean)^2], with mean per channel. */
-export function centerAndSquare(x: tf.Tensor, mean: tf.Tensor): [tf.Tensor, tf.Tensor] {
-  if (fused(FUSED_KERNELS.centerAndSquare, x, true)) {
-    return tf.engine().runKernel(FUSED_KERNELS.centerAndSquare, { x, mean }) as unknown as [tf.Tensor, tf.Tensor];
-  }
-  return tf.tidy(() => {
-    const centered = perChannel(tf.sub, x, mean);
-    return [centered, tf.square(centered)];
-  });
+/** [sum of x, sum of x * y] per channel (over every axis but the last; x and y of one shape). */
+export function channelSums(x: tf.Tensor, y: tf.Tensor): [tf.Tensor1D, tf.Tensor1D] {
+  if (fused(FUSED_KERNELS.channelSums, x, true)) return tf.engine().runKernel(FUSED_KERNELS.channelSums, { x, y }) as unknown as [tf.Tensor1D, tf.Tensor1D];
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  return tf.tidy(() => [tf.sum(x, axes), tf.sum(tf.mul(x, y), axes)]);
 }
 
 /** ReLU's input gradient from its output y: dy where y > 0, else 0. */

@@ -9,7 +9,7 @@
  * autodiff in test/engine/layers.test.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { centerAndSquare, channelAffine, channelAffine2, reluGrad, WIDE_ROWS_FROM } from './fusedOps.js';
+import { channelAffine, channelAffine2, channelSums, reluGrad, WIDE_ROWS_FROM } from './fusedOps.js';
 import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from './gradKernels.js';
 import type { Random } from '../random.js';
 
@@ -246,14 +246,15 @@ export class BatchNorm implements Layer {
   }
 
   trace(x: tf.Tensor): Traced {
-    // Per-channel statistics: sums over every axis but the last (onnx/reductions.ts makes these fast on wasm-ort).
+    // Per-channel statistics, sums over every axis but the last: the mean's in onnxruntime on
+    // wasm-ort (onnx/reductions.ts), the variance's and backward's in fused kernels (fusedOps.ts).
     const axes = x.shape.slice(0, -1).map((_, i) => i);
     const count = x.size / this.channels;
     const mean = tf.div(tf.sum(x, axes), count);
     // Kept for backward instead of the normalised input: x - mean is all backward needs, and
     // y = (x - mean) * (gamma * invStd) + beta takes two passes fewer than normalising first.
-    const [centered, squared] = centerAndSquare(x, mean);
-    const variance = tf.div(tf.sum(squared, axes), count);
+    const centered = channelAffine(x, tf.onesLike(mean), tf.neg(mean));
+    const variance = tf.div(channelSums(centered, centered)[1], count);
     const invStd = tf.rsqrt(tf.add(variance, BN_EPSILON));
     // A new tensor, so later optimizer steps do not change what backward uses (as Conv2d's clone).
     const scale = tf.mul(this.gamma.variable, invStd);
@@ -262,8 +263,8 @@ export class BatchNorm implements Layer {
     return {
       y,
       backward: (dy, sink) => {
-        const dBeta = tf.sum(dy, axes);
-        const dGamma = tf.mul(tf.sum(tf.mul(dy, centered), axes), invStd);
+        const [dBeta, dyCentered] = channelSums(dy, centered);
+        const dGamma = tf.mul(dyCentered, invStd);
         sink.add(this.beta, dBeta);
         sink.add(this.gamma, dGamma);
         // dx = scale / m * (m * dy - dBeta - xhat * dGamma) with xhat = centered * invStd,

@@ -1,6 +1,6 @@
 /**
  * Fused element-wise kernels for tfjs's wasm backend: what batch norm and ReLU do per value,
- * in one pass where tfjs needs two to four.
+ * in one pass where tfjs needs two to four, and batch norm's per-channel sums.
  *
  * Why: after the convolutions moved to onnxruntime (../onnx/), a multi-way training step spent
  * about a quarter of its time in element-wise passes over activations (scripts/profile-step.ts),
@@ -21,8 +21,8 @@ import wabtFactory from 'wabt';
 export const FUSED_KERNELS = {
   channelAffine: 'MwChannelAffine',
   channelAffine2: 'MwChannelAffine2',
-  centerAndSquare: 'MwCenterAndSquare',
   reluGrad: 'MwReluGrad',
+  channelSums: 'MwChannelSums',
 } as const;
 
 /** WAT that loads four values of a full-size operand (at the loop's position $i) or of a per-channel vector (at $k). */
@@ -61,18 +61,6 @@ const KERNELS: FusedKernel[] = [
     body: store('out', `(f32x4.add (f32x4.add (f32x4.mul ${value('x')} ${channel('a')}) (f32x4.mul ${value('y')} ${channel('b')})) ${channel('c')})`),
   },
   {
-    // centered = x - mean, squared = centered * centered
-    kernelName: FUSED_KERNELS.centerAndSquare,
-    values: ['x'],
-    channels: ['mean'],
-    outputs: ['centered', 'squared'],
-    body: [
-      `(local.set $d (f32x4.sub ${value('x')} ${channel('mean')}))`,
-      store('centered', '(local.get $d)'),
-      store('squared', '(f32x4.mul (local.get $d) (local.get $d))'),
-    ].join('\n        '),
-  },
-  {
     // out = y > 0 ? dy : 0 (ReLU's gradient from its output y)
     kernelName: FUSED_KERNELS.reluGrad,
     values: ['dy', 'y'],
@@ -103,8 +91,57 @@ function watFunction(kernel: FusedKernel): string {
         (br_if $next (i32.lt_u (local.get $i) (local.get $end))))))`;
 }
 
+/**
+ * Per-channel sums of x and of x * y over `n` values (rows of `rowBytes`). Each row's values are
+ * added into float32 partial sums ($acc: x's, then x * y's, 2 * rowBytes bytes), which are added
+ * into float64 totals ($tot, 4 * rowBytes bytes) every 256 rows: no float32 sum has more than 256
+ * terms, however large the batch. The totals, rounded to float32, go to $sumX and $sumXY.
+ */
+const CHANNEL_SUMS_WAT = `
+  (func $flush (param $acc i32) (param $tot i32) (param $bytes i32)
+    (local $j i32) (local $v v128) (local $t i32)
+    (loop $next
+      (local.set $v (v128.load (i32.add (local.get $acc) (local.get $j))))
+      (local.set $t (i32.add (local.get $tot) (i32.shl (local.get $j) (i32.const 1))))
+      (v128.store (local.get $t) (f64x2.add (v128.load (local.get $t)) (f64x2.promote_low_f32x4 (local.get $v))))
+      (v128.store offset=16 (local.get $t) (f64x2.add (v128.load offset=16 (local.get $t))
+        (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+      (v128.store (i32.add (local.get $acc) (local.get $j)) (v128.const i32x4 0 0 0 0))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $next (i32.lt_u (local.get $j) (local.get $bytes)))))
+
+  (func (export "${FUSED_KERNELS.channelSums}") (param $x i32) (param $y i32) (param $sumX i32) (param $sumXY i32) (param $n i32) (param $rowBytes i32) (param $acc i32) (param $tot i32)
+    (local $i i32) (local $k i32) (local $end i32) (local $rows i32) (local $v v128) (local $a i32) (local $j i32)
+    (memory.fill (local.get $acc) (i32.const 0) (i32.shl (local.get $rowBytes) (i32.const 1)))
+    (memory.fill (local.get $tot) (i32.const 0) (i32.shl (local.get $rowBytes) (i32.const 2)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (br_if $done (i32.eqz (local.get $end)))
+      (loop $next
+        (local.set $v ${value('x')})
+        (local.set $a (i32.add (local.get $acc) (local.get $k)))
+        (v128.store (local.get $a) (f32x4.add (v128.load (local.get $a)) (local.get $v)))
+        (local.set $a (i32.add (local.get $a) (local.get $rowBytes)))
+        (v128.store (local.get $a) (f32x4.add (v128.load (local.get $a)) (f32x4.mul (local.get $v) ${value('y')})))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (if (i32.eq (local.get $k) (local.get $rowBytes)) (then
+          (local.set $k (i32.const 0))
+          (local.set $rows (i32.add (local.get $rows) (i32.const 1)))
+          (if (i32.eq (local.get $rows) (i32.const 256)) (then
+            (call $flush (local.get $acc) (local.get $tot) (i32.shl (local.get $rowBytes) (i32.const 1)))
+            (local.set $rows (i32.const 0))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br_if $next (i32.lt_u (local.get $i) (local.get $end)))))
+    (call $flush (local.get $acc) (local.get $tot) (i32.shl (local.get $rowBytes) (i32.const 1)))
+    (loop $copy
+      (f32.store (i32.add (local.get $sumX) (local.get $j)) (f32.demote_f64 (f64.load (i32.add (local.get $tot) (i32.shl (local.get $j) (i32.const 1))))))
+      (f32.store (i32.add (local.get $sumXY) (local.get $j))
+        (f32.demote_f64 (f64.load (i32.add (i32.add (local.get $tot) (i32.shl (local.get $rowBytes) (i32.const 1))) (i32.shl (local.get $j) (i32.const 1))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br_if $copy (i32.lt_u (local.get $j) (local.get $rowBytes)))))`;
+
 const CHANNEL_KERNELS_WAT = `(module
-  (import "env" "memory" (memory 0))${KERNELS.map(watFunction).join('')})`;
+  (import "env" "memory" (memory 0))${KERNELS.map(watFunction).join('')}${CHANNEL_SUMS_WAT})`;
 
 type KernelExport = (...args: number[]) => void;
 
@@ -149,12 +186,31 @@ function kernelFunc(kernel: FusedKernel, run: KernelExport): KernelFunc {
   };
 }
 
+/** The tfjs kernel of MwChannelSums: inputs x and y of one shape, outputs [C] sums of x and of x * y. */
+function channelSumsKernel(run: KernelExport): KernelFunc {
+  return ({ inputs, backend }) => {
+    const wasm = backend as BackendWasm;
+    const { x, y } = inputs as Record<string, TensorInfo>;
+    const channels = x!.shape[x!.shape.length - 1]!;
+    const sums = [wasm.makeOutput([channels], 'float32'), wasm.makeOutput([channels], 'float32')];
+    // float32 partial sums (2 * C) then float64 totals (2 * C, the room of 4 * C float32).
+    const scratch = wasm.makeOutput([6 * channels], 'float32');
+    try {
+      const accumulators = address(wasm, scratch);
+      run(address(wasm, x!), address(wasm, y!), address(wasm, sums[0]!), address(wasm, sums[1]!), tf.util.sizeFromShape(x!.shape), channels * 4, accumulators, accumulators + 8 * channels);
+    } finally {
+      wasm.disposeData(scratch.dataId);
+    }
+    return sums;
+  };
+}
+
 let assembled: Promise<Uint8Array> | undefined;
 
 /** The module's binary, assembled once per process. */
 function channelKernelsBinary(): Promise<Uint8Array> {
   assembled ??= wabtFactory().then((wabt) => {
-    const parsed = wabt.parseWat('channelKernels.wat', CHANNEL_KERNELS_WAT, { simd: true });
+    const parsed = wabt.parseWat('channelKernels.wat', CHANNEL_KERNELS_WAT, { simd: true, bulk_memory: true });
     try {
       return parsed.toBinary({}).buffer;
     } finally {
@@ -179,9 +235,12 @@ export async function registerFusedKernels(): Promise<string | undefined> {
   } catch (error) {
     return `the fused kernels do not compile here: ${(error as Error).message}`;
   }
-  for (const kernel of KERNELS) {
-    if (tf.getKernel(kernel.kernelName, 'wasm') !== undefined) continue;
-    tf.registerKernel({ kernelName: kernel.kernelName, backendName: 'wasm', kernelFunc: kernelFunc(kernel, exports[kernel.kernelName]!) });
+  const kernelFuncs: [string, KernelFunc][] = [
+    ...KERNELS.map((kernel): [string, KernelFunc] => [kernel.kernelName, kernelFunc(kernel, exports[kernel.kernelName]!)]),
+    [FUSED_KERNELS.channelSums, channelSumsKernel(exports[FUSED_KERNELS.channelSums]!)],
+  ];
+  for (const [kernelName, func] of kernelFuncs) {
+    if (tf.getKernel(kernelName, 'wasm') === undefined) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: func });
   }
   return undefined;
 }
