@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
 import { FUSED_KERNELS } from '../../electron/engine/backend/fused/channelKernels.js';
-import { channelAffine, channelAffine2, channelSums, reluGrad } from '../../electron/engine/models/fusedOps.js';
+import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad } from '../../electron/engine/models/fusedOps.js';
 import { randomTensor } from './helpers.js';
 
 /** Channels-last shapes: multiples of 4 channels run fused; 6 and 3 channels are composed. */
@@ -50,7 +50,7 @@ describe('fused element-wise kernels on wasm', () => {
   });
 
   for (const { shape, fused } of SHAPES) {
-    it(`${shape.join('x')}: affine, affine of two, per-channel sums and ReLU's gradient (${fused ? 'fused' : 'composed from tfjs ops'})`, async () => {
+    it(`${shape.join('x')}: affine, affine of two, per-channel sums (alone and with products) and ReLU's gradient (${fused ? 'fused' : 'composed from tfjs ops'})`, async () => {
       const channels = shape.at(-1)!;
       const [x, y] = [randomTensor(shape, 1), randomTensor(shape, 2)];
       const [a, b, c] = [randomTensor([channels], 3), randomTensor([channels], 4), randomTensor([channels], 5)];
@@ -71,15 +71,17 @@ describe('fused element-wise kernels on wasm', () => {
         magnitude[k] = magnitude[k]! + Math.abs(v);
       });
       // Sums of thousands of terms: compared relative to the sum of magnitudes (float32 rounding).
-      const [gotX, gotXY] = [values(sumX), values(sumXY)];
+      const sumAlone = channelSum(x);
+      const [gotX, gotXY, gotAlone] = [values(sumX), values(sumXY), values(sumAlone)];
       expect([sumX.shape, sumXY.shape]).toEqual([[channels], [channels]]);
       for (let k = 0; k < channels; k++) {
         expect(Math.abs(gotX[k]! - expectedX[k]!)).toBeLessThan(1e-6 * magnitude[k]! + 1e-6);
         expect(Math.abs(gotXY[k]! - expectedXY[k]!)).toBeLessThan(1e-6 * magnitude[k]! + 1e-6);
+        expect(Math.abs(gotAlone[k]! - expectedX[k]!)).toBeLessThan(1e-6 * magnitude[k]! + 1e-6);
       }
       const gradient = reluGrad(x, y);
       expectValues(gradient, perValue((i) => (ys[i]! > 0 ? xs[i]! : 0)), shape);
-      tf.dispose([affine, affine2, sumX, sumXY, gradient]);
+      tf.dispose([affine, affine2, sumX, sumXY, sumAlone, gradient]);
       expect(tf.memory().numTensors).toBe(tensorsBefore);
 
       const ran = await kernelsOf(() => [channelAffine(x, a, b), channelAffine2(x, a, y, b, c), ...channelSums(x, y)]);

@@ -51,6 +51,15 @@ export function channelAffine2(x: tf.Tensor, a: tf.Tensor, y: tf.Tensor, b: tf.T
   return tf.tidy(() => tf.add(perChannel(tf.mul, x, a), perChannel(tf.add, perChannel(tf.mul, y, b), c)));
 }
 
+/** Sum of x per channel (over every axis but the last). */
+export function channelSum(x: tf.Tensor): tf.Tensor1D {
+  if (!fused(FUSED_KERNELS.channelSums, x, true)) return tf.sum(x, x.shape.slice(0, -1).map((_, i) => i));
+  // The fused kernel also sums x * x: in registers, on the same single read of x.
+  const [sum, squares] = channelSums(x, x);
+  squares.dispose();
+  return sum;
+}
+
 /** [sum of x, sum of x * y] per channel (over every axis but the last; x and y of one shape). */
 export function channelSums(x: tf.Tensor, y: tf.Tensor): [tf.Tensor1D, tf.Tensor1D] {
   if (fused(FUSED_KERNELS.channelSums, x, true)) return tf.engine().runKernel(FUSED_KERNELS.channelSums, { x, y }) as unknown as [tf.Tensor1D, tf.Tensor1D];

@@ -9,7 +9,7 @@
  * autodiff in test/engine/layers.test.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { channelAffine, channelAffine2, channelSums, reluGrad, WIDE_ROWS_FROM } from './fusedOps.js';
+import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad, WIDE_ROWS_FROM } from './fusedOps.js';
 import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from './gradKernels.js';
 import type { Random } from '../random.js';
 
@@ -246,11 +246,10 @@ export class BatchNorm implements Layer {
   }
 
   trace(x: tf.Tensor): Traced {
-    // Per-channel statistics, sums over every axis but the last: the mean's in onnxruntime on
-    // wasm-ort (onnx/reductions.ts), the variance's and backward's in fused kernels (fusedOps.ts).
-    const axes = x.shape.slice(0, -1).map((_, i) => i);
+    // Per-channel statistics, sums over every axis but the last, through fusedOps.ts: one pass on
+    // wasm, where tf.sum transposes the whole tensor first (3.0 ms for [128,28,28,16]).
     const count = x.size / this.channels;
-    const mean = tf.div(tf.sum(x, axes), count);
+    const mean = tf.div(channelSum(x), count);
     // Kept for backward instead of the normalised input: x - mean is all backward needs, and
     // y = (x - mean) * (gamma * invStd) + beta takes two passes fewer than normalising first.
     const centered = channelAffine(x, tf.onesLike(mean), tf.neg(mean));

@@ -1,15 +1,13 @@
 /**
- * The wasm-ort compute path: the wasm backend with its convolutions and its leading-axis sums
- * run by onnxruntime-node (convolutions.ts and reductions.ts on program.ts). Switching it on
- * replaces kernel registrations of tfjs's 'wasm' backend; switching it off puts the previous ones back.
+ * The wasm-ort compute path: the wasm backend with its convolutions run by onnxruntime-node
+ * (convolutions.ts on program.ts). Switching it on replaces kernel registrations of
+ * tfjs's 'wasm' backend; switching it off puts the previous ones back.
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import type { KernelFunc } from '@tensorflow/tfjs-core';
 import { CONVOLUTION_KERNELS, convolutionKernel, probeOnnxConvolutions } from './convolutions.js';
 import { ProgramCache } from './program.js';
-import { leadingSumKernel } from './reductions.js';
 
 export { onnxKernelCalls } from './program.js';
 
@@ -20,7 +18,7 @@ export interface OnnxKernelsInfo {
 }
 
 interface Active extends OnnxKernelsInfo {
-  caches: ProgramCache[];
+  cache: ProgramCache;
   /** The kernels replaced, as they were registered before. */
   replaced: KernelConfig[];
 }
@@ -42,22 +40,17 @@ export function enableOnnxKernels(): OnnxKernelsInfo {
     probed = { threads, ...probeOnnxConvolutions(threads) };
   }
   const { threads, block } = probed;
-  const convolutions = new ProgramCache(threads);
-  const reductions = new ProgramCache(1);
-  const replacements: [string, (fallback: KernelFunc) => KernelFunc][] = [
-    ...CONVOLUTION_KERNELS.map((name) => [name, (fallback: KernelFunc) => convolutionKernel(name, convolutions, block, fallback)] as [string, (fallback: KernelFunc) => KernelFunc]),
-    ['Sum', (fallback) => leadingSumKernel(reductions, fallback)],
-  ];
-  const replaced = replacements.map(([name]) => {
+  const cache = new ProgramCache(threads);
+  const replaced = CONVOLUTION_KERNELS.map((name) => {
     const previous = tf.getKernel(name, 'wasm');
     if (previous === undefined) throw new Error(`the wasm backend has no '${name}' kernel to replace`);
     return previous;
   });
-  replacements.forEach(([name, kernel], i) => {
+  CONVOLUTION_KERNELS.forEach((name, i) => {
     tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernel(replaced[i]!.kernelFunc) });
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: convolutionKernel(name, cache, block, replaced[i]!.kernelFunc) });
   });
-  active = { threads, block, caches: [convolutions, reductions], replaced };
+  active = { threads, block, cache, replaced };
   return { threads, block };
 }
 
@@ -69,11 +62,11 @@ export function onnxKernelsActive(): boolean {
 /** Puts back the kernels `enableOnnxKernels` replaced and frees the compiled graphs. */
 export function disableOnnxKernels(): void {
   if (active === undefined) return;
-  const { replaced, caches } = active;
+  const { replaced, cache } = active;
   active = undefined;
   for (const previous of replaced) {
     tf.unregisterKernel(previous.kernelName, 'wasm');
     tf.registerKernel(previous);
   }
-  for (const cache of caches) cache.dispose();
+  cache.dispose();
 }
