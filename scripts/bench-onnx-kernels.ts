@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../electron/engine/backend/index.js';
-import { conv2dFilterGrad, conv2dInputGrad, type ExplicitPad } from '../electron/engine/models/gradKernels.js';
+import { conv2dFilterGrad, conv2dInputGrad, type ExplicitPad } from '../electron/engine/backend/gradKernels.js';
 
 type Shape4 = [number, number, number, number];
 const N = Number(process.argv[2] ?? 128);

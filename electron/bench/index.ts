@@ -13,14 +13,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { exitLabel, formatMs } from '../../shared/format.js';
 import type { Method } from '../../shared/spec.js';
-import { initBackend } from '../engine/backend/index.js';
-import { makeBatch } from '../engine/data/batches.js';
-import { loadDataset } from '../engine/data/index.js';
-import { exitLatency, measureLatency } from '../engine/evaluate/index.js';
-import { onnxLatency, openSubModelSession } from '../engine/export/onnxRuntime.js';
-import { buildNetwork } from '../engine/models/index.js';
-import { Random } from '../engine/random.js';
-import { createTrainingMethod } from '../engine/train/methods.js';
+import { buildNetwork, createTrainingMethod, exitLatency, initBackend, loadDataset, makeBatch, measureLatency, onnxLatency, openSubModelSession, Random } from '../engine/index.js';
 import { renderTable } from '../cli/table.js';
 
 const BENCH_METHODS: Method[] = ['plain', 'joint', 'multiway'];

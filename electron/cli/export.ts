@@ -3,10 +3,7 @@ import { parseArgs } from 'node:util';
 import { EXPORT_FORMATS, type ExportFormat } from '../../shared/api.js';
 import { exitLabel } from '../../shared/format.js';
 import type { ExitInfo } from '../../shared/metrics.js';
-import { initBackend } from '../engine/backend/index.js';
-import { exportExit } from '../engine/export/index.js';
-import { RunFileError } from '../engine/runs/files.js';
-import { RunFolder } from '../engine/runs/store.js';
+import { exportExit, initBackend, FileError, RunFolder } from '../engine/index.js';
 import { UsageError } from './usage.js';
 
 export const EXPORT_USAGE = `mw-studio export --run DIR --exit BLOCK|final --format tfjs|onnx|multi [options]
@@ -34,7 +31,7 @@ function isExportFormat(value: string): value is ExportFormat {
 /** The run's exit named "final" or by its block number, as run.json lists it. */
 async function chosenExit(run: string, exit: string): Promise<{ point: ExitInfo; network: string }> {
   const start = await (await RunFolder.open(run)).start();
-  if (!start) throw new RunFileError(`${run}: the run never started (no run.json)`);
+  if (!start) throw new FileError(`${run}: the run never started (no run.json)`);
   const point = exit === 'final' ? start.exits.at(-1) : start.exits.find((e) => String(e.block) === exit);
   if (!point) {
     const exits = start.exits.map((e) => (e.final ? `final (block ${e.block})` : String(e.block))).join(', ');

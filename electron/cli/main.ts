@@ -1,9 +1,6 @@
 /** The `mw-studio` command: train, info (and the commands later issues add). */
 import { ConfigError } from '../../shared/spec.js';
-import { DatasetError } from '../engine/data/dataset.js';
-import { ExportError } from '../engine/export/errors.js';
-import { RunFileError } from '../engine/runs/files.js';
-import { describeBackend, initBackend } from '../engine/backend/index.js';
+import { DatasetError, describeBackend, ExportError, initBackend, FileError } from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
@@ -56,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (error) {
-    const known = [ConfigError, DatasetError, RunFileError, ExportError, UsageError].some((kind) => error instanceof kind);
+    const known = [ConfigError, DatasetError, FileError, ExportError, UsageError].some((kind) => error instanceof kind);
     const usage = error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`\nmw-studio ${command}: ${known || usage ? (error as Error).message : (error as Error).stack}\n`);
     if (usage) process.stderr.write(`run "mw-studio ${command} --help" for the options\n`);

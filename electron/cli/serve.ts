@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer } from '../serve/server.js';
-import { resourcesDir } from '../engine/resources.js';
+import { resourcesDir } from '../engine/index.js';
 
 const projectRoot = resolve(resourcesDir(), '..');
 

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { writeJsonAtomic } from '../engine/runs/files.js';
+import { writeJsonAtomic } from '../base/files.js';
 
 export interface Rectangle {
   x: number;

@@ -13,7 +13,8 @@ import { GRADIENT_KERNEL_NAMES, registerGradientKernels } from '../../electron/e
 import { buildNetwork } from '../../electron/engine/models/index.js';
 import { createTrainingMethod } from '../../electron/engine/train/methods.js';
 import { exitLatency, SUB_MODEL_RUNTIME } from '../../electron/engine/evaluate/index.js';
-import { openSubModelSession, runOnnx } from '../../electron/engine/export/onnxRuntime.js';
+import { runOnnx } from '../../electron/engine/onnx/runtime.js';
+import { openSubModelSession } from '../../electron/engine/models/onnxModel.js';
 import { Random } from '../../electron/engine/random.js';
 // Also registers tfjs's gradient functions, so tf.grads works.
 import { expectClose, randomLabels, randomTensor, snapshot } from './helpers.js';

@@ -22,7 +22,7 @@ import {
   loadExportedModel,
   type ModelCard,
 } from '../../electron/engine/export/index.js';
-import { decodeOnnxModel } from '../../electron/engine/export/onnxProto.js';
+import { decodeOnnxModel } from '../../electron/engine/onnx/proto.js';
 import type { MwNetwork } from '../../electron/engine/models/index.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
 import { FUSED_KERNELS } from '../../electron/engine/backend/fused/channelKernels.js';
-import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad } from '../../electron/engine/models/fusedOps.js';
+import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad } from '../../electron/engine/backend/fusedOps.js';
 import { randomTensor } from './helpers.js';
 
 /** Channels-last shapes: multiples of 4 channels run fused; 6 and 3 channels are composed. */

@@ -11,7 +11,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
 import { CHECKPOINT_FILE } from '../../electron/engine/runs/checkpoint.js';
-import { RunFileError } from '../../electron/engine/runs/files.js';
+import { FileError } from '../../electron/engine/runs/files.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
 import { DatasetError, embeddedDatasetDir, loadDataset } from '../../electron/engine/data/index.js';
@@ -149,7 +149,7 @@ describe('loader fuzzing', () => {
         (await loadTrainedNetwork(dir)).net.dispose();
         outcomes.add('loaded');
       } catch (error) {
-        expect(error, String(error)).toBeInstanceOf(RunFileError);
+        expect(error, String(error)).toBeInstanceOf(FileError);
         expect((error as Error).message).toContain(dir);
         outcomes.add('rejected');
       }

@@ -7,7 +7,7 @@ import { ApiError } from '../../shared/api.js';
 import { DEFAULT_RUN_CONFIG } from '../../shared/spec.js';
 import { initBackend } from '../../electron/engine/backend/index.js';
 import { EngineHost } from '../../electron/engine/host.js';
-import { RunFileError, writeJsonAtomic } from '../../electron/engine/runs/files.js';
+import { FileError, writeJsonAtomic } from '../../electron/engine/runs/files.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 
 const batchLine = (step: number) => JSON.stringify({ type: 'batch', epoch: 1, step, totalSteps: 10, losses: [1, 2], lr: 0.1, imagesPerSecond: 5, etaSeconds: 3 });
@@ -26,7 +26,7 @@ describe('run files', () => {
     const target = join(dir, 'summary.json');
     await writeJsonAtomic(target, { version: 1 });
     // Permissions do not stop root (CI), so the failures are made with paths: a missing folder...
-    await expect(writeJsonAtomic(join(dir, 'missing', 'x.json'), { version: 2 })).rejects.toThrow(RunFileError);
+    await expect(writeJsonAtomic(join(dir, 'missing', 'x.json'), { version: 2 })).rejects.toThrow(FileError);
     // ...and a directory where the file should go, so the rename fails after the data was written.
     await mkdir(join(dir, 'blocked.json'));
     await expect(writeJsonAtomic(join(dir, 'blocked.json'), { version: 2 })).rejects.toThrow(/could not write .*blocked\.json/);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
-import { RunFileError } from '../../electron/engine/runs/files.js';
+import { FileError } from '../../electron/engine/runs/files.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
@@ -33,7 +33,7 @@ describe.skipIf(!existsSync('/dev/full'))('a full disk', () => {
     );
     const error = await trainer.run().catch((e: unknown) => e);
     trainer.dispose();
-    expect(error).toBeInstanceOf(RunFileError);
+    expect(error).toBeInstanceOf(FileError);
     expect((error as Error).message).toMatch(/could not append to .*metrics\.ndjson: ENOSPC: no space left on device/);
     const folder = await RunFolder.open(trainer.start.run);
     const state = (await folder.state())!;

@@ -9,8 +9,9 @@ import type { Dataset, ImageSet } from '../data/dataset.js';
 import { makeBatch } from '../data/batches.js';
 import type { ForwardOptions, MwNetwork } from '../models/network.js';
 import { onnxKernelsActive } from '../backend/onnx/index.js';
-import { ONNX_TIMING, onnxBatchLatency, openSubModelSession } from '../export/onnxRuntime.js';
-import { timeRepeated, type LatencyOptions } from './timing.js';
+import { ONNX_TIMING, onnxBatchLatency } from '../onnx/runtime.js';
+import { openSubModelSession } from '../models/onnxModel.js';
+import { timeRepeated, type LatencyOptions } from '../timing.js';
 
 export interface ExitAccuracy {
   top1: number[];
@@ -67,7 +68,7 @@ export async function exitAccuracy(
   return top5 ? { top1: share(counts[0]!), top5: share(counts[1]!) } : { top1: share(counts[0]!) };
 }
 
-export type { LatencyOptions } from './timing.js';
+export type { LatencyOptions } from '../timing.js';
 
 /**
  * Median and p90 wall time of `forward`, including reading its outputs back, which is what

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { ExportError, messageOf } from './errors.js';
+import { ExportError, messageOf } from '../errors.js';
 export { writeFileFlushed } from '../runs/files.js';
 
 /** Every file an export may hold: a folder holding nothing else is a previous export, safe to replace. */

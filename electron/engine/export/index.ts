@@ -15,16 +15,16 @@ import { exitLabel } from '../../../shared/format.js';
 import type { MwNetwork } from '../models/index.js';
 import type { ExitPoint } from '../models/network.js';
 import { loadTrainedNetwork } from '../runs/trained.js';
-import { ExportError } from './errors.js';
+import { ExportError } from '../errors.js';
 import { EXPORT_FILES, writeExportFolder, writeFileFlushed } from './folder.js';
-import { exportGraph, type ExportGraph } from './graph.js';
+import { exportGraph, type ExportGraph } from '../models/inferenceGraph.js';
 import { buildModelCard, modelCardMarkdown, preprocessingOf, type CardInput, type ModelCard } from './modelCard.js';
-import { onnxModelBytes } from './onnxModel.js';
-import { onnxLatency, onnxRuntimeInfo, openOnnxSession, runOnnx } from './onnxRuntime.js';
+import { onnxModelBytes } from '../models/onnxModel.js';
+import { onnxLatency, onnxRuntimeInfo, openOnnxSession, runOnnx } from '../onnx/runtime.js';
 import { buildLayersModel } from './tfjsModel.js';
 import { layersFolderHandler, loadLayersModelFromFolder } from './tfjsFiles.js';
 
-export { ExportError } from './errors.js';
+export { ExportError } from '../errors.js';
 export { EXPORT_FILES } from './folder.js';
 export { layersFolderHandler } from './tfjsFiles.js';
 export type { ModelCard } from './modelCard.js';
@@ -185,7 +185,7 @@ async function writeOnnxExport(job: ExportJob): Promise<string[]> {
 
 /**
  * Exports exit `request.exit` of the run in `request.run` (for 'multi': every exit up to it).
- * Errors: ExportError for a bad request or destination, RunFileError for an unreadable run.
+ * Errors: ExportError for a bad request or destination, FileError for an unreadable run.
  */
 export async function exportExit(request: ExportRequest): Promise<ExportResult> {
   const threshold = checkRequest(request);

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { readJsonFile } from '../runs/files.js';
-import { ExportError, messageOf } from './errors.js';
+import { ExportError, messageOf } from '../errors.js';
 import { EXPORT_FILES, writeFileFlushed } from './folder.js';
 
 const BYTES_PER_ELEMENT = { float32: 4, int32: 4 } as const;

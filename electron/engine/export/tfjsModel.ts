@@ -4,7 +4,7 @@
  * TensorFlow.js loads anywhere with tf.loadLayersModel.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { BATCH_NORM_EPSILON, type BatchNormTensors, type ExportGraph, type ExportNode } from './graph.js';
+import { BATCH_NORM_EPSILON, type BatchNormTensors, type ExportGraph, type ExportNode } from '../models/inferenceGraph.js';
 
 type Symbolic = tfl.SymbolicTensor;
 

@@ -14,7 +14,7 @@ import {
   type ParamFactory,
   type Traced,
 } from './layers.js';
-import { reluGrad } from './fusedOps.js';
+import { reluGrad } from '../backend/fusedOps.js';
 
 /** A backbone block: a Layer that can also be lesioned (skipped, keeping only its shortcut). */
 export interface Block extends Layer {

@@ -9,8 +9,8 @@
  * autodiff in test/engine/layers.test.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad, WIDE_ROWS_FROM } from './fusedOps.js';
-import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from './gradKernels.js';
+import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad, WIDE_ROWS_FROM } from '../backend/fusedOps.js';
+import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from '../backend/gradKernels.js';
 import type { Random } from '../random.js';
 
 /** A trainable tensor or a persistent buffer (batch-norm running statistics). */

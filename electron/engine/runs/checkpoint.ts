@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { RunFileError, readJsonFile, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { FileError, readJsonFile, writeFileAtomic, writeJsonAtomic } from './files.js';
 
 const TensorEntrySchema = z.object({
   name: z.string(),
@@ -108,7 +108,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   try {
     bytes = await readFile(weightsPath);
   } catch (error) {
-    throw new RunFileError(`${weightsPath}: ${(error as Error).message}`);
+    throw new FileError(`${weightsPath}: ${(error as Error).message}`);
   }
   const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength - (bytes.byteLength % 4)));
   const take = (entries: z.infer<typeof TensorEntrySchema>[]) => {
@@ -117,7 +117,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
       const size = entry.shape.reduce((a, b) => a * b, 1);
       if (entry.offset + size > values.length) {
         tf.dispose([...tensors.values()]);
-        throw new RunFileError(`${weightsPath}: too short for tensor ${entry.name} (the file is truncated or does not belong to ${manifestPath})`);
+        throw new FileError(`${weightsPath}: too short for tensor ${entry.name} (the file is truncated or does not belong to ${manifestPath})`);
       }
       tensors.set(entry.name, tf.tensor(values.subarray(entry.offset, entry.offset + size), entry.shape));
     }

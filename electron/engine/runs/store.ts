@@ -20,7 +20,7 @@ import {
 import { parseRunConfig, type RunConfig } from '../../../shared/spec.js';
 import { statIfExists } from '../data/files.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
-import { RunFileError, parseNdjson, readJsonFile, writeJsonAtomic } from './files.js';
+import { FileError, parseNdjson, readJsonFile, writeJsonAtomic } from './files.js';
 
 export const RUN_FILES = {
   config: 'config.json',
@@ -60,7 +60,7 @@ export class RunFolder {
         await mkdir(dir);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 100) continue;
-        throw new RunFileError(`could not create a run folder in ${root}: ${(error as Error).message}`);
+        throw new FileError(`could not create a run folder in ${root}: ${(error as Error).message}`);
       }
       const folder = new RunFolder(dir);
       await writeJsonAtomic(folder.path('config'), config);
@@ -71,7 +71,7 @@ export class RunFolder {
   /** Opens an existing run folder; it must at least hold a valid config.json. */
   static async open(dir: string): Promise<RunFolder> {
     const info = await statIfExists(dir);
-    if (!info?.isDirectory()) throw new RunFileError(`${dir}: not a run folder (no such directory)`);
+    if (!info?.isDirectory()) throw new FileError(`${dir}: not a run folder (no such directory)`);
     const folder = new RunFolder(resolve(dir));
     await folder.config();
     return folder;
@@ -86,7 +86,7 @@ export class RunFolder {
     try {
       return parseRunConfig(raw);
     } catch (error) {
-      throw new RunFileError(`${this.path('config')}: ${(error as Error).message}`);
+      throw new FileError(`${this.path('config')}: ${(error as Error).message}`);
     }
   }
 
@@ -112,7 +112,7 @@ export class RunFolder {
     try {
       await appendFile(this.path('metrics'), records.map((r) => `${JSON.stringify(r)}\n`).join(''));
     } catch (error) {
-      throw new RunFileError(`could not append to ${this.path('metrics')}: ${(error as Error).message}`);
+      throw new FileError(`could not append to ${this.path('metrics')}: ${(error as Error).message}`);
     }
   }
 

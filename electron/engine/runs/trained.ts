@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { RunStart } from '../../../shared/metrics.js';
 import { buildNetwork, type MwNetwork } from '../models/index.js';
 import { loadCheckpoint } from './checkpoint.js';
-import { RunFileError } from './files.js';
+import { FileError } from './files.js';
 import { RunFolder } from './store.js';
 
 /** Copies checkpoint tensors into the network's variables; every tensor must be present with its shape. */
@@ -11,7 +11,7 @@ export function assignNetworkTensors(net: MwNetwork, saved: ReadonlyMap<string, 
   for (const [name, variable] of net.namedTensors()) {
     const tensor = saved.get(name);
     if (!tensor || tensor.shape.join() !== variable.shape.join()) {
-      throw new RunFileError(
+      throw new FileError(
         `${source}: does not match the network: tensor ${name} is ${tensor ? `[${tensor.shape}] instead of [${variable.shape}]` : 'missing'}`,
       );
     }
@@ -28,8 +28,8 @@ export interface TrainedNetwork {
 export async function loadTrainedNetwork(dir: string): Promise<TrainedNetwork> {
   const folder = await RunFolder.open(dir);
   const start = await folder.start();
-  if (!start) throw new RunFileError(`${folder.path('start')}: file not found (the run never started)`);
-  if (!(await folder.hasCheckpoint())) throw new RunFileError(`${dir}: the run has no checkpoint yet (it has not finished a step)`);
+  if (!start) throw new FileError(`${folder.path('start')}: file not found (the run never started)`);
+  if (!(await folder.hasCheckpoint())) throw new FileError(`${dir}: the run has no checkpoint yet (it has not finished a step)`);
   const { height, width, channels } = start.dataset.shape;
   const net = buildNetwork(start.config.arch, [height, width, channels], start.dataset.classes.length, start.config.seed);
   const checkpoint = await loadCheckpoint(folder.dir);

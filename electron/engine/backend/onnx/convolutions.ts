@@ -30,7 +30,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { intAttribute, intsAttribute, type OnnxAttribute } from '../../export/onnxProto.js';
+import { intAttribute, intsAttribute, type OnnxAttribute } from '../../onnx/proto.js';
 import { GraphBuilder, NCHWC_DOMAIN, OnnxProgram, onnxKernel, type KernelGraph, type ProgramCache } from './program.js';
 
 type Shape4D = [number, number, number, number];

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as ort from 'onnxruntime-node';
-import { encodeOnnxModel, int64Tensor, intsAttribute, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../../export/onnxProto.js';
+import { encodeOnnxModel, int64Tensor, intsAttribute, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../../onnx/proto.js';
 
 /** The part of onnxruntime-node's native InferenceSession we use (onnxruntime-node/dist/binding.d.ts). */
 interface NativeSession {

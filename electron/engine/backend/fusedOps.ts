@@ -5,7 +5,7 @@
  * Tensors are channels-last; per-channel vectors have the last axis' length.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED_KERNELS } from '../backend/fused/channelKernels.js';
+import { FUSED_KERNELS } from './fused/channelKernels.js';
 
 /** Values per row when a large NHWC tensor meets a per-channel vector (see perChannel). */
 const CHANNEL_ROW_TARGET = 1024;

@@ -5,12 +5,12 @@
  * together so ONNX can fold the norm into the convolution while tfjs keeps both layers.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { ResidualBlock, SeparableBlock, type Block } from '../models/blocks.js';
-import { BatchNorm, Conv2d, Dense, DepthwiseConv2d, GlobalAveragePool, Relu, Sequence, type FeatureShape, type Layer, type Param } from '../models/layers.js';
-import type { ExitCost, MwNetwork } from '../models/network.js';
+import { ResidualBlock, SeparableBlock, type Block } from './blocks.js';
+import { BatchNorm, Conv2d, Dense, DepthwiseConv2d, GlobalAveragePool, Relu, Sequence, type FeatureShape, type Layer, type Param } from './layers.js';
+import type { ExitCost, MwNetwork } from './network.js';
 
 /** The epsilon the network's batch norm uses, so exported models normalise identically. */
-export { BN_EPSILON as BATCH_NORM_EPSILON } from '../models/layers.js';
+export { BN_EPSILON as BATCH_NORM_EPSILON } from './layers.js';
 
 export interface BatchNormTensors {
   gamma: tf.Tensor;

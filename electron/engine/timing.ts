@@ -1,5 +1,5 @@
 /** Wall-time statistics of a repeated operation: what every latency figure in the studio is. */
-import type { Latency } from '../../../shared/metrics.js';
+import type { Latency } from '../../shared/metrics.js';
 
 export interface LatencyOptions {
   /** Untimed runs first: kernels compile, caches and allocators settle. */

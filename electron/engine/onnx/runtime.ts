@@ -6,12 +6,11 @@ import * as ort from 'onnxruntime-node';
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import type { Latency } from '../../../shared/metrics.js';
-import type { FeatureShape } from '../models/layers.js';
-import type { MwNetwork } from '../models/network.js';
-import { timeRepeated, type LatencyOptions } from '../evaluate/timing.js';
-import { exportGraph } from './graph.js';
-import { onnxModelBytes } from './onnxModel.js';
-import { ExportError, messageOf } from './errors.js';
+import { ExportError, messageOf } from '../errors.js';
+import { timeRepeated, type LatencyOptions } from '../timing.js';
+
+/** Height, width, channels of one NHWC image. */
+export type ImageShape = readonly [number, number, number];
 
 /** Opens a model from a file or from bytes (`label` names them in errors). */
 export async function openOnnxSession(source: string | Uint8Array, label = typeof source === 'string' ? source : 'the ONNX model'): Promise<ort.InferenceSession> {
@@ -27,7 +26,7 @@ export async function openOnnxSession(source: string | Uint8Array, label = typeo
 }
 
 /** Every output of the session (in its output order) for one NHWC float32 batch. */
-export async function runOnnx(session: ort.InferenceSession, images: Float32Array, shape: FeatureShape): Promise<Float32Array[]> {
+export async function runOnnx(session: ort.InferenceSession, images: Float32Array, shape: ImageShape): Promise<Float32Array[]> {
   const batch = images.length / (shape[0] * shape[1] * shape[2]);
   const input = new ort.Tensor('float32', images, [batch, ...shape]);
   const results = await session.run({ [session.inputNames[0]!]: input });
@@ -38,23 +37,14 @@ export async function runOnnx(session: ort.InferenceSession, images: Float32Arra
 export const ONNX_TIMING: LatencyOptions = { warmup: 3, minRepeats: 10, maxRepeats: 200, budgetMs: 300 };
 
 /** Median and p90 wall time of one batch-1 inference: a few untimed runs, then up to `budgetMs` of timed ones. */
-export async function onnxLatency(session: ort.InferenceSession, shape: FeatureShape, budgetMs = 300): Promise<Latency> {
+export async function onnxLatency(session: ort.InferenceSession, shape: ImageShape, budgetMs = 300): Promise<Latency> {
   return onnxBatchLatency(session, shape, 1, { ...ONNX_TIMING, budgetMs });
 }
 
 /** Median and p90 wall time of one inference on a batch of `batch` images. */
-export async function onnxBatchLatency(session: ort.InferenceSession, shape: FeatureShape, batch: number, options: LatencyOptions = {}): Promise<Latency> {
+export async function onnxBatchLatency(session: ort.InferenceSession, shape: ImageShape, batch: number, options: LatencyOptions = {}): Promise<Latency> {
   const images = new Float32Array(batch * shape[0] * shape[1] * shape[2]).map((_, i) => Math.sin(i));
   return timeRepeated(async () => void (await runOnnx(session, images, shape)), options);
-}
-
-/**
- * The sub-model of `exits` with the network's current weights (batch norms folded, as exported),
- * as an onnxruntime session: inference as a deployed model would run it.
- */
-export async function openSubModelSession(net: MwNetwork, exits: readonly number[]): Promise<ort.InferenceSession> {
-  const bytes = onnxModelBytes(exportGraph(net, exits), { name: net.description.name, description: '', metadata: {} });
-  return openOnnxSession(bytes, `the ONNX sub-model of ${net.description.name}`);
 }
 
 /** What ran the ONNX timings, for the model card. */

@@ -1,11 +1,15 @@
 /**
- * An export graph as an ONNX model (opset 13). ONNX convolutions are NCHW, so the NHWC input
+ * A sub-model's inference graph as an ONNX model (opset 13), for the export and for timing the
+ * live weights in onnxruntime. ONNX convolutions are NCHW, so the NHWC input
  * (the same as the tfjs model's) is transposed once at the start. Each batch norm that follows a
  * convolution is folded into the convolution's weights and a bias, computed in float64 and
  * rounded once; the exit head's batch norm, which follows a ReLU, stays a BatchNormalization.
  */
-import { BATCH_NORM_EPSILON, type BatchNormTensors, type ExportGraph, type ExportNode } from './graph.js';
-import { ATTRIBUTE_TYPE, encodeOnnxModel, floatTensor, intAttribute as int, intsAttribute as ints, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from './onnxProto.js';
+import type * as ort from 'onnxruntime-node';
+import { ATTRIBUTE_TYPE, encodeOnnxModel, floatTensor, intAttribute as int, intsAttribute as ints, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../onnx/proto.js';
+import { openOnnxSession } from '../onnx/runtime.js';
+import { BATCH_NORM_EPSILON, exportGraph, type BatchNormTensors, type ExportGraph, type ExportNode } from './inferenceGraph.js';
+import type { MwNetwork } from './network.js';
 
 const ONNX_OPSET = 13;
 /** IR version 7 is the one released with opset 13 (ONNX 1.8). */
@@ -142,3 +146,13 @@ export function onnxModelBytes(graph: ExportGraph, info: OnnxExportInfo): Uint8A
     },
   });
 }
+
+/**
+ * The sub-model of `exits` with the network's current weights (batch norms folded, as exported),
+ * as an onnxruntime session: inference as a deployed model would run it.
+ */
+export async function openSubModelSession(net: MwNetwork, exits: readonly number[]): Promise<ort.InferenceSession> {
+  const bytes = onnxModelBytes(exportGraph(net, exits), { name: net.description.name, description: '', metadata: {} });
+  return openOnnxSession(bytes, `the ONNX sub-model of ${net.description.name}`);
+}
+

@@ -1,0 +1,23 @@
+/**
+ * The engine's front door: everything the faces (CLI, bench, desktop shell, serve mode) use of
+ * the engine comes through here, so the folders behind it can move without touching them.
+ * Layers, lowest first (a folder imports only from its own layer or below):
+ *   root helpers (errors, random, timing, resources) -> onnx -> backend -> models -> data, runs
+ *   -> evaluate -> train -> export, analysis -> session, host, worker.
+ */
+export { describeBackend, initBackend, summarizeBackend } from './backend/index.js';
+export { makeBatch } from './data/batches.js';
+export { DatasetError } from './data/dataset.js';
+export { loadDataset } from './data/index.js';
+export { ExportError } from './errors.js';
+export { exitLatency, measureLatency } from './evaluate/index.js';
+export { exportExit } from './export/index.js';
+export { buildNetwork } from './models/index.js';
+export { openSubModelSession } from './models/onnxModel.js';
+export { onnxLatency } from './onnx/runtime.js';
+export { Random } from './random.js';
+export { resourcesDir } from './resources.js';
+export { FileError } from '../base/files.js';
+export { RunFolder } from './runs/store.js';
+export { openRun, type RunRequest } from './session.js';
+export { createTrainingMethod } from './train/methods.js';
