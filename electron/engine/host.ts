@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { ANALYSIS_MAX_IMAGES, ApiError, parseRequest, type StudioEvent, type StudioMethod, type StudioRequest, type StudioResponse } from '../../shared/api.js';
-import type { BatchMetrics, RunEvent } from '../../shared/metrics.js';
+import type { RunEvent } from '../../shared/metrics.js';
 import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
 import { makeBatch, type Dataset } from './data/index.js';

@@ -242,7 +242,7 @@ describe('composed gradient kernels on wasm match the stock cpu kernels', () => 
               const actual = tf.engine().runKernel(kernel, tensors, attrs) as tf.Tensor;
               expectClose(actual, tf.tensor(expected.values, expected.shape));
             } catch (error) {
-              throw new Error(`${kernel}, ${caseName(c)}: ${(error as Error).message}`);
+              throw new Error(`${kernel}, ${caseName(c)}: ${(error as Error).message}`, { cause: error });
             }
           });
         }
@@ -383,7 +383,7 @@ function runAgainstStockCpu(calls: ReturnType<typeof denseKernelCalls>, name: st
       try {
         expectClose(tf.engine().runKernel(kernel, tensors, attrs) as tf.Tensor, tf.tensor(expected.values, expected.shape));
       } catch (error) {
-        throw new Error(`${kernel}, ${name}: ${(error as Error).message}`);
+        throw new Error(`${kernel}, ${name}: ${(error as Error).message}`, { cause: error });
       }
     });
   }

@@ -36,10 +36,9 @@ const LATENCY = { warmup: 1, minRepeats: 2, maxRepeats: 2 };
 
 async function newRun(config: RunConfigInput, events: RunEvent[] = [], onEvent?: (e: RunEvent, t: Trainer) => void) {
   const root = await mkdtemp(join(tmpdir(), 'mw-runs-'));
-  let trainer: Trainer | undefined;
-  trainer = await openRun(
+  const trainer: Trainer = await openRun(
     { kind: 'new', config, runsRoot: root },
-    { backend: summarizeBackend(backend), latency: LATENCY, onEvent: (e) => { events.push(e); onEvent?.(e, trainer!); } },
+    { backend: summarizeBackend(backend), latency: LATENCY, onEvent: (e) => { events.push(e); onEvent?.(e, trainer); } },
   );
   return { root, trainer };
 }

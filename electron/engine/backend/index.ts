@@ -199,7 +199,7 @@ async function startNative(name: keyof typeof NATIVE_PACKAGES): Promise<Started>
     const specifier: string = pkg;
     await import(specifier);
   } catch (error) {
-    throw new Error(`${pkg} is installed but failed to load: ${oneLine(error)}`);
+    throw new Error(`${pkg} is installed but failed to load: ${oneLine(error)}`, { cause: error });
   }
   if (!(await tf.setBackend('tensorflow'))) {
     throw new Error(`${pkg} loaded, but its 'tensorflow' backend failed to initialise (tfjs logged why above)`);
@@ -288,7 +288,7 @@ async function startWasmOrt(): Promise<Started> {
   try {
     convolutions = enableOnnxKernels();
   } catch (error) {
-    throw new Error(`onnxruntime-node's kernels cannot run here: ${oneLine(error)}`);
+    throw new Error(`onnxruntime-node's kernels cannot run here: ${oneLine(error)}`, { cause: error });
   }
   const layout = convolutions.block === undefined ? 'NCHW' : `NCHWc${convolutions.block}`;
   const threads = `${convolutions.threads} thread${convolutions.threads === 1 ? '' : 's'}`;

@@ -197,7 +197,7 @@ export class Trainer {
             return undefined;
           }
           const stepStart = performance.now();
-          const losses = await this.trainStep(order, epochNumber);
+          const losses = await this.trainStep(order);
           const stepSeconds = (performance.now() - stepStart) / 1000;
           this.trainingSeconds += stepSeconds;
           const rate = this.batchSize / stepSeconds;
@@ -240,7 +240,7 @@ export class Trainer {
     }
   }
 
-  private async trainStep(order: Int32Array, epochNumber: number): Promise<number[]> {
+  private async trainStep(order: Int32Array): Promise<number[]> {
     const { config, dataset } = this.options;
     const begin = this.progress.stepInEpoch * this.batchSize;
     const indices = order.subarray(begin, begin + this.batchSize);

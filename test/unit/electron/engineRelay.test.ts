@@ -5,14 +5,13 @@
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunListingView, StudioEvent, StudioInfo } from '../../../shared/api.js';
 import { DEFAULT_RUN_CONFIG, parseRunConfig } from '../../../shared/spec.js';
 import { forkEngine } from '../../../electron/serve/engineProcess.js';
 import { defaultCallTimeoutMs, defaultRestartDelayMs, EngineRelay, StderrTail, type EngineProcess } from '../../../electron/relay/engineRelay.js';
 
-const WORKER = resolve('electron/engine/worker.ts');
 
 type ForkedEngine = ReturnType<typeof forkEngine>;
 
