@@ -49,6 +49,8 @@ let eventPort: MessagePortMain | undefined;
 let savingWindowState: Promise<void> = Promise.resolve();
 
 function runsRoot(): string {
+  // Set by whoever starts the app for a scratch folder of runs (the desktop end-to-end test).
+  if (process.env.MW_RUNS_ROOT) return process.env.MW_RUNS_ROOT;
   try {
     return join(app.getPath('documents'), 'Mw Studio', 'runs');
   } catch {

@@ -1,0 +1,65 @@
+/**
+ * What some tests need from outside npm: Debian's chromium and the full Fashion-MNIST dataset
+ * (.ci/run installs both), or an Electron binary (downloaded by electron's install script, which
+ * npm may skip). On a newcomer's machine a missing piece skips its tests with one printed line
+ * naming what to install; under CI=true a missing Debian package is a failure instead, so CI
+ * cannot pass by skipping.
+ *
+ * MW_TEST_HIDE=chromium,dataset-fashion-mnist,electron treats the named pieces as missing, to
+ * check the fresh-machine behaviour on a machine that has them.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+export interface Requirement {
+  /** What to install: a Debian package name, or how to get the piece. */
+  name: string;
+  install: string;
+  /** Where it is, when it is installed; undefined when it is not. */
+  locate(): string | undefined;
+  /** Whether CI=true must have it (CI cannot download an Electron binary). */
+  requiredInCi: boolean;
+}
+
+const debianPackage = (name: string, path: string): Requirement => ({
+  name,
+  install: `apt-get install ${name}`,
+  locate: () => (existsSync(path) ? path : undefined),
+  requiredInCi: true,
+});
+
+export const CHROMIUM = debianPackage('chromium', '/usr/bin/chromium');
+export const FULL_FASHION_MNIST = debianPackage('dataset-fashion-mnist', '/usr/share/datasets/fashion-mnist');
+
+export const ELECTRON: Requirement = {
+  name: 'electron',
+  install: 'node node_modules/electron/install.js downloads the binary; on Linux it also needs a display, e.g. xvfb-run',
+  locate() {
+    if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) return undefined;
+    try {
+      // The electron package's main export is the path of its binary.
+      const path = createRequire(import.meta.url)('electron') as unknown;
+      return typeof path === 'string' && existsSync(path) ? path : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  requiredInCi: false,
+};
+
+function hidden(requirement: Requirement): boolean {
+  return (process.env.MW_TEST_HIDE ?? '').split(',').map((s) => s.trim()).includes(requirement.name);
+}
+
+/**
+ * The requirement's path, or undefined after printing the one line that says what is skipped
+ * and why. Throws under CI=true for a requirement CI must have.
+ */
+export function locate(requirement: Requirement, what: string): string | undefined {
+  const path = hidden(requirement) ? undefined : requirement.locate();
+  if (path) return path;
+  const missing = `${requirement.name} is not installed (${requirement.install})`;
+  if (process.env.CI === 'true' && requirement.requiredInCi) throw new Error(`CI=true: ${missing}; ${what} must run in CI`);
+  process.stderr.write(`skipped: ${what}: ${missing}\n`);
+  return undefined;
+}
