@@ -87,9 +87,12 @@ export const RunConfigSchema = z
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
 
+/** The default network: every face (the new-run form, the CLI's help, the bench) starts from it. */
+export const DEFAULT_ARCH: Extract<ArchSpec, { family: 'resnet' }> = { family: 'resnet', depth: 20, width: 1, exits: [3, 6] };
+
 export const DEFAULT_RUN_CONFIG: RunConfig = {
   dataset: 'embedded',
-  arch: { family: 'resnet', depth: 20, width: 1, exits: [3, 6] },
+  arch: DEFAULT_ARCH,
   method: 'multiway',
   gamma: 2,
   epochs: 3,

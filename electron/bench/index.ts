@@ -12,14 +12,16 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { exitLabel, formatMs } from '../../shared/format.js';
-import type { Method } from '../../shared/spec.js';
+import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, parseRunConfig, resolveExits, type Method } from '../../shared/spec.js';
 import { buildNetwork, createTrainingMethod, exitLatency, initBackend, loadDataset, makeBatch, measureLatency, onnxLatency, openSubModelSession, Random } from '../engine/index.js';
 import { renderTable } from '../cli/table.js';
+import { configFromFlags, TRAIN_OPTIONS } from '../cli/train.js';
+import { UsageError } from '../cli/usage.js';
 
 const BENCH_METHODS: Method[] = ['plain', 'joint', 'multiway'];
 const TORCH_MODES: Record<string, string> = { plain: 'final', joint: 'joint', multiway: 'multiway' };
 
-export const BENCH_USAGE = `mw-studio bench [--depth 20] [--exits 3,6] [--batch 128] [--steps 6] [--baseline wasm|none] [--out bench.json] [--no-torch]
+export const BENCH_USAGE = `mw-studio bench [--depth ${DEFAULT_ARCH.depth}] [--exits ${DEFAULT_ARCH.exits!.join(',')}] [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6] [--baseline wasm|none] [--out bench.json] [--no-torch]
   training images/s per method (also on --baseline: wasm by default on wasm-ort), per-exit latency as the
   engine measures it next to the backend's tfjs kernels and onnxruntime on the same exported sub-model,
   and peak memory, against PyTorch when available`;
@@ -44,17 +46,21 @@ function torchReference(mode: string, depth: number, exits: number[], batch: num
 export async function bench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { depth: { type: 'string' }, exits: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, baseline: { type: 'string' }, 'no-torch': { type: 'boolean' } },
+    options: { depth: TRAIN_OPTIONS.depth, exits: TRAIN_OPTIONS.exits, batch: TRAIN_OPTIONS.batch, steps: { type: 'string' }, out: { type: 'string' }, baseline: { type: 'string' }, 'no-torch': { type: 'boolean' } },
     strict: true,
   });
-  const depth = Number(values.depth ?? 20);
-  const exits = (values.exits ?? '3,6').split(',').map(Number);
-  const batch = Number(values.batch ?? 128);
+  // The network and batch go through train's parser, so a bad setting gets train's one-line error.
+  const config = parseRunConfig(configFromFlags({ depth: values.depth, exits: values.exits ?? DEFAULT_ARCH.exits!.join(','), batch: values.batch }));
+  if (config.arch.family !== 'resnet') throw new UsageError('the bench measures MwResNet only');
+  const { depth } = config.arch;
+  const exits = resolveExits(config.arch);
+  const batch = config.batchSize;
   const steps = Number(values.steps ?? 6);
+  if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`--steps must be a whole number of at least 1, not "${values.steps}"`);
   const backend = await initBackend();
   const dataset = await loadDataset('embedded', { limitTrain: batch * (steps + 2), limitTest: 256 });
   const { height, width, channels } = dataset.shape;
-  const arch = { family: 'resnet' as const, depth, width: 1, exits };
+  const arch = { ...config.arch, exits };
   process.stderr.write(`bench: MwResNet-${depth} exits ${exits.join(',')}, batch ${batch}, ${steps} timed steps, backend ${backend.label}\n`);
 
   let peakBytes = 0;

@@ -1,6 +1,11 @@
-/** The `mw-studio` command: train, info (and the commands later issues add). */
+/**
+ * The `mw-studio` command: train, export, serve, start, bench, info. A mistake of the user's
+ * (bad option, bad setting, missing file, unusable backend) is one line on stderr, never a stack;
+ * a stack means a bug in the studio.
+ */
+import { ApiError } from '../../shared/api.js';
 import { ConfigError } from '../../shared/spec.js';
-import { DatasetError, describeBackend, ExportError, initBackend, FileError } from '../engine/index.js';
+import { BackendError, DatasetError, describeBackend, ExportError, initBackend, FileError } from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
@@ -39,6 +44,11 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   },
 };
 
+/** Errors that describe what the user asked for or has, each with a message that says what to do. */
+const USER_ERRORS = [ConfigError, DatasetError, FileError, ExportError, BackendError, ApiError];
+
+const oneLine = (message: string) => message.replace(/\s*\n\s*/g, ' ');
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h' || rest.includes('--help')) {
@@ -53,10 +63,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (error) {
-    const known = [ConfigError, DatasetError, FileError, ExportError, UsageError].some((kind) => error instanceof kind);
     const usage = error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
-    process.stderr.write(`\nmw-studio ${command}: ${known || usage ? (error as Error).message : (error as Error).stack}\n`);
-    if (usage) process.stderr.write(`run "mw-studio ${command} --help" for the options\n`);
+    const userError = usage || USER_ERRORS.some((kind) => error instanceof kind);
+    const hint = usage ? ` (mw-studio ${command} --help lists the options)` : '';
+    process.stderr.write(`\nmw-studio ${command}: ${userError ? oneLine((error as Error).message) : (error as Error).stack}${hint}\n`);
     return usage || error instanceof ConfigError ? 2 : 1;
   }
 }

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer } from '../serve/server.js';
 import { resourcesDir } from '../engine/index.js';
+import { UsageError } from './usage.js';
 
 const projectRoot = resolve(resourcesDir(), '..');
 
@@ -28,8 +29,12 @@ async function ensureRendererBuilt(): Promise<string> {
 export async function serve(argv: string[], reason?: string): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { port: { type: 'string' }, out: { type: 'string' } }, strict: true });
   const port = values.port === undefined ? 5178 : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be a whole number 0-65535, not "${values.port}"`);
-  const server = await startServer({ rendererDir: await ensureRendererBuilt(), runsRoot: values.out ?? 'runs', port });
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number 0-65535, not "${values.port}"`);
+  const server = await startServer({ rendererDir: await ensureRendererBuilt(), runsRoot: values.out ?? 'runs', port }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use; choose another with --port (0 picks a free one)`);
+    if (error.code === 'EACCES') throw new UsageError(`port ${port} needs privileges this user lacks; choose one above 1023 with --port`);
+    throw error;
+  });
   if (reason) process.stdout.write(`${reason}\n`);
   process.stdout.write(`Mw Studio is running at ${server.url}\nopen it in a browser on this machine; Ctrl-C quits\n`);
   await new Promise<void>((done) => {

@@ -2,31 +2,35 @@
 import { parseArgs } from 'node:util';
 import { exitLabel, formatCount, formatMs, formatPercent } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
-import { DEFAULT_RUN_CONFIG, type RunConfigInput } from '../../shared/spec.js';
-import { initBackend, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
+import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, METHODS, type RunConfigInput } from '../../shared/spec.js';
+import { BACKEND_PREFERENCES, initBackend, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
 import { ProgressReporter } from './progress.js';
 import { renderTable } from './table.js';
 import { UsageError } from './usage.js';
 
+const d = DEFAULT_RUN_CONFIG;
+
+/** The defaults shown are the shared run-config defaults (shared/spec.ts), which the parser below applies. */
 export const TRAIN_USAGE = `mw-studio train [options]
-  --dataset embedded|<path>   embedded Fashion-MNIST subset (default), an idx/CIFAR folder or
+  --dataset embedded|<path>   embedded Fashion-MNIST subset (default ${d.dataset}), an idx/CIFAR folder or
                               archive, or an image folder (one sub-folder per class)
-  --arch resnet|mobilenet     network family (default resnet)
-  --depth N                   ResNet depth 6n+2 (default 20)
-  --width K                   width factor / multiplier (default 1)
+  --arch resnet|mobilenet     network family (default ${DEFAULT_ARCH.family})
+  --depth N                   ResNet depth 6n+2 (default ${DEFAULT_ARCH.depth})
+  --width K                   width factor / multiplier (default ${DEFAULT_ARCH.width})
   --exits B1,B2,...           blocks followed by an auxiliary exit (default: the paper's placement)
-  --method multiway|joint|pairwise|plain   (default multiway)
-  --gamma G                   loss-weight exponent (default 2; 0 = equal weights)
+  --method ${METHODS.join('|')}   (default ${d.method})
+  --gamma G                   loss-weight exponent (default ${d.gamma}; 0 = equal weights)
   --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
-  --validation F              hold out fraction F of the training set for per-epoch accuracy
+                              (defaults ${d.epochs}, ${d.batchSize}, ${d.lr}, ${d.seed}, ${d.schedule})
+  --validation F              hold out fraction F of the training set for per-epoch accuracy (default ${d.validationSplit})
   --limit-train N  --limit-test N   use a stratified subset
   --no-augment                no random crop / flip
   --out DIR                   where run folders go (default runs/)
   --resume DIR                continue a stopped or interrupted run from its checkpoint
-  --backend auto|tensorflow-gpu|tensorflow|wasm-ort|wasm|cpu
+  --backend ${BACKEND_PREFERENCES.join('|')}
   --json                      print the result as one JSON object on the last line of stdout`;
 
-const OPTIONS = {
+export const TRAIN_OPTIONS = {
   dataset: { type: 'string' },
   arch: { type: 'string' },
   depth: { type: 'string' },
@@ -49,7 +53,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-type TrainFlags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
+export type TrainFlags = ReturnType<typeof parseArgs<{ options: typeof TRAIN_OPTIONS; strict: true; allowPositionals: false }>>['values'];
 
 /** Numbers stay as given ("abc" becomes NaN) so the shared schema names the bad field. */
 function num(value: string | undefined, fallback?: number): number | undefined {
@@ -61,15 +65,14 @@ function exitList(value: string): number[] {
 }
 
 export function configFromFlags(flags: TrainFlags): RunConfigInput {
-  const d = DEFAULT_RUN_CONFIG;
-  const family = flags.arch ?? 'resnet';
+  const family = flags.arch ?? DEFAULT_ARCH.family;
   const exits = flags.exits === undefined ? undefined : exitList(flags.exits);
   let arch: RunConfigInput['arch'];
   if (family === 'resnet') {
-    arch = { family, depth: num(flags.depth, 20)!, width: num(flags.width, 1)!, ...(exits ? { exits } : {}) };
+    arch = { family, depth: num(flags.depth, DEFAULT_ARCH.depth)!, width: num(flags.width, DEFAULT_ARCH.width)!, ...(exits ? { exits } : {}) };
   } else if (family === 'mobilenet') {
     if (flags.depth !== undefined) throw new UsageError('--depth applies to --arch resnet; MobileNet has a fixed 13 blocks (use --width)');
-    arch = { family, width: num(flags.width, 1)!, ...(exits ? { exits } : {}) };
+    arch = { family, width: num(flags.width, DEFAULT_ARCH.width)!, ...(exits ? { exits } : {}) };
   } else {
     throw new UsageError(`--arch must be resnet or mobilenet, not "${family}"`);
   }
@@ -84,7 +87,7 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
     seed: num(flags.seed, d.seed)!,
     schedule: (flags.schedule ?? d.schedule) as RunConfigInput['schedule'],
     augment: !flags['no-augment'],
-    validationSplit: num(flags.validation, 0)!,
+    validationSplit: num(flags.validation, d.validationSplit)!,
     ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),
     ...(flags['limit-test'] !== undefined ? { limitTest: num(flags['limit-test'])! } : {}),
   };
@@ -132,7 +135,7 @@ export function jsonResult(summary: RunSummary): object {
 }
 
 export async function train(argv: string[]): Promise<number> {
-  const { values: flags } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+  const { values: flags } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true, allowPositionals: false });
   const request: RunRequest = flags.resume
     ? { kind: 'resume', dir: flags.resume }
     : { kind: 'new', config: configFromFlags(flags), runsRoot: flags.out ?? 'runs' };

@@ -3,6 +3,11 @@ export class ExportError extends Error {
   override readonly name = 'ExportError';
 }
 
+/** A compute backend that was asked for by name and is unknown or cannot run here; the message says how to get it. */
+export class BackendError extends Error {
+  override readonly name = 'BackendError';
+}
+
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

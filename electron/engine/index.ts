@@ -5,11 +5,11 @@
  *   root helpers (errors, random, timing, resources) -> onnx -> backend -> models -> data, runs
  *   -> evaluate -> train -> export, analysis -> session, host, worker.
  */
-export { describeBackend, initBackend, summarizeBackend } from './backend/index.js';
+export { BACKEND_PREFERENCES, describeBackend, initBackend, summarizeBackend } from './backend/index.js';
 export { makeBatch } from './data/batches.js';
 export { DatasetError } from './data/dataset.js';
 export { loadDataset } from './data/index.js';
-export { ExportError } from './errors.js';
+export { BackendError, ExportError } from './errors.js';
 export { exitLatency, measureLatency } from './evaluate/index.js';
 export { exportExit } from './export/index.js';
 export { buildNetwork } from './models/index.js';

@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendSummary } from '../../../shared/metrics.js';
+import { BackendError } from '../errors.js';
 import { disableOnnxKernels, enableOnnxKernels, type OnnxKernelsInfo } from './onnx/index.js';
 import { registerFusedKernels } from './fused/channelKernels.js';
 import { registerGradientKernels } from './wasmGradients.js';
@@ -93,7 +94,7 @@ type Attempt = { started: Started } | { unavailable: string };
 export function parseBackendPreference(value: string): BackendPreference {
   const preference = BACKEND_PREFERENCES.find((name) => name === value);
   if (preference === undefined) {
-    throw new Error(
+    throw new BackendError(
       `Unknown compute backend '${value}'. Valid values (argument or MW_BACKEND): ${BACKEND_PREFERENCES.join(', ')}.`,
     );
   }
@@ -142,7 +143,7 @@ async function choose(preference: BackendPreference): Promise<BackendInfo> {
   }
   // Only an explicitly named native backend gets here: 'cpu' always starts.
   const reasons = skipped.map(({ name, reason }) => `${name}: ${reason}`).join('; ');
-  throw new Error(`Compute backend '${preference}' cannot run here: ${reasons}. To use it: ${installCommand(preference)}.`);
+  throw new BackendError(`Compute backend '${preference}' cannot run here: ${reasons}. To use it: ${installCommand(preference)}.`);
 }
 
 const attempts = new Map<BackendName, Promise<Attempt>>();
