@@ -6,8 +6,8 @@
  * The policies themselves (CSP, webPreferences, navigation, window state, call relay) live in
  * modules without an Electron import, where tests check them; this file wires them to Electron.
  */
-import { mkdir, readFile } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   app,
   BrowserWindow,
@@ -26,16 +26,15 @@ import {
   type WebContents,
 } from 'electron';
 import { ApiError } from '../../shared/api.js';
+import { CONTENT_SECURITY_POLICY } from '../../shared/contentSecurityPolicy.js';
+import { readStaticFile } from '../base/staticFiles.js';
 import { outcomeOf, STUDIO_CALL, STUDIO_EVENTS } from '../../shared/ipc.js';
 import { EngineRelay, StderrTail, type EngineProcess, type FolderPurpose } from '../relay/engineRelay.js';
 import { BUILT_FILES } from './layout.js';
 import { applicationMenu } from './menu.js';
 import { isRendererUrl, RENDERER_ENTRY, RENDERER_SCHEME, rendererFile } from './rendererProtocol.js';
-import { CONTENT_SECURITY_POLICY, denyPermission, denyPermissionCheck, denyWindowOpen, isAllowedNavigation, secureWebPreferences } from './security.js';
+import { denyPermission, denyPermissionCheck, denyWindowOpen, isAllowedNavigation, secureWebPreferences } from './security.js';
 import { loadWindowState, MIN_WINDOW_SIZE, saveWindowState } from './windowState.js';
-
-/** What vite's build of the renderer contains; anything else is served as bytes the page cannot run. */
-const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 
 // Must happen before 'ready': a standard, secure scheme gets an origin of its own.
 protocol.registerSchemesAsPrivileged([{ scheme: RENDERER_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
@@ -97,17 +96,11 @@ function connectEvents(contents: WebContents): void {
 function serveRenderer(): void {
   const rendererDir = fromApp(BUILT_FILES.renderer);
   protocol.handle(RENDERER_SCHEME, async (request) => {
+    // Header events of session.webRequest do not fire for custom schemes, so the policy comes with the file.
     const file = rendererFile(rendererDir, request.url);
-    const body = file ? await readFile(file).catch(() => undefined) : undefined;
-    if (!file || !body) return new Response('not found', { status: 404 });
-    return new Response(new Uint8Array(body), {
-      headers: {
-        'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
-        // Header events of session.webRequest do not fire for custom schemes, so the policy is set here too.
-        'content-security-policy': CONTENT_SECURITY_POLICY,
-        'x-content-type-options': 'nosniff',
-      },
-    });
+    const served = file && (await readStaticFile(file));
+    if (!served) return new Response('not found', { status: 404 });
+    return new Response(new Uint8Array(served.body), { headers: served.headers });
   });
 }
 

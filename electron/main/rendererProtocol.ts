@@ -3,7 +3,7 @@
  * origin (so 'self' in the CSP and the IPC sender check mean exactly the built renderer), and
  * only files inside the renderer folder can be reached through it.
  */
-import { resolve, sep } from 'node:path';
+import { confinedFile } from '../base/staticFiles.js';
 
 export const RENDERER_SCHEME = 'app';
 const RENDERER_HOST = 'studio';
@@ -24,16 +24,7 @@ function rendererUrl(url: string | undefined): URL | undefined {
 /** The file inside `rendererDir` that an app:// URL names, or undefined for any other URL. */
 export function rendererFile(rendererDir: string, url: string): string | undefined {
   const parsed = rendererUrl(url);
-  if (!parsed) return undefined;
-  let path: string;
-  try {
-    path = decodeURIComponent(parsed.pathname);
-  } catch {
-    return undefined; // a malformed %-escape names no file
-  }
-  const root = resolve(rendererDir);
-  const file = resolve(root, `.${path === '/' ? '/index.html' : path}`);
-  return file.startsWith(root + sep) ? file : undefined;
+  return parsed ? confinedFile(rendererDir, parsed.pathname) : undefined;
 }
 
 /** Whether an IPC message comes from our own page (not from a frame that navigated elsewhere). */

@@ -6,25 +6,6 @@
 import type { WebPreferences, WindowOpenHandlerResponse } from 'electron';
 import { isRendererUrl } from './rendererProtocol.js';
 
-/**
- * Everything from the app's own origin, nothing inline, no eval (the renderer's Vue templates
- * are precompiled and zod runs jitless). img-src allows data: for the page's empty favicon
- * (`<link rel="icon" href="data:,">`, which spares a request for one).
- */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-src 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
 export function secureWebPreferences(preload: string): WebPreferences {
   return {
     preload,

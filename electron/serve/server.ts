@@ -6,27 +6,14 @@
  * neither read the studio nor drive it.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WireCallSchema, type StudioEvent, type WireMessage } from '../../shared/api.js';
+import { confinedFile, readStaticFile } from '../base/staticFiles.js';
 import { EngineRelay } from '../relay/engineRelay.js';
 import { forkEngine } from './engineProcess.js';
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.json': 'application/json',
-};
-
-export const CONTENT_SECURITY_POLICY =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:*; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /** Largest WebSocket message accepted: API calls are small; anything bigger is hostile. */
 const MAX_MESSAGE_BYTES = 256 * 1024;
@@ -77,26 +64,14 @@ export async function startServer(options: ServeOptions): Promise<StudioServer> 
       response.writeHead(403, { 'content-type': 'text/plain' }).end('Mw Studio: this page needs the session token printed by `mw-studio serve`.\n');
       return;
     }
-    const relative = normalize(decodeURIComponent(url.pathname)).replace(/^([/\\])+/, '') || 'index.html';
-    const file = resolve(rendererDir, relative);
-    if (file !== rendererDir && !file.startsWith(rendererDir + sep)) {
-      response.writeHead(404).end();
+    const file = confinedFile(rendererDir, url.pathname);
+    const served = file && (await readStaticFile(file));
+    if (!served) {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    try {
-      const body = await readFile(file);
-      response.writeHead(200, {
-        'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
-        'content-security-policy': CONTENT_SECURITY_POLICY,
-        'x-content-type-options': 'nosniff',
-        'referrer-policy': 'no-referrer',
-        'cache-control': 'no-store',
-        ...(fromQuery ? { 'set-cookie': `mw_token=${token}; HttpOnly; SameSite=Strict; Path=/` } : {}),
-      });
-      response.end(body);
-    } catch {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    }
+    response.writeHead(200, { ...served.headers, ...(fromQuery ? { 'set-cookie': `mw_token=${token}; HttpOnly; SameSite=Strict; Path=/` } : {}) });
+    response.end(served.body);
   };
 
   const server: Server = createServer((request, response) => {

@@ -1,9 +1,14 @@
 /** The window's security policy, checked as plain values: no Electron binary is needed. */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CONTENT_SECURITY_POLICY, META_CONTENT_SECURITY_POLICY } from '../../../shared/contentSecurityPolicy.js';
+import { confinedFile, readStaticFile } from '../../../electron/base/staticFiles.js';
 import { applicationMenu } from '../../../electron/main/menu.js';
 import { isRendererUrl, RENDERER_ENTRY, rendererFile } from '../../../electron/main/rendererProtocol.js';
 import {
-  CONTENT_SECURITY_POLICY,
   denyPermission,
   denyPermissionCheck,
   denyWindowOpen,
@@ -24,6 +29,41 @@ describe('content security policy', () => {
     expect(directives.get('connect-src')).toEqual(["'self'"]);
     expect(directives.get('object-src')).toEqual(["'none'"]);
     expect(CONTENT_SECURITY_POLICY).not.toMatch(/unsafe-eval|unsafe-inline|\*/);
+  });
+
+  it('is the one renderer/index.html states, less what a meta element cannot carry', () => {
+    const html = readFileSync('renderer/index.html', 'utf8');
+    const metas = [...html.matchAll(/<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"]*)"/g)].map((m) => m[1]);
+    expect(metas).toEqual([META_CONTENT_SECURITY_POLICY]);
+    expect(CONTENT_SECURITY_POLICY).toBe(`${META_CONTENT_SECURITY_POLICY}; frame-ancestors 'none'`);
+  });
+});
+
+describe('static files (the shell and serve mode)', () => {
+  it('names files inside the folder only', () => {
+    const root = '/app/out/renderer';
+    expect(confinedFile(root, '/')).toBe('/app/out/renderer/index.html');
+    expect(confinedFile(root, '/assets/a%20b.js')).toBe('/app/out/renderer/assets/a b.js');
+    expect(confinedFile(root, '/..%2F..%2Fetc%2Fpasswd')).toBeUndefined();
+    expect(confinedFile(root, '/%2e%2e')).toBeUndefined();
+    expect(confinedFile(root, '/%E0%A4%A')).toBeUndefined();
+  });
+
+  it('serves a file with the shared policy and its content type, and nothing for a missing one', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'mw-static-'));
+    try {
+      await writeFile(join(root, 'index.html'), '<!doctype html>');
+      const served = await readStaticFile(confinedFile(root, '/')!);
+      expect(served?.body.toString()).toBe('<!doctype html>');
+      expect(served?.headers).toMatchObject({
+        'content-type': 'text/html; charset=utf-8',
+        'content-security-policy': CONTENT_SECURITY_POLICY,
+        'x-content-type-options': 'nosniff',
+      });
+      expect(await readStaticFile(confinedFile(root, '/missing.js')!)).toBeUndefined();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
