@@ -114,10 +114,14 @@ export const ResponseSchemas = {
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 
-/** Pushed from engine to renderer: run events (batches coalesced) and trainer crashes. */
+/** Commands of the desktop app's menu that the page carries out (File > New Run shows the new-run view). */
+export const MENU_COMMANDS = ['new-run'] as const;
+
+/** Pushed to the renderer: run events (batches coalesced) and trainer crashes from the engine, menu commands from the shell. */
 export const StudioEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('run'), events: z.array(RunEventSchema) }),
   z.object({ type: z.literal('trainer-crashed'), message: z.string(), run: z.string().optional() }),
+  z.object({ type: z.literal('menu-command'), command: z.enum(MENU_COMMANDS) }),
 ]);
 export type StudioEvent = z.infer<typeof StudioEventSchema>;
 
@@ -144,18 +148,3 @@ export function parseRequest<M extends StudioMethod>(method: unknown, payload: u
   if (!parsed.success) throw new ApiError(`${method}: ${describeIssues(parsed.error)}`);
   return { method: method as M, request: parsed.data as StudioRequest<M> };
 }
-
-/**
- * Wire format of serve mode's WebSocket (and of the utility-process port): a call carries an
- * id echoed by its reply; events have no id.
- */
-export const WireCallSchema = z.object({ id: z.number().int().nonnegative(), method: z.string().max(64), payload: z.unknown() }).strict();
-export type WireCall = z.infer<typeof WireCallSchema>;
-const callId = z.number().int().nonnegative();
-/** What a socket client receives, validated there: the server is trusted less than the page. */
-export const WireMessageSchema = z.union([
-  z.object({ id: callId, ok: z.literal(true), result: z.unknown() }),
-  z.object({ id: callId, ok: z.literal(false), error: z.string() }),
-  z.object({ event: StudioEventSchema }),
-]);
-export type WireMessage = z.infer<typeof WireMessageSchema>;

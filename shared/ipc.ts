@@ -4,7 +4,7 @@
  * reaches the page. No Electron import, so it bundles into the sandboxed preload and tests
  * import it with no Electron binary.
  */
-import { ApiError, type StudioEvent } from './api.js';
+import { ApiError, MENU_COMMANDS, type StudioEvent } from './api.js';
 
 /** ipcRenderer.invoke(STUDIO_CALL, method, payload) -> CallOutcome. */
 export const STUDIO_CALL = 'studio:call';
@@ -40,5 +40,6 @@ export function isStudioEvent(data: unknown): data is StudioEvent {
   if (typeof data !== 'object' || data === null) return false;
   const event = data as Record<string, unknown>;
   if (event.type === 'run') return Array.isArray(event.events);
+  if (event.type === 'menu-command') return (MENU_COMMANDS as readonly unknown[]).includes(event.command);
   return event.type === 'trainer-crashed' && typeof event.message === 'string';
 }

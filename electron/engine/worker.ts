@@ -3,11 +3,14 @@
  * process (as a utility process, talking over process.parentPort) or serve mode (a forked
  * child, talking over process.send). Training blocks this process' thread, never a UI's.
  *
- * Parent -> worker: WireCall {id, method, payload}, or {answer, result} to a question.
- * Worker -> parent: {id, ok, result|error}, {event}, {ready}, or {ask, method, payload}.
+ * The messages are shared/protocol.ts's: the parent calls the studio API, the worker replies,
+ * pushes events, says once that it is ready, and calls its parent for native dialogs
+ * (WORKER_CALLS); shared/peer.ts keeps the calls in both directions.
  */
 import { resolve } from 'node:path';
-import { WireCallSchema, type StudioEvent } from '../../shared/api.js';
+import type { StudioEvent } from '../../shared/api.js';
+import { Peer } from '../../shared/peer.js';
+import { ToWorkerMessageSchema, WORKER_CALLS, type EventMessage, type ReadyMessage } from '../../shared/protocol.js';
 import { initBackend } from './backend/index.js';
 import { EngineHost } from './host.js';
 
@@ -26,43 +29,26 @@ function parentChannel(): ParentChannel {
 
 async function main(): Promise<void> {
   const parent = parentChannel();
-  const questions = new Map<number, (result: unknown) => void>();
-  let nextQuestion = 0;
-  const ask = (method: string, payload: unknown) =>
-    new Promise<unknown>((resolveAnswer) => {
-      const id = nextQuestion++;
-      questions.set(id, resolveAnswer);
-      parent.send({ ask: id, method, payload });
-    });
-
   const backend = await initBackend();
-  const host = new EngineHost({
+  const { chooseFolder } = WORKER_CALLS;
+  const host: EngineHost = new EngineHost({
     backend,
     runsRoot: resolve(process.env.MW_RUNS_ROOT ?? 'runs'),
-    emit: (event: StudioEvent) => parent.send({ event }),
+    emit: (event: StudioEvent) => parent.send({ event } satisfies EventMessage),
     ...(process.env.MW_NATIVE_DIALOGS === '1'
-      ? { chooseFolder: async (purpose) => ((await ask('chooseFolder', { purpose })) as { path?: string } | undefined)?.path }
+      ? { chooseFolder: async (purpose): Promise<string | undefined> => ((await peer.call('chooseFolder', { purpose }, (r) => chooseFolder.response.parse(r))) as { path?: string }).path }
       : {}),
   });
-
+  const peer: Peer = new Peer({ remote: 'the studio', answer: (method, payload) => host.handle(method, payload) });
+  peer.connect((message) => parent.send(message));
   parent.onMessage((message) => {
-    const answer = message as { answer?: unknown; result?: unknown };
-    if (typeof answer?.answer === 'number') {
-      questions.get(answer.answer)?.(answer.result);
-      questions.delete(answer.answer);
-      return;
-    }
-    const call = WireCallSchema.safeParse(message);
-    if (!call.success) return; // Not a call: nothing to reply to; the parent validates what it sends.
-    const { id, method, payload } = call.data;
-    host.handle(method, payload).then(
-      (result) => parent.send({ id, ok: true, result }),
-      (error: Error) => parent.send({ id, ok: false, error: error.message }),
-    );
+    const parsed = ToWorkerMessageSchema.safeParse(message);
+    // Nothing to reply to: the parent validates what it sends.
+    if (parsed.success) peer.receive(parsed.data);
   });
   // The parent asks us to end: let an active run reach a checkpoint, then exit.
   process.on('SIGTERM', () => void host.shutdown().finally(() => process.exit(0)));
-  parent.send({ ready: { backend: backend.label } });
+  parent.send({ ready: { backend: backend.label } } satisfies ReadyMessage);
 }
 
 await main();

@@ -25,7 +25,7 @@ import {
   type OpenDialogOptions,
   type WebContents,
 } from 'electron';
-import { ApiError } from '../../shared/api.js';
+import { ApiError, type StudioEvent } from '../../shared/api.js';
 import { CONTENT_SECURITY_POLICY } from '../../shared/contentSecurityPolicy.js';
 import { readStaticFile } from '../base/staticFiles.js';
 import { outcomeOf, STUDIO_CALL, STUDIO_EVENTS } from '../../shared/ipc.js';
@@ -145,13 +145,9 @@ function showAbout(): void {
   void (mainWindow ? dialog.showMessageBox(mainWindow, options) : dialog.showMessageBox(options));
 }
 
-/**
- * The page has no channel for menu commands (StudioApi carries engine calls and events only),
- * so New Run presses the page's own shortcut for its first view, Alt+1 (renderer/src/App.vue).
- */
+/** Menu commands reach the page as declared events on the same port as the engine's (shared/api.ts). */
 function showNewRunView(): void {
-  mainWindow?.webContents.sendInputEvent({ type: 'keyDown', keyCode: '1', modifiers: ['alt'] });
-  mainWindow?.webContents.sendInputEvent({ type: 'keyUp', keyCode: '1', modifiers: ['alt'] });
+  eventPort?.postMessage({ type: 'menu-command', command: 'new-run' } satisfies StudioEvent);
 }
 
 async function createWindow(): Promise<void> {

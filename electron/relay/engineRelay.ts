@@ -4,8 +4,9 @@
  * relays the renderer's calls to it, forwards its events, answers its questions, and restarts
  * it when it dies, so a crash in training never takes the app down.
  *
- * - Calls are validated (parseRequest) before they cross into the engine, matched to replies
- *   by id, held until the engine reports ready, and given up after a per-method timeout.
+ * - Calls are validated (parseRequest) before they cross into the engine; the protocol's peer
+ *   (shared/peer.ts) matches them to replies, holds them until the engine reports ready, and
+ *   gives up after a per-method timeout.
  * - If the engine dies, the calls it had been sent fail; calls not yet sent wait for the new
  *   one. The renderer hears `trainer-crashed`. Restarts back off when the engine keeps dying
  *   at start-up (a broken backend), instead of spinning.
@@ -13,9 +14,9 @@
  * No Electron import: the process is reached through EngineProcess, so serve mode and the
  * tests run the relay on a plain Node child process.
  */
-import { z } from 'zod';
-import { ApiError, parseRequest, RequestSchemas, type StudioEvent, type StudioMethod, type StudioRequest, type WireCall } from '../../shared/api.js';
-import { isStudioEvent } from '../../shared/ipc.js';
+import { ApiError, parseRequest, type StudioEvent, type StudioMethod, type StudioRequest } from '../../shared/api.js';
+import { Peer } from '../../shared/peer.js';
+import { FromWorkerMessageSchema, WORKER_CALLS } from '../../shared/protocol.js';
 
 /** The engine process as the relay needs it: Electron's UtilityProcess or a Node ChildProcess behind an adapter. */
 export interface EngineProcess {
@@ -87,43 +88,27 @@ export class StderrTail {
   }
 }
 
-const callId = z.number().int().nonnegative();
-const WorkerMessageSchema = z.union([
-  z.object({ id: callId, ok: z.literal(true), result: z.unknown() }),
-  z.object({ id: callId, ok: z.literal(false), error: z.string() }),
-  z.object({ event: z.custom<StudioEvent>(isStudioEvent) }),
-  z.object({ ask: callId, method: z.string(), payload: z.unknown() }),
-  z.object({ ready: z.object({ backend: z.string() }) }),
-]);
-type WorkerMessage = z.infer<typeof WorkerMessageSchema>;
-type Question = Extract<WorkerMessage, { ask: number }>;
-
-interface PendingCall {
-  wire: WireCall;
-  /** Sent to the engine now running (false: waiting for an engine to be ready). */
-  sent: boolean;
-  resolve(result: unknown): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout | undefined;
-}
-
 export class EngineRelay {
   private engine: EngineProcess | undefined;
-  private ready = false;
   private startedAt = 0;
   private quickCrashes = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
-  private readonly pending = new Map<number, PendingCall>();
-  private nextId = 0;
-  private readonly timeoutMs: (method: StudioMethod) => number | undefined;
+  /** Outlives each engine process: calls not yet sent wait for the next one to be ready. */
+  private readonly peer: Peer;
   private readonly restartDelayMs: (quickCrashes: number) => number;
   private readonly warn: (message: string) => void;
 
   constructor(private readonly options: EngineRelayOptions) {
-    this.timeoutMs = options.timeoutMs ?? defaultCallTimeoutMs;
     this.restartDelayMs = options.restartDelayMs ?? defaultRestartDelayMs;
     this.warn = options.warn ?? ((message) => console.warn(`[engine relay] ${message}`));
+    const timeoutMs = options.timeoutMs ?? defaultCallTimeoutMs;
+    this.peer = new Peer({
+      remote: 'the engine',
+      timeoutMs: (method) => timeoutMs(method as StudioMethod),
+      answer: (method, payload) => this.answerWorker(method, payload),
+      onProtocolError: this.warn,
+    });
     this.launch();
   }
 
@@ -131,20 +116,7 @@ export class EngineRelay {
   async call(method: unknown, payload: unknown): Promise<unknown> {
     if (this.stopping) throw new ApiError('the studio is shutting down');
     const { method: name, request } = parseRequest(method, payload);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      const limit = this.timeoutMs(name);
-      const timer =
-        limit === undefined
-          ? undefined
-          : setTimeout(() => {
-              this.pending.delete(id);
-              reject(new ApiError(`${name}: the engine did not answer within ${Math.round(limit / 1000)} s`));
-            }, limit);
-      const call: PendingCall = { wire: { id, method: name, payload: request }, sent: false, resolve, reject, timer };
-      this.pending.set(id, call);
-      if (this.ready) this.send(call);
-    });
+    return this.peer.call(name, request);
   }
 
   /**
@@ -163,7 +135,7 @@ export class EngineRelay {
       });
     });
     clearTimeout(this.restartTimer);
-    this.failPending(() => true, () => new ApiError('the studio is shutting down'));
+    this.peer.close(new ApiError('the studio is shutting down'));
     engine?.kill();
     return this.stopping;
   }
@@ -171,7 +143,6 @@ export class EngineRelay {
   private launch(): void {
     const engine = this.options.start();
     this.engine = engine;
-    this.ready = false;
     this.startedAt = Date.now();
     engine.onMessage((message) => {
       if (this.engine === engine) this.receive(engine, message);
@@ -181,61 +152,42 @@ export class EngineRelay {
     });
   }
 
-  private send(call: PendingCall): void {
-    call.sent = true;
-    this.engine?.send(call.wire);
-  }
-
   private receive(engine: EngineProcess, message: unknown): void {
-    const parsed = WorkerMessageSchema.safeParse(message);
+    const parsed = FromWorkerMessageSchema.safeParse(message);
     if (!parsed.success) {
       this.warn(`unreadable message from the engine: ${JSON.stringify(message)?.slice(0, 200)}`);
       return;
     }
     const data = parsed.data;
-    if ('ready' in data) {
-      this.ready = true;
-      for (const call of this.pending.values()) if (!call.sent) this.send(call);
-    } else if ('event' in data) {
-      this.options.emit(data.event);
-    } else if ('ask' in data) {
-      void this.answer(engine, data);
-    } else {
-      const call = this.pending.get(data.id);
-      if (!call) return; // it timed out; the late reply has nobody to go to
-      this.pending.delete(data.id);
-      clearTimeout(call.timer);
-      if (data.ok) call.resolve(data.result);
-      else call.reject(new ApiError(data.error));
-    }
+    if ('ready' in data) this.peer.connect((out) => engine.send(out));
+    else if ('event' in data) this.options.emit(data.event);
+    else this.peer.receive(data);
   }
 
   /**
-   * The engine's questions are for native dialogs, which only the main process can show.
-   * Every question gets an answer (empty when it cannot be served), or the engine would wait forever.
+   * The engine's calls are for native dialogs, which only the main process can show. A dialog
+   * that fails is reported and answered as cancelled; anything else is a bug in the engine.
    */
-  private async answer(engine: EngineProcess, question: Question): Promise<void> {
-    let result: { path?: string } = {};
-    const request = question.method === 'chooseFolder' ? RequestSchemas.chooseFolder.safeParse(question.payload) : undefined;
-    if (request?.success) {
-      try {
-        const path = await this.options.chooseFolder(request.data.purpose);
-        if (path) result = { path };
-      } catch (error) {
-        this.warn(`the folder dialog failed: ${(error as Error).message}`);
-      }
-    } else {
-      this.warn(`unanswerable question from the engine: ${question.method} ${JSON.stringify(question.payload)?.slice(0, 200)}`);
+  private async answerWorker(method: string, payload: unknown): Promise<unknown> {
+    const request = method === 'chooseFolder' ? WORKER_CALLS.chooseFolder.request.safeParse(payload) : undefined;
+    if (!request?.success) {
+      const problem = `unanswerable call from the engine: ${method} ${JSON.stringify(payload)?.slice(0, 200)}`;
+      this.warn(problem);
+      throw new ApiError(problem);
     }
-    // Only the engine that asked is answered; if it died meanwhile, its successor never asked.
-    if (this.engine === engine) engine.send({ answer: question.ask, result });
+    try {
+      const path = await this.options.chooseFolder(request.data.purpose);
+      return path ? { path } : {};
+    } catch (error) {
+      this.warn(`the folder dialog failed: ${(error as Error).message}`);
+      return {};
+    }
   }
 
   private exited(code: number, reason: string | undefined): void {
     this.engine = undefined;
-    this.ready = false;
     const what = `the engine process exited with code ${code}${reason ? ` (${reason})` : ''}`;
-    this.failPending((call) => call.sent, (call) => new ApiError(`${call.wire.method}: ${what} before answering`));
+    this.peer.disconnect((method) => `${method}: ${what} before answering`);
     if (this.stopping) return;
     this.quickCrashes = Date.now() - this.startedAt < STABLE_AFTER_MS ? this.quickCrashes + 1 : 0;
     this.options.emit({
@@ -243,14 +195,5 @@ export class EngineRelay {
       message: `${what}; it is being restarted, and an interrupted run can be resumed from its last checkpoint`,
     });
     this.restartTimer = setTimeout(() => this.launch(), this.restartDelayMs(this.quickCrashes));
-  }
-
-  private failPending(which: (call: PendingCall) => boolean, error: (call: PendingCall) => Error): void {
-    for (const [id, call] of this.pending) {
-      if (!which(call)) continue;
-      this.pending.delete(id);
-      clearTimeout(call.timer);
-      call.reject(error(call));
-    }
   }
 }

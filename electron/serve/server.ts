@@ -10,7 +10,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { WireCallSchema, type StudioEvent, type WireMessage } from '../../shared/api.js';
+import type { StudioEvent } from '../../shared/api.js';
+import { Peer } from '../../shared/peer.js';
+import { PageMessageSchema, type ServerMessage } from '../../shared/protocol.js';
 import { confinedFile, readStaticFile } from '../base/staticFiles.js';
 import { EngineRelay } from '../relay/engineRelay.js';
 import { forkEngine } from './engineProcess.js';
@@ -35,6 +37,14 @@ export interface StudioServer {
   close(): Promise<void>;
 }
 
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 function sameToken(given: string | null | undefined, token: string): boolean {
   if (!given) return false;
   const a = Buffer.from(given);
@@ -51,7 +61,7 @@ export async function startServer(options: ServeOptions): Promise<StudioServer> 
   const rendererDir = resolve(options.rendererDir);
   const sockets = new Set<WebSocket>();
   const broadcast = (event: StudioEvent) => {
-    const text = JSON.stringify({ event } satisfies WireMessage);
+    const text = JSON.stringify({ event } satisfies ServerMessage);
     for (const socket of sockets) socket.send(text);
   };
   const engineEnv = { MW_RUNS_ROOT: resolve(options.runsRoot), ...options.engineEnv };
@@ -93,24 +103,21 @@ export async function startServer(options: ServeOptions): Promise<StudioServer> 
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       sockets.add(ws);
-      ws.on('close', () => sockets.delete(ws));
-      ws.on('message', (data) => void answer(ws, data.toString()));
+      // The relay validates each call before anything crosses the process boundary.
+      const page = new Peer({ remote: 'the page', answer: (method, payload) => engine.call(method, payload) });
+      page.connect((message) => ws.send(JSON.stringify(message)));
+      ws.on('close', () => {
+        sockets.delete(ws);
+        page.disconnect(() => 'the page went away');
+      });
+      ws.on('message', (data) => {
+        const call = PageMessageSchema.safeParse(parseJson(data.toString()));
+        // A message that is no call has no id to answer: the page is told once and let go.
+        if (call.success) page.receive(call.data);
+        else ws.close(1008, 'malformed call: expected {id, method, payload}');
+      });
     });
   });
-
-  const answer = async (ws: WebSocket, text: string) => {
-    let id = -1;
-    try {
-      const call = WireCallSchema.safeParse(JSON.parse(text));
-      if (!call.success) throw new Error('malformed call: expected {id, method, payload}');
-      id = call.data.id;
-      // The relay validates before anything crosses the process boundary.
-      const result = await engine.call(call.data.method, call.data.payload);
-      ws.send(JSON.stringify({ id, ok: true, result } satisfies WireMessage));
-    } catch (error) {
-      ws.send(JSON.stringify({ id, ok: false, error: (error as Error).message } satisfies WireMessage));
-    }
-  };
 
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);

@@ -1,13 +1,16 @@
 /**
- * StudioApi over serve mode's WebSocket. Each call gets an id that its reply echoes; replies
- * are validated against shared/api.ts's response schemas before a caller sees them, because
- * whatever listens on the port is not trusted blindly. The socket reconnects with backoff;
- * calls made while it is down wait for it (up to a limit), calls in flight when it drops fail.
+ * StudioApi over serve mode's WebSocket, speaking shared/protocol.ts through shared/peer.ts.
+ * Messages and replies are validated (the protocol's schemas, then shared/api.ts's response
+ * schemas) before a caller sees them, because whatever listens on the port is not trusted
+ * blindly. The socket reconnects with backoff; calls made while it is down wait for it (up to
+ * a limit), calls in flight when it drops fail.
  *
  * The socket itself is reached through `OpenSocket`, so the same client runs on the browser's
  * WebSocket and, in tests, on the `ws` package.
  */
-import { ApiError, RequestSchemas, ResponseSchemas, WireMessageSchema, type StudioApi, type StudioEvent, type StudioMethod, type StudioResponse } from '../../../shared/api.js';
+import { ApiError, RequestSchemas, ResponseSchemas, type StudioApi, type StudioEvent, type StudioMethod, type StudioResponse } from '../../../shared/api.js';
+import { Peer } from '../../../shared/peer.js';
+import { ServerMessageSchema } from '../../../shared/protocol.js';
 import { describeIssues } from '../../../shared/spec.js';
 
 export interface SocketHandlers {
@@ -61,51 +64,22 @@ export function socketUrl(location: { protocol: string; host: string; search: st
 /** 250 ms, doubling, at most 10 s: quick after a blip, gentle on a server that is gone. */
 export const defaultRetryDelay = (attempt: number) => Math.min(10_000, 250 * 2 ** attempt);
 
-interface PendingCall {
-  method: StudioMethod;
-  resolve(result: unknown): void;
-  reject(error: Error): void;
-}
-
-/** A call made while disconnected: sent when the socket opens, failed if that takes too long. */
-interface QueuedCall {
-  id: number;
-  data: string;
-  call: PendingCall;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 const closedError = () => new Error('the studio connection is closed');
 
 export function createSocketStudioApi(options: SocketClientOptions): SocketStudioApi {
   const retryDelay = options.retryDelayMs ?? defaultRetryDelay;
-  const connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
   const reportProtocolError = options.onProtocolError ?? (() => {});
-  /** Calls sent, awaiting their reply, by id. */
-  const pending = new Map<number, PendingCall>();
-  const queued: QueuedCall[] = [];
+  const peer = new Peer({ remote: 'the studio', connectTimeoutMs: options.connectTimeoutMs ?? 15_000, onProtocolError: reportProtocolError });
   const eventListeners = new Set<(event: StudioEvent) => void>();
   const stateListeners = new Set<(state: ConnectionState, reason?: string) => void>();
   let state: ConnectionState = 'connecting';
   let socket: SocketConnection | undefined;
-  let nextId = 1;
   let attempt = 0;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   function setState(next: ConnectionState, reason?: string): void {
     state = next;
     for (const listener of stateListeners) listener(next, reason);
-  }
-
-  function send(connection: SocketConnection, id: number, data: string, call: PendingCall): void {
-    pending.set(id, call);
-    connection.send(data);
-  }
-
-  function failPending(error: (call: PendingCall) => Error): void {
-    const calls = [...pending.values()];
-    pending.clear();
-    for (const call of calls) call.reject(error(call));
   }
 
   function connect(): void {
@@ -116,10 +90,7 @@ export function createSocketStudioApi(options: SocketClientOptions): SocketStudi
         if (socket !== current) return;
         attempt = 0;
         setState('open');
-        for (const waiting of queued.splice(0)) {
-          clearTimeout(waiting.timer);
-          send(current, waiting.id, waiting.data, waiting.call);
-        }
+        peer.connect((message) => current.send(JSON.stringify(message)));
       },
       message(data) {
         if (socket === current) receive(data);
@@ -127,7 +98,7 @@ export function createSocketStudioApi(options: SocketClientOptions): SocketStudi
       close(reason) {
         if (socket !== current) return;
         socket = undefined;
-        failPending((call) => new Error(`connection to the studio lost before ${call.method} answered (${reason})`));
+        peer.disconnect((method) => `connection to the studio lost before ${method} answered (${reason})`);
         if (state === 'closed') return;
         setState('reconnecting', reason);
         retryTimer = setTimeout(connect, retryDelay(attempt++));
@@ -144,47 +115,23 @@ export function createSocketStudioApi(options: SocketClientOptions): SocketStudi
       reportProtocolError(`unreadable message from the studio: ${data.slice(0, 80)}`);
       return;
     }
-    const parsed = WireMessageSchema.safeParse(json);
+    const parsed = ServerMessageSchema.safeParse(json);
     if (!parsed.success) {
       reportProtocolError(`invalid message from the studio: ${describeIssues(parsed.error)}`);
       return;
     }
     const message = parsed.data;
-    if ('event' in message) {
-      for (const listener of eventListeners) listener(message.event);
-      return;
-    }
-    const call = pending.get(message.id);
-    if (!call) {
-      reportProtocolError(`reply to unknown call ${message.id}`);
-      return;
-    }
-    pending.delete(message.id);
-    if (!message.ok) {
-      call.reject(new ApiError(message.error));
-      return;
-    }
-    const result = ResponseSchemas[call.method].safeParse(message.result);
-    if (result.success) call.resolve(result.data);
-    else call.reject(new ApiError(`${call.method}: invalid response from the studio: ${describeIssues(result.error)}`));
+    if ('event' in message) for (const listener of eventListeners) listener(message.event);
+    else peer.receive(message);
   }
 
   function call<M extends StudioMethod>(method: M, payload: unknown): Promise<StudioResponse<M>> {
-    if (state === 'closed') return Promise.reject(closedError());
-    const id = nextId++;
-    const data = JSON.stringify({ id, method, payload });
-    return new Promise<StudioResponse<M>>((resolve, reject) => {
-      const waiting: PendingCall = { method, resolve: resolve as (result: unknown) => void, reject };
-      if (state === 'open' && socket) {
-        send(socket, id, data, waiting);
-        return;
-      }
-      const timer = setTimeout(() => {
-        queued.splice(queued.findIndex((q) => q.id === id), 1);
-        reject(new Error(`${method}: not connected to the studio`));
-      }, connectTimeoutMs);
-      queued.push({ id, data, call: waiting, timer });
-    });
+    const checkResponse = (result: unknown) => {
+      const parsed = ResponseSchemas[method].safeParse(result);
+      if (!parsed.success) throw new ApiError(`${method}: invalid response from the studio: ${describeIssues(parsed.error)}`);
+      return parsed.data;
+    };
+    return peer.call(method, payload, checkResponse) as Promise<StudioResponse<M>>;
   }
 
   const methods = Object.fromEntries(
@@ -209,11 +156,7 @@ export function createSocketStudioApi(options: SocketClientOptions): SocketStudi
     close() {
       setState('closed');
       clearTimeout(retryTimer);
-      for (const waiting of queued.splice(0)) {
-        clearTimeout(waiting.timer);
-        waiting.call.reject(closedError());
-      }
-      failPending(closedError);
+      peer.close(closedError());
       const closing = socket;
       socket = undefined;
       closing?.close();

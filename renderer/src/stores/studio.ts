@@ -27,6 +27,11 @@ export const useStudioStore = defineStore('studio', () => {
   const toasts = ref<Toast[]>([]);
   let nextToast = 1;
 
+  // The desktop app's menu, as declared events (shared/api.ts MENU_COMMANDS).
+  api.onEvent((event) => {
+    if (event.type === 'menu-command' && event.command === 'new-run') show('new');
+  });
+
   if (hasConnectionState(api)) {
     api.onConnectionChange((state, reason) => {
       connection.value = state;

@@ -222,17 +222,18 @@ describe('relay bookkeeping', () => {
     expect([0, 1, 2, 3, 4, 5, 6].map(defaultRestartDelayMs)).toEqual([0, 1000, 2000, 4000, 8000, 16000, 30000]);
   });
 
-  it('answers every question from the engine, even one it does not know', async () => {
+  it('answers every call from the engine, even one it cannot serve', async () => {
     const { latest, warnings } = scriptedRelay();
-    latest().reply({ ask: 0, method: 'chooseFolder', payload: { purpose: 'export' } });
-    latest().reply({ ask: 1, method: 'formatDisk', payload: {} });
-    latest().reply({ ask: 2, method: 'chooseFolder', payload: { purpose: 'root' } });
+    latest().reply({ ready: { backend: 'cpu' } });
+    latest().reply({ id: 0, method: 'chooseFolder', payload: { purpose: 'export' } });
+    latest().reply({ id: 1, method: 'formatDisk', payload: {} });
+    latest().reply({ id: 2, method: 'chooseFolder', payload: { purpose: 'root' } });
     await tick();
-    const answers = (latest().sent as { answer: number }[]).sort((a, b) => a.answer - b.answer);
+    const answers = (latest().sent as { id: number }[]).sort((a, b) => a.id - b.id);
     expect(answers).toEqual([
-      { answer: 0, result: { path: '/picked' } },
-      { answer: 1, result: {} },
-      { answer: 2, result: {} },
+      { id: 0, ok: true, result: { path: '/picked' } },
+      { id: 1, ok: false, error: expect.stringMatching(/^unanswerable call from the engine: formatDisk/) },
+      { id: 2, ok: false, error: expect.stringMatching(/^unanswerable call from the engine: chooseFolder/) },
     ]);
     expect(warnings).toHaveLength(2);
   });

@@ -93,5 +93,7 @@ describe('call outcomes between main and preload', () => {
     expect(isStudioEvent({ type: 'trainer-crashed', message: 'x', run: 'r' })).toBe(true);
     expect(isStudioEvent({ type: 'trainer-crashed' })).toBe(false);
     expect(isStudioEvent({ type: 'run', events: 'many' })).toBe(false);
+    expect(isStudioEvent({ type: 'menu-command', command: 'new-run' })).toBe(true);
+    expect(isStudioEvent({ type: 'menu-command', command: 'format-disk' })).toBe(false);
   });
 });

@@ -29,6 +29,16 @@ function runsStore() {
   return { studio, runs: useRunsStore() };
 }
 
+describe('menu commands', () => {
+  it("File > New Run's declared event shows the new-run view", async () => {
+    const { studio, runs } = runsStore();
+    await runs.open(RUN_DIR);
+    expect(useStudioStore().view).toBe('exits');
+    studio.push({ type: 'menu-command', command: 'new-run' });
+    expect(useStudioStore().view).toBe('new');
+  });
+});
+
 describe('runs store', () => {
   it('lists runs, and opens an evaluated one on its exits, another on its curves', async () => {
     const { runs } = runsStore();

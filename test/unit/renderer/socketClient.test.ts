@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { WireCall, WireMessage } from '../../../shared/api.js';
+import type { Call as WireCall, ServerMessage as WireMessage } from '../../../shared/protocol.js';
 import {
   createSocketStudioApi,
   socketUrl,
