@@ -4,6 +4,7 @@
  * same bad settings with the same reasons.
  */
 import { z } from 'zod';
+import { MOBILENET_BLOCKS } from './mobilenet.js';
 
 export const METHODS = ['plain', 'joint', 'pairwise', 'multiway'] as const;
 export type Method = (typeof METHODS)[number];
@@ -15,8 +16,7 @@ export const METHOD_LABELS: Record<Method, string> = {
   multiway: 'Multi-way BP (paper)',
 };
 
-/** MobileNet v1 has a fixed stack of 13 depthwise-separable blocks. */
-export const MOBILENET_BLOCKS = 13;
+export { MOBILENET_BLOCKS };
 
 /** Residual blocks of a CIFAR-style ResNet of depth 6n+2: three stages of n blocks. */
 export function resnetBlockCount(depth: number): number {

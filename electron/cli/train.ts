@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { exitLabel, formatCount, formatMs, formatPercent } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
+import { MOBILENET_BLOCKS } from '../../shared/mobilenet.js';
 import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, METHODS, type RunConfigInput } from '../../shared/spec.js';
 import { BACKEND_PREFERENCES, initBackend, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
 import { ProgressReporter } from './progress.js';
@@ -71,7 +72,7 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
   if (family === 'resnet') {
     arch = { family, depth: num(flags.depth, DEFAULT_ARCH.depth)!, width: num(flags.width, DEFAULT_ARCH.width)!, ...(exits ? { exits } : {}) };
   } else if (family === 'mobilenet') {
-    if (flags.depth !== undefined) throw new UsageError('--depth applies to --arch resnet; MobileNet has a fixed 13 blocks (use --width)');
+    if (flags.depth !== undefined) throw new UsageError(`--depth applies to --arch resnet; MobileNet has a fixed ${MOBILENET_BLOCKS} blocks (use --width)`);
     arch = { family, width: num(flags.width, DEFAULT_ARCH.width)!, ...(exits ? { exits } : {}) };
   } else {
     throw new UsageError(`--arch must be resnet or mobilenet, not "${family}"`);

@@ -1,11 +1,6 @@
 /** The shape of a network as the block picker draws it: blocks grouped into resolution stages. */
-import { MOBILENET_BLOCKS, blockCount, type ArchSpec } from '../../shared/spec.js';
-
-/**
- * MobileNet v1 blocks with stride 2 (Howard et al. 2017, table 1): each starts a new stage.
- * The engine's builder holds the same table; shared/ does not export it yet.
- */
-const MOBILENET_STAGE_STARTS = [2, 4, 6, 12];
+import { MOBILENET_BLOCKS, MOBILENET_STAGE_STARTS } from '../../shared/mobilenet.js';
+import { blockCount, type ArchSpec } from '../../shared/spec.js';
 
 /** Blocks 1..B grouped by stage: a CIFAR ResNet has three stages of n blocks. */
 export function networkStages(arch: ArchSpec): number[][] {

@@ -1,4 +1,5 @@
 /** MwMobileNet: MobileNet v1 (depthwise-separable blocks, width multiplier) with exits. */
+import { MOBILENET_V1_BLOCKS } from '../../../shared/mobilenet.js';
 import { exitHead, convBn, SeparableBlock } from './blocks.js';
 import type { ParamFactory, FeatureShape } from './layers.js';
 import { MwNetwork } from './network.js';
@@ -10,25 +11,19 @@ export interface MobileNetOptions {
   classes: number;
 }
 
-/** MobileNet v1's 13 blocks as [output channels, stride] (Howard et al. 2017, table 1). */
-const MOBILENET_V1: readonly (readonly [number, number])[] = [
-  [64, 1], [128, 2], [128, 1], [256, 2], [256, 1], [512, 2],
-  [512, 1], [512, 1], [512, 1], [512, 1], [512, 1], [1024, 2], [1024, 1],
-];
-
 export function buildMobileNet(make: ParamFactory, options: MobileNetOptions): MwNetwork {
   const scale = (c: number) => Math.max(1, Math.round(c * options.width));
   // Small images (CIFAR, Fashion-MNIST) keep full resolution in the stem, as the CIFAR variants do.
   const stemStride = options.inputShape[0] >= 96 ? 2 : 1;
   let channels = scale(32);
   const stem = convBn(make.child('stem'), options.inputShape[2], channels, 3, stemStride, true);
-  const blocks = MOBILENET_V1.map(([out, stride], i) => {
+  const blocks = MOBILENET_V1_BLOCKS.map(({ channels: out, stride }, i) => {
     const block = new SeparableBlock(make.child(`blocks.${i + 1}`), channels, scale(out), stride);
     channels = scale(out);
     return block;
   });
   const exitBlocks = [...options.exits, blocks.length];
-  const heads = exitBlocks.map((b) => exitHead(make.child(`exits.${b}`), scale(MOBILENET_V1[b - 1]![0]), options.classes));
+  const heads = exitBlocks.map((b) => exitHead(make.child(`exits.${b}`), scale(MOBILENET_V1_BLOCKS[b - 1]!.channels), options.classes));
   return new MwNetwork(
     { family: 'mobilenet', name: `MwMobileNet-${options.width}-${exitBlocks.length}`, inputShape: options.inputShape, classes: options.classes },
     stem,
