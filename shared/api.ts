@@ -16,6 +16,7 @@ import {
   RunEventSchema,
 } from './metrics.js';
 import { EXIT_CRITERIA, EarlyExitSweepSchema, LesionStudySchema, SupervisionSharesSchema } from './analysis.js';
+import { ExitRefSchema } from './exitRef.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
@@ -40,8 +41,8 @@ export const RequestSchemas = {
   exportExit: z
     .object({
       run: runDir,
-      /** Exit index, shallowest first; the final output is the last. */
-      exit: z.number().int().nonnegative(),
+      /** The exit's block number, or 'final' (shared/exitRef.ts). */
+      exit: ExitRefSchema,
       format: z.enum(EXPORT_FORMATS),
       /** Folder to write into; omitted = the run folder's exports/. */
       destination: z.string().min(1).max(4096).optional(),

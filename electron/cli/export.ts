@@ -1,6 +1,7 @@
 /** `mw-studio export`: one exit of a trained run as a tfjs or ONNX model, with its model card. */
 import { parseArgs } from 'node:util';
 import { EXPORT_FORMATS, type ExportFormat } from '../../shared/api.js';
+import { describeExitRefs, exitRefOf, findExit } from '../../shared/exitRef.js';
 import { exitLabel } from '../../shared/format.js';
 import type { ExitInfo } from '../../shared/metrics.js';
 import { exportExit, initBackend, FileError, RunFolder } from '../engine/index.js';
@@ -32,11 +33,8 @@ function isExportFormat(value: string): value is ExportFormat {
 async function chosenExit(run: string, exit: string): Promise<{ point: ExitInfo; network: string }> {
   const start = await (await RunFolder.open(run)).start();
   if (!start) throw new FileError(`${run}: the run never started (no run.json)`);
-  const point = exit === 'final' ? start.exits.at(-1) : start.exits.find((e) => String(e.block) === exit);
-  if (!point) {
-    const exits = start.exits.map((e) => (e.final ? `final (block ${e.block})` : String(e.block))).join(', ');
-    throw new UsageError(`--exit ${exit}: this run has exits after blocks ${exits}`);
-  }
+  const point = findExit(start.exits, exit === 'final' ? 'final' : Number(exit));
+  if (!point) throw new UsageError(`--exit ${exit}: this run has exits after blocks ${describeExitRefs(start.exits)}`);
   return { point, network: start.network };
 }
 
@@ -49,7 +47,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   await initBackend(flags.backend);
   const result = await exportExit({
     run: flags.run,
-    exit: point.index,
+    exit: exitRefOf(point),
     format: flags.format,
     ...(flags.out !== undefined ? { destination: flags.out } : {}),
     ...(threshold !== undefined ? { threshold } : {}),

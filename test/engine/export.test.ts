@@ -83,6 +83,9 @@ afterAll(() => {
   }
 });
 
+/** The ResNet run's exits as the API names them (after blocks 1 and 2, and the final output), shallowest first. */
+const RESNET_EXITS = [1, 2, 'final'] as const;
+
 function expected(run: TrainedRun, exit: number, images = run.images): Float32Array {
   return tf.tidy(() => run.net.predict(images, { upToExit: exit, onlyLast: true })[0]!.dataSync() as Float32Array);
 }
@@ -128,17 +131,17 @@ async function readCard(dir: string): Promise<ModelCard> {
 describe('tfjs export', () => {
   it('loads back with tf.loadLayersModel and predicts what the network predicts at every exit', async () => {
     const names = ['exit-block1-tfjs', 'exit-block2-tfjs', 'final-tfjs'];
-    for (const exit of [0, 1, 2]) {
+    for (const [index, exit] of RESNET_EXITS.entries()) {
       const result = await exportExit({ run: resnet.dir, exit, format: 'tfjs' });
-      expect(result.directory).toBe(join(resnet.dir, 'exports', names[exit]!));
+      expect(result.directory).toBe(join(resnet.dir, 'exports', names[index]!));
       expect(result.files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.json', 'weights.bin']);
       const [logits] = await predictLayers(result.directory, resnet.images);
-      expect(maxAbsDiff(logits!, expected(resnet, exit))).toBeLessThanOrEqual(TOLERANCE);
+      expect(maxAbsDiff(logits!, expected(resnet, index))).toBeLessThanOrEqual(TOLERANCE);
     }
   });
 
   it('holds only the sub-model, and pads stride-2 convolutions explicitly', async () => {
-    const { directory } = await exportExit({ run: resnet.dir, exit: 1, format: 'tfjs' });
+    const { directory } = await exportExit({ run: resnet.dir, exit: 2, format: 'tfjs' });
     const model = await tfl.loadLayersModel(layersFolderHandler(directory));
     const names = model.layers.map((l) => l.name);
     expect(model.outputs).toHaveLength(1);
@@ -156,19 +159,19 @@ function batchNormBuffers(model: tfl.LayersModel): number {
 
 describe('ONNX export', () => {
   it('runs in onnxruntime with any batch size and predicts what the network predicts at every exit', async () => {
-    for (const exit of [0, 1, 2]) {
+    for (const [index, exit] of RESNET_EXITS.entries()) {
       const { directory, files } = await exportExit({ run: resnet.dir, exit, format: 'onnx' });
       expect(files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.onnx']);
       const path = join(directory, EXPORT_FILES.onnxModel);
-      expect(maxAbsDiff(await predictOnnx(path, resnet.images), expected(resnet, exit))).toBeLessThanOrEqual(TOLERANCE);
+      expect(maxAbsDiff(await predictOnnx(path, resnet.images), expected(resnet, index))).toBeLessThanOrEqual(TOLERANCE);
       const one = tf.slice(resnet.images, 0, 1);
-      expect(maxAbsDiff(await predictOnnx(path, one), expected(resnet, exit, one))).toBeLessThanOrEqual(TOLERANCE);
+      expect(maxAbsDiff(await predictOnnx(path, one), expected(resnet, index, one))).toBeLessThanOrEqual(TOLERANCE);
       one.dispose();
     }
   });
 
   it('is an opset-13 NCHW graph with an NHWC input, a dynamic batch and batch norms folded into the convolutions', async () => {
-    const { directory } = await exportExit({ run: resnet.dir, exit: 2, format: 'onnx' });
+    const { directory } = await exportExit({ run: resnet.dir, exit: 'final', format: 'onnx' });
     const model = decodeOnnxModel(await readFile(join(directory, EXPORT_FILES.onnxModel)));
     expect(model.opset_import.map((o) => [o.domain ?? '', o.version])).toEqual([['', 13]]);
     const [input] = model.graph.input;
@@ -185,7 +188,7 @@ describe('ONNX export', () => {
 
 describe('multi-exit export', () => {
   it('has one output per exit, shallowest first, each matching the network, and early-exit metadata', async () => {
-    const { directory, files } = await exportExit({ run: resnet.dir, exit: 2, format: 'multi' });
+    const { directory, files } = await exportExit({ run: resnet.dir, exit: 'final', format: 'multi' });
     expect(basename(directory)).toBe('final-multi');
     expect(files.map((f) => basename(f))).toContain(EXPORT_FILES.earlyExit);
     const outputs = await predictLayers(directory, resnet.images);
@@ -200,7 +203,7 @@ describe('multi-exit export', () => {
 
   it('stops at the chosen exit and records a custom threshold', async () => {
     const destination = join(await mkdtemp(join(tmpdir(), 'mw-multi-')), 'two-exits');
-    await exportExit({ run: resnet.dir, exit: 1, format: 'multi', destination, threshold: 0.75 });
+    await exportExit({ run: resnet.dir, exit: 2, format: 'multi', destination, threshold: 0.75 });
     expect(await predictLayers(destination, resnet.images)).toHaveLength(2);
     expect(JSON.parse(await readFile(join(destination, EXPORT_FILES.earlyExit), 'utf8')).threshold).toBe(0.75);
     expect((await readCard(destination)).earlyExit).toEqual({ file: EXPORT_FILES.earlyExit, threshold: 0.75 });
@@ -209,8 +212,8 @@ describe('multi-exit export', () => {
 
 describe('MobileNet export', () => {
   it('exports depthwise-separable blocks to tfjs and to ONNX (grouped convolutions)', async () => {
-    for (const exit of [0, 1]) {
-      const reference = expected(mobilenet, exit);
+    for (const [index, exit] of ([3, 'final'] as const).entries()) {
+      const reference = expected(mobilenet, index);
       const layers = await exportExit({ run: mobilenet.dir, exit, format: 'tfjs' });
       const [logits] = await predictLayers(layers.directory, mobilenet.images);
       expect(maxAbsDiff(logits!, reference)).toBeLessThanOrEqual(TOLERANCE);
@@ -227,7 +230,7 @@ describe('MobileNet export', () => {
 
 describe('model card', () => {
   it('describes the exit, its training, accuracy, latency and the exact preprocessing', async () => {
-    const { directory } = await exportExit({ run: resnet.dir, exit: 1, format: 'onnx' });
+    const { directory } = await exportExit({ run: resnet.dir, exit: 2, format: 'onnx' });
     const card = await readCard(directory);
     const report = resnet.summary.exits[1]!;
     expect(card.format).toBe('onnx');
@@ -275,7 +278,7 @@ describe('model card', () => {
     const copy = join(await mkdtemp(join(tmpdir(), 'mw-unfinished-')), 'run');
     await cp(resnet.dir, copy, { recursive: true });
     await rm(join(copy, 'summary.json'));
-    const { directory } = await exportExit({ run: copy, exit: 0, format: 'tfjs' });
+    const { directory } = await exportExit({ run: copy, exit: 1, format: 'tfjs' });
     const [exit] = (await readCard(directory)).exits;
     expect(exit!.top1).toBeUndefined();
     expect(exit!.latencyMs).toEqual({});
@@ -285,19 +288,19 @@ describe('model card', () => {
 
 describe('bad requests and destinations', () => {
   it('rejects an exit outside the network, naming the exits there are', async () => {
-    for (const exit of [3, -1, 1.5]) {
+    for (const exit of [4, 0, -1, 1.5]) {
       await expect(exportExit({ run: resnet.dir, exit, format: 'tfjs' })).rejects.toThrow(
-        new RegExp(`exit ${exit} is outside the network: MwResNet-8-3 \\(width 0.5\\) has exits 0 = exit @ block 1, 1 = exit @ block 2, 2 = final \\(block 3\\)`),
+        new RegExp(`exit ${exit} is not in the network: MwResNet-8-3 \\(width 0.5\\) has exits after blocks 1, 2, final \\(block 3\\)`),
       );
     }
-    await expect(exportExit({ run: resnet.dir, exit: 0, format: 'onnx', threshold: 0.5 })).rejects.toThrow(/threshold applies to the multi format only/);
-    await expect(exportExit({ run: resnet.dir, exit: 0, format: 'multi', threshold: 1.5 })).rejects.toThrow(/threshold must be a probability/);
+    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'onnx', threshold: 0.5 })).rejects.toThrow(/threshold applies to the multi format only/);
+    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'multi', threshold: 1.5 })).rejects.toThrow(/threshold must be a probability/);
   });
 
   it('fails on a destination under a regular file, leaving nothing behind', async () => {
     const root = await mkdtemp(join(tmpdir(), 'mw-dest-'));
     await writeFile(join(root, 'a-file'), 'not a folder');
-    const error = await exportExit({ run: resnet.dir, exit: 0, format: 'onnx', destination: join(root, 'a-file', 'export') }).catch((e: unknown) => e);
+    const error = await exportExit({ run: resnet.dir, exit: 1, format: 'onnx', destination: join(root, 'a-file', 'export') }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ExportError);
     expect((error as Error).message).toMatch(/cannot write the export to .*a-file\/export: part of the path is a file, not a folder/);
     expect(await readdir(root)).toEqual(['a-file']);
@@ -308,28 +311,28 @@ describe('bad requests and destinations', () => {
     const mine = join(root, 'mine');
     await mkdir(mine);
     await writeFile(join(mine, 'notes.txt'), 'keep me');
-    await expect(exportExit({ run: resnet.dir, exit: 0, format: 'tfjs', destination: mine })).rejects.toThrow(
+    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'tfjs', destination: mine })).rejects.toThrow(
       /holds files that are not part of an export \(notes\.txt\); choose a new or empty folder/,
     );
     expect(await readdir(mine)).toEqual(['notes.txt']);
 
     const target = join(root, 'export');
-    await exportExit({ run: resnet.dir, exit: 0, format: 'tfjs', destination: target });
-    await exportExit({ run: resnet.dir, exit: 1, format: 'onnx', destination: target });
+    await exportExit({ run: resnet.dir, exit: 1, format: 'tfjs', destination: target });
+    await exportExit({ run: resnet.dir, exit: 2, format: 'onnx', destination: target });
     expect((await readdir(target)).sort()).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.onnx']);
     expect((await readCard(target)).exits[0]!.block).toBe(2);
     expect((await readdir(root)).sort()).toEqual(['export', 'mine']);
   });
 
   it('names the run folder when it cannot be read', async () => {
-    await expect(exportExit({ run: join(tmpdir(), 'no-such-run'), exit: 0, format: 'tfjs' })).rejects.toThrow(/no-such-run: not a run folder/);
+    await expect(exportExit({ run: join(tmpdir(), 'no-such-run'), exit: 1, format: 'tfjs' })).rejects.toThrow(/no-such-run: not a run folder/);
   });
 });
 
 describe('loading a damaged export', () => {
-  /** A copy of exit 0's export, damaged by `damage`. */
+  /** A copy of the export of the exit after block 1, damaged by `damage`. */
   async function damagedCopy(format: 'tfjs' | 'onnx', damage?: (dir: string) => Promise<unknown>): Promise<string> {
-    const { directory } = await exportExit({ run: resnet.dir, exit: 0, format });
+    const { directory } = await exportExit({ run: resnet.dir, exit: 1, format });
     const copy = join(await mkdtemp(join(tmpdir(), 'mw-damaged-')), 'export');
     await cp(directory, copy, { recursive: true });
     await damage?.(copy);
@@ -371,7 +374,7 @@ describe('tensor hygiene', () => {
   it('leaves no tensors behind after exporting and loading every format, or failing to', async () => {
     const before = tf.memory().numTensors;
     for (const format of ['tfjs', 'onnx', 'multi'] as const) {
-      const { directory } = await exportExit({ run: mobilenet.dir, exit: 0, format });
+      const { directory } = await exportExit({ run: mobilenet.dir, exit: 3, format });
       const loaded = await loadExportedModel(directory);
       if (loaded.format === 'tfjs') loaded.model.dispose();
       else await loaded.session.release();

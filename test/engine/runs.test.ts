@@ -50,10 +50,10 @@ describe('engine host paths', () => {
     for (const run of ['../', '../../etc', '/etc', runsRoot]) {
       await expect(host.handle('openRun', { run })).rejects.toThrow(ApiError);
     }
-    await expect(host.handle('exportExit', { run: '../x', exit: 0, format: 'tfjs' })).rejects.toThrow(/outside/);
+    await expect(host.handle('exportExit', { run: '../x', exit: 'final', format: 'tfjs' })).rejects.toThrow(/outside/);
     await expect(host.handle('openRun', { run: 5 })).rejects.toThrow(/openRun: run/);
     await expect(host.handle('rmrf', {})).rejects.toThrow(/unknown method/);
-    await expect(host.handle('exportExit', { run: 'x', exit: 0, format: 'multi', threshold: 2 })).rejects.toThrow(/exportExit: threshold: threshold is at most 1/);
+    await expect(host.handle('exportExit', { run: 'x', exit: 1, format: 'multi', threshold: 2 })).rejects.toThrow(/exportExit: threshold: threshold is at most 1/);
   });
 
   it('with native dialogs, accepts only dataset and export folders the user chose', async () => {

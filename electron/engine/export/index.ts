@@ -11,6 +11,7 @@ import type * as ort from 'onnxruntime-node';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { EXPORT_FORMATS, type ExportFormat, type ExportResult } from '../../../shared/api.js';
+import { describeExitRefs, findExit, type ExitRef } from '../../../shared/exitRef.js';
 import { exitLabel } from '../../../shared/format.js';
 import type { MwNetwork } from '../models/index.js';
 import type { ExitPoint } from '../models/network.js';
@@ -32,8 +33,8 @@ export type { ModelCard } from './modelCard.js';
 export interface ExportRequest {
   /** Run folder. */
   run: string;
-  /** Exit index, shallowest first; the final output is the last. */
-  exit: number;
+  /** The exit's block number, or 'final'. */
+  exit: ExitRef;
   format: ExportFormat;
   /** Folder to create (or replace, when it holds a previous export); default `<run>/exports/<exit>-<format>`. */
   destination?: string;
@@ -64,12 +65,9 @@ function checkRequest(request: ExportRequest): number | undefined {
   return request.threshold;
 }
 
-function exitToExport(net: MwNetwork, network: string, exit: number): ExitPoint {
-  const point = Number.isInteger(exit) ? net.exits[exit] : undefined;
-  if (!point) {
-    const exits = net.exits.map((e) => `${e.index} = ${exitLabel(e)}`).join(', ');
-    throw new ExportError(`exit ${exit} is outside the network: ${network} has exits ${exits}`);
-  }
+function exitToExport(net: MwNetwork, network: string, exit: ExitRef): ExitPoint {
+  const point = findExit(net.exits, exit);
+  if (!point) throw new ExportError(`exit ${exit} is not in the network: ${network} has exits after blocks ${describeExitRefs(net.exits)}`);
   return point;
 }
 

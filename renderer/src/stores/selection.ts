@@ -6,6 +6,7 @@ import { defineStore } from 'pinia';
 import { computed, ref, shallowRef, watch } from 'vue';
 import type { ExportFormat, ExportResult } from '../../../shared/api.js';
 import type { ExitReport } from '../../../shared/metrics.js';
+import { exitRefOf } from '../../../shared/exitRef.js';
 import { useStudioApi } from '../api/current.js';
 import { exitRows } from '../runTrace.js';
 import { bestWithinBudget, paretoFront, parseBudget, type BudgetMetric } from '../selection.js';
@@ -72,7 +73,7 @@ export const useSelectionStore = defineStore('selection', () => {
 
   async function exportSelected(): Promise<boolean> {
     const trace = run.trace;
-    const exit = selectedIndex.value;
+    const exit = selected.value;
     if (!trace || exit === undefined) return false;
     exportResult.value = undefined;
     const destination = exportDestination.value.trim();
@@ -81,7 +82,7 @@ export const useSelectionStore = defineStore('selection', () => {
       async () => {
         exportResult.value = await api.exportExit({
           run: trace.dir,
-          exit,
+          exit: exitRefOf(exit),
           format: exportFormat.value,
           ...(destination ? { destination } : {}),
           ...(multiExitThreshold() !== undefined ? { threshold: multiExitThreshold() } : {}),

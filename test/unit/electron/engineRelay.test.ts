@@ -196,7 +196,7 @@ describe('relay bookkeeping', () => {
     const { relay, engines, events, latest } = scriptedRelay();
     const first = latest();
     first.reply({ ready: { backend: 'cpu' } });
-    const lost = relay.call('exportExit', { run: 'r', exit: 0, format: 'tfjs' });
+    const lost = relay.call('exportExit', { run: 'r', exit: 'final', format: 'tfjs' });
     first.exit(1, 'Error: out of memory');
     await expect(lost).rejects.toThrow('exportExit: the engine process exited with code 1 (Error: out of memory) before answering');
     expect(events).toEqual([{ type: 'trainer-crashed', message: expect.stringContaining('code 1 (Error: out of memory)') }]);

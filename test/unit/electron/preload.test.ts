@@ -45,6 +45,7 @@ describe('the preload API object', () => {
     const call = (method: StudioMethod, payload: unknown) => (api[method] as (request: unknown) => Promise<unknown>)(payload);
     await expect(call('openRun', { run: 5 })).rejects.toThrow(/openRun: .*run/);
     await expect(call('exportExit', { run: 'r', exit: 0, format: 'exe' })).rejects.toThrow(/exportExit: .*format/);
+    await expect(call('exportExit', { run: 'r', exit: 'last', format: 'tfjs' })).rejects.toThrow(/exportExit: exit: /);
     await expect(call('getInfo', { extra: true })).rejects.toThrow(/getInfo: .*extra/);
     await expect(call('pauseRun', { run: 'r' })).rejects.toThrow(/pauseRun: .*run/);
     await expect(call('chooseFolder', { purpose: 'anything' })).rejects.toThrow(/chooseFolder: .*purpose/);

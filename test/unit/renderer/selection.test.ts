@@ -141,13 +141,17 @@ describe('selection store', () => {
     const { studio, selection } = evaluatedRun({ exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files }) });
     selection.select(1);
     expect(await selection.exportSelected()).toBe(true);
-    expect(studio.calls.at(-1)).toEqual({ method: 'exportExit', request: { run: RUN_DIR, exit: 1, format: 'tfjs' } });
+    // Index 1 in the table is the exit after block 6: the API names it by its block.
+    expect(studio.calls.at(-1)).toEqual({ method: 'exportExit', request: { run: RUN_DIR, exit: 6, format: 'tfjs' } });
     expect(selection.exportResult?.files).toEqual(files);
 
     selection.exportFormat = 'onnx';
     selection.exportDestination = '/tmp/models';
     await selection.exportSelected();
-    expect(studio.calls.at(-1)?.request).toEqual({ run: RUN_DIR, exit: 1, format: 'onnx', destination: '/tmp/models' });
+    expect(studio.calls.at(-1)?.request).toEqual({ run: RUN_DIR, exit: 6, format: 'onnx', destination: '/tmp/models' });
+    selection.select(2);
+    await selection.exportSelected();
+    expect(studio.calls.at(-1)?.request).toMatchObject({ exit: 'final' });
   });
 
   it('reports a failed export', async () => {
