@@ -51,7 +51,7 @@ export const RequestSchemas = {
     .strict(),
   /** Native folder picker (Electron); serve mode answers with the path typed in the page. */
   chooseFolder: z.object({ purpose: z.enum(['dataset', 'export']) }).strict(),
-  /** Analyses of a trained run, on (at most ANALYSIS_MAX_IMAGES of) its test set. */
+  /** Analyses of a trained run, on its validation hold-out (on at most ANALYSIS_MAX_IMAGES of its test set when it has none). */
   earlyExit: z.object({ run: runDir, criterion: z.enum(EXIT_CRITERIA) }).strict(),
   lesion: z.object({ run: runDir }).strict(),
   supervision: z.object({ run: runDir }).strict(),

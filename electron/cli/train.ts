@@ -18,7 +18,8 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --method multiway|joint|pairwise|plain   (default multiway)
   --gamma G                   loss-weight exponent (default 2; 0 = equal weights)
   --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
-  --validation F              hold out fraction F of the training set for per-epoch accuracy
+  --validation F              hold out fraction F of the training set (default 0.1, 0 = none) for
+                              per-epoch accuracy and the analyses; the test set is scored once
   --limit-train N  --limit-test N   use a stratified subset
   --no-augment                no random crop / flip
   --out DIR                   where run folders go (default runs/)
@@ -84,7 +85,7 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
     seed: num(flags.seed, d.seed)!,
     schedule: (flags.schedule ?? d.schedule) as RunConfigInput['schedule'],
     augment: !flags['no-augment'],
-    validationSplit: num(flags.validation, 0)!,
+    validationSplit: num(flags.validation, d.validationSplit)!,
     ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),
     ...(flags['limit-test'] !== undefined ? { limitTest: num(flags['limit-test'])! } : {}),
   };

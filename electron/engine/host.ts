@@ -11,13 +11,13 @@ import { ANALYSIS_MAX_IMAGES, ApiError, parseRequest, type StudioEvent, type Stu
 import type { BatchMetrics, RunEvent } from '../../shared/metrics.js';
 import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
-import { makeBatch, type Dataset } from './data/index.js';
+import { loadRunDataset, makeBatch, selectionSet, type Dataset } from './data/index.js';
 import { exitLatency } from './evaluate/index.js';
 import { exportExit } from './export/index.js';
 import { resourcesDir } from './resources.js';
 import { RunFolder, listRuns } from './runs/store.js';
 import { loadTrainedNetwork, type TrainedNetwork } from './runs/trained.js';
-import { loadRunDataset, openRun, type RunRequest } from './session.js';
+import { openRun, type RunRequest } from './session.js';
 import type { Trainer } from './train/trainer.js';
 
 export const COALESCE_MS = 100;
@@ -196,8 +196,8 @@ export class EngineHost {
       return path ? { path } : {};
     },
     earlyExit: async ({ run, criterion }) =>
-      this.analyse(run, async (trained, dataset) => earlyExitSweep(trained.net, dataset, dataset.test, { criterion, costs: await this.leavingCosts(trained) })),
-    lesion: async ({ run }) => this.analyse(run, ({ net }, dataset) => lesionStudy(net, dataset, dataset.test)),
+      this.analyse(run, async (trained, dataset) => earlyExitSweep(trained.net, dataset, selectionSet(dataset), { criterion, costs: await this.leavingCosts(trained) })),
+    lesion: async ({ run }) => this.analyse(run, ({ net }, dataset) => lesionStudy(net, dataset, selectionSet(dataset))),
     supervision: async ({ run }) =>
       this.analyse(run, async ({ net, start }, dataset) => {
         const { count } = dataset.test;

@@ -3,6 +3,7 @@
  * a Dataset ready for training, with limits, validation hold-out and normalization applied.
  */
 import { basename, dirname, join } from 'node:path';
+import type { RunConfig } from '../../../shared/spec.js';
 import { Random } from '../random.js';
 import { resourcesDir } from '../resources.js';
 import { findCifarFolder, isArchiveName, loadCifarArchive, loadCifarFolder } from './cifar.js';
@@ -99,6 +100,25 @@ function holdOutValidation(
   const count = Math.max(1, Math.round(set.count * share));
   const { picked, rest } = stratifiedSplit(set, count, classCount, rng, bytesPerImage);
   return { train: rest, validation: picked };
+}
+
+/** The run's dataset as it trained on it; `maxTest` caps the test images (analyses keep a class-balanced subset). */
+export function loadRunDataset(config: RunConfig, maxTest = Infinity): Promise<Dataset> {
+  return loadDataset(config.dataset, {
+    limitTrain: config.limitTrain,
+    limitTest: Math.min(config.limitTest ?? Infinity, maxTest),
+    validationSplit: config.validationSplit,
+    seed: config.seed,
+  });
+}
+
+/**
+ * The images model selection looks at (per-epoch accuracy, threshold sweeps, lesions): the
+ * validation hold-out, so the test set stays unseen until the final table; the test set only
+ * for a run that holds out nothing.
+ */
+export function selectionSet(dataset: Dataset): ImageSet {
+  return dataset.validation ?? dataset.test;
 }
 
 /** One line: "Fashion-MNIST (embedded subset): 12000 train / 2000 test, 28x28x1, 10 classes". */
