@@ -16,6 +16,7 @@ import {
   RunEventSchema,
 } from './metrics.js';
 import { EXIT_CRITERIA, EarlyExitSweepSchema, LesionStudySchema, SupervisionSharesSchema } from './analysis.js';
+import { EVALUATION_SPLITS, EvaluationImagesSchema, EvaluationSchema, ImageSelectionSchema, MAX_THUMBNAILS } from './evaluation.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
@@ -55,6 +56,18 @@ export const RequestSchemas = {
   earlyExit: z.object({ run: runDir, criterion: z.enum(EXIT_CRITERIA) }).strict(),
   lesion: z.object({ run: runDir }).strict(),
   supervision: z.object({ run: runDir }).strict(),
+  /** Per-exit evaluation on a split, computed once (with evaluation-progress events) and cached in the run folder. */
+  evaluate: z.object({ run: runDir, split: z.enum(EVALUATION_SPLITS) }).strict(),
+  /** The images behind one cell of an evaluation, as thumbnails, a page at a time. */
+  evaluationImages: z
+    .object({
+      run: runDir,
+      split: z.enum(EVALUATION_SPLITS),
+      selection: ImageSelectionSchema,
+      offset: z.number().int().nonnegative().default(0),
+      limit: z.number().int().positive().max(MAX_THUMBNAILS, `at most ${MAX_THUMBNAILS} images a page`).default(MAX_THUMBNAILS),
+    })
+    .strict(),
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
@@ -111,6 +124,8 @@ export const ResponseSchemas = {
   earlyExit: EarlyExitSweepSchema,
   lesion: LesionStudySchema,
   supervision: SupervisionSharesSchema,
+  evaluate: EvaluationSchema,
+  evaluationImages: EvaluationImagesSchema,
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 
@@ -118,6 +133,7 @@ export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSch
 export const StudioEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('run'), events: z.array(RunEventSchema) }),
   z.object({ type: z.literal('trainer-crashed'), message: z.string(), run: z.string().optional() }),
+  z.object({ type: z.literal('evaluation-progress'), run: z.string(), split: z.enum(EVALUATION_SPLITS), done: z.number().int().nonnegative(), total: z.number().int().nonnegative() }),
 ]);
 export type StudioEvent = z.infer<typeof StudioEventSchema>;
 

@@ -13,6 +13,8 @@ import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
 import { loadRunDataset, makeBatch, selectionSet, type Dataset } from './data/index.js';
 import { exitLatency } from './evaluate/index.js';
+import { evaluationImages } from './evaluate/images.js';
+import { evaluateRun } from './evaluate/runEvaluation.js';
 import { exportExit } from './export/index.js';
 import { resourcesDir } from './resources.js';
 import { RunFolder, listRuns } from './runs/store.js';
@@ -76,6 +78,7 @@ export class EngineHost {
   private readonly runsRoot: string;
   /** Folders the user picked in a native dialog: the only paths outside runs/ the renderer may name. */
   private readonly chosen = new Set<string>();
+  private loadedDataset: { dir: string; dataset: Promise<Dataset> } | undefined;
 
   constructor(private readonly options: EngineHostOptions) {
     this.runsRoot = resolve(options.runsRoot);
@@ -145,6 +148,19 @@ export class EngineHost {
     return costs;
   }
 
+  /** A run's full dataset, kept for the run last asked about: paging through thumbnails reloads nothing. */
+  private runDataset(dir: string): Promise<Dataset> {
+    if (this.loadedDataset?.dir !== dir) {
+      const dataset = RunFolder.open(dir).then(async (folder) => loadRunDataset(await folder.config()));
+      // A failed load is not kept: the next call tries again.
+      dataset.catch(() => {
+        if (this.loadedDataset?.dataset === dataset) this.loadedDataset = undefined;
+      });
+      this.loadedDataset = { dir, dataset };
+    }
+    return this.loadedDataset.dataset;
+  }
+
   private requireActive(): Trainer {
     if (!this.active) throw new ApiError('no run is active');
     return this.active;
@@ -211,6 +227,16 @@ export class EngineHost {
           batch.labels.dispose();
         }
       }),
+    evaluate: async ({ run, split }) => {
+      const dir = this.runPath(run);
+      const onProgress = (done: number, total: number) => this.options.emit({ type: 'evaluation-progress', run, split, done, total });
+      return (await evaluateRun(dir, split, { onProgress, dataset: await this.runDataset(dir) })).evaluation;
+    },
+    evaluationImages: async ({ run, split, selection, offset, limit }) => {
+      const dir = this.runPath(run);
+      const dataset = await this.runDataset(dir);
+      return evaluationImages(await evaluateRun(dir, split, { dataset }), dataset, selection, { offset, limit });
+    },
   };
 
   /** Stops the active run and waits until it has checkpointed; used when the app quits. */

@@ -164,4 +164,45 @@ describe('the studio in Chromium', () => {
     await page.getByTestId('run-item').first().waitFor();
     await shot('7-runs');
   });
+
+  it('evaluates the trained run per exit and opens exactly the images of a confusion cell and of an overthinking cell', async () => {
+    await page.getByTestId('nav-evaluation').click();
+    expect(await page.getByTestId('evaluation-split').inputValue()).toBe('validation');
+    await page.getByTestId('compute-evaluation').click();
+    await page.getByTestId('confusion-matrix').waitFor({ timeout: 120_000 });
+    // 320 limited training images, 10% held out: 32 validation images over the 10 classes.
+    const cells = page.locator('[data-testid^="confusion-cell-"]');
+    const counts = (await cells.evaluateAll((buttons) => buttons.map((b) => Number(b.getAttribute('data-count'))))) as number[];
+    expect(counts).toHaveLength(100);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(32);
+    expect(await page.locator('[data-testid^="class-row-"]').count()).toBe(10);
+    await shot('8-evaluation');
+
+    // The fullest cell off the diagonal if there is one (a mistake), else the fullest.
+    const cellIds = (await cells.evaluateAll((buttons) => buttons.map((b) => b.getAttribute('data-testid')))) as string[];
+    const offDiagonal = (id: string) => id.split('-')[2] !== id.split('-')[3];
+    const ranked = cellIds.map((id, i) => ({ id, count: counts[i]! })).sort((a, b) => Number(offDiagonal(b.id)) - Number(offDiagonal(a.id)) || b.count - a.count);
+    const cell = ranked.find((c) => c.count > 0)!;
+    await page.getByTestId(cell.id).click();
+    await expect.poll(() => page.getByTestId('image-grid').getAttribute('data-total'), { timeout: 60_000 }).toBe(String(cell.count));
+    expect(await page.getByTestId('thumbnail').count()).toBe(cell.count);
+    const firstImage = page.getByTestId('thumbnail').first().locator('img');
+    expect(await firstImage.getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+    expect(await firstImage.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(28);
+    // Every exit's prediction is listed under each thumbnail.
+    expect(await page.getByTestId('thumbnail').first().locator('.predictions li').count()).toBe(3);
+    await shot('9-evaluation-cell');
+
+    const pairs = page.locator('[data-testid^="overthinking-"][data-count], [data-testid^="rescued-"][data-count]');
+    const pairCounts = (await pairs.evaluateAll((buttons) => buttons.map((b) => [b.getAttribute('data-testid'), Number(b.getAttribute('data-count'))]))) as [string, number][];
+    expect(pairCounts).toHaveLength(6);
+    const [pairId, pairCount] = pairCounts.find(([, n]) => n > 0) ?? pairCounts[0]!;
+    if (pairCount > 0) {
+      await page.getByTestId(pairId).click();
+      await expect.poll(() => page.getByTestId('image-grid').getAttribute('data-total'), { timeout: 60_000 }).toBe(String(pairCount));
+      expect(await page.getByTestId('thumbnail').count()).toBe(pairCount);
+    }
+    await page.getByTestId('overthinking').scrollIntoViewIfNeeded();
+    await shot('10-overthinking');
+  });
 });

@@ -73,6 +73,7 @@ export const useRunStore = defineStore('run', () => {
       applyEvents(event.events);
       return;
     }
+    if (event.type !== 'trainer-crashed') return;
     if ((event.run ?? activeRun.value) === activeRun.value) activeStatus.value = 'failed';
     if (trace.value && (event.run ?? activeRun.value) === trace.value.dir) {
       trace.value.status = 'failed';
