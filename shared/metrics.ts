@@ -56,6 +56,8 @@ export const DatasetSummarySchema = z.object({
   test: count,
   validation: count,
   normalization: z.object({ mean: z.array(finite), std: z.array(finite) }),
+  /** Set when an image folder's images were resized to one size: how many, to what, and why. */
+  sizeNote: z.string().optional(),
 });
 export type DatasetSummary = z.infer<typeof DatasetSummarySchema>;
 

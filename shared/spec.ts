@@ -85,6 +85,8 @@ export const RunConfigSchema = z
      * per-epoch accuracy and the analyses use it, so the test set is scored once, at the end.
      */
     validationSplit: z.number().min(0).max(0.5, 'validation split is at most 0.5').default(DEFAULT_VALIDATION_SPLIT),
+    /** Image folders: every image resized to imageSize x imageSize (default: the most common size, capped at 64). */
+    imageSize: positiveInt('image size').min(4, 'image size is at least 4').max(512, 'image size is at most 512').optional(),
     limitTrain: positiveInt('limit-train').optional(),
     limitTest: positiveInt('limit-test').optional(),
   })

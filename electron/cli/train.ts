@@ -20,6 +20,8 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
   --validation F              hold out fraction F of the training set (default 0.1, 0 = none) for
                               per-epoch accuracy and the analyses; the test set is scored once
+  --image-size N              image folders: resize every image to NxN (default: the most
+                              common size, capped at 64; images of other sizes are resized)
   --limit-train N  --limit-test N   use a stratified subset
   --no-augment                no random crop / flip
   --out DIR                   where run folders go (default runs/)
@@ -41,6 +43,7 @@ const OPTIONS = {
   seed: { type: 'string' },
   schedule: { type: 'string' },
   validation: { type: 'string' },
+  'image-size': { type: 'string' },
   'limit-train': { type: 'string' },
   'limit-test': { type: 'string' },
   'no-augment': { type: 'boolean' },
@@ -86,6 +89,7 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
     schedule: (flags.schedule ?? d.schedule) as RunConfigInput['schedule'],
     augment: !flags['no-augment'],
     validationSplit: num(flags.validation, d.validationSplit)!,
+    ...(flags['image-size'] !== undefined ? { imageSize: num(flags['image-size'])! } : {}),
     ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),
     ...(flags['limit-test'] !== undefined ? { limitTest: num(flags['limit-test'])! } : {}),
   };
@@ -150,6 +154,7 @@ export async function train(argv: string[]): Promise<number> {
         const s = event.start;
         const from = s.resumedFrom ? ` (resuming after step ${s.resumedFrom.step})` : '';
         progress.line(`${s.network} on ${s.dataset.name} (${s.dataset.train} train / ${s.dataset.test} test), ${s.config.method} BP${from}`);
+        if (s.dataset.sizeNote) progress.line(`images: ${s.dataset.sizeNote}`);
         progress.line(`run folder: ${s.run}`);
       }
     },

@@ -35,6 +35,8 @@ export interface LoadOptions {
   validationSplit?: number;
   /** Seeds every random selection; the same seed selects the same images. */
   seed?: number;
+  /** Image folders: resize every image to this many pixels square (default: their most common size, capped). */
+  imageSize?: number;
 }
 
 /**
@@ -42,7 +44,7 @@ export interface LoadOptions {
  * folder or archive, or an image folder. Errors are DatasetErrors naming the file at fault.
  */
 export async function loadDataset(source: string, options: LoadOptions = {}): Promise<Dataset> {
-  const raw = await loadRaw(source);
+  const raw = await loadRaw(source, options.imageSize);
   // One stream per selection, so changing one limit leaves the other selections as they were.
   const streams = new Random(options.seed ?? 0);
   const trainRng = new Random(streams.fork());
@@ -65,7 +67,15 @@ export async function loadDataset(source: string, options: LoadOptions = {}): Pr
   };
 }
 
-async function loadRaw(source: string): Promise<RawDataset> {
+async function loadRaw(source: string, imageSize: number | undefined): Promise<RawDataset> {
+  const raw = await loadFormat(source, imageSize);
+  if (imageSize !== undefined && raw.shape.height !== imageSize && !raw.sizeNote) {
+    fail(source, `holds ${raw.name}, whose images are all ${raw.shape.width}x${raw.shape.height}; --image-size applies to image folders only`);
+  }
+  return raw;
+}
+
+async function loadFormat(source: string, imageSize: number | undefined): Promise<RawDataset> {
   if (source === EMBEDDED_SOURCE) {
     return { ...(await loadIdxFolder(embeddedDatasetDir(), { name: EMBEDDED_NAME, fashion: true })), license: 'MIT, Copyright (c) 2017 Zalando SE' };
   }
@@ -79,7 +89,7 @@ async function loadRaw(source: string): Promise<RawDataset> {
   if (await findIdxFiles(source)) return loadIdxFolder(source);
   const cifarDir = await findCifarFolder(source);
   if (cifarDir) return loadCifarFolder(cifarDir);
-  return loadImageFolder(source);
+  return loadImageFolder(source, imageSize === undefined ? {} : { imageSize });
 }
 
 /** At most `max` images of `set`, keeping its class balance; the set itself when it is no larger. */
@@ -109,6 +119,7 @@ export function loadRunDataset(config: RunConfig, maxTest = Infinity): Promise<D
     limitTest: Math.min(config.limitTest ?? Infinity, maxTest),
     validationSplit: config.validationSplit,
     seed: config.seed,
+    ...(config.imageSize !== undefined ? { imageSize: config.imageSize } : {}),
   });
 }
 

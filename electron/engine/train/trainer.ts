@@ -51,6 +51,7 @@ export function summarizeDataset(dataset: Dataset): DatasetSummary {
     test: dataset.test.count,
     validation: dataset.validation?.count ?? 0,
     normalization: dataset.normalization,
+    ...(dataset.sizeNote ? { sizeNote: dataset.sizeNote } : {}),
   };
 }
 
