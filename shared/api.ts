@@ -17,6 +17,7 @@ import {
 } from './metrics.js';
 import { EXIT_CRITERIA, EarlyExitSweepSchema, LesionStudySchema, SupervisionSharesSchema } from './analysis.js';
 import { EVALUATION_SPLITS, EvaluationImagesSchema, EvaluationSchema, ImageSelectionSchema, MAX_THUMBNAILS } from './evaluation.js';
+import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
@@ -68,6 +69,8 @@ export const RequestSchemas = {
       limit: z.number().int().positive().max(MAX_THUMBNAILS, `at most ${MAX_THUMBNAILS} images a page`).default(MAX_THUMBNAILS),
     })
     .strict(),
+  /** The New-run page's look at a dataset before training: counts, thumbnails, augmentation draws. */
+  previewDataset: DatasetPreviewRequestSchema,
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
@@ -126,6 +129,7 @@ export const ResponseSchemas = {
   supervision: SupervisionSharesSchema,
   evaluate: EvaluationSchema,
   evaluationImages: EvaluationImagesSchema,
+  previewDataset: DatasetPreviewSchema,
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 

@@ -11,7 +11,8 @@ import { ANALYSIS_MAX_IMAGES, ApiError, parseRequest, type StudioEvent, type Stu
 import type { BatchMetrics, RunEvent } from '../../shared/metrics.js';
 import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
-import { loadRunDataset, makeBatch, selectionSet, type Dataset } from './data/index.js';
+import { EMBEDDED_SOURCE, loadDataset, loadRunDataset, makeBatch, selectionSet, type Dataset } from './data/index.js';
+import { previewDataset } from './data/preview.js';
 import { exitLatency } from './evaluate/index.js';
 import { evaluationImages } from './evaluate/images.js';
 import { evaluateRun } from './evaluate/runEvaluation.js';
@@ -236,6 +237,10 @@ export class EngineHost {
       const dir = this.runPath(run);
       const dataset = await this.runDataset(dir);
       return evaluationImages(await evaluateRun(dir, split, { dataset }), dataset, selection, { offset, limit });
+    },
+    previewDataset: async ({ dataset, imageSize, augment, seed }) => {
+      const source = dataset === EMBEDDED_SOURCE ? dataset : this.userPath(dataset, 'dataset');
+      return previewDataset(await loadDataset(source, imageSize === undefined ? {} : { imageSize }), { augment, seed });
     },
   };
 

@@ -90,6 +90,14 @@ describe('the studio in Chromium', () => {
   it('trains a multi-way run, shows every exit live, recommends an exit within a latency budget and exports it', async () => {
     await page.goto(server.url);
     await page.getByTestId('start').waitFor();
+    // The embedded data previewed before training: 10 classes with examples, 8 augmentation draws.
+    await page.getByTestId('preview-dataset').click();
+    await page.getByTestId('class-counts-chart').waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId('preview-shape').textContent()).toMatch(/28×28 pixels, 1 channel \(gray\), 10 classes/);
+    expect(await page.getByTestId('preview-class').count()).toBe(10);
+    expect(await page.getByTestId('augmentation-draw').count()).toBe(8);
+    expect(await page.getByTestId('imbalance-warning').count()).toBe(0);
+    await shot('0-dataset-preview');
     // Embedded data is preselected; a small ResNet-8 with exits after blocks 1 and 2.
     await page.getByTestId('depth').fill('8');
     for (const block of [1, 2]) {
