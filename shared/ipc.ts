@@ -40,5 +40,6 @@ export function isStudioEvent(data: unknown): data is StudioEvent {
   if (typeof data !== 'object' || data === null) return false;
   const event = data as Record<string, unknown>;
   if (event.type === 'run') return Array.isArray(event.events);
+  if (event.type === 'evaluation-progress') return typeof event.run === 'string' && typeof event.done === 'number' && typeof event.total === 'number';
   return event.type === 'trainer-crashed' && typeof event.message === 'string';
 }

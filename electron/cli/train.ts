@@ -153,7 +153,8 @@ export async function train(argv: string[]): Promise<number> {
       else if (event.type === 'started') {
         const s = event.start;
         const from = s.resumedFrom ? ` (resuming after step ${s.resumedFrom.step})` : '';
-        progress.line(`${s.network} on ${s.dataset.name} (${s.dataset.train} train / ${s.dataset.test} test), ${s.config.method} BP${from}`);
+        const held = s.dataset.validation ? ` / ${s.dataset.validation} validation` : '';
+        progress.line(`${s.network} on ${s.dataset.name} (${s.dataset.train} train${held} / ${s.dataset.test} test), ${s.config.method} BP${from}`);
         if (s.dataset.sizeNote) progress.line(`images: ${s.dataset.sizeNote}`);
         progress.line(`run folder: ${s.run}`);
       }

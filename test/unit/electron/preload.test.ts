@@ -93,5 +93,7 @@ describe('call outcomes between main and preload', () => {
     expect(isStudioEvent({ type: 'trainer-crashed', message: 'x', run: 'r' })).toBe(true);
     expect(isStudioEvent({ type: 'trainer-crashed' })).toBe(false);
     expect(isStudioEvent({ type: 'run', events: 'many' })).toBe(false);
+    expect(isStudioEvent({ type: 'evaluation-progress', run: 'r', split: 'test', done: 3, total: 9 })).toBe(true);
+    expect(isStudioEvent({ type: 'evaluation-progress', run: 'r', done: '3' })).toBe(false);
   });
 });
