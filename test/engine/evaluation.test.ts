@@ -6,9 +6,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import jpeg from 'jpeg-js';
+import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvaluationSchema, type ImageSelection } from '../../shared/evaluation.js';
 import type { RunConfigInput } from '../../shared/spec.js';
@@ -203,5 +205,62 @@ describe('evaluating a trained run', () => {
       expect(exit.perClass.map((m) => m.support).reduce((a, b) => a + b, 0)).toBe(90);
     });
     expect(result.overthinking.oracle).toHaveLength(3);
+  });
+});
+
+/** Writes class folders of PNG and JPEG images of several sizes, some gray and some in colour. */
+async function writeMixedFolder(dir: string): Promise<void> {
+  const rng = new Random(21);
+  const sizes = [
+    [24, 24],
+    [40, 30],
+    [32, 32],
+    [17, 45],
+  ];
+  for (const [label, name] of ['left', 'right'].entries()) {
+    await mkdir(join(dir, name), { recursive: true });
+    for (let i = 0; i < 12; i++) {
+      const [width, height] = sizes[i % sizes.length]!;
+      const gray = i % 3 === 0;
+      const rgba = Buffer.alloc(width! * height! * 4);
+      for (let p = 0; p < width! * height!; p++) {
+        // The class is which half is bright; noise and colour vary per image.
+        const bright = (p % width! < width! / 2) === (label === 0);
+        const base = (bright ? 200 : 40) + rng.int(30);
+        for (let c = 0; c < 3; c++) rgba[4 * p + c] = gray ? base : Math.min(255, base + 20 * c);
+        rgba[4 * p + 3] = 255;
+      }
+      const file = join(dir, name, `${i}.${i % 2 ? 'jpg' : 'png'}`);
+      if (i % 2) await writeFile(file, Buffer.from(jpeg.encode({ data: rgba, width: width!, height: height! }, 90).data));
+      else {
+        const png = new PNG({ width: width!, height: height! });
+        png.data = rgba;
+        await writeFile(file, PNG.sync.write(png, { colorType: gray ? 0 : 2 }));
+      }
+    }
+  }
+}
+
+describe('a mixed-size RGB and gray image folder', () => {
+  it('trains with image size 32, and its test evaluation keeps the diagonal rule', async () => {
+    const backend = await initBackend('cpu');
+    const root = await mkdtemp(join(tmpdir(), 'mw-mixed-'));
+    try {
+      const data = join(root, 'shapes');
+      await writeMixedFolder(data);
+      const { limitTrain: _all, limitTest: _allTest, ...settings } = CONFIG;
+      const config: RunConfigInput = { ...settings, dataset: data, imageSize: 32, batchSize: 8, validationSplit: 0.1 };
+      const trainer = await openRun({ kind: 'new', config, runsRoot: join(root, 'runs') }, { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } });
+      const summary = await trainer.run();
+      trainer.dispose();
+      expect(summary!.dataset).toMatchObject({ shape: { height: 32, width: 32, channels: 3 }, test: 4 });
+      // Three images a class of each of four sizes: all but the 32x32 ones are resized.
+      expect(summary!.dataset.sizeNote).toBe('18 of 24 images resized to 32x32, as --image-size asks');
+      const { evaluation } = await evaluateRun(summary!.run, 'test');
+      summary!.exits.forEach((exit, k) => expect(matrixAccuracy(evaluation.exits[k]!.confusion)).toBe(exit.top1));
+      expect(evaluation.classes).toEqual(['left', 'right']);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
