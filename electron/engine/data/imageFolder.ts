@@ -108,10 +108,10 @@ interface ImageFile {
 }
 
 /** Largest side the default size may have: a photo folder trains at a size the networks suit. */
-export const DEFAULT_IMAGE_SIDE_CAP = 64;
+const DEFAULT_IMAGE_SIDE_CAP = 64;
 
 /** The size every image is brought to, and why (shown in the preview and kept in run.json). */
-export interface TargetSize extends ImageSize {
+interface TargetSize extends ImageSize {
   /** Set when any image is resized: "all 52 images resized to 32x32, the most common of 3 sizes". */
   note?: string;
 }
@@ -141,7 +141,7 @@ class ImageFolderReader {
   target(imageSize: number | undefined, images: number): TargetSize {
     const common = [...this.sizes.values()].reduce((best, s) => (s.count > best.count ? s : best));
     let size: ImageSize = { width: common.width, height: common.height };
-    let reason = this.sizes.size > 1 ? `the most common of ${this.sizes.size} sizes` : 'their size';
+    let reason = `the most common of ${this.sizes.size} sizes`;
     if (imageSize !== undefined) {
       size = { width: imageSize, height: imageSize };
       reason = 'as --image-size asks';
@@ -203,13 +203,14 @@ function checkClassCount(dir: string, classes: readonly string[]): void {
   if (classes.length > MAX_CLASSES) fail(dir, `holds ${classes.length} class folders, more than the ${MAX_CLASSES} supported`);
 }
 
-/** Decodes a set's files at the target size and packs them; 1 channel (all gray) keeps one of each pixel's equal samples. */
+/** A set's files decoded to RGB at the target size, in order. */
 async function decodeSet(reader: ImageFolderReader, files: readonly ImageFile[], target: ImageSize): Promise<Uint8Array[]> {
   const decoded: Uint8Array[] = [];
   for (const { file } of files) decoded.push(await reader.decode(file, target));
   return decoded;
 }
 
+/** Packs decoded RGB images into one set; for 1 channel (all gray) each pixel keeps one of its equal samples. */
 function packSet(decoded: readonly Uint8Array[], files: readonly ImageFile[], shape: DatasetShape): ImageSet {
   const { channels } = shape;
   const pixels = shape.width * shape.height;
