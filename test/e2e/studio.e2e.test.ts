@@ -4,10 +4,12 @@
  * of every view are kept under test-results/screenshots/.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import jpeg from 'jpeg-js';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startServer, type StudioServer } from '../../electron/serve/server.js';
@@ -20,6 +22,25 @@ let server: StudioServer;
 let browser: BrowserContext;
 let page: Page;
 let runsRoot: string;
+let mixedFolder: string;
+
+/** An image folder of two classes, 15 and 3 images, PNG and JPEG, 24x24 and 40x30, gray and colour. */
+async function writeMixedFolder(root: string): Promise<string> {
+  const dir = join(root, 'photos');
+  for (const [name, count] of [['many', 15], ['few', 3]] as const) {
+    await mkdir(join(dir, name), { recursive: true });
+    for (let i = 0; i < count; i++) {
+      const [width, height] = i % 2 ? [40, 30] : [24, 24];
+      const rgba = Buffer.alloc(width * height * 4, 255);
+      for (let p = 0; p < width * height; p++) for (let c = 0; c < 3; c++) rgba[4 * p + c] = i % 3 ? (p * (c + 1) * 7) % 256 : (p * 5) % 256;
+      const png = new PNG({ width, height });
+      png.data = rgba;
+      const file = i % 2 ? jpeg.encode({ data: rgba, width, height }, 90).data : PNG.sync.write(png);
+      await writeFile(join(dir, name, `${i}.${i % 2 ? 'jpg' : 'png'}`), file);
+    }
+  }
+  return dir;
+}
 
 async function buildRenderer(): Promise<void> {
   if (existsSync(join(RENDERER, 'index.html'))) return;
@@ -31,6 +52,7 @@ beforeAll(async () => {
   await buildRenderer();
   await mkdir(SCREENSHOTS, { recursive: true });
   runsRoot = await mkdtemp(join(tmpdir(), 'mw-e2e-runs-'));
+  mixedFolder = await writeMixedFolder(await mkdtemp(join(tmpdir(), 'mw-e2e-data-')));
   server = await startServer({ rendererDir: RENDERER, runsRoot, engineEnv: { MW_BACKEND: 'wasm' } });
   const profile = await mkdtemp(join(tmpdir(), 'mw-e2e-chromium-'));
   // A fresh profile per run (playwright's persistent context is how it takes --user-data-dir).
@@ -48,6 +70,7 @@ afterAll(async () => {
   await browser?.close();
   await server?.close();
   if (runsRoot) await rm(runsRoot, { recursive: true, force: true });
+  if (mixedFolder) await rm(join(mixedFolder, '..'), { recursive: true, force: true });
 });
 
 const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
@@ -98,6 +121,15 @@ describe('the studio in Chromium', () => {
     expect(await page.getByTestId('augmentation-draw').count()).toBe(8);
     expect(await page.getByTestId('imbalance-warning').count()).toBe(0);
     await shot('0-dataset-preview');
+
+    // An imbalanced image folder of mixed sizes, gray and colour: resized (and said so), with a warning.
+    await page.getByTestId('dataset-path').fill(mixedFolder);
+    await page.getByTestId('preview-dataset').click();
+    await expect.poll(async () => (await page.getByTestId('preview-shape').textContent()) ?? '', { timeout: 60_000 }).toMatch(/^\s*photos: 24×24 pixels, 3 channels, 2 classes/);
+    expect(await page.getByTestId('preview-size-note').textContent()).toMatch(/8 of 18 images resized to 24x24, the most common of 2 sizes/);
+    expect(await page.getByTestId('imbalance-warning').textContent()).toMatch(/largest class \(many, 13\) is 6\.5x the smallest \(few, 2\)/);
+    await shot('0-dataset-preview-mixed');
+    await page.getByTestId('dataset-embedded').check();
     // Embedded data is preselected; a small ResNet-8 with exits after blocks 1 and 2.
     await page.getByTestId('depth').fill('8');
     for (const block of [1, 2]) {
