@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { EVALUATION_SPLITS, type Evaluation, type EvaluationSplit } from '../../shared/evaluation.js';
 import { exitLabel, formatPercent } from '../../shared/format.js';
-import { evaluateRun, initBackend } from '../engine/index.js';
+import { cachedEvaluation, evaluateRun, initBackend } from '../engine/index.js';
 import { renderTable } from './table.js';
 import { UsageError } from './usage.js';
 
@@ -68,16 +68,20 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
   if (!flags.run) throw new UsageError('--run is required');
   const split = flags.split ?? 'validation';
   if (!isSplit(split)) throw new UsageError(`--split must be one of ${EVALUATION_SPLITS.join(', ')}, not "${split}"`);
-  await initBackend(flags.backend);
+  // A cached evaluation needs no network, hence no compute backend.
+  const cached = await cachedEvaluation(flags.run, split);
+  if (!cached) await initBackend(flags.backend);
   let reported = 0;
-  const { evaluation } = await evaluateRun(flags.run, split, {
-    onProgress: (done, total) => {
-      // A line per quarter: enough to see it move, few enough for a log.
-      if (done < total && done - reported < total / 4) return;
-      reported = done;
-      process.stderr.write(`evaluating ${split}: ${done}/${total} images\n`);
-    },
-  });
+  const { evaluation } =
+    cached ??
+    (await evaluateRun(flags.run, split, {
+      onProgress: (done, total) => {
+        // A line per quarter: enough to see it move, few enough for a log.
+        if (done < total && done - reported < total / 4) return;
+        reported = done;
+        process.stderr.write(`evaluating ${split}: ${done}/${total} images\n`);
+      },
+    }));
   process.stdout.write(`${evaluation.samples} ${split} images of ${evaluation.run}\n\n${evaluationTables(evaluation)}\n`);
   if (flags.json) process.stdout.write(`${JSON.stringify(evaluationJson(evaluation))}\n`);
   return 0;

@@ -67,7 +67,9 @@ export function describePredictions(
   return { ...identity, samples, classes: [...classes], exits: perExit, overthinking: overthinking(labels, predicted) };
 }
 
-async function readCache(dir: string, split: EvaluationSplit, step: number): Promise<RunEvaluation | undefined> {
+/** The cached evaluation when it is of the run's current checkpoint; undefined when it must be computed. */
+export async function cachedEvaluation(dir: string, split: EvaluationSplit): Promise<RunEvaluation | undefined> {
+  const step = await checkpointStep(dir);
   const path = evaluationCachePath(dir, split);
   if (!(await statIfExists(path))) return undefined;
   try {
@@ -95,9 +97,9 @@ export interface EvaluateRunOptions {
 
 /** The run's evaluation on `split`: from the cache when it matches the checkpoint, else computed and cached. */
 export async function evaluateRun(dir: string, split: EvaluationSplit, options: EvaluateRunOptions = {}): Promise<RunEvaluation> {
-  const step = await checkpointStep(dir);
-  const cached = await readCache(dir, split, step);
+  const cached = await cachedEvaluation(dir, split);
   if (cached) return cached;
+  const step = await checkpointStep(dir);
   const trained = await loadTrainedNetwork(dir);
   try {
     const dataset = options.dataset ?? (await loadRunDataset(trained.start.config));
