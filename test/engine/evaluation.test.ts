@@ -18,8 +18,11 @@ import { initBackend, summarizeBackend } from '../../electron/engine/backend/ind
 import { loadRunDataset } from '../../electron/engine/data/index.js';
 import { classMetrics, confusionMatrix, matrixAccuracy } from '../../electron/engine/evaluate/confusion.js';
 import { overthinking, selectedImages } from '../../electron/engine/evaluate/overthinking.js';
+import { exitAccuracy } from '../../electron/engine/evaluate/index.js';
 import { exitPredictions } from '../../electron/engine/evaluate/predictions.js';
-import { evaluateRun, evaluationCachePath } from '../../electron/engine/evaluate/runEvaluation.js';
+import { buildNetwork } from '../../electron/engine/models/index.js';
+import type { Dataset } from '../../electron/engine/data/index.js';
+import { describePredictions, evaluateRun, evaluationCachePath } from '../../electron/engine/evaluate/runEvaluation.js';
 import { Random } from '../../electron/engine/random.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
@@ -261,6 +264,38 @@ describe('a mixed-size RGB and gray image folder', () => {
       expect(evaluation.classes).toEqual(['left', 'right']);
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('top-5 from 20 classes', () => {
+  it('counts per image what exitAccuracy counts in total, at every exit', async () => {
+    await initBackend('cpu');
+    const classes = 20;
+    const rng = new Random(5);
+    const count = 300;
+    const set = { images: Uint8Array.from({ length: count * 64 }, () => rng.int(256)), labels: Uint8Array.from({ length: count }, () => rng.int(classes)), count };
+    const dataset: Dataset = {
+      name: 'noise',
+      source: 'memory',
+      shape: { height: 8, width: 8, channels: 1 },
+      classes: Array.from({ length: classes }, (_, c) => `c${c}`),
+      train: set,
+      test: set,
+      normalization: { mean: [0.5], std: [0.3] },
+      flipAugment: false,
+    };
+    const net = buildNetwork({ family: 'resnet', depth: 8, width: 0.5, exits: [1] }, [8, 8, 1], classes, 9);
+    try {
+      const predictions = await exitPredictions(net, dataset, set);
+      const evaluation = describePredictions(predictions, net.costs(), dataset.classes, { run: 'memory', split: 'test', step: 0 });
+      const accuracy = await exitAccuracy(net, dataset, set);
+      expect(evaluation.exits.map((e) => e.top1)).toEqual(accuracy.top1);
+      expect(evaluation.exits.map((e) => e.top5)).toEqual(accuracy.top5);
+      // Untrained on noise: top-5 is well above top-1, near 5 in 20.
+      for (const exit of evaluation.exits) expect(exit.top5!).toBeGreaterThan(exit.top1);
+    } finally {
+      net.dispose();
     }
   });
 });
