@@ -17,6 +17,8 @@ import {
 } from './metrics.js';
 import { EXIT_CRITERIA, EarlyExitSweepSchema, LesionStudySchema, SupervisionSharesSchema } from './analysis.js';
 import { ExitRefSchema } from './exitRef.js';
+import { EVALUATION_SPLITS, EvaluationImagesSchema, EvaluationSchema, ImageSelectionSchema, MAX_THUMBNAILS } from './evaluation.js';
+import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
@@ -52,10 +54,24 @@ export const RequestSchemas = {
     .strict(),
   /** Native folder picker (Electron); serve mode answers with the path typed in the page. */
   chooseFolder: z.object({ purpose: z.enum(['dataset', 'export']) }).strict(),
-  /** Analyses of a trained run, on (at most ANALYSIS_MAX_IMAGES of) its test set. */
+  /** Analyses of a trained run, on its validation hold-out (on at most ANALYSIS_MAX_IMAGES of its test set when it has none). */
   earlyExit: z.object({ run: runDir, criterion: z.enum(EXIT_CRITERIA) }).strict(),
   lesion: z.object({ run: runDir }).strict(),
   supervision: z.object({ run: runDir }).strict(),
+  /** Per-exit evaluation on a split, computed once (with evaluation-progress events) and cached in the run folder. */
+  evaluate: z.object({ run: runDir, split: z.enum(EVALUATION_SPLITS) }).strict(),
+  /** The images behind one cell of an evaluation, as thumbnails, a page at a time. */
+  evaluationImages: z
+    .object({
+      run: runDir,
+      split: z.enum(EVALUATION_SPLITS),
+      selection: ImageSelectionSchema,
+      offset: z.number().int().nonnegative().default(0),
+      limit: z.number().int().positive().max(MAX_THUMBNAILS, `at most ${MAX_THUMBNAILS} images a page`).default(MAX_THUMBNAILS),
+    })
+    .strict(),
+  /** The New-run page's look at a dataset before training: counts, thumbnails, augmentation draws. */
+  previewDataset: DatasetPreviewRequestSchema,
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
@@ -112,6 +128,9 @@ export const ResponseSchemas = {
   earlyExit: EarlyExitSweepSchema,
   lesion: LesionStudySchema,
   supervision: SupervisionSharesSchema,
+  evaluate: EvaluationSchema,
+  evaluationImages: EvaluationImagesSchema,
+  previewDataset: DatasetPreviewSchema,
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 
@@ -123,6 +142,7 @@ export const StudioEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('run'), events: z.array(RunEventSchema) }),
   z.object({ type: z.literal('trainer-crashed'), message: z.string(), run: z.string().optional() }),
   z.object({ type: z.literal('menu-command'), command: z.enum(MENU_COMMANDS) }),
+  z.object({ type: z.literal('evaluation-progress'), run: z.string(), split: z.enum(EVALUATION_SPLITS), done: z.number().int().nonnegative(), total: z.number().int().nonnegative() }),
 ]);
 export type StudioEvent = z.infer<typeof StudioEventSchema>;
 

@@ -32,6 +32,8 @@ export const ExitReportSchema = ExitInfoSchema.extend({
   top1: fraction,
   /** Only for 20 or more classes. */
   top5: fraction.optional(),
+  /** Top-1 on the held-out validation split, when the run has one (top1 is on the test set). */
+  validationTop1: fraction.optional(),
   /** Milliseconds per forward pass of the sub-model on the run's backend. */
   latencyMs: z.object({
     batch1: LatencySchema,
@@ -54,6 +56,8 @@ export const DatasetSummarySchema = z.object({
   test: count,
   validation: count,
   normalization: z.object({ mean: z.array(finite), std: z.array(finite) }),
+  /** Set when an image folder's images were resized to one size: how many, to what, and why. */
+  sizeNote: z.string().optional(),
 });
 export type DatasetSummary = z.infer<typeof DatasetSummarySchema>;
 

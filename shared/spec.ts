@@ -60,6 +60,9 @@ export const ArchSpecSchema = z.discriminatedUnion('family', [
 ]);
 export type ArchSpec = z.infer<typeof ArchSpecSchema>;
 
+/** Share of the training set held out for validation unless the user says otherwise. */
+export const DEFAULT_VALIDATION_SPLIT = 0.1;
+
 export const RunConfigSchema = z
   .object({
     /** 'embedded' (the Fashion-MNIST subset shipped with the studio) or a file/folder path. */
@@ -77,8 +80,13 @@ export const RunConfigSchema = z
     schedule: z.enum(['step', 'cosine']).default('step'),
     seed: z.number().int('seed must be a whole number').min(0).max(2 ** 31 - 1),
     augment: z.boolean().default(true),
-    /** Fraction of the training images held out for validation (0 = none). */
-    validationSplit: z.number().min(0).max(0.5, 'validation split is at most 0.5').default(0),
+    /**
+     * Fraction of the training images held out for validation (0 = none), stratified and seeded:
+     * per-epoch accuracy and the analyses use it, so the test set is scored once, at the end.
+     */
+    validationSplit: z.number().min(0).max(0.5, 'validation split is at most 0.5').default(DEFAULT_VALIDATION_SPLIT),
+    /** Image folders: every image resized to imageSize x imageSize (default: the most common size, capped at 64). */
+    imageSize: positiveInt('image size').min(4, 'image size is at least 4').max(512, 'image size is at most 512').optional(),
     limitTrain: positiveInt('limit-train').optional(),
     limitTest: positiveInt('limit-test').optional(),
   })
@@ -103,7 +111,7 @@ export const DEFAULT_RUN_CONFIG: RunConfig = {
   schedule: 'step',
   seed: 0,
   augment: true,
-  validationSplit: 0,
+  validationSplit: DEFAULT_VALIDATION_SPLIT,
 };
 
 /** A readable, field-named message for a failed parse ("arch.depth: ResNet depth must be ..."). */

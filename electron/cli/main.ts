@@ -8,6 +8,7 @@ import { ConfigError } from '../../shared/spec.js';
 import { BackendError, DatasetError, describeBackend, ExportError, initBackend, FileError } from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
+import { EVALUATE_USAGE, evaluateCommand } from './evaluate.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
 import { TRAIN_USAGE, train } from './train.js';
 import { UsageError } from './usage.js';
@@ -19,12 +20,15 @@ usage: mw-studio <command> [options]
 commands:
   train    train an Mw-network and report every exit (mw-studio train --help)
   info     show the compute backend in use and why
+  evaluate per-class results, confusion and overthinking of every exit (mw-studio evaluate --help)
   export   one exit of a trained run as a TensorFlow.js or ONNX model (mw-studio export --help)
   serve    the studio in a browser (loopback only, token-protected)
   start    the desktop app; serve mode where Electron is not installed
   bench    training and inference speed, against PyTorch where available
 
 ${TRAIN_USAGE}
+
+${EVALUATE_USAGE}
 
 ${EXPORT_USAGE}
 
@@ -34,6 +38,7 @@ ${BENCH_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
+  evaluate: evaluateCommand,
   export: exportCommand,
   serve: (argv) => serve(argv),
   start,

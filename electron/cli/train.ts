@@ -23,7 +23,10 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --gamma G                   loss-weight exponent (default ${d.gamma}; 0 = equal weights)
   --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
                               (defaults ${d.epochs}, ${d.batchSize}, ${d.lr}, ${d.seed}, ${d.schedule})
-  --validation F              hold out fraction F of the training set for per-epoch accuracy (default ${d.validationSplit})
+  --validation F              hold out fraction F of the training set (default ${d.validationSplit}, 0 = none)
+                              for per-epoch accuracy and the analyses; the test set is scored once
+  --image-size N              image folders: resize every image to NxN (default: the most
+                              common size, capped at 64; images of other sizes are resized)
   --limit-train N  --limit-test N   use a stratified subset
   --no-augment                no random crop / flip
   --out DIR                   where run folders go (default runs/)
@@ -45,6 +48,7 @@ export const TRAIN_OPTIONS = {
   seed: { type: 'string' },
   schedule: { type: 'string' },
   validation: { type: 'string' },
+  'image-size': { type: 'string' },
   'limit-train': { type: 'string' },
   'limit-test': { type: 'string' },
   'no-augment': { type: 'boolean' },
@@ -89,6 +93,7 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
     schedule: (flags.schedule ?? d.schedule) as RunConfigInput['schedule'],
     augment: !flags['no-augment'],
     validationSplit: num(flags.validation, d.validationSplit)!,
+    ...(flags['image-size'] !== undefined ? { imageSize: num(flags['image-size'])! } : {}),
     ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),
     ...(flags['limit-test'] !== undefined ? { limitTest: num(flags['limit-test'])! } : {}),
   };
@@ -152,7 +157,9 @@ export async function train(argv: string[]): Promise<number> {
       else if (event.type === 'started') {
         const s = event.start;
         const from = s.resumedFrom ? ` (resuming after step ${s.resumedFrom.step})` : '';
-        progress.line(`${s.network} on ${s.dataset.name} (${s.dataset.train} train / ${s.dataset.test} test), ${s.config.method} BP${from}`);
+        const held = s.dataset.validation ? ` / ${s.dataset.validation} validation` : '';
+        progress.line(`${s.network} on ${s.dataset.name} (${s.dataset.train} train${held} / ${s.dataset.test} test), ${s.config.method} BP${from}`);
+        if (s.dataset.sizeNote) progress.line(`images: ${s.dataset.sizeNote}`);
         progress.line(`run folder: ${s.run}`);
       }
     },

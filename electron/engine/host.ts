@@ -11,13 +11,16 @@ import { ANALYSIS_MAX_IMAGES, ApiError, parseRequest, type StudioEvent, type Stu
 import type { RunEvent } from '../../shared/metrics.js';
 import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
-import { makeBatch, type Dataset } from './data/index.js';
+import { EMBEDDED_SOURCE, loadDataset, loadRunDataset, makeBatch, selectionSet, type Dataset } from './data/index.js';
+import { previewDataset } from './data/preview.js';
 import { exitLatency } from './evaluate/index.js';
+import { evaluationImages } from './evaluate/images.js';
+import { evaluateRun } from './evaluate/runEvaluation.js';
 import { exportExit } from './export/index.js';
 import { resourcesDir } from './resources.js';
 import { RunFolder, listRuns } from './runs/store.js';
 import { loadTrainedNetwork, type TrainedNetwork } from './runs/trained.js';
-import { loadRunDataset, openRun, type RunRequest } from './session.js';
+import { openRun, type RunRequest } from './session.js';
 import type { Trainer } from './train/trainer.js';
 
 export const COALESCE_MS = 100;
@@ -76,6 +79,7 @@ export class EngineHost {
   private readonly runsRoot: string;
   /** Folders the user picked in a native dialog: the only paths outside runs/ the renderer may name. */
   private readonly chosen = new Set<string>();
+  private loadedDataset: { dir: string; dataset: Promise<Dataset> } | undefined;
 
   constructor(private readonly options: EngineHostOptions) {
     this.runsRoot = resolve(options.runsRoot);
@@ -145,6 +149,19 @@ export class EngineHost {
     return costs;
   }
 
+  /** A run's full dataset, kept for the run last asked about: paging through thumbnails reloads nothing. */
+  private runDataset(dir: string): Promise<Dataset> {
+    if (this.loadedDataset?.dir !== dir) {
+      const dataset = RunFolder.open(dir).then(async (folder) => loadRunDataset(await folder.config()));
+      // A failed load is not kept: the next call tries again.
+      dataset.catch(() => {
+        if (this.loadedDataset?.dataset === dataset) this.loadedDataset = undefined;
+      });
+      this.loadedDataset = { dir, dataset };
+    }
+    return this.loadedDataset.dataset;
+  }
+
   private requireActive(): Trainer {
     if (!this.active) throw new ApiError('no run is active');
     return this.active;
@@ -196,8 +213,8 @@ export class EngineHost {
       return path ? { path } : {};
     },
     earlyExit: async ({ run, criterion }) =>
-      this.analyse(run, async (trained, dataset) => earlyExitSweep(trained.net, dataset, dataset.test, { criterion, costs: await this.leavingCosts(trained) })),
-    lesion: async ({ run }) => this.analyse(run, ({ net }, dataset) => lesionStudy(net, dataset, dataset.test)),
+      this.analyse(run, async (trained, dataset) => earlyExitSweep(trained.net, dataset, selectionSet(dataset), { criterion, costs: await this.leavingCosts(trained) })),
+    lesion: async ({ run }) => this.analyse(run, ({ net }, dataset) => lesionStudy(net, dataset, selectionSet(dataset))),
     supervision: async ({ run }) =>
       this.analyse(run, async ({ net, start }, dataset) => {
         const { count } = dataset.test;
@@ -211,6 +228,20 @@ export class EngineHost {
           batch.labels.dispose();
         }
       }),
+    evaluate: async ({ run, split }) => {
+      const dir = this.runPath(run);
+      const onProgress = (done: number, total: number) => this.options.emit({ type: 'evaluation-progress', run, split, done, total });
+      return (await evaluateRun(dir, split, { onProgress, dataset: await this.runDataset(dir) })).evaluation;
+    },
+    evaluationImages: async ({ run, split, selection, offset, limit }) => {
+      const dir = this.runPath(run);
+      const dataset = await this.runDataset(dir);
+      return evaluationImages(await evaluateRun(dir, split, { dataset }), dataset, selection, { offset, limit });
+    },
+    previewDataset: async ({ dataset, imageSize, augment, seed }) => {
+      const source = dataset === EMBEDDED_SOURCE ? dataset : this.userPath(dataset, 'dataset');
+      return previewDataset(await loadDataset(source, imageSize === undefined ? {} : { imageSize }), { augment, seed });
+    },
   };
 
   /** Stops the active run and waits until it has checkpointed; used when the app quits. */

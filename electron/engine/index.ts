@@ -11,6 +11,7 @@ export { DatasetError } from './data/dataset.js';
 export { loadDataset } from './data/index.js';
 export { BackendError, ExportError } from './errors.js';
 export { exitLatency, measureLatency } from './evaluate/index.js';
+export { cachedEvaluation, evaluateRun } from './evaluate/runEvaluation.js';
 export { exportExit } from './export/index.js';
 export { buildNetwork } from './models/index.js';
 export { openSubModelSession } from './models/onnxModel.js';

@@ -2,9 +2,9 @@
  * Opening a run, the way every face (CLI, Electron utility process, serve mode) does it:
  * validate the request, load the data, create or reopen the run folder, build the trainer.
  */
-import { parseRunConfig, type RunConfig } from '../../shared/spec.js';
+import { parseRunConfig } from '../../shared/spec.js';
 import type { BackendSummary, RunEvent } from '../../shared/metrics.js';
-import { loadDataset } from './data/index.js';
+import { loadRunDataset } from './data/index.js';
 import { RunFolder } from './runs/store.js';
 import { Trainer } from './train/trainer.js';
 import type { LatencyOptions } from './evaluate/index.js';
@@ -18,16 +18,6 @@ export interface OpenRunOptions {
   onEvent?: (event: RunEvent) => void;
   checkpointSeconds?: number;
   latency?: LatencyOptions;
-}
-
-/** The run's dataset as it trained on it; `maxTest` caps the test images (analyses keep a class-balanced subset). */
-export function loadRunDataset(config: RunConfig, maxTest = Infinity) {
-  return loadDataset(config.dataset, {
-    limitTrain: config.limitTrain,
-    limitTest: Math.min(config.limitTest ?? Infinity, maxTest),
-    validationSplit: config.validationSplit,
-    seed: config.seed,
-  });
 }
 
 export async function openRun(request: RunRequest, options: OpenRunOptions): Promise<Trainer> {

@@ -35,6 +35,7 @@ export interface RunForm {
   schedule: RunConfig['schedule'];
   augment: boolean;
   validationSplit: NumberEntry;
+  imageSize: NumberEntry;
   limitTrain: NumberEntry;
   limitTest: NumberEntry;
 }
@@ -55,6 +56,7 @@ const FIELD_PATHS = {
   schedule: 'schedule',
   augment: 'augment',
   validationSplit: 'validationSplit',
+  imageSize: 'imageSize',
   limitTrain: 'limitTrain',
   limitTest: 'limitTest',
 } as const;
@@ -82,6 +84,7 @@ export function formFromConfig(config: RunConfig): RunForm {
     schedule: config.schedule,
     augment: config.augment,
     validationSplit: config.validationSplit,
+    imageSize: config.imageSize ?? '',
     limitTrain: config.limitTrain ?? '',
     limitTest: config.limitTest ?? '',
   };
@@ -116,6 +119,7 @@ export function configInput(form: RunForm): unknown {
     schedule: form.schedule,
     augment: form.augment,
     ...optional('validationSplit', form.validationSplit),
+    ...optional('imageSize', form.imageSize),
     ...optional('limitTrain', form.limitTrain),
     ...optional('limitTest', form.limitTest),
   };

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { _electron, type ElectronApplication } from 'playwright-core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { ELECTRON, locate } from '../requirements.js';
-import { trainPickExportAnalyse } from './studioFlow.js';
+import { evaluateAndOpenCells, trainPickExportAnalyse, writeMixedFolder } from './studioFlow.js';
 
 const electronPath = locate(ELECTRON, 'the end-to-end flow in the desktop app');
 
@@ -38,6 +38,8 @@ describe.runIf(electronPath)('the desktop app', () => {
 
   it('trains a multi-way run, recommends an exit within a latency budget, exports it and runs the analyses', async () => {
     const page = await app.firstWindow();
-    await trainPickExportAnalyse(page, join(scratch, 'runs'), resolve('test-results/screenshots'), 'desktop');
+    const screenshots = resolve('test-results/screenshots');
+    await trainPickExportAnalyse(page, join(scratch, 'runs'), await writeMixedFolder(join(scratch, 'data')), screenshots, 'desktop');
+    await evaluateAndOpenCells(page, screenshots, 'desktop');
   });
 });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startServer, type StudioServer } from '../../electron/serve/server.js';
 import { CHROMIUM, locate } from '../requirements.js';
-import { trainPickExportAnalyse } from './studioFlow.js';
+import { evaluateAndOpenCells, trainPickExportAnalyse, writeMixedFolder } from './studioFlow.js';
 
 const chromiumPath = locate(CHROMIUM, 'the end-to-end flow in Chromium');
 const SCREENSHOTS = resolve('test-results/screenshots');
@@ -23,6 +23,7 @@ let server: StudioServer;
 let browser: BrowserContext;
 let page: Page;
 let runsRoot: string;
+let mixedFolder: string;
 
 async function buildRenderer(): Promise<void> {
   if (existsSync(join(RENDERER, 'index.html'))) return;
@@ -33,6 +34,7 @@ async function buildRenderer(): Promise<void> {
 beforeAll(async () => {
   await buildRenderer();
   runsRoot = await mkdtemp(join(tmpdir(), 'mw-e2e-runs-'));
+  mixedFolder = await writeMixedFolder(await mkdtemp(join(tmpdir(), 'mw-e2e-data-')));
   server = await startServer({ rendererDir: RENDERER, runsRoot, engineEnv: { MW_BACKEND: 'wasm' } });
   if (!chromiumPath) return;
   const profile = await mkdtemp(join(tmpdir(), 'mw-e2e-chromium-'));
@@ -51,6 +53,7 @@ afterAll(async () => {
   await browser?.close();
   await server?.close();
   if (runsRoot) await rm(runsRoot, { recursive: true, force: true });
+  if (mixedFolder) await rm(join(mixedFolder, '..'), { recursive: true, force: true });
 });
 
 describe('serve mode boundary', () => {
@@ -90,6 +93,10 @@ describe('serve mode boundary', () => {
 describe.runIf(chromiumPath)('the studio in Chromium', () => {
   it('trains a multi-way run, shows every exit live, recommends an exit within a latency budget and exports it', async () => {
     await page.goto(server.url);
-    await trainPickExportAnalyse(page, runsRoot, SCREENSHOTS, 'serve');
+    await trainPickExportAnalyse(page, runsRoot, mixedFolder, SCREENSHOTS, 'serve');
+  });
+
+  it('evaluates the trained run per exit and opens exactly the images of a confusion cell and of an overthinking cell', async () => {
+    await evaluateAndOpenCells(page, SCREENSHOTS, 'serve');
   });
 });

@@ -4,15 +4,59 @@
  * watch every exit live, pick an exit within a latency budget, export it, run the analyses.
  * Screenshots of every view go to `screenshotDir`, named `<prefix>-<step>.png`.
  */
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import jpeg from 'jpeg-js';
 import type { Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import { expect } from 'vitest';
 
-export async function trainPickExportAnalyse(page: Page, runsRoot: string, screenshotDir: string, prefix: string): Promise<void> {
+type Shot = (name: string) => Promise<unknown>;
+
+async function screenshots(page: Page, screenshotDir: string, prefix: string): Promise<Shot> {
   await mkdir(screenshotDir, { recursive: true });
-  const shot = (name: string) => page.screenshot({ path: join(screenshotDir, `${prefix}-${name}.png`), fullPage: true });
+  return (name: string) => page.screenshot({ path: join(screenshotDir, `${prefix}-${name}.png`), fullPage: true });
+}
+
+/** An image folder of two classes, 15 and 3 images, PNG and JPEG, 24x24 and 40x30, gray and colour. */
+export async function writeMixedFolder(root: string): Promise<string> {
+  const dir = join(root, 'photos');
+  for (const [name, count] of [['many', 15], ['few', 3]] as const) {
+    await mkdir(join(dir, name), { recursive: true });
+    for (let i = 0; i < count; i++) {
+      const [width, height] = i % 2 ? [40, 30] : [24, 24];
+      const rgba = Buffer.alloc(width * height * 4, 255);
+      for (let p = 0; p < width * height; p++) for (let c = 0; c < 3; c++) rgba[4 * p + c] = i % 3 ? (p * (c + 1) * 7) % 256 : (p * 5) % 256;
+      const png = new PNG({ width, height });
+      png.data = rgba;
+      const file = i % 2 ? jpeg.encode({ data: rgba, width, height }, 90).data : PNG.sync.write(png);
+      await writeFile(join(dir, name, `${i}.${i % 2 ? 'jpg' : 'png'}`), file);
+    }
+  }
+  return dir;
+}
+
+/** `mixedFolder` is an image folder from writeMixedFolder, previewed before the run. */
+export async function trainPickExportAnalyse(page: Page, runsRoot: string, mixedFolder: string, screenshotDir: string, prefix: string): Promise<void> {
+  const shot = await screenshots(page, screenshotDir, prefix);
   await page.getByTestId('start').waitFor();
+  // The embedded data previewed before training: 10 classes with examples, 8 augmentation draws.
+  await page.getByTestId('preview-dataset').click();
+  await page.getByTestId('class-counts-chart').waitFor({ timeout: 60_000 });
+  expect(await page.getByTestId('preview-shape').textContent()).toMatch(/28×28 pixels, 1 channel \(gray\), 10 classes/);
+  expect(await page.getByTestId('preview-class').count()).toBe(10);
+  expect(await page.getByTestId('augmentation-draw').count()).toBe(8);
+  expect(await page.getByTestId('imbalance-warning').count()).toBe(0);
+  await shot('0-dataset-preview');
+
+  // An imbalanced image folder of mixed sizes, gray and colour: resized (and said so), with a warning.
+  await page.getByTestId('dataset-path').fill(mixedFolder);
+  await page.getByTestId('preview-dataset').click();
+  await expect.poll(async () => (await page.getByTestId('preview-shape').textContent()) ?? '', { timeout: 60_000 }).toMatch(/^\s*photos: 24×24 pixels, 3 channels, 2 classes/);
+  expect(await page.getByTestId('preview-size-note').textContent()).toMatch(/8 of 18 images resized to 24x24, the most common of 2 sizes/);
+  expect(await page.getByTestId('imbalance-warning').textContent()).toMatch(/largest class \(many, 13\) is 6\.5x the smallest \(few, 2\)/);
+  await shot('0-dataset-preview-mixed');
+  await page.getByTestId('dataset-embedded').check();
   // Embedded data is preselected; a small ResNet-8 with exits after blocks 1 and 2.
   await page.getByTestId('depth').fill('8');
   for (const block of [1, 2]) {
@@ -86,4 +130,47 @@ export async function trainPickExportAnalyse(page: Page, runsRoot: string, scree
   await page.getByTestId('nav-runs').click();
   await page.getByTestId('run-item').first().waitFor();
   await shot('7-runs');
+}
+
+/** After trainPickExportAnalyse: per-exit evaluation, and exactly the images of a confusion cell and of an overthinking cell. */
+export async function evaluateAndOpenCells(page: Page, screenshotDir: string, prefix: string): Promise<void> {
+  const shot = await screenshots(page, screenshotDir, prefix);
+  await page.getByTestId('nav-evaluation').click();
+  expect(await page.getByTestId('evaluation-split').inputValue()).toBe('validation');
+  await page.getByTestId('compute-evaluation').click();
+  await page.getByTestId('confusion-matrix').waitFor({ timeout: 120_000 });
+  // 320 limited training images, 10% held out: 32 validation images over the 10 classes.
+  const cells = page.locator('[data-testid^="confusion-cell-"]');
+  const counts = (await cells.evaluateAll((buttons) => buttons.map((b) => Number(b.getAttribute('data-count'))))) as number[];
+  expect(counts).toHaveLength(100);
+  expect(counts.reduce((a, b) => a + b, 0)).toBe(32);
+  expect(await page.locator('[data-testid^="class-row-"]').count()).toBe(10);
+  await shot('8-evaluation');
+
+  // The fullest cell off the diagonal if there is one (a mistake), else the fullest.
+  const cellIds = (await cells.evaluateAll((buttons) => buttons.map((b) => b.getAttribute('data-testid')))) as string[];
+  const offDiagonal = (id: string) => id.split('-')[2] !== id.split('-')[3];
+  const ranked = cellIds.map((id, i) => ({ id, count: counts[i]! })).sort((a, b) => Number(offDiagonal(b.id)) - Number(offDiagonal(a.id)) || b.count - a.count);
+  const cell = ranked.find((c) => c.count > 0)!;
+  await page.getByTestId(cell.id).click();
+  await expect.poll(() => page.getByTestId('image-grid').getAttribute('data-total'), { timeout: 60_000 }).toBe(String(cell.count));
+  expect(await page.getByTestId('thumbnail').count()).toBe(cell.count);
+  const firstImage = page.getByTestId('thumbnail').first().locator('img');
+  expect(await firstImage.getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+  expect(await firstImage.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(28);
+  // Every exit's prediction is listed under each thumbnail.
+  expect(await page.getByTestId('thumbnail').first().locator('.predictions li').count()).toBe(3);
+  await shot('9-evaluation-cell');
+
+  const pairs = page.locator('[data-testid^="overthinking-"][data-count], [data-testid^="rescued-"][data-count]');
+  const pairCounts = (await pairs.evaluateAll((buttons) => buttons.map((b) => [b.getAttribute('data-testid'), Number(b.getAttribute('data-count'))]))) as [string, number][];
+  expect(pairCounts).toHaveLength(6);
+  const [pairId, pairCount] = pairCounts.find(([, n]) => n > 0) ?? pairCounts[0]!;
+  if (pairCount > 0) {
+    await page.getByTestId(pairId).click();
+    await expect.poll(() => page.getByTestId('image-grid').getAttribute('data-total'), { timeout: 60_000 }).toBe(String(pairCount));
+    expect(await page.getByTestId('thumbnail').count()).toBe(pairCount);
+  }
+  await page.getByTestId('overthinking').scrollIntoViewIfNeeded();
+  await shot('10-overthinking');
 }

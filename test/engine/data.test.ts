@@ -28,6 +28,7 @@ import {
   type ImageSet,
 } from '../../electron/engine/data/index.js';
 import { IDX_FILES, encodeIdx } from '../../electron/engine/data/idx.js';
+import { resizeImage } from '../../electron/engine/data/resize.js';
 import { classCounts } from '../../electron/engine/data/sets.js';
 import { Random } from '../../electron/engine/random.js';
 import { FULL_FASHION_MNIST, locate } from '../requirements.js';
@@ -563,10 +564,48 @@ describe('image folders', () => {
     await expectFailure(loadDataset(dir), join(dir, 'a', 'broken.png'), /is not a decodable PNG image \(.+\)/);
   });
 
-  it('names the first image of another size and both sizes', async () => {
-    const dir = await validFolder('bad-sizes');
-    await writeFile(join(dir, 'b', 'wide.png'), pngFile(W + 1, H, opaque(randomBytes((W + 1) * H * 3, 2)), 2));
-    await expectFailure(loadDataset(dir), join(dir, 'b', 'wide.png'), new RegExp(`is 6x4 but ${join(dir, 'a', 'img0.png')} is 5x4`));
+  it('resizes images of other sizes to the most common one, gray and colour to one channel count, and says so', async () => {
+    const dir = await validFolder('mixed-sizes');
+    const wide = opaque(randomBytes((W + 3) * (H + 2) * 3, 2));
+    await writeFile(join(dir, 'b', 'wide.png'), pngFile(W + 3, H + 2, wide, 2));
+    const gray = randomBytes(3 * W * 3 * H, 3);
+    await writeFile(join(dir, 'a', 'gray.jpg'), Buffer.from(jpeg.encode({ data: opaque(grayToRgb(gray)), width: 3 * W, height: 3 * H }, 95).data));
+    const dataset = await loadDataset(dir);
+    expect(dataset.shape).toEqual({ height: H, width: W, channels: 3 });
+    expect(dataset.sizeNote).toBe(`2 of 6 images resized to ${W}x${H}, the most common of 3 sizes`);
+    // The images of the common size are untouched; the others are exactly what the resampler makes of them.
+    const expectedWide = resizeImage(Uint8Array.from(wide.filter((_, i) => i % 4 !== 3)), { width: W + 3, height: H + 2 }, 3, { width: W, height: H });
+    const keys = imageKeys([dataset.train, dataset.test], W * H * 3);
+    expect(keys).toContain(`1:${Buffer.from(expectedWide).toString('base64')}`);
+    expect(keys.filter((k) => k.startsWith('0:'))).toHaveLength(3);
+  });
+
+  it('resizes every image to --image-size, and to at most 64 pixels a side by default', async () => {
+    const dir = await validFolder('image-size');
+    const sized = await loadDataset(dir, { imageSize: 8 });
+    expect(sized.shape).toEqual({ height: 8, width: 8, channels: 3 });
+    expect(sized.sizeNote).toBe('4 of 4 images resized to 8x8, as --image-size asks');
+    const large = await folder('large');
+    for (const name of ['a', 'b']) {
+      await mkdir(join(large, name));
+      await writeFile(join(large, name, '0.png'), pngFile(100, 80, opaque(randomBytes(100 * 80 * 3, 5)), 2));
+    }
+    const capped = await loadDataset(large);
+    expect(capped.shape).toEqual({ height: 51, width: 64, channels: 3 });
+    expect(capped.sizeNote).toMatch(/2 of 2 images resized to 64x51, the most common size, 100x80, capped at 64/);
+    // Other formats already share one size: asking for another is a mistake named as such.
+    await expectFailure(loadDataset('embedded', { imageSize: 32 }), 'embedded', /--image-size applies to image folders only/);
+  });
+
+  it('resamples: a constant image stays constant, the same size is a copy, and shrinking averages', () => {
+    const constant = new Uint8Array(7 * 5 * 3).fill(77);
+    expect(resizeImage(constant, { width: 7, height: 5 }, 3, { width: 3, height: 11 })).toEqual(new Uint8Array(3 * 11 * 3).fill(77));
+    const pixels = randomBytes(6 * 4, 8);
+    expect(resizeImage(pixels, { width: 6, height: 4 }, 1, { width: 6, height: 4 })).toEqual(pixels);
+    // Stripes of 0 and 200 one pixel wide shrink to their mean, not to either stripe.
+    const stripes = Uint8Array.from({ length: 8 * 8 }, (_, i) => (i % 2 ? 200 : 0));
+    const shrunk = [...resizeImage(stripes, { width: 8, height: 8 }, 1, { width: 2, height: 2 })];
+    expect(shrunk.every((v) => v > 80 && v < 120), `shrunk stripes: ${shrunk.join(' ')}`).toBe(true);
   });
 
   it('names an empty class folder', async () => {

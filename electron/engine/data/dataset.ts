@@ -32,6 +32,8 @@ export interface Dataset {
   /** Whether a horizontal flip keeps the label meaningful (clothes, objects: yes; digits: no). */
   flipAugment: boolean;
   license?: string;
+  /** Set when images were resized to one size: how many, to what, and why. */
+  sizeNote?: string;
 }
 
 /** Raised for any unreadable or inconsistent dataset input; the message names the file. */

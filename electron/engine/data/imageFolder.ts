@@ -13,6 +13,7 @@ import { PNG } from 'pngjs';
 import { Random } from '../random.js';
 import { imageBytes, type DatasetShape, type ImageSet, type RawDataset } from './dataset.js';
 import { MAX_DATA_BYTES, fail, formatBytes, listVisible, readFileCapped, statIfExists } from './files.js';
+import { resizeImage } from './resize.js';
 import { stratifiedSplit } from './sets.js';
 
 /** Largest accepted image side: far above what the studio's networks train on. */
@@ -100,65 +101,91 @@ function isGray(rgb: Uint8Array): boolean {
   return true;
 }
 
-/** The images of one set as decoded RGB, in class-folder then file-name order. */
-interface DecodedSet {
-  images: Uint8Array[];
-  labels: number[];
+/** One image file of a set and its class. */
+interface ImageFile {
+  file: string;
+  label: number;
+}
+
+/** Largest side the default size may have: a photo folder trains at a size the networks suit. */
+const DEFAULT_IMAGE_SIDE_CAP = 64;
+
+/** The size every image is brought to, and why (shown in the preview and kept in run.json). */
+interface TargetSize extends ImageSize {
+  /** Set when any image is resized: "all 52 images resized to 32x32, the most common of 3 sizes". */
+  note?: string;
 }
 
 /**
- * Reads the sets of one folder, holding what their images must share: the size of the first
- * image, whether all are grayscale so far, and the pixel budget.
+ * Reads a folder's images in two passes: first every header (sizes, checked against the limits
+ * before anything is decoded), which fixes the target size; then each image is decoded and
+ * resized to it at once, so only one full-size image is ever held.
  */
 class ImageFolderReader {
-  private first: (ImageSize & { file: string }) | undefined;
-  private rgbBytes = 0;
+  /** Distinct declared sizes, in first-seen order, with how many images have each. */
+  private readonly sizes = new Map<string, ImageSize & { count: number }>();
   allGray = true;
 
-  get size(): ImageSize {
-    if (!this.first) throw new Error('no image read yet');
-    return this.first;
-  }
-
-  /** Reads every class folder of `dir`; each must be one of `classes` (the training classes). */
-  async readSet(dir: string, classes: readonly string[], trainDir: string): Promise<DecodedSet> {
-    const decoded: DecodedSet = { images: [], labels: [] };
-    for (const name of await classFolders(dir)) {
-      const classDir = join(dir, name);
-      const label = classes.indexOf(name);
-      if (label < 0) fail(classDir, `is a class folder that ${trainDir} does not have`);
-      const files = await listVisible(classDir);
-      if (files.length === 0) fail(classDir, 'is an empty class folder');
-      for (const fileName of files) {
-        decoded.images.push(await this.readImage(join(classDir, fileName)));
-        decoded.labels.push(label);
-      }
-    }
-    return decoded;
-  }
-
-  private async readImage(file: string): Promise<Uint8Array> {
+  async measure(file: string): Promise<void> {
     const bytes = await readFileCapped(file, MAX_IMAGE_FILE_BYTES);
     const format = sniffFormat(bytes) ?? fail(file, 'is not a PNG or JPEG image; class folders may hold only images');
     const size = declaredSize(bytes, format, file);
-    this.checkSize(size, format, file);
-    const rgb = decodeRgb(bytes, format, size, file);
+    checkSize(size, format, file);
+    const key = `${size.width}x${size.height}`;
+    const seen = this.sizes.get(key) ?? { ...size, count: 0 };
+    seen.count++;
+    this.sizes.set(key, seen);
+  }
+
+  /** `imageSize` x `imageSize` when given, else the most common size, scaled down to fit the cap. */
+  target(imageSize: number | undefined, images: number): TargetSize {
+    const common = [...this.sizes.values()].reduce((best, s) => (s.count > best.count ? s : best));
+    let size: ImageSize = { width: common.width, height: common.height };
+    let reason = `the most common of ${this.sizes.size} sizes`;
+    if (imageSize !== undefined) {
+      size = { width: imageSize, height: imageSize };
+      reason = 'as --image-size asks';
+    } else if (Math.max(size.width, size.height) > DEFAULT_IMAGE_SIDE_CAP) {
+      const scale = DEFAULT_IMAGE_SIDE_CAP / Math.max(size.width, size.height);
+      size = { width: Math.max(1, Math.round(size.width * scale)), height: Math.max(1, Math.round(size.height * scale)) };
+      reason = `the most common size, ${common.width}x${common.height}, capped at ${DEFAULT_IMAGE_SIDE_CAP} (choose with --image-size)`;
+    }
+    const resized = [...this.sizes.values()].filter((s) => s.width !== size.width || s.height !== size.height).reduce((n, s) => n + s.count, 0);
+    return resized ? { ...size, note: `${resized} of ${images} images resized to ${size.width}x${size.height}, ${reason}` } : size;
+  }
+
+  /** Decodes one image to RGB at the target size. */
+  async decode(file: string, target: ImageSize): Promise<Uint8Array> {
+    const bytes = await readFileCapped(file, MAX_IMAGE_FILE_BYTES);
+    const format = sniffFormat(bytes) ?? fail(file, 'is not a PNG or JPEG image; class folders may hold only images');
+    const size = declaredSize(bytes, format, file);
+    // The file may have changed since it was measured: check again before allocating.
+    checkSize(size, format, file);
+    const rgb = resizeImage(decodeRgb(bytes, format, size, file), size, 3, target);
     if (this.allGray) this.allGray = isGray(rgb);
     return rgb;
   }
+}
 
-  private checkSize({ width, height }: ImageSize, format: ImageFormat, file: string): void {
-    if (width === 0 || height === 0) fail(file, `declares an empty ${width}x${height} ${format} image`);
-    if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
-      fail(file, `declares a ${width}x${height} image, above the ${MAX_IMAGE_SIDE}x${MAX_IMAGE_SIDE} limit`);
-    }
-    this.first ??= { width, height, file };
-    if (width !== this.first.width || height !== this.first.height) {
-      fail(file, `is ${width}x${height} but ${this.first.file} is ${this.first.width}x${this.first.height}; all images must be the same size`);
-    }
-    this.rgbBytes += width * height * 3;
-    if (this.rgbBytes > MAX_DATA_BYTES) fail(file, `takes the folder's pixels past the ${formatBytes(MAX_DATA_BYTES)} limit`);
+function checkSize({ width, height }: ImageSize, format: ImageFormat, file: string): void {
+  if (width === 0 || height === 0) fail(file, `declares an empty ${width}x${height} ${format} image`);
+  if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
+    fail(file, `declares a ${width}x${height} image, above the ${MAX_IMAGE_SIDE}x${MAX_IMAGE_SIDE} limit`);
   }
+}
+
+/** The image files of every class folder of `dir`, each class one of `classes` (the training classes). */
+async function listSet(dir: string, classes: readonly string[], trainDir: string): Promise<ImageFile[]> {
+  const files: ImageFile[] = [];
+  for (const name of await classFolders(dir)) {
+    const classDir = join(dir, name);
+    const label = classes.indexOf(name);
+    if (label < 0) fail(classDir, `is a class folder that ${trainDir} does not have`);
+    const names = await listVisible(classDir);
+    if (names.length === 0) fail(classDir, 'is an empty class folder');
+    for (const fileName of names) files.push({ file: join(classDir, fileName), label });
+  }
+  return files;
 }
 
 /** Visible sub-folders of `dir`, sorted: the class names. */
@@ -176,25 +203,34 @@ function checkClassCount(dir: string, classes: readonly string[]): void {
   if (classes.length > MAX_CLASSES) fail(dir, `holds ${classes.length} class folders, more than the ${MAX_CLASSES} supported`);
 }
 
+/** A set's files decoded to RGB at the target size, in order. */
+async function decodeSet(reader: ImageFolderReader, files: readonly ImageFile[], target: ImageSize): Promise<Uint8Array[]> {
+  const decoded: Uint8Array[] = [];
+  for (const { file } of files) decoded.push(await reader.decode(file, target));
+  return decoded;
+}
+
 /** Packs decoded RGB images into one set; for 1 channel (all gray) each pixel keeps one of its equal samples. */
-function packSet(decoded: DecodedSet, shape: DatasetShape): ImageSet {
+function packSet(decoded: readonly Uint8Array[], files: readonly ImageFile[], shape: DatasetShape): ImageSet {
   const { channels } = shape;
   const pixels = shape.width * shape.height;
-  const count = decoded.images.length;
+  const count = decoded.length;
   const images = new Uint8Array(count * pixels * channels);
-  decoded.images.forEach((rgb, i) => {
+  decoded.forEach((rgb, i) => {
     if (channels === 3) images.set(rgb, i * pixels * 3);
     else for (let p = 0; p < pixels; p++) images[i * pixels + p] = rgb[3 * p]!;
   });
-  return { images, labels: Uint8Array.from(decoded.labels), count };
+  return { images, labels: Uint8Array.from(files, (f) => f.label), count };
 }
 
 /**
- * Loads an image folder. Images are 1-channel when every one of them is gray (R = G = B in
- * every pixel, whatever the file's colour type), else 3-channel. Plain files beside the class
- * folders (a README, a LICENSE) are left alone; inside a class folder everything must be an image.
+ * Loads an image folder. Images of other sizes than the target (see ImageFolderReader.target)
+ * are resized to it. They are 1-channel when every one of them is gray (R = G = B in every
+ * pixel, whatever the file's colour type), else 3-channel, gray ones then repeated over RGB.
+ * Plain files beside the class folders (a README, a LICENSE) are left alone; inside a class
+ * folder everything must be an image.
  */
-export async function loadImageFolder(dir: string): Promise<RawDataset> {
+export async function loadImageFolder(dir: string, options: { imageSize?: number } = {}): Promise<RawDataset> {
   const trainDir = join(dir, 'train');
   const testDir = join(dir, 'test');
   const hasSplit = (await statIfExists(trainDir))?.isDirectory() ?? false;
@@ -203,16 +239,25 @@ export async function loadImageFolder(dir: string): Promise<RawDataset> {
   const classes = await classFolders(classDir);
   checkClassCount(classDir, classes);
 
+  const trainFiles = await listSet(classDir, classes, classDir);
+  const testFiles = hasSplit ? await listSet(testDir, classes, classDir) : undefined;
+  if (testFiles?.length === 0) fail(testDir, 'holds no class folders (the same class folders as train/)');
   const reader = new ImageFolderReader();
-  const decodedTrain = await reader.readSet(classDir, classes, classDir);
-  const decodedTest = hasSplit ? await reader.readSet(testDir, classes, classDir) : undefined;
-  if (decodedTest?.images.length === 0) fail(testDir, 'holds no class folders (the same class folders as train/)');
-  const { width, height } = reader.size;
-  const shape = { height, width, channels: reader.allGray ? 1 : 3 };
-  const sets = decodedTest
-    ? { train: packSet(decodedTrain, shape), test: packSet(decodedTest, shape) }
-    : holdOutTest(packSet(decodedTrain, shape), classes.length, imageBytes(shape));
-  return { name: basename(dir), source: dir, shape, classes, ...sets, flipAugment: true };
+  const all = [...trainFiles, ...(testFiles ?? [])];
+  for (const { file } of all) await reader.measure(file);
+  const target = reader.target(options.imageSize, all.length);
+  const totalBytes = all.length * target.width * target.height * 3;
+  if (totalBytes > MAX_DATA_BYTES) {
+    fail(dir, `holds ${all.length} images of ${target.width}x${target.height}, past the ${formatBytes(MAX_DATA_BYTES)} limit; choose a smaller --image-size`);
+  }
+  const size = { width: target.width, height: target.height };
+  const decodedTrain = await decodeSet(reader, trainFiles, size);
+  const decodedTest = testFiles ? await decodeSet(reader, testFiles, size) : undefined;
+  const shape = { height: size.height, width: size.width, channels: reader.allGray ? 1 : 3 };
+  const sets = decodedTest && testFiles
+    ? { train: packSet(decodedTrain, trainFiles, shape), test: packSet(decodedTest, testFiles, shape) }
+    : holdOutTest(packSet(decodedTrain, trainFiles, shape), classes.length, imageBytes(shape));
+  return { name: basename(dir), source: dir, shape, classes, ...sets, flipAugment: true, ...(target.note ? { sizeNote: target.note } : {}) };
 }
 
 /** A class-stratified share of the images, picked with a fixed seed, becomes the test set. */

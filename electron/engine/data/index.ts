@@ -3,6 +3,7 @@
  * a Dataset ready for training, with limits, validation hold-out and normalization applied.
  */
 import { basename, dirname, join } from 'node:path';
+import type { RunConfig } from '../../../shared/spec.js';
 import { Random } from '../random.js';
 import { resourcesDir } from '../resources.js';
 import { findCifarFolder, isArchiveName, loadCifarArchive, loadCifarFolder } from './cifar.js';
@@ -34,6 +35,8 @@ export interface LoadOptions {
   validationSplit?: number;
   /** Seeds every random selection; the same seed selects the same images. */
   seed?: number;
+  /** Image folders: resize every image to this many pixels square (default: their most common size, capped). */
+  imageSize?: number;
 }
 
 /**
@@ -41,7 +44,7 @@ export interface LoadOptions {
  * folder or archive, or an image folder. Errors are DatasetErrors naming the file at fault.
  */
 export async function loadDataset(source: string, options: LoadOptions = {}): Promise<Dataset> {
-  const raw = await loadRaw(source);
+  const raw = await loadRaw(source, options.imageSize);
   // One stream per selection, so changing one limit leaves the other selections as they were.
   const streams = new Random(options.seed ?? 0);
   const trainRng = new Random(streams.fork());
@@ -64,7 +67,15 @@ export async function loadDataset(source: string, options: LoadOptions = {}): Pr
   };
 }
 
-async function loadRaw(source: string): Promise<RawDataset> {
+async function loadRaw(source: string, imageSize: number | undefined): Promise<RawDataset> {
+  const raw = await loadFormat(source, imageSize);
+  if (imageSize !== undefined && raw.shape.height !== imageSize && !raw.sizeNote) {
+    fail(source, `holds ${raw.name}, whose images are all ${raw.shape.width}x${raw.shape.height}; --image-size applies to image folders only`);
+  }
+  return raw;
+}
+
+async function loadFormat(source: string, imageSize: number | undefined): Promise<RawDataset> {
   if (source === EMBEDDED_SOURCE) {
     return { ...(await loadIdxFolder(embeddedDatasetDir(), { name: EMBEDDED_NAME, fashion: true })), license: 'MIT, Copyright (c) 2017 Zalando SE' };
   }
@@ -78,7 +89,7 @@ async function loadRaw(source: string): Promise<RawDataset> {
   if (await findIdxFiles(source)) return loadIdxFolder(source);
   const cifarDir = await findCifarFolder(source);
   if (cifarDir) return loadCifarFolder(cifarDir);
-  return loadImageFolder(source);
+  return loadImageFolder(source, imageSize === undefined ? {} : { imageSize });
 }
 
 /** At most `max` images of `set`, keeping its class balance; the set itself when it is no larger. */
@@ -99,6 +110,26 @@ function holdOutValidation(
   const count = Math.max(1, Math.round(set.count * share));
   const { picked, rest } = stratifiedSplit(set, count, classCount, rng, bytesPerImage);
   return { train: rest, validation: picked };
+}
+
+/** The run's dataset as it trained on it; `maxTest` caps the test images (analyses keep a class-balanced subset). */
+export function loadRunDataset(config: RunConfig, maxTest = Infinity): Promise<Dataset> {
+  return loadDataset(config.dataset, {
+    limitTrain: config.limitTrain,
+    limitTest: Math.min(config.limitTest ?? Infinity, maxTest),
+    validationSplit: config.validationSplit,
+    seed: config.seed,
+    ...(config.imageSize !== undefined ? { imageSize: config.imageSize } : {}),
+  });
+}
+
+/**
+ * The images model selection looks at (per-epoch accuracy, threshold sweeps, lesions): the
+ * validation hold-out, so the test set stays unseen until the final table; the test set only
+ * for a run that holds out nothing.
+ */
+export function selectionSet(dataset: Dataset): ImageSet {
+  return dataset.validation ?? dataset.test;
 }
 
 /** One line: "Fashion-MNIST (embedded subset): 12000 train / 2000 test, 28x28x1, 10 classes". */

@@ -13,6 +13,9 @@ import { ONNX_TIMING, onnxBatchLatency } from '../onnx/runtime.js';
 import { openSubModelSession } from '../models/onnxModel.js';
 import { timeRepeated, type LatencyOptions } from '../timing.js';
 
+/** Images per evaluation batch; per-image predictions use the same, so their counts match these accuracies. */
+export const EVALUATION_BATCH = 256;
+
 export interface ExitAccuracy {
   top1: number[];
   top5?: number[];
@@ -24,13 +27,13 @@ export function reportsTop5(classes: number): boolean {
 }
 
 /**
- * Images whose label is among the k highest logits: fewer than k classes score strictly above
- * the label's logit (ties count in the label's favour, as tf.inTopK does).
+ * 1 for each image whose label is among the k highest logits, else 0: fewer than k classes
+ * score strictly above the label's logit (ties count in the label's favour, as tf.inTopK does).
  */
-function topKCorrect(logits: tf.Tensor2D, labels: tf.Tensor1D, k: number): tf.Scalar {
+export function topKHits(logits: tf.Tensor2D, labels: tf.Tensor1D, k: number): tf.Tensor1D {
   const target = tf.sum(tf.mul(logits, tf.oneHot(labels, logits.shape[1])), 1, true);
   const above = tf.sum(tf.cast(tf.greater(logits, target), 'float32'), 1);
-  return tf.sum(tf.cast(tf.less(above, k), 'float32'));
+  return tf.cast(tf.less(above, k), 'float32') as tf.Tensor1D;
 }
 
 /**
@@ -43,7 +46,7 @@ export async function exitAccuracy(
   set: ImageSet,
   options: ForwardOptions & { batchSize?: number } = {},
 ): Promise<ExitAccuracy> {
-  const batchSize = options.batchSize ?? 256;
+  const batchSize = options.batchSize ?? EVALUATION_BATCH;
   const exits = options.upToExit === undefined ? net.exits.length : options.upToExit + 1;
   const top5 = reportsTop5(net.description.classes);
   let totals = tf.zeros([top5 ? 2 : 1, exits]);
@@ -54,7 +57,7 @@ export async function exitAccuracy(
       const logits = net.predict(x, options);
       const top1 = logits.map((l) => tf.sum(tf.cast(tf.equal(tf.argMax(l, 1), labels), 'float32')));
       const rows = [tf.stack(top1)];
-      if (top5) rows.push(tf.stack(logits.map((l) => topKCorrect(l, labels, 5))));
+      if (top5) rows.push(tf.stack(logits.map((l) => tf.sum(topKHits(l, labels, 5)))));
       return tf.add(totals, tf.stack(rows));
     });
     totals.dispose();

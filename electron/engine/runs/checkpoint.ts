@@ -58,6 +58,11 @@ export interface LoadedCheckpoint extends Omit<CheckpointContent, 'network' | 'o
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 
+/** Global step of the run's checkpoint, read from its manifest alone (no weights). */
+export async function checkpointStep(dir: string): Promise<number> {
+  return (await readJsonFile(join(dir, CHECKPOINT_FILE), ManifestSchema)).step;
+}
+
 export async function saveCheckpoint(dir: string, content: CheckpointContent): Promise<void> {
   const chunks: Float32Array[] = [];
   let offset = 0;

@@ -10,6 +10,7 @@ import type { BackendSummary, DatasetSummary, EpochMetrics, ExitReport, RunEvent
 import type { RunConfig } from '../../../shared/spec.js';
 import { epochOrder, makeBatch } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
+import { selectionSet } from '../data/index.js';
 import { exitAccuracy, exitReports, type LatencyOptions } from '../evaluate/index.js';
 import { buildNetwork, type MwNetwork } from '../models/index.js';
 import { Random } from '../random.js';
@@ -50,6 +51,7 @@ export function summarizeDataset(dataset: Dataset): DatasetSummary {
     test: dataset.test.count,
     validation: dataset.validation?.count ?? 0,
     normalization: dataset.normalization,
+    ...(dataset.sizeNote ? { sizeNote: dataset.sizeNote } : {}),
   };
 }
 
@@ -92,8 +94,9 @@ export class Trainer {
     };
   }
 
+  /** Every training image is seen once an epoch: the last, partial batch is kept. */
   get stepsPerEpoch(): number {
-    return Math.max(1, Math.floor(this.options.dataset.train.count / this.batchSize));
+    return Math.max(1, Math.ceil(this.options.dataset.train.count / this.batchSize));
   }
 
   get totalSteps(): number {
@@ -197,10 +200,10 @@ export class Trainer {
             return undefined;
           }
           const stepStart = performance.now();
-          const losses = await this.trainStep(order);
+          const trained = await this.trainStep(order);
           const stepSeconds = (performance.now() - stepStart) / 1000;
           this.trainingSeconds += stepSeconds;
-          const rate = this.batchSize / stepSeconds;
+          const rate = trained.images / stepSeconds;
           recentRate = recentRate ? 0.9 * recentRate + 0.1 * rate : rate;
           const sessionRate = ((this.step - sessionStartStep) * this.batchSize) / ((performance.now() - sessionStart) / 1000);
           const record = {
@@ -208,7 +211,7 @@ export class Trainer {
             epoch: epochNumber,
             step: this.step,
             totalSteps: this.totalSteps,
-            losses,
+            losses: trained.values,
             lr: config.lr * learningRateFactor(config.schedule, this.step - 1, this.totalSteps),
             imagesPerSecond: recentRate,
             etaSeconds: ((this.totalSteps - this.step) * this.batchSize) / sessionRate,
@@ -240,7 +243,7 @@ export class Trainer {
     }
   }
 
-  private async trainStep(order: Int32Array): Promise<number[]> {
+  private async trainStep(order: Int32Array): Promise<{ values: number[]; images: number }> {
     const { config, dataset } = this.options;
     const begin = this.progress.stepInEpoch * this.batchSize;
     const indices = order.subarray(begin, begin + this.batchSize);
@@ -264,14 +267,13 @@ export class Trainer {
     this.progress.seen += indices.length;
     losses.forEach((l, k) => (this.progress.lossSums[k]! += l * indices.length));
     correct.forEach((c, k) => (this.progress.correct[k]! += c));
-    return Array.from(losses);
+    return { values: Array.from(losses), images: indices.length };
   }
 
   private async finishEpoch(epochNumber: number, seconds: number): Promise<EpochMetrics> {
     const { config, dataset } = this.options;
     this.emit({ type: 'evaluating', what: `epoch ${epochNumber} accuracy` });
-    const held = dataset.validation ?? dataset.test;
-    const { top1 } = await exitAccuracy(this.net, dataset, held);
+    const { top1 } = await exitAccuracy(this.net, dataset, selectionSet(dataset));
     const { seen, lossSums, correct } = this.progress;
     const record: EpochMetrics = {
       type: 'epoch',
@@ -293,6 +295,11 @@ export class Trainer {
     const { config, dataset, backend, latency } = this.options;
     this.emit({ type: 'evaluating', what: 'test accuracy and latency of every exit' });
     const exits: ExitReport[] = await exitReports(this.net, dataset, dataset.test, latency);
+    if (dataset.validation) {
+      // The same figure on validation, so a validation-set evaluation has a summary to match.
+      const { top1 } = await exitAccuracy(this.net, dataset, dataset.validation);
+      exits.forEach((exit, k) => (exit.validationTop1 = top1[k]!));
+    }
     this.emit({ type: 'evaluated', exits });
     return {
       run: this.start.run,

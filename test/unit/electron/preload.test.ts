@@ -96,5 +96,7 @@ describe('call outcomes between main and preload', () => {
     expect(isStudioEvent({ type: 'run', events: 'many' })).toBe(false);
     expect(isStudioEvent({ type: 'menu-command', command: 'new-run' })).toBe(true);
     expect(isStudioEvent({ type: 'menu-command', command: 'format-disk' })).toBe(false);
+    expect(isStudioEvent({ type: 'evaluation-progress', run: 'r', split: 'test', done: 3, total: 9 })).toBe(true);
+    expect(isStudioEvent({ type: 'evaluation-progress', run: 'r', done: '3' })).toBe(false);
   });
 });
