@@ -172,8 +172,8 @@ describe('ONNX export', () => {
     const model = decodeOnnxModel(await readFile(join(directory, EXPORT_FILES.onnxModel)));
     expect(model.opset_import.map((o) => [o.domain ?? '', o.version])).toEqual([['', 13]]);
     const [input] = model.graph.input;
-    expect(input!.type.tensor_type.shape.dim).toEqual([{ dim_param: 'N' }, { dim_value: 28 }, { dim_value: 28 }, { dim_value: 1 }]);
-    expect(model.graph.output.map((o) => o.type.tensor_type.shape.dim)).toEqual([[{ dim_param: 'N' }, { dim_value: 10 }]]);
+    expect(input!.type.tensor_type.shape!.dim).toEqual([{ dim_param: 'N' }, { dim_value: 28 }, { dim_value: 28 }, { dim_value: 1 }]);
+    expect(model.graph.output.map((o) => o.type.tensor_type.shape!.dim)).toEqual([[{ dim_param: 'N' }, { dim_value: 10 }]]);
     const ops = model.graph.node.map((n) => n.op_type);
     expect(ops[0]).toBe('Transpose');
     expect(new Set(ops)).toEqual(new Set(['Transpose', 'Conv', 'Relu', 'Add', 'BatchNormalization', 'GlobalAveragePool', 'Flatten', 'Gemm']));
@@ -290,7 +290,7 @@ describe('bad requests and destinations', () => {
         new RegExp(`exit ${exit} is outside the network: MwResNet-8-3 \\(width 0.5\\) has exits 0 = exit @ block 1, 1 = exit @ block 2, 2 = final \\(block 3\\)`),
       );
     }
-    await expect(exportExit({ run: resnet.dir, exit: 0, format: 'onnx', threshold: 0.5 })).rejects.toThrow(/threshold applies to the multi format only/);
+    await expect(exportExit({ run: resnet.dir, exit: 0, format: 'onnx', threshold: 0.5 })).rejects.toThrow(/threshold applies to the multi-exit formats only/);
     await expect(exportExit({ run: resnet.dir, exit: 0, format: 'multi', threshold: 1.5 })).rejects.toThrow(/threshold must be a probability/);
   });
 

@@ -7,6 +7,7 @@ import { exitLabel, formatCount, formatMs, formatPercent } from '../../../shared
 import type { ExitReport, Latency, RunStart, RunSummary } from '../../../shared/metrics.js';
 import { METHOD_LABELS, type Method } from '../../../shared/spec.js';
 import type { ExportFormat } from '../../../shared/api.js';
+import { ACCURACY_TOLERANCE_POINTS, type DeploymentReport } from '../../../shared/deployment.js';
 import type { ExitCost } from '../models/network.js';
 
 export interface Preprocessing {
@@ -38,6 +39,8 @@ export interface ExitCard {
   /** On the run's test set; absent until the run finished. */
   top1?: number;
   top5?: number;
+  /** Top-1 of the exported file itself on the held-out images (deployment.accuracy says which), by weight precision. */
+  exportedTop1: { float32: number; int8?: number };
   latencyMs: {
     /**
      * Measured by the run on its backend (the sub-model alone), when it finished; `runtime` says
@@ -76,6 +79,8 @@ export interface ModelCard {
   earlyExit?: { file: string; threshold: number };
   /** The exported model against the trained network on random inputs, before writing. */
   verification: { images: number; maxAbsDiff: number };
+  /** Re-scored accuracy, sizes of every format, onnxruntime float32 / int8 latency. */
+  deployment: DeploymentReport;
 }
 
 export function preprocessingOf(start: RunStart, input: string): Preprocessing {
@@ -102,6 +107,9 @@ export interface CardInput {
   onnxLatency?: { version: string; device: string; batch1: readonly Latency[] };
   earlyExit?: ModelCard['earlyExit'];
   verification: ModelCard['verification'];
+  deployment: DeploymentReport;
+  /** Per weight precision, the exported file's top-1 at each exported exit, in order. */
+  exportedTop1: { float32: number[]; int8?: number[] };
   createdAt?: Date;
 }
 
@@ -120,6 +128,10 @@ function exitCard(input: CardInput, exit: ExitCost, output: string, position: nu
     lossWeight: input.start.lossWeights[exit.index]!,
     ...(report ? { top1: report.top1 } : {}),
     ...(report?.top5 !== undefined ? { top5: report.top5 } : {}),
+    exportedTop1: {
+      float32: input.exportedTop1.float32[position]!,
+      ...(input.exportedTop1.int8 ? { int8: input.exportedTop1.int8[position]! } : {}),
+    },
     latencyMs: {
       ...(report && summary
         ? {
@@ -170,14 +182,51 @@ export function buildModelCard(input: CardInput): ModelCard {
     preprocessing: input.preprocessing,
     ...(input.earlyExit ? { earlyExit: input.earlyExit } : {}),
     verification: input.verification,
+    deployment: input.deployment,
   };
 }
 
 const FORMAT_DESCRIPTIONS: Record<ExportFormat, string> = {
   tfjs: 'TensorFlow.js layers model (model.json + weights.bin); load with tf.loadLayersModel',
   onnx: 'ONNX model (opset 13, NCHW inside, NHWC input, batch norm folded into the convolutions)',
+  'onnx-int8': `ONNX model in int8 QDQ form (static post-training quantization: per-channel symmetric int8 weights, per-tensor int8 activations calibrated by min-max on training images), float32 input and output`,
   multi: 'TensorFlow.js layers model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
+  'multi-onnx-int8': 'int8 QDQ ONNX model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
 };
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(2)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
+}
+
+/** The card's deployment section: the exported file's accuracy, every format's size, float32 vs int8 latency. */
+function deploymentLines(card: ModelCard): string[] {
+  const { accuracy, sizes, onnxruntimeBatch1: latency, warnings } = card.deployment;
+  const precisions = [['float32', accuracy.float32], ...(accuracy.int8 !== undefined ? [['int8', accuracy.int8] as const] : [])] as const;
+  return [
+    '## Deployment',
+    '',
+    `Accuracy of the exported file itself, re-scored on the run's ${accuracy.images} ${accuracy.split} images` +
+      (accuracy.engine !== undefined ? ` (the engine measured ${formatPercent(accuracy.engine, 2)} for this exit):` : ':'),
+    '',
+    ...table(['Weights', 'Top-1'], precisions.map(([precision, top1]) => [precision, formatPercent(top1, 2)])),
+    '',
+    ...(warnings.length
+      ? [`**More than ${ACCURACY_TOLERANCE_POINTS} points below the engine's figure:**`, '', ...warnings.map((w) => `- ${w}`), '']
+      : [`No exported exit is more than ${ACCURACY_TOLERANCE_POINTS} points below the engine's figure.`, '']),
+    ...table(
+      ['Format', 'Size on disk', 'Latency b1, onnxruntime CPU'],
+      [
+        ['ONNX float32', formatBytes(sizes.onnxFloat32), latencyCell(latency.float32)],
+        ['ONNX int8 (QDQ)', formatBytes(sizes.onnxInt8), latencyCell(latency.int8)],
+        ['tfjs float32 weights', formatBytes(sizes.tfjsFloat32), 'n/a'],
+        ['tfjs float16 weights', formatBytes(sizes.tfjsFloat16), 'n/a'],
+      ],
+    ),
+    '',
+    `Latency: onnxruntime-node ${latency.version} on ${latency.device}, median (p90) of batch-1 runs.`,
+    '',
+  ];
+}
 
 function latencyCell(latency: Latency | undefined): string {
   return latency ? `${formatMs(latency.median)} (p90 ${formatMs(latency.p90)})` : 'not measured';
@@ -249,6 +298,7 @@ export function modelCardMarkdown(card: ModelCard): string {
     );
   }
   lines.push(
+    ...deploymentLines(card),
     '## Verification',
     '',
     `Before writing, the exported model was run on ${card.verification.images} random inputs: largest difference from the trained network ${card.verification.maxAbsDiff.toExponential(2)}.`,

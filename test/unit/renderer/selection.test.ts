@@ -138,7 +138,14 @@ describe('selection store', () => {
 
   it('exports the selected exit and keeps the files written', async () => {
     const files = ['model.json', 'group1-shard1of1.bin'].map((f) => `${RUN_DIR}/exports/exit-1/${f}`);
-    const { studio, selection } = evaluatedRun({ exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files }) });
+    const latency = { median: 1.5, p90: 2 };
+    const deployment = {
+      accuracy: { split: 'test', images: 100, float32: 0.9 },
+      warnings: [],
+      sizes: { onnxFloat32: 4000, onnxInt8: 1000, tfjsFloat32: 4200, tfjsFloat16: 2200 },
+      onnxruntimeBatch1: { float32: latency, int8: latency, version: '1.30.0', device: 'cpu' },
+    };
+    const { studio, selection } = evaluatedRun({ exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files, deployment }) });
     selection.select(1);
     expect(await selection.exportSelected()).toBe(true);
     expect(studio.calls.at(-1)).toEqual({ method: 'exportExit', request: { run: RUN_DIR, exit: 1, format: 'tfjs' } });
