@@ -4,6 +4,7 @@ import { DatasetError, describeBackend, ExportError, initBackend, FileError } fr
 import { BENCH_USAGE, bench } from '../bench/index.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
+import { PREDICT_USAGE, predictCommand } from './predict.js';
 import { TRAIN_USAGE, train } from './train.js';
 import { UsageError } from './usage.js';
 
@@ -15,6 +16,7 @@ commands:
   train    train an Mw-network and report every exit (mw-studio train --help)
   info     show the compute backend in use and why
   export   one exit of a trained run as a TensorFlow.js or ONNX model (mw-studio export --help)
+  predict  an exported model's top classes for image files (mw-studio predict --help)
   serve    the studio in a browser (loopback only, token-protected)
   start    the desktop app; serve mode where Electron is not installed
   bench    training and inference speed, against PyTorch where available
@@ -23,6 +25,8 @@ ${TRAIN_USAGE}
 
 ${EXPORT_USAGE}
 
+${PREDICT_USAGE}
+
 ${SERVE_USAGE}
 
 ${BENCH_USAGE}`;
@@ -30,6 +34,7 @@ ${BENCH_USAGE}`;
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
   export: exportCommand,
+  predict: predictCommand,
   serve: (argv) => serve(argv),
   start,
   bench,

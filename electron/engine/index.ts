@@ -11,7 +11,7 @@ export { DatasetError } from './data/dataset.js';
 export { loadDataset } from './data/index.js';
 export { ExportError } from './errors.js';
 export { exitLatency, measureLatency } from './evaluate/index.js';
-export { exportExit } from './export/index.js';
+export { exportExit, predictImages, type Prediction } from './export/index.js';
 export { buildNetwork } from './models/index.js';
 export { openSubModelSession } from './models/onnxModel.js';
 export { onnxLatency } from './onnx/runtime.js';

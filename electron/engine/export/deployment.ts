@@ -36,8 +36,8 @@ export function onnxRunner(session: ort.InferenceSession, shape: ImageShape): Ex
 }
 
 /** Bytes of model.json + weights.bin of the graph as a tfjs layers model with weights in `precision`. */
-async function tfjsSizes(graph: ExportGraph): Promise<Record<WeightPrecision, number>> {
-  const model = buildLayersModel(graph, 'size');
+async function tfjsSizes(graph: ExportGraph, name: string): Promise<Record<WeightPrecision, number>> {
+  const model = buildLayersModel(graph, name);
   try {
     let artifacts: tf.io.ModelArtifacts | undefined;
     await model.save(
@@ -86,17 +86,19 @@ function accuracyWarnings(graph: ExportGraph, summary: RunSummary | undefined, s
 
 export interface DeploymentInput {
   graph: ExportGraph;
+  /** The model's name, which its files hold (so sizes are exact). */
+  name: string;
   summary: RunSummary | undefined;
   heldOut: HeldOutImages;
   onnx: { float32: OnnxModel; int8: OnnxModel };
   scored: ScoredExport;
 }
 
-export async function deploymentReport({ graph, summary, heldOut, onnx, scored }: DeploymentInput): Promise<DeploymentReport> {
+export async function deploymentReport({ graph, name, summary, heldOut, onnx, scored }: DeploymentInput): Promise<DeploymentReport> {
   const shape = graph.input.shape;
   const chosen = graph.outputs.length - 1;
   const engine = summary?.exits[graph.outputs[chosen]!.exit.index]?.top1;
-  const tfjs = await tfjsSizes(graph);
+  const tfjs = await tfjsSizes(graph, name);
   return {
     accuracy: {
       split: heldOut.split,

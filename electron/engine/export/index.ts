@@ -29,12 +29,15 @@ import { layersFolderHandler, loadLayersModelFromFolder } from './tfjsFiles.js';
 import { exportImages, heldOutTop1, tfjsRunner, type ExportImages, type ExportedRunner } from './heldOut.js';
 import { deploymentReport, int8Model, onnxRunner, type ScoredExport } from './deployment.js';
 import type { OnnxModel } from '../onnx/proto.js';
+import { checkAgainstCard, fileChecksums } from './checksums.js';
+import { predictWith, readPredictCard, type Prediction } from './predict.js';
 
 export { ExportError } from '../errors.js';
 export { EXPORT_FILES } from './folder.js';
 export { layersFolderHandler } from './tfjsFiles.js';
 export type { ModelCard } from './modelCard.js';
 export { argmax } from './heldOut.js';
+export type { Prediction } from './predict.js';
 
 export interface ExportRequest {
   /** Run folder. */
@@ -144,7 +147,7 @@ interface ExportJob {
   /** The sub-model as ONNX, float32 and int8: the export itself when it is ONNX, sizes and latencies always. */
   onnx: { float32: OnnxModel; int8: OnnxModel };
   earlyExitThreshold: number | undefined;
-  card: Omit<CardInput, 'files' | 'verification' | 'deployment' | 'exportedTop1'>;
+  card: Omit<CardInput, 'files' | 'sha256' | 'verification' | 'deployment' | 'exportedTop1'>;
 }
 
 /** The early-exit file of a multi-exit export, written beside its model. */
@@ -160,11 +163,12 @@ function rescore(job: ExportJob, run: ExportedRunner): Promise<number[]> {
 /** Writes the card (and the early-exit file) of a model already in `dir`, scored as `scored` says. */
 async function finishFolder(job: ExportJob, dir: string, files: string[], verification: ModelCard['verification'], scored: ScoredExport, extra: Partial<CardInput> = {}): Promise<ExportResult['deployment']> {
   const earlyExit = earlyExitOf(job);
-  const deployment = await deploymentReport({ graph: job.graph, summary: job.card.summary, heldOut: job.images.heldOut, onnx: job.onnx, scored });
+  const deployment = await deploymentReport({ graph: job.graph, name: job.name, summary: job.card.summary, heldOut: job.images.heldOut, onnx: job.onnx, scored });
   const card = buildModelCard({
     ...job.card,
     ...extra,
     files: [...files, ...(earlyExit ? [earlyExit.file] : [])],
+    sha256: await fileChecksums(dir, files),
     verification,
     deployment,
     exportedTop1: scored.top1,
@@ -283,10 +287,35 @@ export async function exportExit(request: ExportRequest): Promise<ExportResult> 
 
 export type ExportedModel = { format: 'tfjs'; model: tfl.LayersModel } | { format: 'onnx'; session: ort.InferenceSession };
 
-/** Loads an export folder back (tfjs/multi: a LayersModel; onnx: an onnxruntime session), every failure an ExportError naming the file. */
+/**
+ * Loads an export folder back (tfjs/multi: a LayersModel; ONNX: an onnxruntime session), every
+ * failure an ExportError naming the file. Files that load but differ from their model card's
+ * checksums are refused too.
+ */
 export async function loadExportedModel(dir: string): Promise<ExportedModel> {
   const has = async (file: string) => (await stat(join(dir, file)).catch(() => undefined))?.isFile() === true;
-  if (await has(EXPORT_FILES.onnxModel)) return { format: 'onnx', session: await openOnnxSession(join(dir, EXPORT_FILES.onnxModel)) };
-  if (await has(EXPORT_FILES.layersModel)) return { format: 'tfjs', model: await loadLayersModelFromFolder(dir) };
-  throw new ExportError(`${dir}: no exported model here (neither ${EXPORT_FILES.layersModel} nor ${EXPORT_FILES.onnxModel})`);
+  let loaded: ExportedModel;
+  if (await has(EXPORT_FILES.onnxModel)) loaded = { format: 'onnx', session: await openOnnxSession(join(dir, EXPORT_FILES.onnxModel)) };
+  else if (await has(EXPORT_FILES.layersModel)) loaded = { format: 'tfjs', model: await loadLayersModelFromFolder(dir) };
+  else throw new ExportError(`${dir}: no exported model here (neither ${EXPORT_FILES.layersModel} nor ${EXPORT_FILES.onnxModel})`);
+  try {
+    await checkAgainstCard(dir);
+  } catch (error) {
+    if (loaded.format === 'onnx') await loaded.session.release();
+    else loaded.model.dispose();
+    throw error;
+  }
+  return loaded;
+}
+
+/** Loads the export folder `dir` and predicts each image file (PNG or JPEG) with it. */
+export async function predictImages(dir: string, files: readonly string[], topK?: number): Promise<Prediction[]> {
+  const card = await readPredictCard(dir);
+  const model = await loadExportedModel(dir);
+  try {
+    return await predictWith(model, card, files, topK);
+  } finally {
+    if (model.format === 'onnx') await model.session.release();
+    else model.model.dispose();
+  }
 }

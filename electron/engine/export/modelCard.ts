@@ -3,7 +3,7 @@
  * people): what the model is, how it was trained, how well and how fast it runs, and exactly
  * how to prepare its input.
  */
-import { exitLabel, formatCount, formatMs, formatPercent } from '../../../shared/format.js';
+import { exitLabel, formatBytes, formatCount, formatMs, formatPercent } from '../../../shared/format.js';
 import type { ExitReport, Latency, RunStart, RunSummary } from '../../../shared/metrics.js';
 import { METHOD_LABELS, type Method } from '../../../shared/spec.js';
 import type { ExportFormat } from '../../../shared/api.js';
@@ -58,6 +58,8 @@ export interface ModelCard {
   format: ExportFormat;
   /** The model's files in the folder (besides the two card files). */
   files: string[];
+  /** Hex SHA-256 of each model file (early-exit metadata aside): loading refuses a file that differs. */
+  sha256: Record<string, string>;
   network: string;
   run: {
     folder: string;
@@ -102,6 +104,7 @@ export interface CardInput {
   summary: RunSummary | undefined;
   format: ExportFormat;
   files: string[];
+  sha256: Record<string, string>;
   exits: readonly { exit: ExitCost; output: string }[];
   preprocessing: Preprocessing;
   onnxLatency?: { version: string; device: string; batch1: readonly Latency[] };
@@ -158,6 +161,7 @@ export function buildModelCard(input: CardInput): ModelCard {
     createdAt: (input.createdAt ?? new Date()).toISOString(),
     format: input.format,
     files: input.files,
+    sha256: input.sha256,
     network: start.network,
     run: {
       folder: start.run,
@@ -193,10 +197,6 @@ const FORMAT_DESCRIPTIONS: Record<ExportFormat, string> = {
   multi: 'TensorFlow.js layers model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
   'multi-onnx-int8': 'int8 QDQ ONNX model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
 };
-
-function formatBytes(bytes: number): string {
-  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(2)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
-}
 
 /** The card's deployment section: the exported file's accuracy, every format's size, float32 vs int8 latency. */
 function deploymentLines(card: ModelCard): string[] {
