@@ -6,16 +6,20 @@
 import { z } from 'zod';
 import { LatencySchema } from './metrics.js';
 
-export const EXPORT_FORMATS = ['tfjs', 'onnx', 'onnx-int8', 'multi', 'multi-onnx-int8'] as const;
+export const EXPORT_FORMATS = ['tfjs', 'tfjs-float16', 'onnx', 'onnx-int8', 'multi', 'multi-onnx-int8'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-/** How each format is written: the runtime that loads it, every exit up to the chosen one or that one alone, int8 weights. */
-export const EXPORT_FORMAT_KINDS: Record<ExportFormat, { runtime: 'tfjs' | 'onnx'; multiExit: boolean; int8: boolean }> = {
-  tfjs: { runtime: 'tfjs', multiExit: false, int8: false },
-  onnx: { runtime: 'onnx', multiExit: false, int8: false },
-  'onnx-int8': { runtime: 'onnx', multiExit: false, int8: true },
-  multi: { runtime: 'tfjs', multiExit: true, int8: false },
-  'multi-onnx-int8': { runtime: 'onnx', multiExit: true, int8: true },
+/** Precision of a format's stored weights. */
+export type WeightPrecision = 'float32' | 'float16' | 'int8';
+
+/** How each format is written: the runtime that loads it, every exit up to the chosen one or that one alone, its weights. */
+export const EXPORT_FORMAT_KINDS: Record<ExportFormat, { runtime: 'tfjs' | 'onnx'; multiExit: boolean; weights: WeightPrecision }> = {
+  tfjs: { runtime: 'tfjs', multiExit: false, weights: 'float32' },
+  'tfjs-float16': { runtime: 'tfjs', multiExit: false, weights: 'float16' },
+  onnx: { runtime: 'onnx', multiExit: false, weights: 'float32' },
+  'onnx-int8': { runtime: 'onnx', multiExit: false, weights: 'int8' },
+  multi: { runtime: 'tfjs', multiExit: true, weights: 'float32' },
+  'multi-onnx-int8': { runtime: 'onnx', multiExit: true, weights: 'int8' },
 };
 
 /** An export more than this many top-1 points below the engine's own figure is flagged. */
@@ -25,11 +29,15 @@ const bytes = z.number().int().nonnegative();
 const fraction = z.number().min(0).max(1);
 
 export const DeploymentReportSchema = z.object({
-  /** Top-1 of the exported file(s) at the chosen exit, by weight precision: float32 always, int8 when the export is int8. */
+  /**
+   * Top-1 at the chosen exit by weight precision: the exported file's own, and for a float16 or
+   * int8 export also the float32 model it was made from.
+   */
   accuracy: z.object({
     split: z.string(),
     images: z.number().int().nonnegative(),
     float32: fraction,
+    float16: fraction.optional(),
     int8: fraction.optional(),
     /** The engine's own top-1 for the exit, when the run finished. */
     engine: fraction.optional(),

@@ -23,7 +23,7 @@ export const CALIBRATION_IMAGES = 256;
 
 /** The exported model's top-1 per output (shallowest exit first), by weight precision. */
 export interface ScoredExport {
-  top1: { float32: number[]; int8?: number[] };
+  top1: { float32: number[]; float16?: number[]; int8?: number[] };
 }
 
 /** The float ONNX model in QDQ int8 form, its activations calibrated on the run's training images. */
@@ -104,6 +104,7 @@ export async function deploymentReport({ graph, name, summary, heldOut, onnx, sc
       split: heldOut.split,
       images: heldOut.set.count,
       float32: scored.top1.float32[chosen]!,
+      ...(scored.top1.float16 ? { float16: scored.top1.float16[chosen]! } : {}),
       ...(scored.top1.int8 ? { int8: scored.top1.int8[chosen]! } : {}),
       ...(engine !== undefined ? { engine } : {}),
     },

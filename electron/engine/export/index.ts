@@ -25,15 +25,16 @@ import { onnxModelOf } from '../models/onnxModel.js';
 import { encodeOnnxModel } from '../onnx/proto.js';
 import { onnxLatency, onnxRuntimeInfo, openOnnxSession, runOnnx } from '../onnx/runtime.js';
 import { buildLayersModel } from './tfjsModel.js';
-import { layersFolderHandler, loadLayersModelFromFolder } from './tfjsFiles.js';
+import { layersFolderHandler, loadLayersModelFromFolder, type WeightPrecision } from './tfjsFiles.js';
 import { exportImages, heldOutTop1, tfjsRunner, type ExportImages, type ExportedRunner } from './heldOut.js';
 import { deploymentReport, int8Model, onnxRunner, type ScoredExport } from './deployment.js';
 import type { OnnxModel } from '../onnx/proto.js';
 import { checkAgainstCard, fileChecksums } from './checksums.js';
+import { writeDemo } from './demo.js';
 import { predictWith, readPredictCard, type Prediction } from './predict.js';
 
 export { ExportError } from '../errors.js';
-export { EXPORT_FILES } from './folder.js';
+export { DEMO_FILES, EXPORT_FILES } from './folder.js';
 export { layersFolderHandler } from './tfjsFiles.js';
 export type { ModelCard } from './modelCard.js';
 export { argmax } from './heldOut.js';
@@ -176,10 +177,11 @@ async function finishFolder(job: ExportJob, dir: string, files: string[], verifi
   });
   if (earlyExit) await writeFileFlushed(join(dir, earlyExit.file), `${JSON.stringify(earlyExitMetadata(card, earlyExit.threshold), null, 2)}\n`);
   await writeCard(dir, card);
+  await writeDemo(dir, card);
   return deployment;
 }
 
-async function writeLayersExport(job: ExportJob): Promise<ExportResult> {
+async function writeLayersExport(job: ExportJob, precision: WeightPrecision): Promise<ExportResult> {
   const model = buildLayersModel(job.graph, job.name);
   try {
     const verification = await verify(job.net, job.graph, async (images) => {
@@ -192,15 +194,17 @@ async function writeLayersExport(job: ExportJob): Promise<ExportResult> {
     });
     let deployment: ExportResult['deployment'] | undefined;
     const files = await writeExportFolder(job.destination, async (dir) => {
-      await model.save(layersFolderHandler(dir));
+      await model.save(layersFolderHandler(dir, precision));
       const written = await loadLayersModelFromFolder(dir);
-      let float32: number[];
+      let top1: number[];
       try {
-        float32 = await rescore(job, tfjsRunner((x) => written.predict(x), job.graph.input.shape));
+        top1 = await rescore(job, tfjsRunner((x) => written.predict(x), job.graph.input.shape));
       } finally {
         written.dispose();
       }
-      deployment = await finishFolder(job, dir, [EXPORT_FILES.layersModel, EXPORT_FILES.layersWeights], verification, { top1: { float32 } });
+      // A float16 file is judged against the float32 model it was made from.
+      const scored = precision === 'float16' ? { float32: await rescore(job, tfjsRunner((x) => model.predict(x), job.graph.input.shape)), float16: top1 } : { float32: top1 };
+      deployment = await finishFolder(job, dir, [EXPORT_FILES.layersModel, EXPORT_FILES.layersWeights], verification, { top1: scored });
     });
     return { files, directory: job.destination, deployment: deployment! };
   } finally {
@@ -279,7 +283,7 @@ export async function exportExit(request: ExportRequest): Promise<ExportResult> 
       earlyExitThreshold: threshold,
       card,
     };
-    return kind.runtime === 'onnx' ? await writeOnnxExport(job, kind.int8) : await writeLayersExport(job);
+    return kind.runtime === 'onnx' ? await writeOnnxExport(job, kind.weights === 'int8') : await writeLayersExport(job, kind.weights === 'float16' ? 'float16' : 'float32');
   } finally {
     net.dispose();
   }

@@ -40,7 +40,7 @@ export interface ExitCard {
   top1?: number;
   top5?: number;
   /** Top-1 of the exported file itself on the held-out images (deployment.accuracy says which), by weight precision. */
-  exportedTop1: { float32: number; int8?: number };
+  exportedTop1: { float32: number; float16?: number; int8?: number };
   latencyMs: {
     /**
      * Measured by the run on its backend (the sub-model alone), when it finished; `runtime` says
@@ -112,7 +112,7 @@ export interface CardInput {
   verification: ModelCard['verification'];
   deployment: DeploymentReport;
   /** Per weight precision, the exported file's top-1 at each exported exit, in order. */
-  exportedTop1: { float32: number[]; int8?: number[] };
+  exportedTop1: { float32: number[]; float16?: number[]; int8?: number[] };
   createdAt?: Date;
 }
 
@@ -133,6 +133,7 @@ function exitCard(input: CardInput, exit: ExitCost, output: string, position: nu
     ...(report?.top5 !== undefined ? { top5: report.top5 } : {}),
     exportedTop1: {
       float32: input.exportedTop1.float32[position]!,
+      ...(input.exportedTop1.float16 ? { float16: input.exportedTop1.float16[position]! } : {}),
       ...(input.exportedTop1.int8 ? { int8: input.exportedTop1.int8[position]! } : {}),
     },
     latencyMs: {
@@ -192,6 +193,7 @@ export function buildModelCard(input: CardInput): ModelCard {
 
 const FORMAT_DESCRIPTIONS: Record<ExportFormat, string> = {
   tfjs: 'TensorFlow.js layers model (model.json + weights.bin); load with tf.loadLayersModel',
+  'tfjs-float16': 'TensorFlow.js layers model with float16-quantised weights (half the bytes; tfjs restores float32 on loading); load with tf.loadLayersModel',
   onnx: 'ONNX model (opset 13, NCHW inside, NHWC input, batch norm folded into the convolutions)',
   'onnx-int8': `ONNX model in int8 QDQ form (static post-training quantization: per-channel symmetric int8 weights, per-tensor int8 activations calibrated by min-max on training images), float32 input and output`,
   multi: 'TensorFlow.js layers model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
@@ -201,7 +203,10 @@ const FORMAT_DESCRIPTIONS: Record<ExportFormat, string> = {
 /** The card's deployment section: the exported file's accuracy, every format's size, float32 vs int8 latency. */
 function deploymentLines(card: ModelCard): string[] {
   const { accuracy, sizes, onnxruntimeBatch1: latency, warnings } = card.deployment;
-  const precisions = [['float32', accuracy.float32], ...(accuracy.int8 !== undefined ? [['int8', accuracy.int8] as const] : [])] as const;
+  const precisions = (['float32', 'float16', 'int8'] as const).flatMap((precision) => {
+    const top1 = accuracy[precision];
+    return top1 === undefined ? [] : [[precision, top1] as const];
+  });
   return [
     '## Deployment',
     '',

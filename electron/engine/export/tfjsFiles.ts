@@ -9,6 +9,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { WeightPrecision as DeploymentPrecision } from '../../../shared/deployment.js';
 import { readJsonFile } from '../runs/files.js';
 import { ExportError, messageOf } from '../errors.js';
 import { EXPORT_FILES, writeFileFlushed } from './folder.js';
@@ -16,7 +17,7 @@ import { EXPORT_FILES, writeFileFlushed } from './folder.js';
 const BYTES_PER_ELEMENT = { float32: 4, int32: 4, float16: 2 } as const;
 
 /** How weights are stored: as computed, or as float16 (half the bytes; tfjs decodes them back to float32). */
-export type WeightPrecision = 'float32' | 'float16';
+export type WeightPrecision = Exclude<DeploymentPrecision, 'int8'>;
 
 const WeightSpecSchema = z.object({
   name: z.string(),
