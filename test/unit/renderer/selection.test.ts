@@ -5,7 +5,7 @@ import { provideStudioApi } from '../../../renderer/src/api/current.js';
 import { bestWithinBudget, budgetCost, paretoFront, parseBudget, parseCount, type Budget } from '../../../renderer/src/selection.js';
 import { useSelectionStore } from '../../../renderer/src/stores/selection.js';
 import { useStudioStore } from '../../../renderer/src/stores/studio.js';
-import { RUN_DIR, exits, fakeStudio, reports, runStream, start } from './fixtures.js';
+import { EXPORT_DEPLOYMENT, RUN_DIR, exits, fakeStudio, reports, runStream, start } from './fixtures.js';
 
 /** Deterministic random numbers (mulberry32), so a failure can be replayed. */
 function random(seed: number): () => number {
@@ -138,14 +138,7 @@ describe('selection store', () => {
 
   it('exports the selected exit and keeps the files written', async () => {
     const files = ['model.json', 'group1-shard1of1.bin'].map((f) => `${RUN_DIR}/exports/exit-1/${f}`);
-    const latency = { median: 1.5, p90: 2 };
-    const deployment = {
-      accuracy: { split: 'test', images: 100, float32: 0.9 },
-      warnings: [],
-      sizes: { onnxFloat32: 4000, onnxInt8: 1000, tfjsFloat32: 4200, tfjsFloat16: 2200 },
-      onnxruntimeBatch1: { float32: latency, int8: latency, version: '1.30.0', device: 'cpu' },
-    };
-    const { studio, selection } = evaluatedRun({ exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files, deployment }) });
+    const { studio, selection } = evaluatedRun({ exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files, deployment: EXPORT_DEPLOYMENT }) });
     selection.select(1);
     expect(await selection.exportSelected()).toBe(true);
     expect(studio.calls.at(-1)).toEqual({ method: 'exportExit', request: { run: RUN_DIR, exit: 1, format: 'tfjs' } });
