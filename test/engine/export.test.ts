@@ -42,6 +42,8 @@ const RESNET: RunConfigInput = {
 };
 const MOBILENET: RunConfigInput = { ...RESNET, arch: { family: 'mobilenet', width: 0.25, exits: [3] } };
 const TOLERANCE = 1e-4;
+/** An ONNX export folder: the model, its card, and the demo page with onnxruntime-web. */
+const ONNX_FOLDER = ['MODEL_CARD.md', 'README.md', 'demo.js', 'index.html', 'model-card.json', 'model.onnx', 'ort-wasm-simd-threaded.wasm', 'ort.wasm.bundle.min.js'];
 
 interface TrainedRun {
   dir: string;
@@ -131,7 +133,7 @@ describe('tfjs export', () => {
     for (const exit of [0, 1, 2]) {
       const result = await exportExit({ run: resnet.dir, exit, format: 'tfjs' });
       expect(result.directory).toBe(join(resnet.dir, 'exports', names[exit]!));
-      expect(result.files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.json', 'weights.bin']);
+      expect(result.files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'README.md', 'demo.js', 'index.html', 'model-card.json', 'model.json', 'tf.min.js', 'weights.bin']);
       const [logits] = await predictLayers(result.directory, resnet.images);
       expect(maxAbsDiff(logits!, expected(resnet, exit))).toBeLessThanOrEqual(TOLERANCE);
     }
@@ -158,7 +160,7 @@ describe('ONNX export', () => {
   it('runs in onnxruntime with any batch size and predicts what the network predicts at every exit', async () => {
     for (const exit of [0, 1, 2]) {
       const { directory, files } = await exportExit({ run: resnet.dir, exit, format: 'onnx' });
-      expect(files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.onnx']);
+      expect(files.map((f) => basename(f))).toEqual(ONNX_FOLDER);
       const path = join(directory, EXPORT_FILES.onnxModel);
       expect(maxAbsDiff(await predictOnnx(path, resnet.images), expected(resnet, exit))).toBeLessThanOrEqual(TOLERANCE);
       const one = tf.slice(resnet.images, 0, 1);
@@ -316,7 +318,7 @@ describe('bad requests and destinations', () => {
     const target = join(root, 'export');
     await exportExit({ run: resnet.dir, exit: 0, format: 'tfjs', destination: target });
     await exportExit({ run: resnet.dir, exit: 1, format: 'onnx', destination: target });
-    expect((await readdir(target)).sort()).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.onnx']);
+    expect((await readdir(target)).sort()).toEqual(ONNX_FOLDER);
     expect((await readCard(target)).exits[0]!.block).toBe(2);
     expect((await readdir(root)).sort()).toEqual(['export', 'mine']);
   });
