@@ -5,6 +5,7 @@
  * says for the same file. ONNX int8 runs in onnxruntime-web, the multi-exit tfjs model in
  * TensorFlow.js.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -17,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunConfigInput } from '../../shared/spec.js';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
 import { loadDataset } from '../../electron/engine/data/index.js';
-import { exportExit, predictImages } from '../../electron/engine/export/index.js';
+import { promisify } from 'node:util';
+import { exportExit, type Prediction } from '../../electron/engine/export/index.js';
 import type { ExportFormat } from '../../shared/deployment.js';
 import { openRun } from '../../electron/engine/session.js';
 
@@ -41,6 +43,12 @@ const CONFIG: RunConfigInput = {
   limitTest: 32,
 };
 const IMAGES_TRIED = 3;
+
+/** `mw-studio predict --json` as a user runs it: one JSON prediction per line. */
+async function cliPredict(model: string, files: string[]): Promise<Prediction[]> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['bin/mw-studio.js', 'predict', '--model', model, '--json', ...files], { maxBuffer: 1 << 20 });
+  return stdout.trim().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Prediction);
+}
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -101,7 +109,8 @@ describe.skipIf(!HAS_CHROMIUM)('export demo page', () => {
   for (const [format, exit] of [['onnx-int8', 2], ['multi', 2]] as [ExportFormat, number][]) {
     it(`shows the top class mw-studio predict gives (${format})`, async () => {
       const { directory } = await exportExit({ run: runDir, exit, format });
-      const expected = await predictImages(directory, images);
+      const expected = await cliPredict(directory, images);
+      expect(expected).toHaveLength(images.length);
       const server = await serveFolder(directory);
       const page = await browser.newPage();
       const errors: string[] = [];
