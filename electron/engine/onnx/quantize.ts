@@ -5,9 +5,10 @@
  *   DequantizeLinear; biases int32 with scale = input scale * weight scale (zero point 0);
  * - activations: int8, asymmetric, one scale and zero point per tensor, from min-max
  *   calibration (the range of each value over the calibration images, widened to hold 0), as a
- *   QuantizeLinear -> DequantizeLinear pair on every value a node consumes. A value read only by
- *   a Relu is not quantized itself: the Relu's output is, so that onnxruntime can drop the Relu
- *   into the quantization (its range starts at 0) and fuse convolution and ReLU.
+ *   QuantizeLinear -> DequantizeLinear pair on every value a node consumes. A Relu that alone
+ *   reads a value is folded into that value's quantization: the value gets the Relu output's
+ *   range, which starts at 0, so QuantizeLinear clamps negatives to the zero point, exactly what
+ *   the Relu did. That leaves Conv -> QuantizeLinear, which onnxruntime fuses into QLinearConv.
  */
 import * as ort from 'onnxruntime-node';
 import { encodeOnnxModel, floatTensor, floatValueOfAnyShape, integerTensor, intAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from './proto.js';
@@ -38,6 +39,22 @@ function quantizedValues(model: OnnxModel): Set<string> {
     values.add(value);
   }
   return values;
+}
+
+/** Relus to fold: the value each alone reads (produced by a node), mapped to the Relu's output. */
+function foldedRelus(model: OnnxModel, quantized: ReadonlySet<string>): Map<string, string> {
+  const readers = new Map<string, number>();
+  for (const node of model.graph.node) for (const input of node.input) readers.set(input, (readers.get(input) ?? 0) + 1);
+  const produced = new Set(model.graph.node.flatMap((n) => n.output));
+  const outputs = new Set(model.graph.output.map((o) => o.name));
+  const folded = new Map<string, string>();
+  for (const node of model.graph.node) {
+    const [input] = node.input;
+    const [output] = node.output;
+    if (node.op_type !== 'Relu' || input === undefined || output === undefined) continue;
+    if (readers.get(input) === 1 && produced.has(input) && !outputs.has(input) && quantized.has(output) && !outputs.has(output)) folded.set(input, output);
+  }
+  return folded;
 }
 
 /** The model with every value that will be quantized also a graph output, to measure its range. */
@@ -125,19 +142,37 @@ export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, ValueR
   const kept: OnnxTensor[] = [];
   const added: OnnxTensor[] = [];
   const nodes: OnnxNode[] = [];
-  const activations = new Map<string, { scale: number; dequantized: string }>();
+  /** Quantized activations: the QuantizeLinear's output and its parameters' initializers. */
+  const activations = new Map<string, { scale: number; quantized: string; scaleName: string; zeroPointName: string }>();
   const quantized = quantizedValues(model);
 
+  const folded = foldedRelus(model, quantized);
+  const foldedOutputs = new Set(folded.values());
+
   const quantizeActivation = (value: string) => {
-    if (!quantized.has(value)) return;
-    const range = ranges.get(value);
-    if (!range) throw new Error(`int8 quantization: no calibration range for ${value}`);
+    const rangeOf = folded.get(value) ?? value;
+    if (!quantized.has(rangeOf)) return;
+    const range = ranges.get(rangeOf);
+    if (!range) throw new Error(`int8 quantization: no calibration range for ${rangeOf}`);
     const { scale, zeroPoint } = activationParameters(range);
-    const names = { scale: `${value}.scale`, zeroPoint: `${value}.zero_point`, q: `${value}.quantized`, dq: `${value}.dequantized` };
+    // Suffixes no operator input uses (a batch norm's own inputs end in .scale): names must be unique in the graph.
+    const names = { scale: `${value}.activation_scale`, zeroPoint: `${value}.activation_zero_point`, q: `${value}.quantized` };
     added.push(floatTensor(names.scale, [], Float32Array.of(scale)), integerTensor(names.zeroPoint, [], Int8Array.of(zeroPoint)));
     nodes.push({ name: names.q, op_type: 'QuantizeLinear', input: [value, names.scale, names.zeroPoint], output: [names.q] });
-    nodes.push({ name: names.dq, op_type: 'DequantizeLinear', input: [names.q, names.scale, names.zeroPoint], output: [names.dq] });
-    activations.set(value, { scale, dequantized: names.dq });
+    activations.set(value, { scale, quantized: names.q, scaleName: names.scale, zeroPointName: names.zeroPoint });
+  };
+
+  /**
+   * The float input `value` of `node`: through a DequantizeLinear of its own when the value is
+   * quantized. One per reader, as onnxruntime's QDQ fusion wants (it fuses a DequantizeLinear
+   * into the node it feeds only when it feeds that node alone).
+   */
+  const readAs = (node: OnnxNode, value: string, slot: number): string => {
+    const quantizedValue = activations.get(value);
+    if (!quantizedValue) return value;
+    const dq = `${value}.dequantized.${node.name}.${slot}`;
+    nodes.push({ name: dq, op_type: 'DequantizeLinear', input: [quantizedValue.quantized, quantizedValue.scaleName, quantizedValue.zeroPointName], output: [dq] });
+    return dq;
   };
 
   /**
@@ -174,7 +209,12 @@ export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, ValueR
         weighted.add(bias.name);
       }
     }
-    nodes.push({ ...node, input: node.input.map((name) => activations.get(name)?.dequantized ?? name) });
+    if (node.op_type === 'Relu' && foldedOutputs.has(node.output[0]!)) {
+      // Folded into its input's quantization: readers of its output read that instead.
+      activations.set(node.output[0]!, activations.get(node.input[0]!)!);
+      continue;
+    }
+    nodes.push({ ...node, input: node.input.map((name, slot) => readAs(node, name, slot)) });
     for (const output of node.output) quantizeActivation(output);
   }
   for (const tensor of model.graph.initializer) if (!weighted.has(tensor.name)) kept.push(tensor);
