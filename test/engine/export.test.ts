@@ -372,7 +372,7 @@ describe('loading a damaged export', () => {
 describe('tensor hygiene', () => {
   it('leaves no tensors behind after exporting and loading every format, or failing to', async () => {
     const before = tf.memory().numTensors;
-    for (const format of ['tfjs', 'onnx', 'multi'] as const) {
+    for (const format of ['tfjs', 'tfjs-float16', 'onnx', 'onnx-int8', 'multi', 'multi-onnx-int8'] as const) {
       const { directory } = await exportExit({ run: mobilenet.dir, exit: 0, format });
       const loaded = await loadExportedModel(directory);
       if (loaded.format === 'tfjs') loaded.model.dispose();
