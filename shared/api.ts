@@ -20,14 +20,14 @@ import { ExitRefSchema } from './exitRef.js';
 import { EVALUATION_SPLITS, EvaluationImagesSchema, EvaluationSchema, ImageSelectionSchema, MAX_THUMBNAILS } from './evaluation.js';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
+import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
 
 /** Test images an analysis uses at most, class-balanced: enough for stable accuracies, quick to run. */
 export const ANALYSIS_MAX_IMAGES = 2000;
 
-export const EXPORT_FORMATS = ['tfjs', 'onnx', 'multi'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export { EXPORT_FORMATS, type ExportFormat } from './deployment.js';
 
 /** Request payloads, one schema per API method. */
 export const RequestSchemas = {
@@ -110,7 +110,7 @@ export const RunDetailSchema = z.object({
 });
 export type RunDetail = z.infer<typeof RunDetailSchema>;
 
-export const ExportResultSchema = z.object({ files: z.array(z.string()), directory: z.string() });
+export const ExportResultSchema = z.object({ files: z.array(z.string()), directory: z.string(), deployment: DeploymentReportSchema });
 export type ExportResult = z.infer<typeof ExportResultSchema>;
 
 /** Responses, for validation on the renderer side of a socket. */

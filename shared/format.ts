@@ -30,3 +30,8 @@ export function formatMs(ms: number): string {
 export function exitLabel(exit: { block: number; final: boolean }): string {
   return exit.final ? `final (block ${exit.block})` : `exit @ block ${exit.block}`;
 }
+
+/** File sizes in decimal units: "98.7 kB", "1.24 MB". */
+export function formatBytes(bytes: number): string {
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(2)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
+}

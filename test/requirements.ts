@@ -1,13 +1,14 @@
 /**
- * What some tests need from outside npm: Debian's chromium and the full Fashion-MNIST dataset
- * (.ci/run installs both), or an Electron binary (downloaded by electron's install script, which
+ * What some tests need from outside npm: Debian's chromium, python3-onnx and the full Fashion-MNIST
+ * dataset (.ci/run installs them), or an Electron binary (downloaded by electron's install script, which
  * npm may skip). On a newcomer's machine a missing piece skips its tests with one printed line
  * naming what to install; under CI=true a missing Debian package is a failure instead, so CI
  * cannot pass by skipping.
  *
- * MW_TEST_HIDE=chromium,dataset-fashion-mnist,electron treats the named pieces as missing, to
+ * MW_TEST_HIDE=chromium,dataset-fashion-mnist,python3-onnx,electron treats the named pieces as missing, to
  * check the fresh-machine behaviour on a machine that has them.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
@@ -30,6 +31,14 @@ const debianPackage = (name: string, path: string): Requirement => ({
 
 export const CHROMIUM = debianPackage('chromium', '/usr/bin/chromium');
 export const FULL_FASHION_MNIST = debianPackage('dataset-fashion-mnist', '/usr/share/datasets/fashion-mnist');
+
+/** Debian's python3-onnx, for onnx's own checker on exported files. */
+export const PYTHON3_ONNX: Requirement = {
+  name: 'python3-onnx',
+  install: 'apt-get install python3-onnx',
+  locate: () => (spawnSync('/usr/bin/python3', ['-c', 'import onnx']).status === 0 ? '/usr/bin/python3' : undefined),
+  requiredInCi: true,
+};
 
 export const ELECTRON: Requirement = {
   name: 'electron',

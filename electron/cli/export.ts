@@ -2,18 +2,23 @@
 import { parseArgs } from 'node:util';
 import { EXPORT_FORMATS, type ExportFormat } from '../../shared/api.js';
 import { describeExitRefs, exitRefOf, findExit } from '../../shared/exitRef.js';
-import { exitLabel } from '../../shared/format.js';
+import { exitLabel, formatBytes, formatMs, formatPercent } from '../../shared/format.js';
+import type { DeploymentReport } from '../../shared/deployment.js';
 import type { ExitInfo } from '../../shared/metrics.js';
 import { exportExit, initBackend, FileError, RunFolder } from '../engine/index.js';
 import { UsageError } from './usage.js';
 
-export const EXPORT_USAGE = `mw-studio export --run DIR --exit BLOCK|final --format tfjs|onnx|multi [options]
+export const EXPORT_USAGE = `mw-studio export --run DIR --exit BLOCK|final --format FORMAT [options]
   --run DIR                   a run folder (trained, or at least checkpointed)
   --exit BLOCK|final          the exit after block BLOCK, or the final output
-  --format tfjs|onnx|multi    TensorFlow.js layers model, ONNX (opset 13), or a tfjs model
-                              with every exit up to --exit as outputs plus early-exit metadata
+  --format FORMAT             tfjs: TensorFlow.js layers model; tfjs-float16: the same with float16 weights;
+                              onnx: ONNX (opset 13); onnx-int8: ONNX with int8 weights and activations
+                              (static post-training quantization, QDQ form); multi / multi-onnx-int8: a
+                              tfjs / int8 ONNX model with every exit up to --exit as outputs, plus
+                              early-exit metadata. Every export is re-scored on the run's held-out images
+                              and carries a demo page (index.html) and a README
   --out PATH                  folder to create (default DIR/exports/<exit>-<format>)
-  --threshold P               multi: max-softmax probability at which an exit answers (default 0.9)
+  --threshold P               multi-exit formats: max-softmax probability at which an exit answers (default 0.9)
   --backend auto|tensorflow-gpu|tensorflow|wasm-ort|wasm|cpu   backend that checks the tfjs export`;
 
 const OPTIONS = {
@@ -54,5 +59,18 @@ export async function exportCommand(argv: string[]): Promise<number> {
   });
   process.stdout.write(`exported ${exitLabel(point)} of ${network} as ${flags.format} to ${result.directory}:\n`);
   for (const file of result.files) process.stdout.write(`  ${file}\n`);
+  process.stdout.write(deploymentLines(result.deployment).join('\n') + '\n');
+  for (const warning of result.deployment.warnings) process.stderr.write(`warning: ${warning}\n`);
   return 0;
+}
+
+function deploymentLines({ accuracy, sizes, onnxruntimeBatch1: latency }: DeploymentReport): string[] {
+  const scores = (['float32', 'float16', 'int8'] as const).flatMap((p) => (accuracy[p] === undefined ? [] : [`${p} ${formatPercent(accuracy[p], 2)}`]));
+  const engine = accuracy.engine === undefined ? '' : ` (the run measured ${formatPercent(accuracy.engine, 2)})`;
+  const ms = (l: { median: number }) => formatMs(l.median);
+  return [
+    `top-1 of the exported file on the run's ${accuracy.images} ${accuracy.split} images: ${scores.join(', ')}${engine}`,
+    `size: ONNX float32 ${formatBytes(sizes.onnxFloat32)}, ONNX int8 ${formatBytes(sizes.onnxInt8)}, tfjs ${formatBytes(sizes.tfjsFloat32)}, tfjs float16 ${formatBytes(sizes.tfjsFloat16)}`,
+    `onnxruntime batch-1 latency (median): float32 ${ms(latency.float32)}, int8 ${ms(latency.int8)} on ${latency.device}`,
+  ];
 }

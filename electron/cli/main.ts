@@ -10,6 +10,7 @@ import { BENCH_USAGE, bench } from '../bench/index.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EVALUATE_USAGE, evaluateCommand } from './evaluate.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
+import { PREDICT_USAGE, predictCommand } from './predict.js';
 import { TRAIN_USAGE, train } from './train.js';
 import { UsageError } from './usage.js';
 
@@ -22,6 +23,7 @@ commands:
   info     show the compute backend in use and why
   evaluate per-class results, confusion and overthinking of every exit (mw-studio evaluate --help)
   export   one exit of a trained run as a TensorFlow.js or ONNX model (mw-studio export --help)
+  predict  an exported model's top classes for image files (mw-studio predict --help)
   serve    the studio in a browser (loopback only, token-protected)
   start    the desktop app; serve mode where Electron is not installed
   bench    training and inference speed, against PyTorch where available
@@ -32,6 +34,8 @@ ${EVALUATE_USAGE}
 
 ${EXPORT_USAGE}
 
+${PREDICT_USAGE}
+
 ${SERVE_USAGE}
 
 ${BENCH_USAGE}`;
@@ -40,6 +44,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
   evaluate: evaluateCommand,
   export: exportCommand,
+  predict: predictCommand,
   serve: (argv) => serve(argv),
   start,
   bench,

@@ -12,7 +12,7 @@ export { loadDataset } from './data/index.js';
 export { BackendError, ExportError } from './errors.js';
 export { exitLatency, measureLatency } from './evaluate/index.js';
 export { cachedEvaluation, evaluateRun } from './evaluate/runEvaluation.js';
-export { exportExit } from './export/index.js';
+export { exportExit, predictImages, type Prediction } from './export/index.js';
 export { buildNetwork } from './models/index.js';
 export { openSubModelSession } from './models/onnxModel.js';
 export { onnxLatency } from './onnx/runtime.js';

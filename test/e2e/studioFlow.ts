@@ -107,6 +107,9 @@ export async function trainPickExportAnalyse(page: Page, runsRoot: string, mixed
   await page.getByTestId('export-files').locator('li').first().waitFor({ timeout: 120_000 });
   const listed = await page.getByTestId('export-files').locator('li').allTextContents();
   expect(listed.some((f) => f.includes('model.json'))).toBe(true);
+  // The exported file's own accuracy, re-scored on the held-out images, and every format's size.
+  await expect.poll(() => page.getByTestId('export-accuracy').textContent()).toMatch(/The exported file scores \d+\.\d+% top-1 \(float32\)/);
+  expect(await page.getByTestId('export-sizes').locator('tbody tr').count()).toBe(4);
   await shot('5-exported');
 
   // The exported files exist on disk, inside the run folder.

@@ -42,6 +42,8 @@ const RESNET: RunConfigInput = {
 };
 const MOBILENET: RunConfigInput = { ...RESNET, arch: { family: 'mobilenet', width: 0.25, exits: [3] } };
 const TOLERANCE = 1e-4;
+/** An ONNX export folder: the model, its card, and the demo page with onnxruntime-web. */
+const ONNX_FOLDER = ['MODEL_CARD.md', 'README.md', 'demo.js', 'index.html', 'model-card.json', 'model.onnx', 'ort-wasm-simd-threaded.wasm', 'ort.wasm.bundle.min.js'];
 
 interface TrainedRun {
   dir: string;
@@ -134,7 +136,7 @@ describe('tfjs export', () => {
     for (const [index, exit] of RESNET_EXITS.entries()) {
       const result = await exportExit({ run: resnet.dir, exit, format: 'tfjs' });
       expect(result.directory).toBe(join(resnet.dir, 'exports', names[index]!));
-      expect(result.files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.json', 'weights.bin']);
+      expect(result.files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'README.md', 'demo.js', 'index.html', 'model-card.json', 'model.json', 'tf.min.js', 'weights.bin']);
       const [logits] = await predictLayers(result.directory, resnet.images);
       expect(maxAbsDiff(logits!, expected(resnet, index))).toBeLessThanOrEqual(TOLERANCE);
     }
@@ -161,7 +163,7 @@ describe('ONNX export', () => {
   it('runs in onnxruntime with any batch size and predicts what the network predicts at every exit', async () => {
     for (const [index, exit] of RESNET_EXITS.entries()) {
       const { directory, files } = await exportExit({ run: resnet.dir, exit, format: 'onnx' });
-      expect(files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.onnx']);
+      expect(files.map((f) => basename(f))).toEqual(ONNX_FOLDER);
       const path = join(directory, EXPORT_FILES.onnxModel);
       expect(maxAbsDiff(await predictOnnx(path, resnet.images), expected(resnet, index))).toBeLessThanOrEqual(TOLERANCE);
       const one = tf.slice(resnet.images, 0, 1);
@@ -175,8 +177,8 @@ describe('ONNX export', () => {
     const model = decodeOnnxModel(await readFile(join(directory, EXPORT_FILES.onnxModel)));
     expect(model.opset_import.map((o) => [o.domain ?? '', o.version])).toEqual([['', 13]]);
     const [input] = model.graph.input;
-    expect(input!.type.tensor_type.shape.dim).toEqual([{ dim_param: 'N' }, { dim_value: 28 }, { dim_value: 28 }, { dim_value: 1 }]);
-    expect(model.graph.output.map((o) => o.type.tensor_type.shape.dim)).toEqual([[{ dim_param: 'N' }, { dim_value: 10 }]]);
+    expect(input!.type.tensor_type.shape!.dim).toEqual([{ dim_param: 'N' }, { dim_value: 28 }, { dim_value: 28 }, { dim_value: 1 }]);
+    expect(model.graph.output.map((o) => o.type.tensor_type.shape!.dim)).toEqual([[{ dim_param: 'N' }, { dim_value: 10 }]]);
     const ops = model.graph.node.map((n) => n.op_type);
     expect(ops[0]).toBe('Transpose');
     expect(new Set(ops)).toEqual(new Set(['Transpose', 'Conv', 'Relu', 'Add', 'BatchNormalization', 'GlobalAveragePool', 'Flatten', 'Gemm']));
@@ -293,7 +295,7 @@ describe('bad requests and destinations', () => {
         new RegExp(`exit ${exit} is not in the network: MwResNet-8-3 \\(width 0.5\\) has exits after blocks 1, 2, final \\(block 3\\)`),
       );
     }
-    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'onnx', threshold: 0.5 })).rejects.toThrow(/threshold applies to the multi format only/);
+    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'onnx', threshold: 0.5 })).rejects.toThrow(/threshold applies to the multi-exit formats only/);
     await expect(exportExit({ run: resnet.dir, exit: 1, format: 'multi', threshold: 1.5 })).rejects.toThrow(/threshold must be a probability/);
   });
 
@@ -319,7 +321,7 @@ describe('bad requests and destinations', () => {
     const target = join(root, 'export');
     await exportExit({ run: resnet.dir, exit: 1, format: 'tfjs', destination: target });
     await exportExit({ run: resnet.dir, exit: 2, format: 'onnx', destination: target });
-    expect((await readdir(target)).sort()).toEqual(['MODEL_CARD.md', 'model-card.json', 'model.onnx']);
+    expect((await readdir(target)).sort()).toEqual(ONNX_FOLDER);
     expect((await readCard(target)).exits[0]!.block).toBe(2);
     expect((await readdir(root)).sort()).toEqual(['export', 'mine']);
   });
@@ -373,7 +375,7 @@ describe('loading a damaged export', () => {
 describe('tensor hygiene', () => {
   it('leaves no tensors behind after exporting and loading every format, or failing to', async () => {
     const before = tf.memory().numTensors;
-    for (const format of ['tfjs', 'onnx', 'multi'] as const) {
+    for (const format of ['tfjs', 'tfjs-float16', 'onnx', 'onnx-int8', 'multi', 'multi-onnx-int8'] as const) {
       const { directory } = await exportExit({ run: mobilenet.dir, exit: 3, format });
       const loaded = await loadExportedModel(directory);
       if (loaded.format === 'tfjs') loaded.model.dispose();

@@ -94,6 +94,17 @@ function decodeRgb(bytes: Buffer, format: ImageFormat, size: ImageSize, file: st
   }
 }
 
+/** One PNG or JPEG file as 8-bit RGB (for prediction); errors are DatasetErrors naming the file. */
+export async function readImageFile(file: string): Promise<ImageSize & { rgb: Uint8Array }> {
+  const bytes = await readFileCapped(file, MAX_IMAGE_FILE_BYTES);
+  const format = sniffFormat(bytes) ?? fail(file, 'is not a PNG or JPEG image');
+  const size = declaredSize(bytes, format, file);
+  if (size.width === 0 || size.height === 0 || size.width > MAX_IMAGE_SIDE || size.height > MAX_IMAGE_SIDE) {
+    fail(file, `declares a ${size.width}x${size.height} image; images must be 1 to ${MAX_IMAGE_SIDE} pixels a side`);
+  }
+  return { ...size, rgb: decodeRgb(bytes, format, size, file) };
+}
+
 function isGray(rgb: Uint8Array): boolean {
   for (let i = 0; i < rgb.length; i += 3) {
     if (rgb[i] !== rgb[i + 1] || rgb[i] !== rgb[i + 2]) return false;

@@ -17,9 +17,19 @@ export const EXPORT_FILES = {
   earlyExit: 'early-exit.json',
   cardJson: 'model-card.json',
   cardMarkdown: 'MODEL_CARD.md',
+  readme: 'README.md',
 } as const;
 
-const EXPORT_FILE_NAMES: ReadonlySet<string> = new Set(Object.values(EXPORT_FILES));
+/** The in-browser demo beside every export: its page and script, and the runtime it loads. */
+export const DEMO_FILES = {
+  page: 'index.html',
+  script: 'demo.js',
+  onnxRuntime: 'ort.wasm.bundle.min.js',
+  onnxWasm: 'ort-wasm-simd-threaded.wasm',
+  tfjsBundle: 'tf.min.js',
+} as const;
+
+const EXPORT_FILE_NAMES: ReadonlySet<string> = new Set([...Object.values(EXPORT_FILES), ...Object.values(DEMO_FILES)]);
 
 function reasonOf(error: unknown): string {
   switch ((error as NodeJS.ErrnoException).code) {

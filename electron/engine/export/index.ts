@@ -1,9 +1,10 @@
 /**
  * Exporting a trained run's exit as a standalone model: the backbone up to that exit and its
- * head, as a TensorFlow.js layers model, an ONNX model, or ('multi') a tfjs model with every exit
- * up to it as outputs plus early-exit metadata. Each export is checked against the trained
- * network before anything is written, carries a model card, and lands in its folder whole or
- * not at all.
+ * head, as a TensorFlow.js layers model or an ONNX model (float32, or int8 in QDQ form), alone or
+ * ('multi', 'multi-onnx-int8') with every exit up to it as outputs plus early-exit metadata.
+ * Each export is checked against the trained network before anything is written, re-scored on
+ * the run's held-out images by loading the written file itself, carries a model card with its
+ * sizes and latencies, and lands in its folder whole or not at all.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -12,6 +13,7 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { EXPORT_FORMATS, type ExportFormat, type ExportResult } from '../../../shared/api.js';
 import { describeExitRefs, findExit, type ExitRef } from '../../../shared/exitRef.js';
+import { EXPORT_FORMAT_KINDS } from '../../../shared/deployment.js';
 import { exitLabel } from '../../../shared/format.js';
 import type { MwNetwork } from '../models/index.js';
 import type { ExitPoint } from '../models/network.js';
@@ -20,15 +22,24 @@ import { ExportError } from '../errors.js';
 import { EXPORT_FILES, writeExportFolder, writeFileFlushed } from './folder.js';
 import { exportGraph, type ExportGraph } from '../models/inferenceGraph.js';
 import { buildModelCard, modelCardMarkdown, preprocessingOf, type CardInput, type ModelCard } from './modelCard.js';
-import { onnxModelBytes } from '../models/onnxModel.js';
+import { onnxModelOf } from '../models/onnxModel.js';
+import { encodeOnnxModel } from '../onnx/proto.js';
 import { onnxLatency, onnxRuntimeInfo, openOnnxSession, runOnnx } from '../onnx/runtime.js';
 import { buildLayersModel } from './tfjsModel.js';
-import { layersFolderHandler, loadLayersModelFromFolder } from './tfjsFiles.js';
+import { layersFolderHandler, loadLayersModelFromFolder, type WeightPrecision } from './tfjsFiles.js';
+import { exportImages, heldOutTop1, tfjsRunner, type ExportImages, type ExportedRunner } from './heldOut.js';
+import { deploymentReport, int8Model, onnxRunner, type ScoredExport } from './deployment.js';
+import type { OnnxModel } from '../onnx/proto.js';
+import { checkAgainstCard, fileChecksums } from './checksums.js';
+import { writeDemo } from './demo.js';
+import { predictWith, readPredictCard, type Prediction } from './predict.js';
 
 export { ExportError } from '../errors.js';
-export { EXPORT_FILES } from './folder.js';
+export { DEMO_FILES, EXPORT_FILES } from './folder.js';
 export { layersFolderHandler } from './tfjsFiles.js';
 export type { ModelCard } from './modelCard.js';
+export { argmax } from './heldOut.js';
+export type { Prediction } from './predict.js';
 
 export interface ExportRequest {
   /** Run folder. */
@@ -59,8 +70,9 @@ function checkRequest(request: ExportRequest): number | undefined {
   if (!EXPORT_FORMATS.includes(request.format)) {
     throw new ExportError(`format must be one of ${EXPORT_FORMATS.join(', ')}, not "${String(request.format)}"`);
   }
-  if (request.threshold === undefined) return request.format === 'multi' ? DEFAULT_EARLY_EXIT_THRESHOLD : undefined;
-  if (request.format !== 'multi') throw new ExportError(`threshold applies to the multi format only, not to ${request.format}`);
+  const { multiExit } = EXPORT_FORMAT_KINDS[request.format];
+  if (request.threshold === undefined) return multiExit ? DEFAULT_EARLY_EXIT_THRESHOLD : undefined;
+  if (!multiExit) throw new ExportError(`threshold applies to the multi-exit formats only, not to ${request.format}`);
   if (!(request.threshold > 0 && request.threshold <= 1)) throw new ExportError(`threshold must be a probability in (0, 1], not ${request.threshold}`);
   return request.threshold;
 }
@@ -107,7 +119,7 @@ async function writeCard(dir: string, card: ModelCard): Promise<void> {
 /** early-exit.json: how a runtime picks its answer from the multi-output model. */
 function earlyExitMetadata(card: ModelCard, threshold: number): object {
   return {
-    model: EXPORT_FILES.layersModel,
+    model: EXPORT_FORMAT_KINDS[card.format].runtime === 'onnx' ? EXPORT_FILES.onnxModel : EXPORT_FILES.layersModel,
     threshold,
     rule: 'apply softmax to each output in order and answer with the first exit whose highest probability is >= threshold; otherwise with the last',
     exits: card.exits.map(({ output, index, block, layer, final, params, macs, top1 }) => ({
@@ -130,10 +142,44 @@ interface ExportJob {
   graph: ExportGraph;
   name: string;
   destination: string;
-  card: Omit<CardInput, 'files' | 'verification'>;
+  images: ExportImages;
+  /** The sub-model as ONNX, float32 and int8: the export itself when it is ONNX, sizes and latencies always. */
+  onnx: { float32: OnnxModel; int8: OnnxModel };
+  earlyExitThreshold: number | undefined;
+  card: Omit<CardInput, 'files' | 'sha256' | 'verification' | 'deployment' | 'exportedTop1'>;
 }
 
-async function writeLayersExport(job: ExportJob, earlyExitThreshold: number | undefined): Promise<string[]> {
+/** The early-exit file of a multi-exit export, written beside its model. */
+function earlyExitOf(job: ExportJob): ModelCard['earlyExit'] {
+  return job.earlyExitThreshold === undefined ? undefined : { file: EXPORT_FILES.earlyExit, threshold: job.earlyExitThreshold };
+}
+
+/** Top-1 of every output of the written model on the held-out images. */
+function rescore(job: ExportJob, run: ExportedRunner): Promise<number[]> {
+  return heldOutTop1(job.images.dataset, job.images.heldOut, run);
+}
+
+/** Writes the card (and the early-exit file) of a model already in `dir`, scored as `scored` says. */
+async function finishFolder(job: ExportJob, dir: string, files: string[], verification: ModelCard['verification'], scored: ScoredExport, extra: Partial<CardInput> = {}): Promise<ExportResult['deployment']> {
+  const earlyExit = earlyExitOf(job);
+  const deployment = await deploymentReport({ graph: job.graph, name: job.name, summary: job.card.summary, heldOut: job.images.heldOut, onnx: job.onnx, scored });
+  const card = buildModelCard({
+    ...job.card,
+    ...extra,
+    files: [...files, ...(earlyExit ? [earlyExit.file] : [])],
+    sha256: await fileChecksums(dir, files),
+    verification,
+    deployment,
+    exportedTop1: scored.top1,
+    ...(earlyExit ? { earlyExit } : {}),
+  });
+  if (earlyExit) await writeFileFlushed(join(dir, earlyExit.file), `${JSON.stringify(earlyExitMetadata(card, earlyExit.threshold), null, 2)}\n`);
+  await writeCard(dir, card);
+  await writeDemo(dir, card);
+  return deployment;
+}
+
+async function writeLayersExport(job: ExportJob, precision: WeightPrecision): Promise<ExportResult> {
   const model = buildLayersModel(job.graph, job.name);
   try {
     const verification = await verify(job.net, job.graph, async (images) => {
@@ -144,40 +190,64 @@ async function writeLayersExport(job: ExportJob, earlyExitThreshold: number | un
         tf.dispose(outputs);
       }
     });
-    const earlyExit = earlyExitThreshold === undefined ? undefined : { file: EXPORT_FILES.earlyExit, threshold: earlyExitThreshold };
-    const files = [EXPORT_FILES.layersModel, EXPORT_FILES.layersWeights, ...(earlyExit ? [earlyExit.file] : [])];
-    const card = buildModelCard({ ...job.card, files, verification, ...(earlyExit ? { earlyExit } : {}) });
-    return await writeExportFolder(job.destination, async (dir) => {
-      await model.save(layersFolderHandler(dir));
-      if (earlyExit) await writeFileFlushed(join(dir, earlyExit.file), `${JSON.stringify(earlyExitMetadata(card, earlyExit.threshold), null, 2)}\n`);
-      await writeCard(dir, card);
+    let deployment: ExportResult['deployment'] | undefined;
+    const files = await writeExportFolder(job.destination, async (dir) => {
+      await model.save(layersFolderHandler(dir, precision));
+      const written = await loadLayersModelFromFolder(dir);
+      let top1: number[];
+      try {
+        top1 = await rescore(job, tfjsRunner((x) => written.predict(x), job.graph.input.shape));
+      } finally {
+        written.dispose();
+      }
+      // A float16 file is judged against the float32 model it was made from.
+      const scored = precision === 'float16' ? { float32: await rescore(job, tfjsRunner((x) => model.predict(x), job.graph.input.shape)), float16: top1 } : { float32: top1 };
+      deployment = await finishFolder(job, dir, [EXPORT_FILES.layersModel, EXPORT_FILES.layersWeights], verification, { top1: scored });
     });
+    return { files, directory: job.destination, deployment: deployment! };
   } finally {
     model.dispose();
   }
 }
 
-async function writeOnnxExport(job: ExportJob): Promise<string[]> {
-  const { start } = job.card;
-  const bytes = onnxModelBytes(job.graph, {
-    name: job.name,
-    description: `${start.network}, ${job.graph.outputs.map((o) => exitLabel(o.exit)).join(', ')}: logits for ${start.dataset.name}`,
+/** The sub-model as a float32 ONNX model and its int8 form, with the classes and preprocessing as metadata. */
+async function onnxModels(graph: ExportGraph, name: string, card: ExportJob['card'], dataset: ExportImages['dataset']): Promise<ExportJob['onnx']> {
+  const { start } = card;
+  const float32 = onnxModelOf(graph, {
+    name,
+    description: `${start.network}, ${graph.outputs.map((o) => exitLabel(o.exit)).join(', ')}: logits for ${start.dataset.name}`,
     metadata: {
       classes: JSON.stringify(start.dataset.classes),
-      preprocessing: JSON.stringify(job.card.preprocessing),
+      preprocessing: JSON.stringify(card.preprocessing),
     },
   });
-  const session = await openOnnxSession(bytes, 'the exported ONNX model');
+  return { float32, int8: await int8Model(float32, dataset, graph.input.shape) };
+}
+
+async function writeOnnxExport(job: ExportJob, int8: boolean): Promise<ExportResult> {
+  const shape = job.graph.input.shape;
+  const floatSession = await openOnnxSession(encodeOnnxModel(job.onnx.float32), 'the exported ONNX model');
   try {
-    const verification = await verify(job.net, job.graph, async (images) => runOnnx(session, (await images.data()) as Float32Array, job.graph.input.shape));
-    const batch1 = await onnxLatency(session, job.graph.input.shape);
-    const card = buildModelCard({ ...job.card, files: [EXPORT_FILES.onnxModel], verification, onnxLatency: { ...onnxRuntimeInfo(), batch1: [batch1] } });
-    return await writeExportFolder(job.destination, async (dir) => {
+    const verification = await verify(job.net, job.graph, async (images) => runOnnx(floatSession, (await images.data()) as Float32Array, shape));
+    const batch1 = await onnxLatency(floatSession, shape);
+    const bytes = encodeOnnxModel(int8 ? job.onnx.int8 : job.onnx.float32);
+    let deployment: ExportResult['deployment'] | undefined;
+    const files = await writeExportFolder(job.destination, async (dir) => {
       await writeFileFlushed(join(dir, EXPORT_FILES.onnxModel), bytes);
-      await writeCard(dir, card);
+      // Scored from the file just written, not from the bytes in memory: what the user gets.
+      const written = await openOnnxSession(join(dir, EXPORT_FILES.onnxModel));
+      try {
+        const top1 = await rescore(job, onnxRunner(written, shape));
+        const scored = int8 ? { float32: await rescore(job, onnxRunner(floatSession, shape)), int8: top1 } : { float32: top1 };
+        const extra = int8 ? {} : { onnxLatency: { ...onnxRuntimeInfo(), batch1: [batch1] } };
+        deployment = await finishFolder(job, dir, [EXPORT_FILES.onnxModel], verification, { top1: scored }, extra);
+      } finally {
+        await written.release();
+      }
     });
+    return { files, directory: job.destination, deployment: deployment! };
   } finally {
-    await session.release();
+    await floatSession.release();
   }
 }
 
@@ -190,23 +260,28 @@ export async function exportExit(request: ExportRequest): Promise<ExportResult> 
   const { net, start, folder } = await loadTrainedNetwork(request.run);
   try {
     const exit = exitToExport(net, start.network, request.exit);
-    const graph = exportGraph(net, request.format === 'multi' ? net.exits.slice(0, exit.index + 1).map((e) => e.index) : [exit.index]);
+    const kind = EXPORT_FORMAT_KINDS[request.format];
+    const graph = exportGraph(net, kind.multiExit ? net.exits.slice(0, exit.index + 1).map((e) => e.index) : [exit.index]);
     const folderName = exportFolderName(exit, request.format);
+    const card: ExportJob['card'] = {
+      start,
+      summary: await folder.summary(),
+      format: request.format,
+      exits: graph.outputs.map((o) => ({ exit: o.exit, output: o.value })),
+      preprocessing: preprocessingOf(start, graph.input.name),
+    };
+    const images = await exportImages(start.config);
     const job: ExportJob = {
       net,
       graph,
       name: folderName,
       destination: resolve(request.destination ?? join(folder.dir, 'exports', folderName)),
-      card: {
-        start,
-        summary: await folder.summary(),
-        format: request.format,
-        exits: graph.outputs.map((o) => ({ exit: o.exit, output: o.value })),
-        preprocessing: preprocessingOf(start, graph.input.name),
-      },
+      images,
+      onnx: await onnxModels(graph, folderName, card, images.dataset),
+      earlyExitThreshold: threshold,
+      card,
     };
-    const files = request.format === 'onnx' ? await writeOnnxExport(job) : await writeLayersExport(job, threshold);
-    return { files, directory: job.destination };
+    return kind.runtime === 'onnx' ? await writeOnnxExport(job, kind.weights === 'int8') : await writeLayersExport(job, kind.weights === 'float16' ? 'float16' : 'float32');
   } finally {
     net.dispose();
   }
@@ -214,10 +289,35 @@ export async function exportExit(request: ExportRequest): Promise<ExportResult> 
 
 export type ExportedModel = { format: 'tfjs'; model: tfl.LayersModel } | { format: 'onnx'; session: ort.InferenceSession };
 
-/** Loads an export folder back (tfjs/multi: a LayersModel; onnx: an onnxruntime session), every failure an ExportError naming the file. */
+/**
+ * Loads an export folder back (tfjs/multi: a LayersModel; ONNX: an onnxruntime session), every
+ * failure an ExportError naming the file. Files that load but differ from their model card's
+ * checksums are refused too.
+ */
 export async function loadExportedModel(dir: string): Promise<ExportedModel> {
   const has = async (file: string) => (await stat(join(dir, file)).catch(() => undefined))?.isFile() === true;
-  if (await has(EXPORT_FILES.onnxModel)) return { format: 'onnx', session: await openOnnxSession(join(dir, EXPORT_FILES.onnxModel)) };
-  if (await has(EXPORT_FILES.layersModel)) return { format: 'tfjs', model: await loadLayersModelFromFolder(dir) };
-  throw new ExportError(`${dir}: no exported model here (neither ${EXPORT_FILES.layersModel} nor ${EXPORT_FILES.onnxModel})`);
+  let loaded: ExportedModel;
+  if (await has(EXPORT_FILES.onnxModel)) loaded = { format: 'onnx', session: await openOnnxSession(join(dir, EXPORT_FILES.onnxModel)) };
+  else if (await has(EXPORT_FILES.layersModel)) loaded = { format: 'tfjs', model: await loadLayersModelFromFolder(dir) };
+  else throw new ExportError(`${dir}: no exported model here (neither ${EXPORT_FILES.layersModel} nor ${EXPORT_FILES.onnxModel})`);
+  try {
+    await checkAgainstCard(dir);
+  } catch (error) {
+    if (loaded.format === 'onnx') await loaded.session.release();
+    else loaded.model.dispose();
+    throw error;
+  }
+  return loaded;
+}
+
+/** Loads the export folder `dir` and predicts each image file (PNG or JPEG) with it. */
+export async function predictImages(dir: string, files: readonly string[], topK?: number): Promise<Prediction[]> {
+  const card = await readPredictCard(dir);
+  const model = await loadExportedModel(dir);
+  try {
+    return await predictWith(model, card, files, topK);
+  } finally {
+    if (model.format === 'onnx') await model.session.release();
+    else model.model.dispose();
+  }
 }

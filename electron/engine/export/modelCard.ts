@@ -3,10 +3,11 @@
  * people): what the model is, how it was trained, how well and how fast it runs, and exactly
  * how to prepare its input.
  */
-import { exitLabel, formatCount, formatMs, formatPercent } from '../../../shared/format.js';
+import { exitLabel, formatBytes, formatCount, formatMs, formatPercent } from '../../../shared/format.js';
 import type { ExitReport, Latency, RunStart, RunSummary } from '../../../shared/metrics.js';
 import { METHOD_LABELS, type Method } from '../../../shared/spec.js';
 import type { ExportFormat } from '../../../shared/api.js';
+import { ACCURACY_TOLERANCE_POINTS, type DeploymentReport } from '../../../shared/deployment.js';
 import type { ExitCost } from '../models/network.js';
 
 export interface Preprocessing {
@@ -38,6 +39,8 @@ export interface ExitCard {
   /** On the run's test set; absent until the run finished. */
   top1?: number;
   top5?: number;
+  /** Top-1 of the exported file itself on the held-out images (deployment.accuracy says which), by weight precision. */
+  exportedTop1: { float32: number; float16?: number; int8?: number };
   latencyMs: {
     /**
      * Measured by the run on its backend (the sub-model alone), when it finished; `runtime` says
@@ -55,6 +58,8 @@ export interface ModelCard {
   format: ExportFormat;
   /** The model's files in the folder (besides the two card files). */
   files: string[];
+  /** Hex SHA-256 of each model file (early-exit metadata aside): loading refuses a file that differs. */
+  sha256: Record<string, string>;
   network: string;
   run: {
     folder: string;
@@ -76,6 +81,8 @@ export interface ModelCard {
   earlyExit?: { file: string; threshold: number };
   /** The exported model against the trained network on random inputs, before writing. */
   verification: { images: number; maxAbsDiff: number };
+  /** Re-scored accuracy, sizes of every format, onnxruntime float32 / int8 latency. */
+  deployment: DeploymentReport;
 }
 
 export function preprocessingOf(start: RunStart, input: string): Preprocessing {
@@ -97,11 +104,15 @@ export interface CardInput {
   summary: RunSummary | undefined;
   format: ExportFormat;
   files: string[];
+  sha256: Record<string, string>;
   exits: readonly { exit: ExitCost; output: string }[];
   preprocessing: Preprocessing;
   onnxLatency?: { version: string; device: string; batch1: readonly Latency[] };
   earlyExit?: ModelCard['earlyExit'];
   verification: ModelCard['verification'];
+  deployment: DeploymentReport;
+  /** Per weight precision, the exported file's top-1 at each exported exit, in order. */
+  exportedTop1: { float32: number[]; float16?: number[]; int8?: number[] };
   createdAt?: Date;
 }
 
@@ -120,6 +131,11 @@ function exitCard(input: CardInput, exit: ExitCost, output: string, position: nu
     lossWeight: input.start.lossWeights[exit.index]!,
     ...(report ? { top1: report.top1 } : {}),
     ...(report?.top5 !== undefined ? { top5: report.top5 } : {}),
+    exportedTop1: {
+      float32: input.exportedTop1.float32[position]!,
+      ...(input.exportedTop1.float16 ? { float16: input.exportedTop1.float16[position]! } : {}),
+      ...(input.exportedTop1.int8 ? { int8: input.exportedTop1.int8[position]! } : {}),
+    },
     latencyMs: {
       ...(report && summary
         ? {
@@ -146,6 +162,7 @@ export function buildModelCard(input: CardInput): ModelCard {
     createdAt: (input.createdAt ?? new Date()).toISOString(),
     format: input.format,
     files: input.files,
+    sha256: input.sha256,
     network: start.network,
     run: {
       folder: start.run,
@@ -170,14 +187,51 @@ export function buildModelCard(input: CardInput): ModelCard {
     preprocessing: input.preprocessing,
     ...(input.earlyExit ? { earlyExit: input.earlyExit } : {}),
     verification: input.verification,
+    deployment: input.deployment,
   };
 }
 
 const FORMAT_DESCRIPTIONS: Record<ExportFormat, string> = {
   tfjs: 'TensorFlow.js layers model (model.json + weights.bin); load with tf.loadLayersModel',
+  'tfjs-float16': 'TensorFlow.js layers model with float16-quantised weights (half the bytes; tfjs restores float32 on loading); load with tf.loadLayersModel',
   onnx: 'ONNX model (opset 13, NCHW inside, NHWC input, batch norm folded into the convolutions)',
+  'onnx-int8': `ONNX model in int8 QDQ form (static post-training quantization: per-channel symmetric int8 weights, per-tensor int8 activations calibrated by min-max on training images), float32 input and output`,
   multi: 'TensorFlow.js layers model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
+  'multi-onnx-int8': 'int8 QDQ ONNX model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
 };
+
+/** The card's deployment section: the exported file's accuracy, every format's size, float32 vs int8 latency. */
+function deploymentLines(card: ModelCard): string[] {
+  const { accuracy, sizes, onnxruntimeBatch1: latency, warnings } = card.deployment;
+  const precisions = (['float32', 'float16', 'int8'] as const).flatMap((precision) => {
+    const top1 = accuracy[precision];
+    return top1 === undefined ? [] : [[precision, top1] as const];
+  });
+  return [
+    '## Deployment',
+    '',
+    `Accuracy of the exported file itself, re-scored on the run's ${accuracy.images} ${accuracy.split} images` +
+      (accuracy.engine !== undefined ? ` (the engine measured ${formatPercent(accuracy.engine, 2)} for this exit):` : ':'),
+    '',
+    ...table(['Weights', 'Top-1'], precisions.map(([precision, top1]) => [precision, formatPercent(top1, 2)])),
+    '',
+    ...(warnings.length
+      ? [`**More than ${ACCURACY_TOLERANCE_POINTS} points below the engine's figure:**`, '', ...warnings.map((w) => `- ${w}`), '']
+      : [`No exported exit is more than ${ACCURACY_TOLERANCE_POINTS} points below the engine's figure.`, '']),
+    ...table(
+      ['Format', 'Size on disk', 'Latency b1, onnxruntime CPU'],
+      [
+        ['ONNX float32', formatBytes(sizes.onnxFloat32), latencyCell(latency.float32)],
+        ['ONNX int8 (QDQ)', formatBytes(sizes.onnxInt8), latencyCell(latency.int8)],
+        ['tfjs float32 weights', formatBytes(sizes.tfjsFloat32), 'n/a'],
+        ['tfjs float16 weights', formatBytes(sizes.tfjsFloat16), 'n/a'],
+      ],
+    ),
+    '',
+    `Latency: onnxruntime-node ${latency.version} on ${latency.device}, median (p90) of batch-1 runs.`,
+    '',
+  ];
+}
 
 function latencyCell(latency: Latency | undefined): string {
   return latency ? `${formatMs(latency.median)} (p90 ${formatMs(latency.p90)})` : 'not measured';
@@ -249,6 +303,7 @@ export function modelCardMarkdown(card: ModelCard): string {
     );
   }
   lines.push(
+    ...deploymentLines(card),
     '## Verification',
     '',
     `Before writing, the exported model was run on ${card.verification.images} random inputs: largest difference from the trained network ${card.verification.maxAbsDiff.toExponential(2)}.`,

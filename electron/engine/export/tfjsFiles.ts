@@ -9,16 +9,21 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { WeightPrecision as DeploymentPrecision } from '../../../shared/deployment.js';
 import { readJsonFile } from '../runs/files.js';
 import { ExportError, messageOf } from '../errors.js';
 import { EXPORT_FILES, writeFileFlushed } from './folder.js';
 
-const BYTES_PER_ELEMENT = { float32: 4, int32: 4 } as const;
+const BYTES_PER_ELEMENT = { float32: 4, int32: 4, float16: 2 } as const;
+
+/** How weights are stored: as computed, or as float16 (half the bytes; tfjs decodes them back to float32). */
+export type WeightPrecision = Exclude<DeploymentPrecision, 'int8'>;
 
 const WeightSpecSchema = z.object({
   name: z.string(),
   shape: z.array(z.number().int().nonnegative()),
   dtype: z.enum(['float32', 'int32']),
+  quantization: z.object({ dtype: z.literal('float16') }).optional(),
 });
 
 /** Weight files are plain names inside the model's folder: model.json must not point elsewhere. */
@@ -33,7 +38,54 @@ const ModelJsonSchema = z.object({
 });
 
 function byteSize(spec: z.infer<typeof WeightSpecSchema>): number {
-  return spec.shape.reduce((n, d) => n * d, 1) * BYTES_PER_ELEMENT[spec.dtype];
+  return spec.shape.reduce((n, d) => n * d, 1) * BYTES_PER_ELEMENT[spec.quantization?.dtype ?? spec.dtype];
+}
+
+const float32View = new Float32Array(1);
+const bitsView = new Uint32Array(float32View.buffer);
+
+/** IEEE half-precision bits of a float32, rounded to nearest even (what tfjs's float16 decoder reads back). */
+export function float16Bits(value: number): number {
+  float32View[0] = value;
+  const bits = bitsView[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = ((bits >>> 23) & 0xff) - 127 + 15;
+  const mantissa = bits & 0x7fffff;
+  if (((bits >>> 23) & 0xff) === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
+  if (exponent >= 31) return sign | 0x7c00;
+  const roundedShift = (full: number, shift: number) => {
+    const kept = full >>> shift;
+    const rest = full & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    return rest > half || (rest === half && kept & 1) ? kept + 1 : kept;
+  };
+  if (exponent <= 0) return exponent < -10 ? sign : sign | roundedShift(mantissa | 0x800000, 14 - exponent);
+  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+  return sign | roundedShift((exponent << 23) | mantissa, 13);
+}
+
+/** The weight specs and bytes of `artifacts` in `precision`: float32 weights become float16 halves. */
+function storedWeights(artifacts: tf.io.ModelArtifacts, precision: WeightPrecision): { specs: tf.io.WeightsManifestEntry[]; bytes: Uint8Array } {
+  const specs = artifacts.weightSpecs ?? [];
+  const data = tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+  if (precision === 'float32') return { specs, bytes: new Uint8Array(data) };
+  if (specs.some((spec) => spec.dtype !== 'float32')) throw new ExportError('float16 weights: every weight must be float32');
+  const halves = Uint16Array.from(new Float32Array(data), float16Bits);
+  return { specs: specs.map((spec) => ({ ...spec, quantization: { dtype: 'float16' } })), bytes: new Uint8Array(halves.buffer) };
+}
+
+/** model.json's text and weights.bin's bytes of a layers model's artifacts, exactly as saved. */
+export function layersModelFiles(artifacts: tf.io.ModelArtifacts, precision: WeightPrecision): { modelJson: string; weights: Uint8Array } {
+  if (artifacts.modelTopology instanceof ArrayBuffer) throw new ExportError('only layers models (JSON topology) can be saved to a folder');
+  const { specs, bytes } = storedWeights(artifacts, precision);
+  const modelJson: tf.io.ModelJSON = {
+    modelTopology: artifacts.modelTopology ?? {},
+    format: artifacts.format,
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy ?? null,
+    weightsManifest: [{ paths: [EXPORT_FILES.layersWeights], weights: specs }],
+  };
+  return { modelJson: JSON.stringify(modelJson), weights: bytes };
 }
 
 async function readWeightFile(path: string, modelJson: string): Promise<ArrayBuffer> {
@@ -46,21 +98,14 @@ async function readWeightFile(path: string, modelJson: string): Promise<ArrayBuf
   }
 }
 
-/** Saves a layers model as model.json + weights.bin in `dir`, and loads one from there. */
-export function layersFolderHandler(dir: string): tf.io.IOHandler {
+/** Saves a layers model as model.json + weights.bin in `dir` (weights in `precision`), and loads one from there. */
+export function layersFolderHandler(dir: string, precision: WeightPrecision = 'float32'): tf.io.IOHandler {
   const modelPath = join(dir, EXPORT_FILES.layersModel);
   return {
     async save(artifacts) {
-      if (artifacts.modelTopology instanceof ArrayBuffer) throw new ExportError('only layers models (JSON topology) can be saved to a folder');
-      await writeFileFlushed(join(dir, EXPORT_FILES.layersWeights), new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData)));
-      const modelJson: tf.io.ModelJSON = {
-        modelTopology: artifacts.modelTopology ?? {},
-        format: artifacts.format,
-        generatedBy: artifacts.generatedBy,
-        convertedBy: artifacts.convertedBy ?? null,
-        weightsManifest: [{ paths: [EXPORT_FILES.layersWeights], weights: artifacts.weightSpecs ?? [] }],
-      };
-      await writeFileFlushed(modelPath, JSON.stringify(modelJson));
+      const { modelJson, weights } = layersModelFiles(artifacts, precision);
+      await writeFileFlushed(join(dir, EXPORT_FILES.layersWeights), weights);
+      await writeFileFlushed(modelPath, modelJson);
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     },
 

@@ -6,7 +6,7 @@
  * rounded once; the exit head's batch norm, which follows a ReLU, stays a BatchNormalization.
  */
 import type * as ort from 'onnxruntime-node';
-import { ATTRIBUTE_TYPE, encodeOnnxModel, floatTensor, intAttribute as int, intsAttribute as ints, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../onnx/proto.js';
+import { ATTRIBUTE_TYPE, encodeOnnxModel, floatTensor, type OnnxModel, intAttribute as int, intsAttribute as ints, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../onnx/proto.js';
 import { openOnnxSession } from '../onnx/runtime.js';
 import { BATCH_NORM_EPSILON, exportGraph, type BatchNormTensors, type ExportGraph, type ExportNode } from './inferenceGraph.js';
 import type { MwNetwork } from './network.js';
@@ -124,6 +124,11 @@ export interface OnnxExportInfo {
 
 /** The serialized ModelProto: input [N, H, W, C] float32, one [N, classes] logits output per exported exit. */
 export function onnxModelBytes(graph: ExportGraph, info: OnnxExportInfo): Uint8Array {
+  return encodeOnnxModel(onnxModelOf(graph, info));
+}
+
+/** The ModelProto before encoding, for graph transforms such as int8 quantization. */
+export function onnxModelOf(graph: ExportGraph, info: OnnxExportInfo): OnnxModel {
   const writer = new OnnxGraphWriter();
   const input = graph.input.name;
   const inputNchw = `${input}.nchw`;
@@ -131,7 +136,7 @@ export function onnxModelBytes(graph: ExportGraph, info: OnnxExportInfo): Uint8A
   const value = (name: string) => (name === input ? inputNchw : name);
   for (const node of graph.nodes) writer.write(node, value);
   const [height, width, channels] = graph.input.shape;
-  return encodeOnnxModel({
+  return {
     ir_version: ONNX_IR_VERSION,
     opset_import: [{ domain: '', version: ONNX_OPSET }],
     producer_name: 'Mw Studio',
@@ -144,7 +149,7 @@ export function onnxModelBytes(graph: ExportGraph, info: OnnxExportInfo): Uint8A
       input: [tensorInfo(input, [BATCH_DIMENSION, height, width, channels])],
       output: graph.outputs.map((o) => tensorInfo(o.value, [BATCH_DIMENSION, graph.classes])),
     },
-  });
+  };
 }
 
 /**

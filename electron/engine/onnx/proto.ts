@@ -70,7 +70,7 @@ message GraphProto {
 }
 
 message TensorProto {
-  enum DataType { UNDEFINED = 0; FLOAT = 1; INT32 = 6; INT64 = 7; }
+  enum DataType { UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; INT32 = 6; INT64 = 7; }
   repeated int64 dims = 1;
   int32 data_type = 2;
   repeated float float_data = 4 [packed = true];
@@ -109,8 +109,10 @@ message OperatorSetIdProto {
 }
 `;
 
-/** TensorProto.DataType.FLOAT and INT64. */
+/** TensorProto.DataType.FLOAT, INT8, INT32 and INT64. */
 export const ONNX_FLOAT = 1;
+export const ONNX_INT8 = 3;
+export const ONNX_INT32 = 6;
 export const ONNX_INT64 = 7;
 
 /** AttributeProto.AttributeType values used by our nodes. */
@@ -149,7 +151,8 @@ export type OnnxDimension = { dim_value: number } | { dim_param: string };
 export interface OnnxValueInfo {
   name: string;
   doc_string?: string;
-  type: { tensor_type: { elem_type: number; shape: { dim: OnnxDimension[] } } };
+  /** A value without `shape` may have any shape (graph outputs added for calibration). */
+  type: { tensor_type: { elem_type: number; shape?: { dim: OnnxDimension[] } } };
 }
 
 export interface OnnxGraph {
@@ -179,6 +182,11 @@ export function floatTensor(name: string, dims: number[], values: Float32Array):
   return { name, data_type: ONNX_FLOAT, dims, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
+/** Int8 or int32 values (quantized weights, biases and zero points) as raw little-endian bytes; `dims` [] is a scalar. */
+export function integerTensor(name: string, dims: number[], values: Int8Array | Int32Array): OnnxTensor {
+  return { name, data_type: values instanceof Int8Array ? ONNX_INT8 : ONNX_INT32, dims, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
 /** A 1-D int64 tensor: shapes, axes and indices that operators such as Reshape and Slice take as inputs. */
 export function int64Tensor(name: string, values: number[]): OnnxTensor {
   return { name, data_type: ONNX_INT64, dims: [values.length], int64_data: values };
@@ -203,6 +211,11 @@ export function encodeOnnxModel(model: OnnxModel): Uint8Array {
   const problem = modelProto.verify(model);
   if (problem) throw new Error(`invalid ONNX model: ${problem}`);
   return modelProto.encode(modelProto.fromObject(model)).finish();
+}
+
+/** A float32 value of unknown shape. */
+export function floatValueOfAnyShape(name: string): OnnxValueInfo {
+  return { name, type: { tensor_type: { elem_type: ONNX_FLOAT } } };
 }
 
 /** Decodes a model written by encodeOnnxModel (int64 fields as numbers), e.g. to inspect its graph. */

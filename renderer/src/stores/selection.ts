@@ -5,6 +5,7 @@
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef, watch } from 'vue';
 import type { ExportFormat, ExportResult } from '../../../shared/api.js';
+import { EXPORT_FORMAT_KINDS } from '../../../shared/deployment.js';
 import type { ExitReport } from '../../../shared/metrics.js';
 import { exitRefOf } from '../../../shared/exitRef.js';
 import { useStudioApi } from '../api/current.js';
@@ -66,7 +67,7 @@ export const useSelectionStore = defineStore('selection', () => {
   /** A multi-exit export carries the threshold picked in the early-exit analysis (a max-softmax one; the model applies that rule). */
   function multiExitThreshold(): number | undefined {
     const analyses = useAnalysesStore();
-    if (exportFormat.value !== 'multi' || analyses.earlyExit?.criterion !== 'max-softmax') return undefined;
+    if (!EXPORT_FORMAT_KINDS[exportFormat.value].multiExit || analyses.earlyExit?.criterion !== 'max-softmax') return undefined;
     const threshold = analyses.thresholdPoint?.threshold;
     return threshold !== undefined && threshold > 0 ? threshold : undefined;
   }

@@ -5,6 +5,7 @@
  */
 import type { RunDetail, StudioApi, StudioEvent, StudioMethod, StudioRequest, StudioResponse } from '../../../shared/api.js';
 import { RequestSchemas } from '../../../shared/api.js';
+import type { DeploymentReport } from '../../../shared/deployment.js';
 import type {
   BackendSummary,
   BatchMetrics,
@@ -177,3 +178,11 @@ export function fakeStudio(handlers: Handlers = {}): FakeStudio {
 
 /** Lets pending promise callbacks run. */
 export const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** What an export reports about deployment (accuracy re-scored, sizes, latency), as the engine sends it. */
+export const EXPORT_DEPLOYMENT: DeploymentReport = {
+  accuracy: { split: 'test', images: 2000, float32: 0.8035, int8: 0.8035, engine: 0.8035 },
+  warnings: [],
+  sizes: { onnxFloat32: 270_400, onnxInt8: 94_500, tfjsFloat32: 294_100, tfjsFloat16: 162_800 },
+  onnxruntimeBatch1: { float32: { median: 0.46, p90: 0.6 }, int8: { median: 0.8, p90: 1.1 }, version: '1.30.0', device: 'AMD EPYC (CPU execution provider)' },
+};

@@ -5,7 +5,7 @@ import { provideStudioApi } from '../../../renderer/src/api/current.js';
 import { bestWithinBudget, budgetCost, paretoFront, parseBudget, parseCount, type Budget } from '../../../renderer/src/selection.js';
 import { useSelectionStore } from '../../../renderer/src/stores/selection.js';
 import { useStudioStore } from '../../../renderer/src/stores/studio.js';
-import { RUN_DIR, exits, fakeStudio, reports, runStream, start } from './fixtures.js';
+import { EXPORT_DEPLOYMENT, RUN_DIR, exits, fakeStudio, reports, runStream, start } from './fixtures.js';
 
 /** Deterministic random numbers (mulberry32), so a failure can be replayed. */
 function random(seed: number): () => number {
@@ -138,7 +138,7 @@ describe('selection store', () => {
 
   it('exports the selected exit and keeps the files written', async () => {
     const files = ['model.json', 'group1-shard1of1.bin'].map((f) => `${RUN_DIR}/exports/exit-1/${f}`);
-    const { studio, selection } = evaluatedRun({ exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files }) });
+    const { studio, selection } = evaluatedRun({ exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files, deployment: EXPORT_DEPLOYMENT }) });
     selection.select(1);
     expect(await selection.exportSelected()).toBe(true);
     // Index 1 in the table is the exit after block 6: the API names it by its block.

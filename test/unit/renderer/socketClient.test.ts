@@ -10,7 +10,7 @@ import {
   type OpenSocket,
   type SocketStudioApi,
 } from '../../../renderer/src/api/socketClient.js';
-import { RUN_DIR, backend, batch, start } from './fixtures.js';
+import { EXPORT_DEPLOYMENT, RUN_DIR, backend, batch, start } from './fixtures.js';
 
 /** The client on the `ws` package, as the page runs it on the browser's WebSocket. */
 const openNodeSocket: OpenSocket = (url, handlers) => {
@@ -117,7 +117,7 @@ describe('socket StudioApi', () => {
     const received: WireCall[] = [];
     serve = (call, reply) => {
       received.push(call);
-      reply({ id: call.id, ok: true, result: { files: ['a/model.json'], directory: 'a' } });
+      reply({ id: call.id, ok: true, result: { files: ['a/model.json'], directory: 'a', deployment: EXPORT_DEPLOYMENT } });
     };
     const api = connect();
     await api.exportExit({ run: RUN_DIR, exit: 1, format: 'onnx' });
