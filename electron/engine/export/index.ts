@@ -161,7 +161,7 @@ async function writeLayersExport(job: ExportJob, earlyExitThreshold: number | un
 
 async function writeOnnxExport(job: ExportJob): Promise<string[]> {
   const { start } = job.card;
-  const bytes = onnxModelBytes(job.graph, {
+  const bytes = await onnxModelBytes(job.graph, {
     name: job.name,
     description: `${start.network}, ${job.graph.outputs.map((o) => exitLabel(o.exit)).join(', ')}: logits for ${start.dataset.name}`,
     metadata: {
