@@ -25,6 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendSummary } from '../../../shared/metrics.js';
+import { cudaMismatch } from './cuda.js';
 import { disableOnnxKernels, enableOnnxKernels, type OnnxKernelsInfo } from './onnx/index.js';
 import { registerFusedKernels } from './fused/channelKernels.js';
 import { registerGradientKernels } from './wasmGradients.js';
@@ -214,7 +215,8 @@ async function startNative(name: keyof typeof NATIVE_PACKAGES): Promise<Started>
     const specifier: string = pkg;
     await import(specifier);
   } catch (error) {
-    throw new Error(`${pkg} is installed but failed to load: ${oneLine(error)}`);
+    const mismatch = name === 'tensorflow-gpu' ? await cudaMismatch() : undefined;
+    throw new Error(`${mismatch ? `${mismatch}; ` : ''}${pkg} is installed but failed to load: ${oneLine(error)}`);
   }
   if (!(await tf.setBackend('tensorflow'))) {
     throw new Error(`${pkg} loaded, but its 'tensorflow' backend failed to initialise (tfjs logged why above)`);
@@ -234,7 +236,7 @@ async function startNative(name: keyof typeof NATIVE_PACKAGES): Promise<Started>
       portable: false,
       shortfall: {
         name,
-        reason: `${pkg} loaded, but TensorFlow found no usable CUDA GPU (needs an NVIDIA driver and ${GPU_REQUIREMENTS} on the library path)`,
+        reason: (await cudaMismatch()) ?? `${pkg} loaded, but TensorFlow found no usable CUDA GPU (needs an NVIDIA driver and ${GPU_REQUIREMENTS} on the library path)`,
       },
     };
   }
