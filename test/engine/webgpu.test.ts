@@ -21,6 +21,7 @@ import { RunFolder } from '../../electron/engine/runs/store.js';
 import { openRun } from '../../electron/engine/session.js';
 import { createTrainingMethod } from '../../electron/engine/train/methods.js';
 import type { Trainer } from '../../electron/engine/train/trainer.js';
+import { expectSameWeights } from './helpers.js';
 import { webGpuForTests } from './webgpu.js';
 
 const webgpu = await webGpuForTests();
@@ -204,12 +205,7 @@ describe.runIf(webgpu)('a training run on webgpu', () => {
     const resumed = await openRun({ kind: 'resume', dir }, { backend: summarizeBackend(await initBackend('webgpu')), latency: LATENCY });
     expect(resumed.start.resumedFrom).toEqual({ epoch: 1, step: 3 });
     const resumedSummary = (await resumed.run())!;
-    for (const [name, values] of await weights(resumed)) {
-      const reference = expected.get(name)!;
-      let worst = 0;
-      values.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - reference[i]!))));
-      expect(worst, name).toBeLessThan(1e-5);
-    }
+    expectSameWeights(await weights(resumed), expected, 1e-5);
     expect(resumedSummary.exits.map((e) => e.top1)).toEqual(summary.exits.map((e) => e.top1));
     resumed.dispose();
   }, 900_000);
