@@ -23,7 +23,7 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --no-augment                no random crop / flip
   --out DIR                   where run folders go (default runs/)
   --resume DIR                continue a stopped or interrupted run from its checkpoint
-  --backend auto|tensorflow-gpu|tensorflow|wasm-ort|wasm|cpu
+  --backend auto|tensorflow-gpu|webgpu|tensorflow|wasm-ort|wasm|cpu
   --json                      print the result as one JSON object on the last line of stdout`;
 
 const OPTIONS = {
