@@ -1,19 +1,21 @@
 /**
  * `npm run bench`: training throughput of plain, joint and multi-way BP, per-exit inference
  * latency and peak memory on the active backend, and, where /usr/bin/python3 has torch, the
- * PyTorch reference (../shared/bench/torch_reference.py or MW_TORCH_REFERENCE) on the same
- * settings in the same run. Prints the ratios and writes them as JSON. A benchmark, not a
- * test: figures from one run on one machine are compared only with each other.
+ * PyTorch reference (torch_throughput.py beside this file, or MW_TORCH_REFERENCE; on CUDA when
+ * torch sees a GPU) on the same settings in the same run. Prints the ratios and writes them as
+ * JSON. A benchmark, not a test: figures from one run on one machine are compared only with
+ * each other. Images are random: throughput does not depend on their content, and any
+ * --shape (the paper's CIFAR network: --shape 32x32x3 --depth 56) needs no dataset.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { exitLabel, formatMs } from '../../shared/format.js';
 import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, parseRunConfig, resolveExits, type Method } from '../../shared/spec.js';
-import { buildNetwork, createTrainingMethod, exitLatency, initBackend, loadDataset, makeBatch, measureLatency, onnxLatency, openSubModelSession, Random } from '../engine/index.js';
+import { buildNetwork, createTrainingMethod, exitLatency, initBackend, measureLatency, onnxLatency, openSubModelSession } from '../engine/index.js';
 import { renderTable } from '../cli/table.js';
 import { configFromFlags, TRAIN_OPTIONS } from '../cli/train.js';
 import { UsageError } from '../cli/usage.js';
@@ -21,20 +23,43 @@ import { UsageError } from '../cli/usage.js';
 const BENCH_METHODS: Method[] = ['plain', 'joint', 'multiway'];
 const TORCH_MODES: Record<string, string> = { plain: 'final', joint: 'joint', multiway: 'multiway' };
 
-export const BENCH_USAGE = `mw-studio bench [--depth ${DEFAULT_ARCH.depth}] [--exits ${DEFAULT_ARCH.exits!.join(',')}] [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6] [--baseline wasm|none] [--out bench.json] [--no-torch]
-  training images/s per method (also on --baseline: wasm by default on wasm-ort), per-exit latency as the
-  engine measures it next to the backend's tfjs kernels and onnxruntime on the same exported sub-model,
-  and peak memory, against PyTorch when available`;
+export const BENCH_USAGE = `mw-studio bench [--backend auto|webgpu|wasm-ort|...] [--depth ${DEFAULT_ARCH.depth}] [--shape 28x28x1] [--exits ${DEFAULT_ARCH.exits!.join(',')}]
+                [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6] [--baseline wasm|wasm-ort|none] [--out bench.json] [--no-torch]
+  training images/s per method (also on --baseline: wasm by default on wasm-ort, wasm-ort on webgpu), per-exit
+  latency as the engine measures it next to the backend's tfjs kernels and onnxruntime on the same exported
+  sub-model, and peak memory, against PyTorch (CUDA when torch sees a GPU) when available`;
+
+const CLASSES = 10;
 
 interface TorchResult {
   train_img_per_s: number;
+  /** The CUDA GPU's name, or 'cpu'. */
+  device: string;
 }
 
-function torchReference(mode: string, depth: number, exits: number[], batch: number, steps: number): TorchResult | { skipped: string } {
-  const script = process.env.MW_TORCH_REFERENCE ?? resolve('..', 'shared', 'bench', 'torch_reference.py');
-  if (!existsSync('/usr/bin/python3')) return { skipped: '/usr/bin/python3 not found' };
+function parseShape(text: string): [number, number, number] {
+  const dims = text.split('x').map(Number);
+  if (dims.length !== 3 || !dims.every((d) => Number.isInteger(d) && d > 0 && d <= 512)) {
+    throw new UsageError(`--shape must be HxWxC with whole numbers up to 512, e.g. 32x32x3 (got '${text}')`);
+  }
+  return dims as [number, number, number];
+}
+
+interface BenchShape {
+  depth: number;
+  exits: number[];
+  shape: [number, number, number];
+  batch: number;
+  steps: number;
+}
+
+function torchReference(mode: string, { depth, exits, shape, batch, steps }: BenchShape): TorchResult | { skipped: string } {
+  const script = process.env.MW_TORCH_REFERENCE ?? fileURLToPath(new URL('torch_throughput.py', import.meta.url));
+  const python = process.env.MW_PYTHON ?? '/usr/bin/python3';
+  if (!existsSync(python)) return { skipped: `${python} not found (set MW_PYTHON)` };
   if (!existsSync(script)) return { skipped: `${script} not found (set MW_TORCH_REFERENCE)` };
-  const run = spawnSync('/usr/bin/python3', [script, '--depth', String(depth), '--exits', exits.join(','), '--mode', mode, '--batch', String(batch), '--bench-steps', String(steps + 2), '--train', String(batch * (steps + 2))], { encoding: 'utf8' });
+  const args = ['--depth', String(depth), '--exits', exits.join(','), '--shape', shape.join('x'), '--mode', mode, '--batch', String(batch), '--steps', String(steps)];
+  const run = spawnSync(python, [script, ...args], { encoding: 'utf8' });
   const line = run.stdout.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(line) as TorchResult;
@@ -46,7 +71,7 @@ function torchReference(mode: string, depth: number, exits: number[], batch: num
 export async function bench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { depth: TRAIN_OPTIONS.depth, exits: TRAIN_OPTIONS.exits, batch: TRAIN_OPTIONS.batch, steps: { type: 'string' }, out: { type: 'string' }, baseline: { type: 'string' }, 'no-torch': { type: 'boolean' } },
+    options: { backend: { type: 'string' }, shape: { type: 'string' }, depth: TRAIN_OPTIONS.depth, exits: TRAIN_OPTIONS.exits, batch: TRAIN_OPTIONS.batch, steps: { type: 'string' }, out: { type: 'string' }, baseline: { type: 'string' }, 'no-torch': { type: 'boolean' } },
     strict: true,
   });
   // The network and batch go through train's parser, so a bad setting gets train's one-line error.
@@ -57,27 +82,30 @@ export async function bench(argv: string[]): Promise<number> {
   const batch = config.batchSize;
   const steps = Number(values.steps ?? 6);
   if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`--steps must be a whole number of at least 1, not "${values.steps}"`);
-  const backend = await initBackend();
-  const dataset = await loadDataset('embedded', { limitTrain: batch * (steps + 2), limitTest: 256 });
-  const { height, width, channels } = dataset.shape;
+  const [height, width, channels] = parseShape(values.shape ?? '28x28x1');
+  const settings: BenchShape = { depth, exits, shape: [height, width, channels], batch, steps };
+  const backend = await initBackend(values.backend);
   const arch = { ...config.arch, exits };
-  process.stderr.write(`bench: MwResNet-${depth} exits ${exits.join(',')}, batch ${batch}, ${steps} timed steps, backend ${backend.label}\n`);
+  process.stderr.write(`bench: MwResNet-${depth} exits ${exits.join(',')}, ${height}x${width}x${channels}, batch ${batch}, ${steps} timed steps, backend ${backend.label} on ${backend.device}\n`);
 
   let peakBytes = 0;
+  let peakGpuBytes = 0;
   const trainingThroughput = async (method: Method): Promise<number> => {
-    const net = buildNetwork(arch, [height, width, channels], dataset.classes.length, 0);
+    const net = buildNetwork(arch, [height, width, channels], CLASSES, 0);
     const trainer = createTrainingMethod(method, net, { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 });
-    const rng = new Random(1);
     let timed = 0;
     for (let s = 0; s < steps + 2; s++) {
-      const indices = Array.from({ length: batch }, (_, i) => s * batch + i);
-      const { x, labels } = makeBatch(dataset, dataset.train, indices, rng);
+      const x = tf.randomNormal([batch, height, width, channels]) as tf.Tensor4D;
+      const labels = tf.randomUniformInt([batch], 0, CLASSES) as tf.Tensor1D;
+      // Both exist before the clock starts (a GPU backend may still be writing them).
+      await labels.data();
       const start = performance.now();
       const result = trainer.step(x, labels, 1);
       await result.losses.data();
       // Two warm-up steps: kernel setup and first-step allocations are not throughput.
       if (s >= 2) timed += performance.now() - start;
       peakBytes = Math.max(peakBytes, process.memoryUsage().rss);
+      peakGpuBytes = Math.max(peakGpuBytes, (tf.memory() as { numBytesInGPUAllocated?: number }).numBytesInGPUAllocated ?? 0);
       for (const t of [x, labels, result.losses, result.correct]) t.dispose();
     }
     for (const opt of trainer.optimizers) opt.disposeState();
@@ -85,25 +113,27 @@ export async function bench(argv: string[]): Promise<number> {
     return (steps * batch) / (timed / 1000);
   };
 
-  const training: Record<string, { imagesPerSecond: number; baselineImagesPerSecond?: number; torchImagesPerSecond?: number; ratio?: number; torchSkipped?: string }> = {};
+  const training: Record<string, { imagesPerSecond: number; baselineImagesPerSecond?: number; torchImagesPerSecond?: number; torchDevice?: string; ratio?: number; torchSkipped?: string }> = {};
   for (const method of BENCH_METHODS) {
     const imagesPerSecond = await trainingThroughput(method);
     const entry: (typeof training)[string] = { imagesPerSecond };
     training[method] = entry;
     // PyTorch right after the same method, so both see the (shared, drifting) machine alike.
     if (!values['no-torch']) {
-      const torch = torchReference(TORCH_MODES[method]!, depth, exits, batch, steps);
+      const torch = torchReference(TORCH_MODES[method]!, settings);
       if ('skipped' in torch) entry.torchSkipped = torch.skipped;
       else {
         entry.torchImagesPerSecond = torch.train_img_per_s;
+        entry.torchDevice = torch.device;
         entry.ratio = imagesPerSecond / torch.train_img_per_s;
       }
     }
-    const torchText = entry.torchImagesPerSecond === undefined ? '' : `, torch ${entry.torchImagesPerSecond.toFixed(1)} img/s`;
+    const torchText = entry.torchImagesPerSecond === undefined ? '' : `, torch ${entry.torchImagesPerSecond.toFixed(1)} img/s on ${entry.torchDevice}`;
     process.stderr.write(`  ${method}: ${imagesPerSecond.toFixed(1)} img/s${torchText}\n`);
   }
   // The path this one improves on, measured in the same run: wasm-ort against plain wasm.
-  const baseline = values.baseline === 'none' ? undefined : (values.baseline ?? (backend.name === 'wasm-ort' ? 'wasm' : undefined));
+  const defaultBaseline = backend.name === 'wasm-ort' ? 'wasm' : backend.name === 'webgpu' ? 'wasm-ort' : undefined;
+  const baseline = values.baseline === 'none' ? undefined : (values.baseline ?? defaultBaseline);
   if (baseline !== undefined) {
     const baselineInfo = await initBackend(baseline);
     process.stderr.write(`baseline: ${baselineInfo.label}\n`);
@@ -116,7 +146,7 @@ export async function bench(argv: string[]): Promise<number> {
 
   // Per-exit latency as the engine measures it (on wasm-ort: the whole sub-model in onnxruntime),
   // the backend's own tfjs kernels at batch 1, and onnxruntime running the exported sub-model.
-  const net = buildNetwork(arch, [height, width, channels], dataset.classes.length, 0);
+  const net = buildNetwork(arch, [height, width, channels], CLASSES, 0);
   const latency = [];
   for (const exit of net.costs()) {
     const ours = await exitLatency(net, exit.index);
@@ -128,7 +158,7 @@ export async function bench(argv: string[]): Promise<number> {
   }
   net.dispose();
 
-  const report = { backend: backend.name, label: backend.label, baseline, device: backend.device, depth, exits, batch, steps, training, latency, peakMemoryBytes: peakBytes, date: new Date().toISOString() };
+  const report = { backend: backend.name, label: backend.label, baseline, device: backend.device, depth, exits, shape: settings.shape, batch, steps, training, latency, peakMemoryBytes: peakBytes, ...(peakGpuBytes > 0 ? { peakGpuBytes } : {}), date: new Date().toISOString() };
   const rows = BENCH_METHODS.map((m) => {
     const t = training[m]!;
     const against = t.baselineImagesPerSecond === undefined ? [] : [t.baselineImagesPerSecond.toFixed(1), `${(t.imagesPerSecond / t.baselineImagesPerSecond).toFixed(2)}x`];
@@ -150,7 +180,7 @@ export async function bench(argv: string[]): Promise<number> {
       ]),
     )}\n`,
   );
-  process.stdout.write(`peak resident memory ${(peakBytes / 2 ** 20).toFixed(0)} MiB\n`);
+  process.stdout.write(`peak resident memory ${(peakBytes / 2 ** 20).toFixed(0)} MiB${peakGpuBytes > 0 ? `, GPU buffers ${(peakGpuBytes / 2 ** 20).toFixed(0)} MiB` : ''}\n`);
   const out = values.out ?? 'bench.json';
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`written: ${out}\n`);

@@ -59,6 +59,8 @@ describe('initBackend', () => {
     expect(info.device.length).toBeGreaterThan(0);
     expect(info.skipped).toEqual([
       { name: 'tensorflow-gpu', reason: expect.stringContaining('@tensorflow/tfjs-node-gpu is not installed') },
+      // No GPU here: at most a software adapter, which only a forced --backend webgpu uses.
+      { name: 'webgpu', reason: expect.stringMatching(/no Vulkan loader|only a software adapter|found no GPU adapter/) },
       { name: 'tensorflow', reason: expect.stringContaining('@tensorflow/tfjs-node is not installed') },
     ]);
     expect(tf.getBackend()).toBe('wasm');
@@ -104,7 +106,7 @@ describe('initBackend', () => {
 
   it('rejects an unknown preference, naming the valid ones', async () => {
     await expect(initBackend('gpu')).rejects.toThrow(
-      "Unknown compute backend 'gpu'. Valid values (argument or MW_BACKEND): auto, tensorflow-gpu, tensorflow, wasm-ort, wasm, cpu.",
+      "Unknown compute backend 'gpu'. Valid values (argument or MW_BACKEND): auto, tensorflow-gpu, webgpu, tensorflow, wasm-ort, wasm, cpu.",
     );
   });
 

@@ -40,3 +40,13 @@ export function expectClose(actual: tf.Tensor, expected: tf.Tensor, tolerance = 
 export function snapshot(vars: Iterable<[string, tf.Tensor]>): Map<string, Float32Array> {
   return new Map([...vars].map(([name, v]) => [name, Float32Array.from(v.dataSync())]));
 }
+
+/** Every named weight within `tolerance` (absolute) of the same name in `expected`. */
+export function expectSameWeights(actual: Map<string, Float32Array>, expected: Map<string, Float32Array>, tolerance: number): void {
+  for (const [name, values] of actual) {
+    const reference = expected.get(name)!;
+    let worst = 0;
+    values.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - reference[i]!))));
+    expect(worst, name).toBeLessThan(tolerance);
+  }
+}

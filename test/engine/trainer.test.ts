@@ -13,6 +13,7 @@ import { initBackend, summarizeBackend, type BackendInfo } from '../../electron/
 import { openRun } from '../../electron/engine/session.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 import { NonFiniteLossError, type Trainer } from '../../electron/engine/train/trainer.js';
+import { expectSameWeights } from './helpers.js';
 
 let backend: BackendInfo;
 beforeAll(async () => {
@@ -93,12 +94,7 @@ describe('a training run', () => {
     const resumed = await openRun({ kind: 'resume', dir }, { backend: summarizeBackend(backend), latency: LATENCY });
     expect(resumed.start.resumedFrom).toEqual({ epoch: 1, step: 8 });
     const resumedSummary = (await resumed.run()) as RunSummary;
-    for (const [name, values] of weights(resumed)) {
-      const reference = expected.get(name)!;
-      let worst = 0;
-      values.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - reference[i]!))));
-      expect(worst, name).toBeLessThan(1e-5);
-    }
+    expectSameWeights(weights(resumed), expected, 1e-5);
     expect(resumedSummary.exits.map((e) => e.top1)).toEqual(straightSummary.exits.map((e) => e.top1));
     resumed.dispose();
   });

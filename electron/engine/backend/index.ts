@@ -2,6 +2,9 @@
  * Picks the compute backend the engine trains on, fastest first:
  *
  *   tensorflow-gpu  @tensorflow/tfjs-node-gpu: libtensorflow with CUDA
+ *   webgpu          @tensorflow/tfjs-backend-webgpu on Dawn (the npm package webgpu): any vendor's
+ *                   GPU through Vulkan, Metal or D3D12; 'auto' takes a hardware adapter only,
+ *                   a software one (SwiftShader) runs when forced (webgpu/)
  *   tensorflow      @tensorflow/tfjs-node: libtensorflow on the CPU
  *   wasm-ort        wasm, with its convolutions run by onnxruntime-node's multi-threaded
  *                   CPU kernels (portable: onnxruntime-node ships its CPU library in the npm package)
@@ -23,11 +26,13 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendSummary } from '../../../shared/metrics.js';
 import { BackendError } from '../errors.js';
+import { cudaMismatch } from './cuda.js';
 import { disableOnnxKernels, enableOnnxKernels, type OnnxKernelsInfo } from './onnx/index.js';
 import { registerFusedKernels } from './fused/channelKernels.js';
 import { registerGradientKernels } from './wasmGradients.js';
+import { adapterName, startWebGpuBackend, WEBGPU_BACKEND } from './webgpu/index.js';
 
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm-ort' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm-ort' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
 
 export interface BackendInfo {
@@ -44,7 +49,7 @@ export interface BackendInfo {
 }
 
 /** Candidates in the order 'auto' tries them. */
-const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm-ort', 'wasm', 'cpu'];
+const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm-ort', 'wasm', 'cpu'];
 
 /** The candidates that need no native library, fastest first: each falls back to the ones after it. */
 const PORTABLE_NAMES: readonly BackendName[] = ['wasm-ort', 'wasm', 'cpu'];
@@ -68,6 +73,7 @@ const NATIVE_PACKAGES = {
 /** The tfjs engine's name for each candidate: both native packages register 'tensorflow'. */
 const ENGINE_BACKEND: Record<BackendName, string> = {
   'tensorflow-gpu': 'tensorflow',
+  webgpu: WEBGPU_BACKEND,
   tensorflow: 'tensorflow',
   'wasm-ort': 'wasm',
   wasm: 'wasm',
@@ -103,7 +109,7 @@ export function parseBackendPreference(value: string): BackendPreference {
 
 /**
  * Sets up the compute backend and says which one runs. 'auto' takes the fastest that works here;
- * naming a native backend insists on it (an Error says why it cannot run), while a portable one
+ * naming a native backend or webgpu insists on it (an Error says why it cannot run), while a portable one
  * falls back to the portable ones after it ('wasm-ort' -> 'wasm' -> 'cpu'). Results are cached:
  * the same preference returns the same info, and makes its backend the active one again.
  * An empty MW_BACKEND counts as unset.
@@ -132,7 +138,8 @@ async function choose(preference: BackendPreference): Promise<BackendInfo> {
     preference === 'auto' ? BACKEND_NAMES : portableFrom >= 0 ? PORTABLE_NAMES.slice(portableFrom) : [preference];
   const skipped: BackendInfo['skipped'] = [];
   for (const name of candidates) {
-    const attempt = await attemptOnce(name);
+    // Only a forced webgpu may run on a software adapter: slower than wasm-ort.
+    const attempt = await attemptOnce(name, { allowSoftware: preference === 'webgpu' });
     if ('unavailable' in attempt) {
       skipped.push({ name, reason: attempt.unavailable });
       continue;
@@ -141,34 +148,43 @@ async function choose(preference: BackendPreference): Promise<BackendInfo> {
     if (shortfall !== undefined) skipped.push(shortfall);
     return { ...info, skipped };
   }
-  // Only an explicitly named native backend gets here: 'cpu' always starts.
+  // Only an explicitly named native backend or webgpu gets here: 'cpu' always starts.
   const reasons = skipped.map(({ name, reason }) => `${name}: ${reason}`).join('; ');
   throw new BackendError(`Compute backend '${preference}' cannot run here: ${reasons}. To use it: ${installCommand(preference)}.`);
 }
 
-const attempts = new Map<BackendName, Promise<Attempt>>();
+interface StartOptions {
+  /** Run on a software GPU adapter too (webgpu only). */
+  allowSoftware: boolean;
+}
+
+const attempts = new Map<string, Promise<Attempt>>();
 
 /**
- * Each candidate is set up at most once per process (imports and wasm paths are one-shot). Any
- * failure makes it unavailable, so 'auto' still ends on a backend that works, and says why.
+ * Each candidate is set up at most once per process (imports and wasm paths are one-shot), per
+ * start options. Any failure makes it unavailable, so 'auto' still ends on a backend that works,
+ * and says why.
  */
-function attemptOnce(name: BackendName): Promise<Attempt> {
-  let attempt = attempts.get(name);
+function attemptOnce(name: BackendName, options: StartOptions = { allowSoftware: false }): Promise<Attempt> {
+  const key = name === 'webgpu' && options.allowSoftware ? `${name}+software` : name;
+  let attempt = attempts.get(key);
   if (attempt === undefined) {
-    attempt = start(name).then(
+    attempt = start(name, options).then(
       (started) => ({ started }),
       (error: unknown) => ({ unavailable: oneLine(error) }),
     );
-    attempts.set(name, attempt);
+    attempts.set(key, attempt);
   }
   return attempt;
 }
 
-function start(name: BackendName): Promise<Started> {
+function start(name: BackendName, options: StartOptions): Promise<Started> {
   switch (name) {
     case 'tensorflow-gpu':
     case 'tensorflow':
       return startNative(name);
+    case 'webgpu':
+      return startWebGpu(options);
     case 'wasm-ort':
       return startWasmOrt();
     case 'wasm':
@@ -200,7 +216,8 @@ async function startNative(name: keyof typeof NATIVE_PACKAGES): Promise<Started>
     const specifier: string = pkg;
     await import(specifier);
   } catch (error) {
-    throw new Error(`${pkg} is installed but failed to load: ${oneLine(error)}`, { cause: error });
+    const mismatch = name === 'tensorflow-gpu' ? await cudaMismatch() : undefined;
+    throw new Error(`${mismatch ? `${mismatch}; ` : ''}${pkg} is installed but failed to load: ${oneLine(error)}`, { cause: error });
   }
   if (!(await tf.setBackend('tensorflow'))) {
     throw new Error(`${pkg} loaded, but its 'tensorflow' backend failed to initialise (tfjs logged why above)`);
@@ -220,7 +237,7 @@ async function startNative(name: keyof typeof NATIVE_PACKAGES): Promise<Started>
       portable: false,
       shortfall: {
         name,
-        reason: `${pkg} loaded, but TensorFlow found no usable CUDA GPU (needs an NVIDIA driver and ${GPU_REQUIREMENTS} on the library path)`,
+        reason: (await cudaMismatch()) ?? `${pkg} loaded, but TensorFlow found no usable CUDA GPU (needs an NVIDIA driver and ${GPU_REQUIREMENTS} on the library path)`,
       },
     };
   }
@@ -300,6 +317,18 @@ async function startWasmOrt(): Promise<Started> {
   };
 }
 
+async function startWebGpu(options: StartOptions): Promise<Started> {
+  const adapter = await startWebGpuBackend(options);
+  const name = adapterName(adapter);
+  return {
+    name: 'webgpu',
+    label: `WebGPU (Dawn${adapter.software ? ', software adapter' : ''})`,
+    device: name,
+    gpu: !adapter.software,
+    portable: false,
+  };
+}
+
 async function startCpu(): Promise<Started> {
   if (!(await tf.setBackend('cpu'))) throw new Error(`the tfjs cpu backend failed to initialise`);
   registerGradientKernels('cpu');
@@ -317,6 +346,7 @@ function oneLine(error: unknown): string {
 }
 
 function installCommand(name: BackendPreference): string {
+  if (name === 'webgpu') return 'a GPU with its Vulkan (Linux: and libvulkan1), Metal or Direct3D 12 driver';
   const command = name === 'tensorflow-gpu' ? 'npm install @tensorflow/tfjs-node-gpu' : 'npm install @tensorflow/tfjs-node';
   const requirements = name === 'tensorflow-gpu' ? ` (${GPU_REQUIREMENTS} for the GPU)` : '';
   return `${command} on a machine that can download libtensorflow${requirements}`;
@@ -326,6 +356,8 @@ function installCommand(name: BackendPreference): string {
 function fasterHint(name: BackendName): string | undefined {
   switch (name) {
     case 'tensorflow-gpu':
+      return undefined;
+    case 'webgpu':
       return undefined;
     case 'tensorflow':
       return `For the GPU: ${installCommand('tensorflow-gpu')}.`;
@@ -341,7 +373,7 @@ export function describeBackend(info: BackendInfo): string {
   const lines = [
     `Compute backend: ${info.label} [${info.name}]`,
     `Device:          ${info.device}`,
-    `Portable:        ${info.portable ? 'yes (no native libraries)' : 'no (native libtensorflow)'}`,
+    `Portable:        ${info.portable ? 'yes (no native libraries)' : info.name === 'webgpu' ? "no (Dawn's native module, shipped in the npm package)" : 'no (native libtensorflow)'}`,
   ];
   if (info.skipped.length > 0) {
     lines.push('Not used:');

@@ -1,7 +1,7 @@
 /**
  * Per-exit evaluation: top-1 (and top-5 for 20+ classes) accuracy from one forward pass that
  * computes every exit, and latency of each exit's sub-model measured on the active backend
- * (on wasm-ort: in onnxruntime, as one graph).
+ * (on wasm-ort: in onnxruntime, as one graph; on webgpu: on the GPU, read back to finish).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExitReport, Latency } from '../../../shared/metrics.js';
@@ -9,6 +9,7 @@ import type { Dataset, ImageSet } from '../data/dataset.js';
 import { makeBatch } from '../data/batches.js';
 import type { ForwardOptions, MwNetwork } from '../models/network.js';
 import { onnxKernelsActive } from '../backend/onnx/index.js';
+import { webGpuRuntime } from '../backend/webgpu/index.js';
 import { ONNX_TIMING, onnxBatchLatency } from '../onnx/runtime.js';
 import { openSubModelSession } from '../models/onnxModel.js';
 import { timeRepeated, type LatencyOptions } from '../timing.js';
@@ -106,6 +107,7 @@ export async function exitLatency(net: MwNetwork, exit: number, options: Latency
     }
   }
   const timeAt = async (batch: number) => {
+    // Made before the clock starts; measureLatency's read-back is what waits for a GPU to finish.
     const x = tf.randomNormal([batch, h, w, c]);
     try {
       return await measureLatency(() => net.predict(x, { upToExit: exit, onlyLast: true }), options);
@@ -113,7 +115,8 @@ export async function exitLatency(net: MwNetwork, exit: number, options: Latency
       x.dispose();
     }
   };
-  return { batch1: await timeAt(1), batch32: await timeAt(32) };
+  const runtime = webGpuRuntime();
+  return { batch1: await timeAt(1), batch32: await timeAt(32), ...(runtime ? { runtime } : {}) };
 }
 
 /** Everything the exits table shows: costs, accuracy on `set`, latency. */

@@ -213,7 +213,7 @@ async function writeLayersExport(job: ExportJob, precision: WeightPrecision): Pr
 /** The sub-model as a float32 ONNX model and its int8 form, with the classes and preprocessing as metadata. */
 async function onnxModels(graph: ExportGraph, name: string, card: ExportJob['card'], dataset: ExportImages['dataset']): Promise<ExportJob['onnx']> {
   const { start } = card;
-  const float32 = onnxModelOf(graph, {
+  const float32 = await onnxModelOf(graph, {
     name,
     description: `${start.network}, ${graph.outputs.map((o) => exitLabel(o.exit)).join(', ')}: logits for ${start.dataset.name}`,
     metadata: {

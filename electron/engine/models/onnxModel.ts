@@ -5,6 +5,7 @@
  * convolution is folded into the convolution's weights and a bias, computed in float64 and
  * rounded once; the exit head's batch norm, which follows a ReLU, stays a BatchNormalization.
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import type * as ort from 'onnxruntime-node';
 import { ATTRIBUTE_TYPE, encodeOnnxModel, floatTensor, type OnnxModel, intAttribute as int, intsAttribute as ints, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../onnx/proto.js';
 import { openOnnxSession } from '../onnx/runtime.js';
@@ -19,8 +20,19 @@ const BATCH_DIMENSION = 'N';
 
 type ConvNode = Extract<ExportNode, { op: 'conv' }>;
 
-function values(tensor: BatchNormTensors[keyof BatchNormTensors]): Float32Array {
-  return tensor.dataSync() as Float32Array;
+/** Every weight the graph holds, read back at once (asynchronously: a GPU backend cannot read synchronously). */
+type WeightValues = Map<tf.Tensor, Float32Array>;
+
+async function readWeights(graph: ExportGraph): Promise<WeightValues> {
+  const tensors = graph.nodes.flatMap((node): tf.Tensor[] => {
+    const bn = (b: BatchNormTensors) => [b.gamma, b.beta, b.mean, b.variance];
+    if (node.op === 'conv') return [node.weight, ...bn(node.batchNorm)];
+    if (node.op === 'batchNorm') return bn(node.batchNorm);
+    if (node.op === 'dense') return [node.weight, node.bias];
+    return [];
+  });
+  const read = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
+  return new Map(tensors.map((t, i) => [t, read[i]!]));
 }
 
 /**
@@ -28,7 +40,7 @@ function values(tensor: BatchNormTensors[keyof BatchNormTensors]): Float32Array 
  * per output channel. Our weights are [k, k, in, out] (depthwise: [k, k, C, 1]); ONNX wants
  * [out, in / group, k, k].
  */
-function foldedConv(node: ConvNode): { weight: Float32Array; bias: Float32Array; dims: number[] } {
+function foldedConv(node: ConvNode, values: (t: tf.Tensor) => Float32Array): { weight: Float32Array; bias: Float32Array; dims: number[] } {
   const { kernel: k, inChannels, outChannels, depthwise } = node;
   const w = values(node.weight);
   const [gamma, beta, mean, variance] = [node.batchNorm.gamma, node.batchNorm.beta, node.batchNorm.mean, node.batchNorm.variance].map(values);
@@ -54,6 +66,10 @@ class OnnxGraphWriter {
   readonly nodes: OnnxNode[] = [];
   readonly initializers: OnnxTensor[] = [];
 
+  constructor(private readonly weights: WeightValues) {}
+
+  private values = (tensor: tf.Tensor): Float32Array => this.weights.get(tensor)!;
+
   node(op_type: string, name: string, input: string[], output: string, attribute?: OnnxAttribute[]): void {
     this.nodes.push({ name, op_type, input, output: [output], ...(attribute ? { attribute } : {}) });
   }
@@ -66,7 +82,7 @@ class OnnxGraphWriter {
   write(node: ExportNode, value: (name: string) => string): void {
     switch (node.op) {
       case 'conv': {
-        const folded = foldedConv(node);
+        const folded = foldedConv(node, this.values);
         const pad = (node.kernel - 1) / 2;
         const weight = this.initializer(`${node.convName}.weight`, folded.dims, folded.weight);
         const bias = this.initializer(`${node.convName}.bias`, [node.outChannels], folded.bias);
@@ -83,10 +99,10 @@ class OnnxGraphWriter {
         const { gamma, beta, mean, variance } = node.batchNorm;
         const channels = [gamma.size];
         const inputs = [
-          this.initializer(`${node.name}.scale`, channels, values(gamma)),
-          this.initializer(`${node.name}.bias`, channels, values(beta)),
-          this.initializer(`${node.name}.mean`, channels, values(mean)),
-          this.initializer(`${node.name}.var`, channels, values(variance)),
+          this.initializer(`${node.name}.scale`, channels, this.values(gamma)),
+          this.initializer(`${node.name}.bias`, channels, this.values(beta)),
+          this.initializer(`${node.name}.mean`, channels, this.values(mean)),
+          this.initializer(`${node.name}.var`, channels, this.values(variance)),
         ];
         this.node('BatchNormalization', node.name, [value(node.input), ...inputs], node.name, [
           { name: 'epsilon', type: ATTRIBUTE_TYPE.float, f: BATCH_NORM_EPSILON },
@@ -107,8 +123,8 @@ class OnnxGraphWriter {
         return;
       }
       case 'dense': {
-        const weight = this.initializer(`${node.name}.weight`, [node.inFeatures, node.outFeatures], values(node.weight));
-        const bias = this.initializer(`${node.name}.bias`, [node.outFeatures], values(node.bias));
+        const weight = this.initializer(`${node.name}.weight`, [node.inFeatures, node.outFeatures], this.values(node.weight));
+        const bias = this.initializer(`${node.name}.bias`, [node.outFeatures], this.values(node.bias));
         this.node('Gemm', node.name, [value(node.input), weight, bias], node.name);
         return;
       }
@@ -123,13 +139,13 @@ export interface OnnxExportInfo {
 }
 
 /** The serialized ModelProto: input [N, H, W, C] float32, one [N, classes] logits output per exported exit. */
-export function onnxModelBytes(graph: ExportGraph, info: OnnxExportInfo): Uint8Array {
-  return encodeOnnxModel(onnxModelOf(graph, info));
+export async function onnxModelBytes(graph: ExportGraph, info: OnnxExportInfo): Promise<Uint8Array> {
+  return encodeOnnxModel(await onnxModelOf(graph, info));
 }
 
 /** The ModelProto before encoding, for graph transforms such as int8 quantization. */
-export function onnxModelOf(graph: ExportGraph, info: OnnxExportInfo): OnnxModel {
-  const writer = new OnnxGraphWriter();
+export async function onnxModelOf(graph: ExportGraph, info: OnnxExportInfo): Promise<OnnxModel> {
+  const writer = new OnnxGraphWriter(await readWeights(graph));
   const input = graph.input.name;
   const inputNchw = `${input}.nchw`;
   writer.node('Transpose', inputNchw, [input], inputNchw, [ints('perm', [0, 3, 1, 2])]);
@@ -157,7 +173,7 @@ export function onnxModelOf(graph: ExportGraph, info: OnnxExportInfo): OnnxModel
  * as an onnxruntime session: inference as a deployed model would run it.
  */
 export async function openSubModelSession(net: MwNetwork, exits: readonly number[]): Promise<ort.InferenceSession> {
-  const bytes = onnxModelBytes(exportGraph(net, exits), { name: net.description.name, description: '', metadata: {} });
+  const bytes = await onnxModelBytes(exportGraph(net, exits), { name: net.description.name, description: '', metadata: {} });
   return openOnnxSession(bytes, `the ONNX sub-model of ${net.description.name}`);
 }
 

@@ -1,0 +1,212 @@
+/**
+ * The webgpu backend on a real adapter (SwiftShader where there is no GPU, so sizes stay tiny:
+ * it runs convolutions at about 0.2 GFLOP/s): the kernels training uses against the cpu
+ * backend, one step of every method against wasm, and a run that trains, stops and resumes,
+ * leaking nothing. Skipped with one line where no adapter can be created; a failure under CI=true.
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import type { ArchSpec, Method, RunConfigInput } from '../../shared/spec.js';
+import type { RunEvent } from '../../shared/metrics.js';
+import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
+import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad } from '../../electron/engine/backend/fusedOps.js';
+import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from '../../electron/engine/backend/gradKernels.js';
+import { IDX_FILES, encodeIdx } from '../../electron/engine/data/idx.js';
+import { buildNetwork } from '../../electron/engine/models/index.js';
+import { Random } from '../../electron/engine/random.js';
+import { RunFolder } from '../../electron/engine/runs/store.js';
+import { openRun } from '../../electron/engine/session.js';
+import { createTrainingMethod } from '../../electron/engine/train/methods.js';
+import type { Trainer } from '../../electron/engine/train/trainer.js';
+import { expectSameWeights } from './helpers.js';
+import { webGpuForTests } from './webgpu.js';
+
+const webgpu = await webGpuForTests();
+
+function randomValues(size: number, seed: number, scale = 1): Float32Array {
+  const rng = new Random(seed);
+  return Float32Array.from({ length: size }, () => (rng.next() * 2 - 1) * scale);
+}
+
+/** Runs `compute` on tfjs backend `name` and reads its outputs back (asynchronously: webgpu cannot read synchronously in Node). */
+async function valuesOn(name: string, compute: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(name);
+  const outputs = tf.tidy(compute);
+  const values = await Promise.all(outputs.map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose(outputs);
+  return values;
+}
+
+/** Largest |a - b| over the largest |b| of each pair (at least `floor`). */
+function worstRelative(actual: Float32Array[], expected: Float32Array[], floor = 1e-6): number {
+  expect(actual.map((a) => a.length)).toEqual(expected.map((e) => e.length));
+  let worst = 0;
+  actual.forEach((a, k) => {
+    const e = expected[k]!;
+    const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), floor);
+    a.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - e[i]!) / scale)));
+  });
+  return worst;
+}
+
+const SAME_3X3: ExplicitPad = [[0, 0], [1, 1], [1, 1], [0, 0]];
+
+describe.runIf(webgpu)('webgpu kernels against the cpu backend', () => {
+  for (const { stride, size } of [{ stride: 1, size: 6 }, { stride: 2, size: 7 }, { stride: 2, size: 6 }]) {
+    it(`convolutions and their gradients, ${size}x${size}, stride ${stride}`, async () => {
+      const [n, cin, cout] = [2, 4, 8];
+      const out = Math.ceil(size / stride);
+      const x = randomValues(n * size * size * cin, 1);
+      const filter = randomValues(9 * cin * cout, 2, 0.5);
+      const depthwiseFilter = randomValues(9 * cin, 3, 0.5);
+      const dy = randomValues(n * out * out * cout, 4);
+      const dyDepthwise = randomValues(n * out * out * cin, 5);
+      const xShape: [number, number, number, number] = [n, size, size, cin];
+      const compute = () => {
+        const xt = tf.tensor4d(x, xShape);
+        const ft = tf.tensor4d(filter, [3, 3, cin, cout]);
+        const dt = tf.tensor4d(depthwiseFilter, [3, 3, cin, 1]);
+        const dyt = tf.tensor4d(dy, [n, out, out, cout]);
+        const dydt = tf.tensor4d(dyDepthwise, [n, out, out, cin]);
+        return [
+          tf.conv2d(xt, ft, stride, SAME_3X3),
+          conv2dFilterGrad(xt, dyt, [3, 3, cin, cout], stride, SAME_3X3),
+          conv2dInputGrad(xShape, dyt, ft, stride, SAME_3X3),
+          tf.depthwiseConv2d(xt, dt, stride, SAME_3X3),
+          depthwiseFilterGrad(xt, dydt, [3, 3, cin, 1], stride, SAME_3X3),
+          depthwiseInputGrad(xShape, dydt, dt, stride, SAME_3X3),
+        ];
+      };
+      const expected = await valuesOn('cpu', compute);
+      const actual = await valuesOn('webgpu', compute);
+      expect(worstRelative(actual, expected)).toBeLessThan(1e-5);
+    });
+  }
+
+  it("batch norm's and ReLU's element-wise steps and per-channel sums", async () => {
+    const shape = [2, 5, 5, 8];
+    const size = 2 * 5 * 5 * 8;
+    const [x, y, a, b, c] = [randomValues(size, 6), randomValues(size, 7), randomValues(8, 8), randomValues(8, 9), randomValues(8, 10)];
+    const compute = () => {
+      const [xt, yt] = [tf.tensor(x, shape), tf.tensor(y, shape)];
+      const [at, bt, ct] = [tf.tensor1d(a), tf.tensor1d(b), tf.tensor1d(c)];
+      return [channelAffine(xt, at, bt), channelAffine2(xt, at, yt, bt, ct), ...channelSums(xt, yt), channelSum(xt), reluGrad(yt, xt)];
+    };
+    const expected = await valuesOn('cpu', compute);
+    const actual = await valuesOn('webgpu', compute);
+    expect(worstRelative(actual, expected)).toBeLessThan(1e-5);
+  });
+});
+
+const INPUT = [8, 8, 1] as const;
+const CLASSES = 4;
+const BATCH = 4;
+const HYPER = { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 };
+
+/** Every parameter and the step's per-exit losses after one step of `method` on `backendName`. */
+async function afterOneStep(backendName: 'wasm' | 'webgpu', arch: ArchSpec, method: Method): Promise<Float32Array[]> {
+  await initBackend(backendName);
+  const net = buildNetwork(arch, [...INPUT], CLASSES, 5);
+  const training = createTrainingMethod(method, net, HYPER);
+  const x = tf.tensor4d(randomValues(BATCH * 8 * 8, 11), [BATCH, ...INPUT]);
+  const labels = tf.tensor1d([0, 1, 2, 3], 'int32');
+  const { losses, correct } = training.step(x, labels, 1);
+  const values = await Promise.all([losses, ...net.params.map((p) => p.variable)].map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose([x, labels, losses, correct]);
+  for (const opt of training.optimizers) opt.disposeState();
+  net.dispose();
+  return values;
+}
+
+describe.runIf(webgpu)('one training step on webgpu equals the same step on wasm', () => {
+  const resnet: ArchSpec = { family: 'resnet', depth: 8, width: 0.5, exits: [1, 2] };
+  const cases: { arch: ArchSpec; method: Method }[] = [
+    { arch: resnet, method: 'multiway' },
+    { arch: resnet, method: 'joint' },
+    { arch: resnet, method: 'pairwise' },
+    { arch: resnet, method: 'plain' },
+  ];
+  for (const { arch, method } of cases) {
+    it(`${method}, MwResNet-8: every weight and loss within 1e-3 relative`, async () => {
+      const expected = await afterOneStep('wasm', arch, method);
+      const actual = await afterOneStep('webgpu', arch, method);
+      expect(worstRelative(actual, expected, 1e-3)).toBeLessThan(1e-3);
+    });
+  }
+});
+
+/** An idx dataset of 8x8 images: training on SwiftShader at 28x28 would take minutes. */
+async function tinyIdxFolder(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mw-webgpu-data-'));
+  const rng = new Random(12);
+  const images = (count: number) => encodeIdx([count, 8, 8], Uint8Array.from({ length: count * 64 }, () => rng.int(256)));
+  const labels = (count: number) => encodeIdx([count], Uint8Array.from({ length: count }, (_, i) => i % CLASSES));
+  await writeFile(join(dir, IDX_FILES.trainImages), images(8));
+  await writeFile(join(dir, IDX_FILES.trainLabels), labels(8));
+  await writeFile(join(dir, IDX_FILES.testImages), images(4));
+  await writeFile(join(dir, IDX_FILES.testLabels), labels(4));
+  return dir;
+}
+
+describe.runIf(webgpu)('a training run on webgpu', () => {
+  const LATENCY = { warmup: 0, minRepeats: 1, maxRepeats: 1 };
+
+  async function newRun(config: RunConfigInput, onEvent: (e: RunEvent, t: Trainer) => void = () => {}): Promise<Trainer> {
+    const info = await initBackend('webgpu');
+    let trainer: Trainer | undefined;
+    trainer = await openRun(
+      { kind: 'new', config, runsRoot: await mkdtemp(join(tmpdir(), 'mw-webgpu-runs-')) },
+      { backend: summarizeBackend(info), latency: LATENCY, onEvent: (e) => onEvent(e, trainer!) },
+    );
+    return trainer;
+  }
+
+  async function weights(trainer: Trainer): Promise<Map<string, Float32Array>> {
+    const named = [...trainer.net.namedTensors()];
+    const values = await Promise.all(named.map(([, t]) => t.data() as Promise<Float32Array>));
+    return new Map(named.map(([name], i) => [name, values[i]!]));
+  }
+
+  it('trains two epochs with flat tensor count and GPU memory, stops, and resumes to where an uninterrupted run ends', async () => {
+    const config: RunConfigInput = {
+      dataset: await tinyIdxFolder(),
+      arch: { family: 'resnet', depth: 8, width: 0.5, exits: [1] },
+      method: 'multiway',
+      gamma: 2,
+      epochs: 2,
+      batchSize: 4,
+      lr: 0.05,
+      seed: 3,
+      augment: false,
+    };
+    const memoryAtEpochEnd: { tensors: number; bytes: number }[] = [];
+    const straight = await newRun(config, (e) => {
+      // numBytesInGPU: what the backend's live GPU buffers hold (pooled free buffers are not counted).
+      if (e.type === 'epoch') memoryAtEpochEnd.push({ tensors: tf.memory().numTensors, bytes: (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? -1 });
+    });
+    const summary = (await straight.run())!;
+    expect(memoryAtEpochEnd).toHaveLength(2);
+    expect(memoryAtEpochEnd[1]).toEqual(memoryAtEpochEnd[0]);
+    expect(summary.backend.name).toBe('webgpu');
+    expect(summary.exits.every((e) => e.latencyMs.runtime?.startsWith('webgpu ') && e.latencyMs.batch1.median > 0)).toBe(true);
+    const expected = await weights(straight);
+    straight.dispose();
+
+    const stopped = await newRun(config, (e, t) => {
+      if (e.type === 'batch' && e.step === 3) t.stop();
+    });
+    expect(await stopped.run()).toBeUndefined();
+    const dir = stopped.start.run;
+    stopped.dispose();
+    expect((await (await RunFolder.open(dir)).state())?.status).toBe('stopped');
+    const resumed = await openRun({ kind: 'resume', dir }, { backend: summarizeBackend(await initBackend('webgpu')), latency: LATENCY });
+    expect(resumed.start.resumedFrom).toEqual({ epoch: 1, step: 3 });
+    const resumedSummary = (await resumed.run())!;
+    expectSameWeights(await weights(resumed), expected, 1e-5);
+    expect(resumedSummary.exits.map((e) => e.top1)).toEqual(summary.exits.map((e) => e.top1));
+    resumed.dispose();
+  }, 900_000);
+});
