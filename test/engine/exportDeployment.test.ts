@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunConfigInput } from '../../shared/spec.js';
 import { EXPORT_FORMAT_KINDS, type ExportFormat } from '../../shared/deployment.js';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
-import { loadDataset, makeBatch, type Dataset } from '../../electron/engine/data/index.js';
+import { loadRunDataset, makeBatch, type Dataset } from '../../electron/engine/data/index.js';
 import { argmax, EXPORT_FILES, ExportError, exportExit, loadExportedModel, type ModelCard } from '../../electron/engine/export/index.js';
 import type { MwNetwork } from '../../electron/engine/models/index.js';
 import { decodeOnnxModel } from '../../electron/engine/onnx/proto.js';
@@ -68,13 +68,14 @@ beforeAll(async () => {
   const trainer = await openRun({ kind: 'new', config: CONFIG, runsRoot: root }, { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } });
   await trainer.run();
   dir = trainer.start.run;
-  trainer.dispose();
   net = (await loadTrainedNetwork(dir)).net;
-  dataset = await loadDataset('embedded', { limitTrain: CONFIG.limitTrain, limitTest: CONFIG.limitTest, seed: CONFIG.seed });
+  // As the run loads it: its normalisation comes from the training images it kept after the validation hold-out.
+  dataset = await loadRunDataset(trainer.start.config);
   const batch = makeBatch(dataset, dataset.test, Array.from({ length: dataset.test.count }, (_, i) => i), null);
   batch.labels.dispose();
   images = batch.x;
   labels = dataset.test.labels;
+  trainer.dispose();
 }, 300_000);
 
 afterAll(() => {
