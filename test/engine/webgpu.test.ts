@@ -156,10 +156,9 @@ describe.runIf(webgpu)('a training run on webgpu', () => {
 
   async function newRun(config: RunConfigInput, onEvent: (e: RunEvent, t: Trainer) => void = () => {}): Promise<Trainer> {
     const info = await initBackend('webgpu');
-    let trainer: Trainer | undefined;
-    trainer = await openRun(
+    const trainer: Trainer = await openRun(
       { kind: 'new', config, runsRoot: await mkdtemp(join(tmpdir(), 'mw-webgpu-runs-')) },
-      { backend: summarizeBackend(info), latency: LATENCY, onEvent: (e) => onEvent(e, trainer!) },
+      { backend: summarizeBackend(info), latency: LATENCY, onEvent: (e) => onEvent(e, trainer) },
     );
     return trainer;
   }

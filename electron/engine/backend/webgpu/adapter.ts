@@ -97,7 +97,7 @@ async function loadDawn(): Promise<WebGpuModule> {
   try {
     return (await import('webgpu')) as WebGpuModule;
   } catch (error) {
-    throw new Error(`the npm package webgpu (Dawn) failed to load: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`the npm package webgpu (Dawn) failed to load: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
 }
 
