@@ -89,8 +89,17 @@ async function main(): Promise<void> {
       logLevel: 'error',
       // tfjs's backend packages list their registering entry points as side-effect free.
       ignoreAnnotations: true,
-      // Bundled CommonJS packages call require(): give the ES module one.
-      banner: { js: "import { createRequire as createRequireForBundle } from 'node:module'; const require = createRequireForBundle(import.meta.url);" },
+      // Bundled CommonJS packages call require() and read __dirname (tfjs-backend-wasm's loader): give the ES module both.
+      banner: {
+        js: [
+          "import { createRequire as createRequireForBundle } from 'node:module';",
+          "import { dirname as dirnameForBundle } from 'node:path';",
+          "import { fileURLToPath as fileURLToPathForBundle } from 'node:url';",
+          'const require = createRequireForBundle(import.meta.url);',
+          'const __filename = fileURLToPathForBundle(import.meta.url);',
+          'const __dirname = dirnameForBundle(__filename);',
+        ].join(' '),
+      },
     });
     await copyFile(join(ROOT, 'electron', 'bench', 'torch_throughput.py'), join(app, 'torch_throughput.py'));
     await writeFile(join(app, 'package.json'), '{ "type": "module" }\n');
