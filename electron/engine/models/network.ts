@@ -34,7 +34,7 @@ export interface NetworkDescription {
 }
 
 export interface TracedNetwork {
-  /** Logits of every exit, shallowest first. */
+  /** Logits of every traced exit, shallowest first. */
   logits: tf.Tensor2D[];
   /**
    * Back-propagates the given logit gradients (null = exit not involved) through their heads
@@ -84,8 +84,13 @@ export class MwNetwork {
 
   /** Parameters that exit k's loss reaches: stem, blocks up to its block, its head. */
   segmentParams(exit: number): Param[] {
+    return [...this.backboneParams(exit), ...this.heads[exit]!.params];
+  }
+
+  /** The backbone below exit k: stem and blocks up to its block (its head excluded). */
+  backboneParams(exit: number): Param[] {
     const point = this.exitAt(exit);
-    return [this.stem, ...this.blocks.slice(0, point.block), this.heads[exit]!].flatMap((l) => [...l.params]);
+    return [this.stem, ...this.blocks.slice(0, point.block)].flatMap((l) => [...l.params]);
   }
 
   exitAt(exit: number): ExitPoint {
@@ -111,17 +116,21 @@ export class MwNetwork {
     return logits;
   }
 
-  /** Training-mode forward pass (updates batch-norm statistics) keeping what backward needs. */
-  trace(x: tf.Tensor): TracedNetwork {
+  /**
+   * Training-mode forward pass (updates batch-norm statistics) keeping what backward needs;
+   * with `upToExit`, only the blocks and heads up to that exit run (pair-wise BP).
+   */
+  trace(x: tf.Tensor, upToExit = this.exits.length - 1): TracedNetwork {
+    const lastBlock = this.exitAt(upToExit).block;
     const stem = this.stem.trace(x);
     const blocks: Traced[] = [];
     const heads: Traced[] = [];
     let h = stem.y;
-    for (let b = 1; b <= this.blocks.length; b++) {
+    for (let b = 1; b <= lastBlock; b++) {
       const traced = this.blocks[b - 1]!.trace(h);
       blocks.push(traced);
       h = traced.y;
-      for (const exit of this.exits) if (exit.block === b) heads[exit.index] = this.heads[exit.index]!.trace(h);
+      for (const exit of this.exits) if (exit.block === b && exit.index <= upToExit) heads[exit.index] = this.heads[exit.index]!.trace(h);
     }
     return {
       logits: heads.map((t) => t.y as tf.Tensor2D),

@@ -85,56 +85,84 @@ export function seedsFor(net: MwNetwork, exit: number, dLogits: tf.Tensor): (tf.
   return net.exits.map((e) => (e.index === exit ? dLogits : null));
 }
 
-/** One SGD optimizer per exit over its segment, at lr / sum of the auxiliary weights at and above it. */
-function perExitOptimizers(net: MwNetwork, h: Hyperparameters): { weights: number[]; optimizers: SgdOptimizer[] } {
+/**
+ * Exit k's two optimizers in the authors' code (aux_trainer.py; method.md, "Multi-way BP"): its
+ * backbone (stem and blocks up to exit k) with gradients scaled by lambda_k at lr / sum of the
+ * auxiliary weights at and above k, and its head (BN + FC) with unscaled gradients at the plain lr.
+ */
+interface ExitOptimizers {
+  backbone: SgdOptimizer;
+  head: SgdOptimizer;
+  weight: number;
+}
+
+function perExitOptimizers(net: MwNetwork, h: Hyperparameters): { weights: number[]; exits: ExitOptimizers[] } {
   const weights = lossWeights(net.exits, h.gamma);
   const rates = multiWayLearningRates(weights, net.exits, h.lr);
-  const optimizers = net.exits.map((e) => sgd(`exit-${e.block}`, net.segmentParams(e.index), h, rates[e.index]));
-  return { weights, optimizers };
+  const exits = net.exits.map((e) => ({
+    backbone: sgd(`backbone-${e.block}`, net.backboneParams(e.index), h, rates[e.index]),
+    head: sgd(`head-${e.block}`, net.heads[e.index]!.params, h),
+    weight: weights[e.index]!,
+  }));
+  return { weights, exits };
+}
+
+type ExitGradients = { backbone: (tf.Tensor | undefined)[]; head: (tf.Tensor | undefined)[] };
+
+/** Exit k's loss alone back-propagated through its head and the blocks below it. */
+function exitGradients(net: MwNetwork, traced: TracedNetwork, k: number, dLogits: tf.Tensor, opt: ExitOptimizers): ExitGradients {
+  const all = gradientsFor([...opt.backbone.params, ...opt.head.params], (sink) => traced.backward(seedsFor(net, k, dLogits), sink));
+  return { backbone: all.slice(0, opt.backbone.params.length), head: all.slice(opt.backbone.params.length) };
+}
+
+function stepExit(opt: ExitOptimizers, grads: ExitGradients, lrFactor: number): void {
+  opt.head.step(grads.head, lrFactor);
+  opt.backbone.step(grads.backbone, lrFactor, opt.weight);
 }
 
 /**
  * Multi-way BP (the paper's method): ONE forward pass; for each exit from shallowest to final,
- * its loss alone back-propagated through its segment (gradients from that forward pass), scaled
- * by lambda_k, and its own optimizer (lr / sum of auxiliary weights at and above it) stepped
- * in series. Shallow blocks are thus updated once per exit.
+ * its loss alone back-propagated (gradients from that forward pass) and its two optimizers
+ * stepped, in series. Shallow blocks are thus updated once per exit.
  */
 function multiWay(net: MwNetwork, h: Hyperparameters): TrainingMethod {
-  const { weights, optimizers } = perExitOptimizers(net, h);
+  const { weights, exits } = perExitOptimizers(net, h);
   return {
     method: 'multiway',
     lossWeights: weights,
-    optimizers,
+    optimizers: exits.flatMap((o) => [o.backbone, o.head]),
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const traced = net.trace(x);
         const e = exitLosses(traced, labels, net.description.classes);
         // All gradients first, from the same forward activations and weights; then the steps.
-        const grads = optimizers.map((opt, k) => gradientsFor(opt.params, (sink) => traced.backward(seedsFor(net, k, e.dLogits[k]!), sink)));
-        optimizers.forEach((opt, k) => opt.step(grads[k]!, lrFactor, weights[k]));
+        const grads = exits.map((opt, k) => exitGradients(net, traced, k, e.dLogits[k]!, opt));
+        exits.forEach((opt, k) => stepExit(opt, grads[k]!, lrFactor));
         return result(e);
       });
     },
   };
 }
 
-/** Pair-wise BP: for each exit in turn, a fresh forward pass with the current weights, its loss, its step. */
+/**
+ * Pair-wise BP: for each exit in turn, a fresh forward pass up to that exit with the current
+ * weights, its loss, its two optimizers' steps.
+ */
 function pairWise(net: MwNetwork, h: Hyperparameters): TrainingMethod {
-  const { weights, optimizers } = perExitOptimizers(net, h);
+  const { weights, exits } = perExitOptimizers(net, h);
   return {
     method: 'pairwise',
     lossWeights: weights,
-    optimizers,
+    optimizers: exits.flatMap((o) => [o.backbone, o.head]),
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const losses: tf.Scalar[] = [];
         const correct: tf.Scalar[] = [];
-        optimizers.forEach((opt, k) => {
+        exits.forEach((opt, k) => {
           const [loss, right] = tf.tidy(() => {
-            const traced = net.trace(x);
+            const traced = net.trace(x, k);
             const e = exitLosses(traced, labels, net.description.classes);
-            const grads = gradientsFor(opt.params, (sink) => traced.backward(seedsFor(net, k, e.dLogits[k]!), sink));
-            opt.step(grads, lrFactor, weights[k]);
+            stepExit(opt, exitGradients(net, traced, k, e.dLogits[k]!, opt), lrFactor);
             return [e.losses[k]!, e.correct[k]!];
           });
           losses.push(loss as tf.Scalar);
