@@ -75,6 +75,12 @@ export const RunConfigSchema = z
     momentum: z.number().min(0).max(0.999).default(0.9),
     weightDecay: z.number().min(0).max(0.1).default(1e-4),
     schedule: z.enum(['step', 'cosine']).default('step'),
+    /** Fractions of training at which the step schedule multiplies the lr by 0.1 (the paper's code: 40% and 60%). */
+    milestones: z
+      .array(z.number({ error: 'a milestone must be a number' }).gt(0, 'milestones lie between 0 and 1').lt(1, 'milestones lie between 0 and 1'))
+      .max(8, 'at most 8 milestones')
+      .refine((m) => m.every((v, i) => i === 0 || v > m[i - 1]!), 'milestones must increase (e.g. 0.4,0.6)')
+      .default([0.4, 0.6]),
     seed: z.number().int('seed must be a whole number').min(0).max(2 ** 31 - 1),
     augment: z.boolean().default(true),
     /** Fraction of the training images held out for validation (0 = none). */
@@ -98,6 +104,7 @@ export const DEFAULT_RUN_CONFIG: RunConfig = {
   momentum: 0.9,
   weightDecay: 1e-4,
   schedule: 'step',
+  milestones: [0.4, 0.6],
   seed: 0,
   augment: true,
   validationSplit: 0,

@@ -18,6 +18,8 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --method multiway|joint|pairwise|plain   (default multiway)
   --gamma G                   loss-weight exponent (default 2; 0 = equal weights)
   --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
+  --milestones F1,F2,...      fractions of training where the step schedule cuts the lr x0.1
+                              (default 0.4,0.6, the paper's code)
   --validation F              hold out fraction F of the training set for per-epoch accuracy
   --limit-train N  --limit-test N   use a stratified subset
   --no-augment                no random crop / flip
@@ -39,6 +41,7 @@ const OPTIONS = {
   lr: { type: 'string' },
   seed: { type: 'string' },
   schedule: { type: 'string' },
+  milestones: { type: 'string' },
   validation: { type: 'string' },
   'limit-train': { type: 'string' },
   'limit-test': { type: 'string' },
@@ -56,14 +59,14 @@ function num(value: string | undefined, fallback?: number): number | undefined {
   return value === undefined ? fallback : Number(value);
 }
 
-function exitList(value: string): number[] {
+function numberList(value: string): number[] {
   return value.split(',').filter((s) => s.trim() !== '').map((s) => Number(s.trim()));
 }
 
 export function configFromFlags(flags: TrainFlags): RunConfigInput {
   const d = DEFAULT_RUN_CONFIG;
   const family = flags.arch ?? 'resnet';
-  const exits = flags.exits === undefined ? undefined : exitList(flags.exits);
+  const exits = flags.exits === undefined ? undefined : numberList(flags.exits);
   let arch: RunConfigInput['arch'];
   if (family === 'resnet') {
     arch = { family, depth: num(flags.depth, 20)!, width: num(flags.width, 1)!, ...(exits ? { exits } : {}) };
@@ -83,6 +86,7 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
     lr: num(flags.lr, d.lr)!,
     seed: num(flags.seed, d.seed)!,
     schedule: (flags.schedule ?? d.schedule) as RunConfigInput['schedule'],
+    milestones: flags.milestones === undefined ? d.milestones : numberList(flags.milestones),
     augment: !flags['no-augment'],
     validationSplit: num(flags.validation, 0)!,
     ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),

@@ -209,7 +209,7 @@ export class Trainer {
             step: this.step,
             totalSteps: this.totalSteps,
             losses,
-            lr: config.lr * learningRateFactor(config.schedule, this.step - 1, this.totalSteps),
+            lr: config.lr * learningRateFactor(config.schedule, this.step - 1, this.totalSteps, config.milestones),
             imagesPerSecond: recentRate,
             etaSeconds: ((this.totalSteps - this.step) * this.batchSize) / sessionRate,
           };
@@ -246,7 +246,7 @@ export class Trainer {
     const indices = order.subarray(begin, begin + this.batchSize);
     const augment = config.augment ? derivedRandom(config.seed, 1, this.step) : null;
     const { x, labels } = makeBatch(dataset, dataset.train, indices, augment);
-    const factor = learningRateFactor(config.schedule, this.step, this.totalSteps);
+    const factor = learningRateFactor(config.schedule, this.step, this.totalSteps, config.milestones);
     const result = this.method.step(x, labels, factor);
     tf.dispose([x, labels]);
     const [losses, correct] = await Promise.all([result.losses.data(), result.correct.data()]);
