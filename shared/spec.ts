@@ -15,6 +15,29 @@ export const METHOD_LABELS: Record<Method, string> = {
   multiway: 'Multi-way BP (paper)',
 };
 
+/**
+ * Residual block variants: pre-activation with He et al.'s option-A shortcut (PreResNet, the
+ * authors' default, whose ResNet-56 matches the paper's per-exit parameter counts), the
+ * post-activation block with the option-A shortcut, and with a 1x1 conv + BN projection shortcut
+ * (torchvision-style, the PyTorch yardstick's).
+ */
+export const RESNET_BLOCKS = ['preact', 'option-a', 'projection'] as const;
+export type ResNetBlock = (typeof RESNET_BLOCKS)[number];
+
+export const RESNET_BLOCK_LABELS: Record<ResNetBlock, string> = {
+  preact: 'Pre-activation, option-A shortcut (PreResNet)',
+  'option-a': 'Post-activation, option-A shortcut (He et al. CIFAR)',
+  projection: 'Post-activation, 1x1 projection shortcut',
+};
+
+/** The block of new runs. */
+export const DEFAULT_RESNET_BLOCK: ResNetBlock = 'preact';
+
+/** The block of a ResNet spec; run folders written before the setting existed used the projection block. */
+export function resnetBlockOf(arch: { block?: ResNetBlock | undefined }): ResNetBlock {
+  return arch.block ?? 'projection';
+}
+
 /** MobileNet v1 has a fixed stack of 13 depthwise-separable blocks. */
 export const MOBILENET_BLOCKS = 13;
 
@@ -49,6 +72,8 @@ export const ArchSpecSchema = z.discriminatedUnion('family', [
       .refine(isResnetDepth, 'ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...)')
       .refine((d) => d <= 1202, 'ResNet depth is capped at 1202'),
     width: finitePositive('width').refine((w) => w <= 16, 'width factor is at most 16'),
+    /** Absent in runs written before the setting existed: see resnetBlockOf. */
+    block: z.enum(RESNET_BLOCKS, { error: `block must be one of ${RESNET_BLOCKS.join(', ')}` }).optional(),
     /** 1-based residual blocks followed by an auxiliary exit; the final output is always added. */
     exits: exitList,
   }),
@@ -95,7 +120,7 @@ export type RunConfigInput = z.input<typeof RunConfigSchema>;
 
 export const DEFAULT_RUN_CONFIG: RunConfig = {
   dataset: 'embedded',
-  arch: { family: 'resnet', depth: 20, width: 1, exits: [3, 6] },
+  arch: { family: 'resnet', depth: 20, width: 1, block: DEFAULT_RESNET_BLOCK, exits: [3, 6] },
   method: 'multiway',
   gamma: 2,
   epochs: 3,

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { exitLabel, formatCount, formatMs, formatPercent } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
-import { DEFAULT_RUN_CONFIG, type RunConfigInput } from '../../shared/spec.js';
+import { DEFAULT_RESNET_BLOCK, DEFAULT_RUN_CONFIG, type ResNetBlock, type RunConfigInput } from '../../shared/spec.js';
 import { initBackend, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
 import { ProgressReporter } from './progress.js';
 import { renderTable } from './table.js';
@@ -14,6 +14,9 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --arch resnet|mobilenet     network family (default resnet)
   --depth N                   ResNet depth 6n+2 (default 20)
   --width K                   width factor / multiplier (default 1)
+  --block preact|option-a|projection   ResNet block (default preact: pre-activation, option-A
+                              shortcuts, the paper's parameter counts; projection = 1x1 conv + BN
+                              shortcut, as the PyTorch yardstick)
   --exits B1,B2,...           blocks followed by an auxiliary exit (default: the paper's placement)
   --method multiway|joint|pairwise|plain   (default multiway)
   --gamma G                   loss-weight exponent (default 2; 0 = equal weights)
@@ -33,6 +36,7 @@ const OPTIONS = {
   arch: { type: 'string' },
   depth: { type: 'string' },
   width: { type: 'string' },
+  block: { type: 'string' },
   exits: { type: 'string' },
   method: { type: 'string' },
   gamma: { type: 'string' },
@@ -69,9 +73,11 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
   const exits = flags.exits === undefined ? undefined : numberList(flags.exits);
   let arch: RunConfigInput['arch'];
   if (family === 'resnet') {
-    arch = { family, depth: num(flags.depth, 20)!, width: num(flags.width, 1)!, ...(exits ? { exits } : {}) };
+    const block = (flags.block ?? DEFAULT_RESNET_BLOCK) as ResNetBlock;
+    arch = { family, depth: num(flags.depth, 20)!, width: num(flags.width, 1)!, block, ...(exits ? { exits } : {}) };
   } else if (family === 'mobilenet') {
     if (flags.depth !== undefined) throw new UsageError('--depth applies to --arch resnet; MobileNet has a fixed 13 blocks (use --width)');
+    if (flags.block !== undefined) throw new UsageError('--block applies to --arch resnet; MobileNet has depthwise-separable blocks only');
     arch = { family, width: num(flags.width, 1)!, ...(exits ? { exits } : {}) };
   } else {
     throw new UsageError(`--arch must be resnet or mobilenet, not "${family}"`);
