@@ -106,6 +106,12 @@ export const RunConfigSchema = z
       .max(8, 'at most 8 milestones')
       .refine((m) => m.every((v, i) => i === 0 || v > m[i - 1]!), 'milestones must increase (e.g. 0.4,0.6)')
       .default([0.4, 0.6]),
+    /** Self-distillation: auxiliary exits also learn from the final exit's softened predictions. */
+    distill: z.boolean().default(false),
+    distillAlpha: z.number({ error: 'distill alpha must be a number' }).min(0, 'distill alpha lies between 0 and 1').max(1, 'distill alpha lies between 0 and 1').default(0.5),
+    distillTemperature: finitePositive('distill temperature').refine((t) => t <= 100, 'distill temperature is at most 100').default(3),
+    /** IMTA's gradient equilibrium: each block learns from the average of the exits at and above it. */
+    gradientEquilibrium: z.boolean().default(false),
     seed: z.number().int('seed must be a whole number').min(0).max(2 ** 31 - 1),
     augment: z.boolean().default(true),
     /** Fraction of the training images held out for validation (0 = none). */
@@ -130,6 +136,10 @@ export const DEFAULT_RUN_CONFIG: RunConfig = {
   weightDecay: 1e-4,
   schedule: 'step',
   milestones: [0.4, 0.6],
+  distill: false,
+  distillAlpha: 0.5,
+  distillTemperature: 3,
+  gradientEquilibrium: false,
   seed: 0,
   augment: true,
   validationSplit: 0,
@@ -154,6 +164,9 @@ export function parseRunConfig(input: unknown): RunConfig {
   const parsed = RunConfigSchema.safeParse(input);
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error));
   const config = parsed.data;
+  if (config.method === 'plain' && (config.distill || config.gradientEquilibrium)) {
+    throw new ConfigError(`method: ${config.distill ? 'distillation' : 'gradient equilibrium'} trains the auxiliary exits' backbone, which plain BP does not; use joint, multiway or pairwise`);
+  }
   const blocks = blockCount(config.arch);
   const outside = (config.arch.exits ?? []).filter((b) => b >= blocks);
   if (outside.length) {

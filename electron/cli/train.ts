@@ -23,6 +23,10 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
   --milestones F1,F2,...      fractions of training where the step schedule cuts the lr x0.1
                               (default 0.4,0.6, the paper's code)
+  --distill                   self-distillation: auxiliary exits also learn from the final exit
+  --distill-alpha A  --distill-temperature T   its weight (default 0.5) and temperature (default 3)
+  --gradient-equilibrium      IMTA's gradient equilibrium (each block learns from the average of
+                              the exits at and above it)
   --validation F              hold out fraction F of the training set for per-epoch accuracy
   --limit-train N  --limit-test N   use a stratified subset
   --no-augment                no random crop / flip
@@ -50,6 +54,10 @@ const OPTIONS = {
   'limit-train': { type: 'string' },
   'limit-test': { type: 'string' },
   'no-augment': { type: 'boolean' },
+  distill: { type: 'boolean' },
+  'distill-alpha': { type: 'string' },
+  'distill-temperature': { type: 'string' },
+  'gradient-equilibrium': { type: 'boolean' },
   out: { type: 'string' },
   resume: { type: 'string' },
   backend: { type: 'string' },
@@ -94,6 +102,10 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
     schedule: (flags.schedule ?? d.schedule) as RunConfigInput['schedule'],
     milestones: flags.milestones === undefined ? d.milestones : numberList(flags.milestones),
     augment: !flags['no-augment'],
+    distill: flags.distill ?? d.distill,
+    distillAlpha: num(flags['distill-alpha'], d.distillAlpha)!,
+    distillTemperature: num(flags['distill-temperature'], d.distillTemperature)!,
+    gradientEquilibrium: flags['gradient-equilibrium'] ?? d.gradientEquilibrium,
     validationSplit: num(flags.validation, 0)!,
     ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),
     ...(flags['limit-test'] !== undefined ? { limitTest: num(flags['limit-test'])! } : {}),

@@ -38,9 +38,12 @@ export interface TracedNetwork {
   logits: tf.Tensor2D[];
   /**
    * Back-propagates the given logit gradients (null = exit not involved) through their heads
-   * and the blocks below them, adding parameter gradients to the sink.
+   * and the blocks below them, adding parameter gradients to the sink. With `equilibrium`,
+   * IMTA's gradient equilibrium (arXiv 1908.06294): at exit i of N, the gradient from the
+   * deeper blocks is scaled by N-i-1 and, with the head's, by 1/(N-i) on entering block i,
+   * so each block learns from the average of the exits at and above it.
    */
-  backward(seeds: readonly (tf.Tensor | null)[], sink: GradSink): void;
+  backward(seeds: readonly (tf.Tensor | null)[], sink: GradSink, equilibrium?: boolean): void;
   /** Back-propagates into one exit head only, stopping at the features (a probe on a frozen backbone). */
   backwardHead(exit: number, seed: tf.Tensor, sink: GradSink): void;
 }
@@ -134,15 +137,20 @@ export class MwNetwork {
     }
     return {
       logits: heads.map((t) => t.y as tf.Tensor2D),
-      backward: (seeds, sink) => {
+      backward: (seeds, sink, equilibrium = false) => {
         const deepest = seeds.reduce<number>((d, seed, k) => (seed ? Math.max(d, this.exitAt(k).block) : d), 0);
+        const exitCount = this.exits.length;
         let dh: tf.Tensor | null = null;
         for (let b = deepest; b >= 1; b--) {
           for (const exit of this.exits) {
+            if (exit.block !== b) continue;
+            if (equilibrium && dh) dh = tf.mul(dh, exitCount - exit.index - 1);
             const seed = seeds[exit.index];
-            if (exit.block !== b || !seed) continue;
-            const fromHead = heads[exit.index]!.backward(seed, sink);
-            dh = dh ? tf.add(dh, fromHead) : fromHead;
+            if (seed) {
+              const fromHead = heads[exit.index]!.backward(seed, sink);
+              dh = dh ? tf.add(dh, fromHead) : fromHead;
+            }
+            if (equilibrium && dh) dh = tf.mul(dh, 1 / (exitCount - exit.index));
           }
           if (dh) dh = blocks[b - 1]!.backward(dh, sink);
         }

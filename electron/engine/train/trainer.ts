@@ -78,6 +78,8 @@ export class Trainer {
       momentum: config.momentum,
       weightDecay: config.weightDecay,
       gamma: config.gamma,
+      ...(config.distill ? { distillation: { alpha: config.distillAlpha, temperature: config.distillTemperature } } : {}),
+      gradientEquilibrium: config.gradientEquilibrium,
     });
     this.progress = emptyProgress(this.net.exits.length);
     this.start = {
