@@ -4,6 +4,7 @@ import { DatasetError, describeBackend, ExportError, initBackend, FileError } fr
 import { BENCH_USAGE, bench } from '../bench/index.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
+import { STUDY_USAGE, compare, study } from './study.js';
 import { TRAIN_USAGE, train } from './train.js';
 import { UsageError } from './usage.js';
 
@@ -18,6 +19,8 @@ commands:
   serve    the studio in a browser (loopback only, token-protected)
   start    the desktop app; serve mode where Electron is not installed
   bench    training and inference speed, against PyTorch where available
+  study    one network under several methods and seeds: per-exit mean ± spread, exit tax
+  compare  per-exit top-1 of finished runs side by side
 
 ${TRAIN_USAGE}
 
@@ -25,7 +28,9 @@ ${EXPORT_USAGE}
 
 ${SERVE_USAGE}
 
-${BENCH_USAGE}`;
+${BENCH_USAGE}
+
+${STUDY_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
@@ -33,6 +38,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: (argv) => serve(argv),
   start,
   bench,
+  study,
+  compare,
   info: async () => {
     process.stdout.write(`${describeBackend(await initBackend())}\n`);
     return 0;

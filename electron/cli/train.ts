@@ -1,9 +1,11 @@
 /** `mw-studio train`: one run from the terminal, with progress, a per-exit table and --json. */
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { exitTax } from '../../shared/comparison.js';
 import { exitLabel, formatCount, formatMs, formatPercent } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
 import { DEFAULT_RESNET_BLOCK, DEFAULT_RUN_CONFIG, type ResNetBlock, type RunConfigInput } from '../../shared/spec.js';
-import { initBackend, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
+import { initBackend, listRuns, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
 import { ProgressReporter } from './progress.js';
 import { renderTable } from './table.js';
 import { UsageError } from './usage.js';
@@ -35,7 +37,7 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --backend auto|tensorflow-gpu|tensorflow|wasm-ort|wasm|cpu
   --json                      print the result as one JSON object on the last line of stdout`;
 
-const OPTIONS = {
+export const TRAIN_OPTIONS = {
   dataset: { type: 'string' },
   arch: { type: 'string' },
   depth: { type: 'string' },
@@ -64,7 +66,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-type TrainFlags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
+type TrainFlags = ReturnType<typeof parseArgs<{ options: typeof TRAIN_OPTIONS; strict: true; allowPositionals: false }>>['values'];
 
 /** Numbers stay as given ("abc" becomes NaN) so the shared schema names the bad field. */
 function num(value: string | undefined, fallback?: number): number | undefined {
@@ -153,14 +155,20 @@ export function jsonResult(summary: RunSummary): object {
   };
 }
 
-export async function train(argv: string[]): Promise<number> {
-  const { values: flags } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
-  const request: RunRequest = flags.resume
-    ? { kind: 'resume', dir: flags.resume }
-    : { kind: 'new', config: configFromFlags(flags), runsRoot: flags.out ?? 'runs' };
-  const progress = new ProgressReporter();
-  const backend = await initBackend(flags.backend);
-  progress.line(`backend: ${backend.label} on ${backend.device}`);
+/** The exit tax line for a finished run, when a plain run of the same network and data is in `runsRoot`. */
+export async function exitTaxLine(summary: RunSummary, runsRoot: string): Promise<string | undefined> {
+  const others = (await listRuns(runsRoot)).flatMap((l) => (l.summary && l.dir !== summary.run ? [l.summary] : []));
+  const tax = exitTax(summary, others);
+  if (!tax) return undefined;
+  const points = (tax.difference * 100).toFixed(2);
+  return `exit tax: final top-1 ${formatPercent(summary.exits.at(-1)!.top1, 2)} vs ${formatPercent(tax.plainTop1, 2)} for plain BP (${tax.plainRuns} run${tax.plainRuns === 1 ? '' : 's'}): ${tax.difference >= 0 ? '+' : ''}${points} points`;
+}
+
+/**
+ * Trains one run with progress on stderr; Ctrl-C stops after the current step and checkpoints.
+ * Returns the summary, or undefined when stopped (the run folder in `stopped`).
+ */
+export async function trainOne(request: RunRequest, backend: Awaited<ReturnType<typeof initBackend>>, progress: ProgressReporter): Promise<{ summary?: RunSummary; run: string }> {
   const trainer = await openRun(request, {
     backend: summarizeBackend(backend),
     onEvent: (event) => {
@@ -185,16 +193,28 @@ export async function train(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     const summary = await trainer.run();
-    if (!summary) {
-      progress.line(`stopped; continue with: mw-studio train --resume ${trainer.start.run}`);
-      return 130;
-    }
-    process.stdout.write(`\n${exitTable(summary)}\n\nrun: ${summary.run}\n`);
-    if (flags.json) process.stdout.write(`${JSON.stringify(jsonResult(summary))}\n`);
-    return 0;
+    return { run: trainer.start.run, ...(summary ? { summary } : {}) };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     trainer.dispose();
   }
+}
+
+export async function train(argv: string[]): Promise<number> {
+  const { values: flags } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true, allowPositionals: false });
+  const runsRoot = flags.out ?? 'runs';
+  const request: RunRequest = flags.resume ? { kind: 'resume', dir: flags.resume } : { kind: 'new', config: configFromFlags(flags), runsRoot };
+  const progress = new ProgressReporter();
+  const backend = await initBackend(flags.backend);
+  progress.line(`backend: ${backend.label} on ${backend.device}`);
+  const { summary, run } = await trainOne(request, backend, progress);
+  if (!summary) {
+    progress.line(`stopped; continue with: mw-studio train --resume ${run}`);
+    return 130;
+  }
+  const tax = await exitTaxLine(summary, flags.resume ? dirname(summary.run) : runsRoot);
+  process.stdout.write(`\n${exitTable(summary)}\n${tax ? `${tax}\n` : ''}\nrun: ${summary.run}\n`);
+  if (flags.json) process.stdout.write(`${JSON.stringify(jsonResult(summary))}\n`);
+  return 0;
 }
