@@ -135,7 +135,11 @@ export class Trainer {
       assignNetworkTensors(this.net, checkpoint.network, this.options.folder.dir);
       this.method.optimizers.forEach((opt, k) => {
         const saved = checkpoint.optimizers[k];
-        if (!saved || saved.name !== opt.name) throw new Error(`checkpoint optimizer ${k} is ${saved?.name ?? 'missing'}, expected ${opt.name}`);
+        if (!saved || saved.name !== opt.name) {
+          // Checkpoints from before the two-optimizer rule hold one "exit-<block>" optimizer per exit.
+          const older = saved?.name.startsWith('exit-') ? '; it was saved before each exit had separate backbone and head optimizers, so start a new run' : '';
+          throw new Error(`checkpoint optimizer ${k} is ${saved?.name ?? 'missing'}, expected ${opt.name}${older}`);
+        }
         opt.loadState(saved.state);
       });
     } finally {
