@@ -16,6 +16,29 @@ export const METHOD_LABELS: Record<Method, string> = {
   multiway: 'Multi-way BP (paper)',
 };
 
+/**
+ * Residual block variants: pre-activation with He et al.'s option-A shortcut (PreResNet, the
+ * authors' default, whose ResNet-56 matches the paper's per-exit parameter counts), the
+ * post-activation block with the option-A shortcut, and with a 1x1 conv + BN projection shortcut
+ * (torchvision-style, the PyTorch yardstick's).
+ */
+export const RESNET_BLOCKS = ['preact', 'option-a', 'projection'] as const;
+export type ResNetBlock = (typeof RESNET_BLOCKS)[number];
+
+export const RESNET_BLOCK_LABELS: Record<ResNetBlock, string> = {
+  preact: 'Pre-activation, option-A shortcut (PreResNet)',
+  'option-a': 'Post-activation, option-A shortcut (He et al. CIFAR)',
+  projection: 'Post-activation, 1x1 projection shortcut',
+};
+
+/** The block of new runs. */
+export const DEFAULT_RESNET_BLOCK: ResNetBlock = 'preact';
+
+/** The block of a ResNet spec; run folders written before the setting existed used the projection block. */
+export function resnetBlockOf(arch: { block?: ResNetBlock | undefined }): ResNetBlock {
+  return arch.block ?? 'projection';
+}
+
 export { MOBILENET_BLOCKS };
 
 /** Residual blocks of a CIFAR-style ResNet of depth 6n+2: three stages of n blocks. */
@@ -49,6 +72,8 @@ export const ArchSpecSchema = z.discriminatedUnion('family', [
       .refine(isResnetDepth, 'ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...)')
       .refine((d) => d <= 1202, 'ResNet depth is capped at 1202'),
     width: finitePositive('width').refine((w) => w <= 16, 'width factor is at most 16'),
+    /** Absent in runs written before the setting existed: see resnetBlockOf. */
+    block: z.enum(RESNET_BLOCKS, { error: `block must be one of ${RESNET_BLOCKS.join(', ')}` }).optional(),
     /** 1-based residual blocks followed by an auxiliary exit; the final output is always added. */
     exits: exitList,
   }),
@@ -78,6 +103,18 @@ export const RunConfigSchema = z
     momentum: z.number().min(0).max(0.999).default(0.9),
     weightDecay: z.number().min(0).max(0.1).default(1e-4),
     schedule: z.enum(['step', 'cosine']).default('step'),
+    /** Fractions of training at which the step schedule multiplies the lr by 0.1 (the paper's code: 40% and 60%). */
+    milestones: z
+      .array(z.number({ error: 'a milestone must be a number' }).gt(0, 'milestones lie between 0 and 1').lt(1, 'milestones lie between 0 and 1'))
+      .max(8, 'at most 8 milestones')
+      .refine((m) => m.every((v, i) => i === 0 || v > m[i - 1]!), 'milestones must increase (e.g. 0.4,0.6)')
+      .default([0.4, 0.6]),
+    /** Self-distillation: auxiliary exits also learn from the final exit's softened predictions. */
+    distill: z.boolean().default(false),
+    distillAlpha: z.number({ error: 'distill alpha must be a number' }).min(0, 'distill alpha lies between 0 and 1').max(1, 'distill alpha lies between 0 and 1').default(0.5),
+    distillTemperature: finitePositive('distill temperature').refine((t) => t <= 100, 'distill temperature is at most 100').default(3),
+    /** IMTA's gradient equilibrium: each block learns from the average of the exits at and above it. */
+    gradientEquilibrium: z.boolean().default(false),
     seed: z.number().int('seed must be a whole number').min(0).max(2 ** 31 - 1),
     augment: z.boolean().default(true),
     /**
@@ -96,7 +133,7 @@ export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
 
 /** The default network: every face (the new-run form, the CLI's help, the bench) starts from it. */
-export const DEFAULT_ARCH: Extract<ArchSpec, { family: 'resnet' }> = { family: 'resnet', depth: 20, width: 1, exits: [3, 6] };
+export const DEFAULT_ARCH: Extract<ArchSpec, { family: 'resnet' }> = { family: 'resnet', depth: 20, width: 1, block: DEFAULT_RESNET_BLOCK, exits: [3, 6] };
 
 export const DEFAULT_RUN_CONFIG: RunConfig = {
   dataset: 'embedded',
@@ -109,6 +146,11 @@ export const DEFAULT_RUN_CONFIG: RunConfig = {
   momentum: 0.9,
   weightDecay: 1e-4,
   schedule: 'step',
+  milestones: [0.4, 0.6],
+  distill: false,
+  distillAlpha: 0.5,
+  distillTemperature: 3,
+  gradientEquilibrium: false,
   seed: 0,
   augment: true,
   validationSplit: DEFAULT_VALIDATION_SPLIT,
@@ -133,6 +175,9 @@ export function parseRunConfig(input: unknown): RunConfig {
   const parsed = RunConfigSchema.safeParse(input);
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error));
   const config = parsed.data;
+  if (config.method === 'plain' && (config.distill || config.gradientEquilibrium)) {
+    throw new ConfigError(`method: ${config.distill ? 'distillation' : 'gradient equilibrium'} trains the auxiliary exits' backbone, which plain BP does not; use joint, multiway or pairwise`);
+  }
   const blocks = blockCount(config.arch);
   const outside = (config.arch.exits ?? []).filter((b) => b >= blocks);
   if (outside.length) {

@@ -11,6 +11,7 @@ import { SERVE_USAGE, serve, start } from './serve.js';
 import { EVALUATE_USAGE, evaluateCommand } from './evaluate.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
 import { PREDICT_USAGE, predictCommand } from './predict.js';
+import { STUDY_USAGE, compare, study } from './study.js';
 import { TRAIN_USAGE, train } from './train.js';
 import { UsageError } from './usage.js';
 
@@ -27,6 +28,8 @@ commands:
   serve    the studio in a browser (loopback only, token-protected)
   start    the desktop app; serve mode where Electron is not installed
   bench    training and inference speed, against PyTorch where available
+  study    one network under several methods and seeds: per-exit mean ± spread, exit tax
+  compare  per-exit top-1 of finished runs side by side
 
 ${TRAIN_USAGE}
 
@@ -38,7 +41,9 @@ ${PREDICT_USAGE}
 
 ${SERVE_USAGE}
 
-${BENCH_USAGE}`;
+${BENCH_USAGE}
+
+${STUDY_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
@@ -48,6 +53,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: (argv) => serve(argv),
   start,
   bench,
+  study,
+  compare,
   info: async () => {
     process.stdout.write(`${describeBackend(await initBackend())}\n`);
     return 0;

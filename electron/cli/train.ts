@@ -1,10 +1,12 @@
 /** `mw-studio train`: one run from the terminal, with progress, a per-exit table and --json. */
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { exitTax } from '../../shared/comparison.js';
 import { exitLabel, formatCount, formatMs, formatPercent } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
 import { MOBILENET_BLOCKS } from '../../shared/mobilenet.js';
-import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, METHODS, type RunConfigInput } from '../../shared/spec.js';
-import { BACKEND_PREFERENCES, initBackend, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
+import { DEFAULT_ARCH, DEFAULT_RESNET_BLOCK, DEFAULT_RUN_CONFIG, METHODS, RESNET_BLOCKS, type ResNetBlock, type RunConfigInput } from '../../shared/spec.js';
+import { BACKEND_PREFERENCES, initBackend, listRuns, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
 import { ProgressReporter } from './progress.js';
 import { renderTable } from './table.js';
 import { UsageError } from './usage.js';
@@ -18,11 +20,20 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --arch resnet|mobilenet     network family (default ${DEFAULT_ARCH.family})
   --depth N                   ResNet depth 6n+2 (default ${DEFAULT_ARCH.depth})
   --width K                   width factor / multiplier (default ${DEFAULT_ARCH.width})
+  --block ${RESNET_BLOCKS.join('|')}   ResNet block (default ${DEFAULT_RESNET_BLOCK}: pre-activation, option-A
+                              shortcuts, the paper's parameter counts; projection = 1x1 conv + BN
+                              shortcut, as the PyTorch yardstick)
   --exits B1,B2,...           blocks followed by an auxiliary exit (default: the paper's placement)
   --method ${METHODS.join('|')}   (default ${d.method})
   --gamma G                   loss-weight exponent (default ${d.gamma}; 0 = equal weights)
   --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
                               (defaults ${d.epochs}, ${d.batchSize}, ${d.lr}, ${d.seed}, ${d.schedule})
+  --milestones F1,F2,...      fractions of training where the step schedule cuts the lr x0.1
+                              (default ${d.milestones.join(',')}, the paper's code)
+  --distill                   self-distillation: auxiliary exits also learn from the final exit
+  --distill-alpha A  --distill-temperature T   its weight (default ${d.distillAlpha}) and temperature (default ${d.distillTemperature})
+  --gradient-equilibrium      IMTA's gradient equilibrium (each block learns from the average of
+                              the exits at and above it)
   --validation F              hold out fraction F of the training set (default ${d.validationSplit}, 0 = none)
                               for per-epoch accuracy and the analyses; the test set is scored once
   --image-size N              image folders: resize every image to NxN (default: the most
@@ -39,6 +50,7 @@ export const TRAIN_OPTIONS = {
   arch: { type: 'string' },
   depth: { type: 'string' },
   width: { type: 'string' },
+  block: { type: 'string' },
   exits: { type: 'string' },
   method: { type: 'string' },
   gamma: { type: 'string' },
@@ -47,11 +59,16 @@ export const TRAIN_OPTIONS = {
   lr: { type: 'string' },
   seed: { type: 'string' },
   schedule: { type: 'string' },
+  milestones: { type: 'string' },
   validation: { type: 'string' },
   'image-size': { type: 'string' },
   'limit-train': { type: 'string' },
   'limit-test': { type: 'string' },
   'no-augment': { type: 'boolean' },
+  distill: { type: 'boolean' },
+  'distill-alpha': { type: 'string' },
+  'distill-temperature': { type: 'string' },
+  'gradient-equilibrium': { type: 'boolean' },
   out: { type: 'string' },
   resume: { type: 'string' },
   backend: { type: 'string' },
@@ -65,18 +82,20 @@ function num(value: string | undefined, fallback?: number): number | undefined {
   return value === undefined ? fallback : Number(value);
 }
 
-function exitList(value: string): number[] {
+function numberList(value: string): number[] {
   return value.split(',').filter((s) => s.trim() !== '').map((s) => Number(s.trim()));
 }
 
 export function configFromFlags(flags: TrainFlags): RunConfigInput {
   const family = flags.arch ?? DEFAULT_ARCH.family;
-  const exits = flags.exits === undefined ? undefined : exitList(flags.exits);
+  const exits = flags.exits === undefined ? undefined : numberList(flags.exits);
   let arch: RunConfigInput['arch'];
   if (family === 'resnet') {
-    arch = { family, depth: num(flags.depth, DEFAULT_ARCH.depth)!, width: num(flags.width, DEFAULT_ARCH.width)!, ...(exits ? { exits } : {}) };
+    const block = (flags.block ?? DEFAULT_RESNET_BLOCK) as ResNetBlock;
+    arch = { family, depth: num(flags.depth, DEFAULT_ARCH.depth)!, width: num(flags.width, DEFAULT_ARCH.width)!, block, ...(exits ? { exits } : {}) };
   } else if (family === 'mobilenet') {
     if (flags.depth !== undefined) throw new UsageError(`--depth applies to --arch resnet; MobileNet has a fixed ${MOBILENET_BLOCKS} blocks (use --width)`);
+    if (flags.block !== undefined) throw new UsageError('--block applies to --arch resnet; MobileNet has depthwise-separable blocks only');
     arch = { family, width: num(flags.width, DEFAULT_ARCH.width)!, ...(exits ? { exits } : {}) };
   } else {
     throw new UsageError(`--arch must be resnet or mobilenet, not "${family}"`);
@@ -91,7 +110,12 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
     lr: num(flags.lr, d.lr)!,
     seed: num(flags.seed, d.seed)!,
     schedule: (flags.schedule ?? d.schedule) as RunConfigInput['schedule'],
+    milestones: flags.milestones === undefined ? d.milestones : numberList(flags.milestones),
     augment: !flags['no-augment'],
+    distill: flags.distill ?? d.distill,
+    distillAlpha: num(flags['distill-alpha'], d.distillAlpha)!,
+    distillTemperature: num(flags['distill-temperature'], d.distillTemperature)!,
+    gradientEquilibrium: flags['gradient-equilibrium'] ?? d.gradientEquilibrium,
     validationSplit: num(flags.validation, d.validationSplit)!,
     ...(flags['image-size'] !== undefined ? { imageSize: num(flags['image-size'])! } : {}),
     ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),
@@ -140,14 +164,20 @@ export function jsonResult(summary: RunSummary): object {
   };
 }
 
-export async function train(argv: string[]): Promise<number> {
-  const { values: flags } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true, allowPositionals: false });
-  const request: RunRequest = flags.resume
-    ? { kind: 'resume', dir: flags.resume }
-    : { kind: 'new', config: configFromFlags(flags), runsRoot: flags.out ?? 'runs' };
-  const progress = new ProgressReporter();
-  const backend = await initBackend(flags.backend);
-  progress.line(`backend: ${backend.label} on ${backend.device}`);
+/** The exit tax line for a finished run, when a plain run of the same network and data is in `runsRoot`. */
+export async function exitTaxLine(summary: RunSummary, runsRoot: string): Promise<string | undefined> {
+  const others = (await listRuns(runsRoot)).flatMap((l) => (l.summary && l.dir !== summary.run ? [l.summary] : []));
+  const tax = exitTax(summary, others);
+  if (!tax) return undefined;
+  const points = (tax.difference * 100).toFixed(2);
+  return `exit tax: final top-1 ${formatPercent(summary.exits.at(-1)!.top1, 2)} vs ${formatPercent(tax.plainTop1, 2)} for plain BP (${tax.plainRuns} run${tax.plainRuns === 1 ? '' : 's'}): ${tax.difference >= 0 ? '+' : ''}${points} points`;
+}
+
+/**
+ * Trains one run with progress on stderr; Ctrl-C stops after the current step and checkpoints.
+ * Returns the summary, or undefined when stopped (the run folder in `stopped`).
+ */
+export async function trainOne(request: RunRequest, backend: Awaited<ReturnType<typeof initBackend>>, progress: ProgressReporter): Promise<{ summary?: RunSummary; run: string }> {
   const trainer = await openRun(request, {
     backend: summarizeBackend(backend),
     onEvent: (event) => {
@@ -174,16 +204,28 @@ export async function train(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     const summary = await trainer.run();
-    if (!summary) {
-      progress.line(`stopped; continue with: mw-studio train --resume ${trainer.start.run}`);
-      return 130;
-    }
-    process.stdout.write(`\n${exitTable(summary)}\n\nrun: ${summary.run}\n`);
-    if (flags.json) process.stdout.write(`${JSON.stringify(jsonResult(summary))}\n`);
-    return 0;
+    return { run: trainer.start.run, ...(summary ? { summary } : {}) };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     trainer.dispose();
   }
+}
+
+export async function train(argv: string[]): Promise<number> {
+  const { values: flags } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true, allowPositionals: false });
+  const runsRoot = flags.out ?? 'runs';
+  const request: RunRequest = flags.resume ? { kind: 'resume', dir: flags.resume } : { kind: 'new', config: configFromFlags(flags), runsRoot };
+  const progress = new ProgressReporter();
+  const backend = await initBackend(flags.backend);
+  progress.line(`backend: ${backend.label} on ${backend.device}`);
+  const { summary, run } = await trainOne(request, backend, progress);
+  if (!summary) {
+    progress.line(`stopped; continue with: mw-studio train --resume ${run}`);
+    return 130;
+  }
+  const tax = await exitTaxLine(summary, flags.resume ? dirname(summary.run) : runsRoot);
+  process.stdout.write(`\n${exitTable(summary)}\n${tax ? `${tax}\n` : ''}\nrun: ${summary.run}\n`);
+  if (flags.json) process.stdout.write(`${JSON.stringify(jsonResult(summary))}\n`);
+  return 0;
 }

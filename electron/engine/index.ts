@@ -19,6 +19,6 @@ export { onnxLatency } from './onnx/runtime.js';
 export { Random } from './random.js';
 export { resourcesDir } from './resources.js';
 export { FileError } from '../base/files.js';
-export { RunFolder } from './runs/store.js';
+export { RunFolder, listRuns } from './runs/store.js';
 export { openRun, type RunRequest } from './session.js';
 export { createTrainingMethod } from './train/methods.js';

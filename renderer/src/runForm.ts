@@ -6,9 +6,12 @@
 import {
   ArchSpecSchema,
   RunConfigSchema,
+  DEFAULT_RESNET_BLOCK,
   parseRunConfig,
+  resnetBlockOf,
   resolveExits,
   type ArchSpec,
+  type ResNetBlock,
   type Method,
   type RunConfig,
 } from '../../shared/spec.js';
@@ -24,6 +27,8 @@ export interface RunForm {
   family: ArchSpec['family'];
   depth: NumberEntry;
   width: NumberEntry;
+  /** ResNet block variant (ignored for MobileNet). */
+  block: ResNetBlock;
   /** Blocks followed by an auxiliary exit (the final output is implied). */
   exits: number[];
   method: Method;
@@ -46,6 +51,7 @@ const FIELD_PATHS = {
   family: 'arch.family',
   depth: 'arch.depth',
   width: 'arch.width',
+  block: 'arch.block',
   exits: 'arch.exits',
   method: 'method',
   gamma: 'gamma',
@@ -74,6 +80,7 @@ export function formFromConfig(config: RunConfig): RunForm {
     family: arch.family,
     depth: arch.family === 'resnet' ? arch.depth : 20,
     width: arch.width,
+    block: arch.family === 'resnet' ? resnetBlockOf(arch) : DEFAULT_RESNET_BLOCK,
     exits: resolveExits(arch),
     method: config.method,
     gamma: config.gamma,
@@ -109,7 +116,7 @@ export function configInput(form: RunForm): unknown {
   const exits = [...form.exits].sort((a, b) => a - b);
   return {
     dataset: form.datasetSource === 'embedded' ? EMBEDDED_DATASET : form.datasetPath.trim(),
-    arch: form.family === 'resnet' ? { family: 'resnet', depth: numberOf(form.depth), width, exits } : { family: 'mobilenet', width, exits },
+    arch: form.family === 'resnet' ? { family: 'resnet', depth: numberOf(form.depth), width, block: form.block, exits } : { family: 'mobilenet', width, exits },
     method: form.method,
     gamma: numberOf(form.gamma),
     epochs: numberOf(form.epochs),

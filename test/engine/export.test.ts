@@ -292,7 +292,7 @@ describe('bad requests and destinations', () => {
   it('rejects an exit outside the network, naming the exits there are', async () => {
     for (const exit of [4, 0, -1, 1.5]) {
       await expect(exportExit({ run: resnet.dir, exit, format: 'tfjs' })).rejects.toThrow(
-        new RegExp(`exit ${exit} is not in the network: MwResNet-8-3 \\(width 0.5\\) has exits after blocks 1, 2, final \\(block 3\\)`),
+        new RegExp(`exit ${exit} is not in the network: MwResNet-8-3 \\(width 0.5, projection\\) has exits after blocks 1, 2, final \\(block 3\\)`),
       );
     }
     await expect(exportExit({ run: resnet.dir, exit: 1, format: 'onnx', threshold: 0.5 })).rejects.toThrow(/threshold applies to the multi-exit formats only/);
@@ -396,4 +396,24 @@ it('run folders keep their files: exports go in exports/', async () => {
   expect((await readdir(join(resnet.dir, 'exports'))).sort()).toEqual(
     ['exit-block1-onnx', 'exit-block1-tfjs', 'exit-block2-onnx', 'exit-block2-tfjs', 'final-multi', 'final-onnx', 'final-tfjs'],
   );
+});
+
+describe('pre-activation and option-A networks', () => {
+  it('export to tfjs and ONNX predicting what the network predicts (bare convolutions, fixed shortcut filters)', async () => {
+    for (const block of ['preact', 'option-a'] as const) {
+      const run = await trainRun({ ...RESNET, arch: { family: 'resnet', depth: 8, width: 0.5, block, exits: [1] }, limitTrain: 128, limitTest: 32 });
+      try {
+        for (const exit of [0, 1]) {
+          const tfjs = await exportExit({ run: run.dir, exit, format: 'tfjs' });
+          const [logits] = await predictLayers(tfjs.directory, run.images);
+          expect(maxAbsDiff(logits!, expected(run, exit))).toBeLessThanOrEqual(TOLERANCE);
+          const onnx = await exportExit({ run: run.dir, exit, format: 'onnx' });
+          expect(maxAbsDiff(await predictOnnx(join(onnx.directory, EXPORT_FILES.onnxModel), run.images), expected(run, exit))).toBeLessThanOrEqual(TOLERANCE);
+        }
+      } finally {
+        run.net.dispose();
+        run.images.dispose();
+      }
+    }
+  });
 });

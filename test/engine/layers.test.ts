@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ResidualBlock, SeparableBlock, exitHead, convBn } from '../../electron/engine/models/blocks.js';
 import { buildNetwork } from '../../electron/engine/models/index.js';
-import { GradSink, ParamFactory, type Layer } from '../../electron/engine/models/layers.js';
+import { GradSink, ParamFactory, ZeroPadShortcut, type Layer } from '../../electron/engine/models/layers.js';
 import { Random } from '../../electron/engine/random.js';
 import { expectClose, randomTensor, useCpuBackend } from './helpers.js';
 
@@ -39,6 +39,24 @@ describe('explicit backward passes match tfjs autodiff', () => {
   it('residual blocks with identity and projection shortcuts', () => {
     checkLayerGradients(new ResidualBlock(make(4), 4, 4, 1), [2, 6, 6, 4], 13);
     checkLayerGradients(new ResidualBlock(make(5), 4, 8, 2), [2, 6, 6, 4], 14);
+  });
+
+  it('option-A and pre-activation residual blocks, on even and odd sizes', () => {
+    for (const variant of ['option-a', 'preact'] as const) {
+      checkLayerGradients(new ResidualBlock(make(21), 4, 4, 1, variant), [2, 6, 6, 4], 22);
+      checkLayerGradients(new ResidualBlock(make(23), 4, 8, 2, variant), [2, 6, 6, 4], 24);
+      checkLayerGradients(new ResidualBlock(make(25), 4, 8, 2, variant), [2, 7, 7, 4], 26);
+    }
+  });
+
+  it("option-A shortcut: the input's every other pixel, zero-padded to more channels, with no parameters", () => {
+    tf.tidy(() => {
+      const x = randomTensor([2, 7, 7, 3], 27);
+      const y = new ZeroPadShortcut(make(28), 3, 5, 2).forward(x);
+      expect(y.shape).toEqual([2, 4, 4, 5]);
+      const subsampled = tf.stridedSlice(x, [0, 0, 0, 0], [2, 7, 7, 3], [1, 2, 2, 1]);
+      expectClose(y, tf.concat([subsampled, tf.zeros([2, 4, 4, 2])], 3), 0);
+    });
   });
 
   it('depthwise-separable blocks', () => {

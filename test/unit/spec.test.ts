@@ -26,6 +26,8 @@ describe('run configuration validation', () => {
     ['unknown field', { ...DEFAULT_RUN_CONFIG, shell: 'rm -rf /' }, /config: .*shell/i],
     ['MobileNet exit past block 12', { ...DEFAULT_RUN_CONFIG, arch: { family: 'mobilenet', width: 1, exits: [13] } }, /arch\.exits: block 13 is outside/],
     ['not an object', 'resnet', /config/],
+    ['milestones out of order', { ...DEFAULT_RUN_CONFIG, milestones: [0.6, 0.4] }, /milestones: milestones must increase/],
+    ['milestone at 1', { ...DEFAULT_RUN_CONFIG, milestones: [0.5, 1] }, /milestones\.1: milestones lie between 0 and 1/],
   ];
   for (const [what, input, reason] of cases) {
     it(`rejects ${what}`, () => {

@@ -41,7 +41,7 @@ function convLayers(node: Extract<ExportNode, { op: 'conv' }>, input: Symbolic):
     : tfl.layers.conv2d({ ...common, filters: node.outChannels, ...NO_INIT });
   x = conv.apply(x) as Symbolic;
   conv.setWeights([node.weight]);
-  return batchNormLayer(node.batchNormName, x, node.batchNorm);
+  return node.batchNorm ? batchNormLayer(node.batchNormName!, x, node.batchNorm) : x;
 }
 
 function nodeLayers(node: ExportNode, value: (name: string) => Symbolic): Symbolic {

@@ -13,7 +13,9 @@ import {
   type Param,
   type ParamFactory,
   type Traced,
+  ZeroPadShortcut,
 } from './layers.js';
+import type { ResNetBlock } from '../../../shared/spec.js';
 import { reluGrad } from '../backend/fusedOps.js';
 
 /** A backbone block: a Layer that can also be lesioned (skipped, keeping only its shortcut). */
@@ -31,40 +33,60 @@ export function convBn(make: ParamFactory, inC: number, outC: number, kernel: nu
 }
 
 /**
- * Basic residual block of the CIFAR ResNet, post-activation: relu(bn(conv(relu(bn(conv(x))))) + shortcut(x)),
- * with a 1x1 conv + BN shortcut when the shape changes (as the reference implementation).
+ * Basic residual block of the CIFAR ResNet in three variants (shared/spec.ts RESNET_BLOCKS):
+ * - projection: relu(bn(conv(relu(bn(conv(x))))) + shortcut(x)), a 1x1 conv + BN shortcut where the shape changes;
+ * - option-a: the same with He et al.'s parameter-free option-A shortcut (subsample, zero-pad channels);
+ * - preact: conv(relu(bn(conv(relu(bn(x)))))) + shortcut(x), option-A shortcut, no activation after
+ *   the sum (He et al. 2016, "Identity mappings"); the next block's or the exit head's BN-ReLU follows.
  */
 export class ResidualBlock implements Block {
   readonly main: Sequence;
-  readonly shortcut: Sequence | null;
+  readonly shortcut: Layer | null;
+  /** Post-activation variants apply a ReLU after the sum. */
+  readonly activatesSum: boolean;
   /** The identity or projection shortcut always stands in for the block. */
   readonly skippable = true;
   readonly params: readonly Param[];
   readonly buffers: readonly Param[];
 
-  constructor(make: ParamFactory, inC: number, outC: number, stride: number) {
-    this.main = new Sequence([
-      ...convBn(make.child('conv1'), inC, outC, 3, stride, true).layers,
-      ...convBn(make.child('conv2'), outC, outC, 3, 1, false).layers,
-    ]);
-    this.shortcut = stride !== 1 || inC !== outC ? convBn(make.child('shortcut'), inC, outC, 1, stride, false) : null;
+  constructor(make: ParamFactory, inC: number, outC: number, stride: number, variant: ResNetBlock = 'projection') {
+    this.activatesSum = variant !== 'preact';
+    this.main =
+      variant === 'preact'
+        ? new Sequence([
+            new BatchNorm(make.child('bn1'), inC),
+            new Relu(),
+            new Conv2d(make.child('conv1'), inC, outC, 3, stride),
+            new BatchNorm(make.child('bn2'), outC),
+            new Relu(),
+            new Conv2d(make.child('conv2'), outC, outC, 3, 1),
+          ])
+        : new Sequence([...convBn(make.child('conv1'), inC, outC, 3, stride, true).layers, ...convBn(make.child('conv2'), outC, outC, 3, 1, false).layers]);
+    const reshapes = stride !== 1 || inC !== outC;
+    this.shortcut = !reshapes
+      ? null
+      : variant === 'projection'
+        ? convBn(make.child('shortcut'), inC, outC, 1, stride, false)
+        : new ZeroPadShortcut(make.child('shortcut'), inC, outC, stride);
     const parts = this.shortcut ? [this.main, this.shortcut] : [this.main];
     this.params = parts.flatMap((p) => p.params);
     this.buffers = parts.flatMap((p) => p.buffers);
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.relu(tf.add(this.main.forward(x), this.shortcut ? this.shortcut.forward(x) : x));
+    const sum = tf.add(this.main.forward(x), this.shortcut ? this.shortcut.forward(x) : x);
+    return this.activatesSum ? tf.relu(sum) : sum;
   }
 
   trace(x: tf.Tensor): Traced {
     const main = this.main.trace(x);
     const shortcut = this.shortcut?.trace(x);
-    const y = tf.relu(tf.add(main.y, shortcut ? shortcut.y : x));
+    const sum = tf.add(main.y, shortcut ? shortcut.y : x);
+    const y = this.activatesSum ? tf.relu(sum) : sum;
     return {
       y,
       backward: (dy, sink) => {
-        const dSum = reluGrad(dy, y);
+        const dSum = this.activatesSum ? reluGrad(dy, y) : dy;
         const dMain = main.backward(dSum, sink);
         return tf.add(dMain, shortcut ? shortcut.backward(dSum, sink) : dSum);
       },
@@ -72,7 +94,9 @@ export class ResidualBlock implements Block {
   }
 
   lesionForward(x: tf.Tensor): tf.Tensor {
-    return this.shortcut ? tf.relu(this.shortcut.forward(x)) : x;
+    if (!this.shortcut) return x;
+    const skipped = this.shortcut.forward(x);
+    return this.activatesSum ? tf.relu(skipped) : skipped;
   }
 
   outputShape(input: FeatureShape): FeatureShape {

@@ -1,5 +1,5 @@
 /** One factory for every family: the run spec's architecture -> an Mw-network. */
-import { resolveExits, type ArchSpec } from '../../../shared/spec.js';
+import { resnetBlockOf, resolveExits, type ArchSpec } from '../../../shared/spec.js';
 import { Random } from '../random.js';
 import { ParamFactory, type FeatureShape } from './layers.js';
 import { buildMobileNet } from './mobilenet.js';
@@ -10,7 +10,7 @@ export function buildNetwork(arch: ArchSpec, inputShape: FeatureShape, classes: 
   const make = new ParamFactory(new Random(seed));
   const exits = resolveExits(arch);
   return arch.family === 'resnet'
-    ? buildResNet(make, { depth: arch.depth, width: arch.width, exits, inputShape, classes })
+    ? buildResNet(make, { depth: arch.depth, width: arch.width, block: resnetBlockOf(arch), exits, inputShape, classes })
     : buildMobileNet(make, { width: arch.width, exits, inputShape, classes });
 }
 

@@ -1,12 +1,25 @@
 /**
  * A trained Mw-network's sub-model as a flat list of inference operations: the one description
  * both exporters (tfjs layers, ONNX) translate, so the walk over stem, blocks and heads is
- * written once. Every convolution of our networks is followed by a batch norm; they travel
- * together so ONNX can fold the norm into the convolution while tfjs keeps both layers.
+ * written once. A convolution followed by a batch norm travels with it, so ONNX can fold the
+ * norm into the convolution while tfjs keeps both layers; pre-activation blocks and the
+ * option-A shortcut have convolutions without one.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { ResidualBlock, SeparableBlock, type Block } from './blocks.js';
-import { BatchNorm, Conv2d, Dense, DepthwiseConv2d, GlobalAveragePool, Relu, Sequence, type FeatureShape, type Layer, type Param } from './layers.js';
+import {
+  BatchNorm,
+  Conv2d,
+  Dense,
+  DepthwiseConv2d,
+  GlobalAveragePool,
+  Relu,
+  Sequence,
+  ZeroPadShortcut,
+  type FeatureShape,
+  type Layer,
+  type Param,
+} from './layers.js';
 import type { ExitCost, MwNetwork } from './network.js';
 
 /** The epsilon the network's batch norm uses, so exported models normalise identically. */
@@ -25,9 +38,10 @@ export type ExportNode =
       op: 'conv';
       name: string;
       input: string;
-      /** Name of the convolution itself (the node's output is after its batch norm). */
+      /** Name of the convolution itself (the node's output is after its batch norm, if any). */
       convName: string;
-      batchNormName: string;
+      /** Absent where no batch norm follows the convolution. */
+      batchNormName?: string;
       kernel: number;
       stride: number;
       inChannels: number;
@@ -35,7 +49,7 @@ export type ExportNode =
       /** One filter per channel (MobileNet): weight [k, k, C, 1] instead of [k, k, in, out]. */
       depthwise: boolean;
       weight: tf.Tensor;
-      batchNorm: BatchNormTensors;
+      batchNorm?: BatchNormTensors;
     }
   | { op: 'batchNorm'; name: string; input: string; batchNorm: BatchNormTensors }
   | { op: 'relu'; name: string; input: string }
@@ -70,10 +84,9 @@ class GraphWriter {
     const layers = sequence.layers;
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!;
-      if (layer instanceof Conv2d || layer instanceof DepthwiseConv2d) {
-        const bn = layers[i + 1];
-        if (!(bn instanceof BatchNorm)) throw new Error(`cannot export ${scopeOf(layer.weight)}: a convolution must be followed by a batch norm`);
-        value = this.conv(layer, bn, value);
+      const next = layers[i + 1];
+      if ((layer instanceof Conv2d || layer instanceof DepthwiseConv2d) && next instanceof BatchNorm) {
+        value = this.conv(layer, next, value);
         i++;
       } else {
         value = this.layer(layer, value);
@@ -86,33 +99,36 @@ class GraphWriter {
     if (block instanceof SeparableBlock) return this.sequence(block.body, input);
     if (block instanceof ResidualBlock) {
       const main = this.sequence(block.main, input);
-      const shortcut = block.shortcut ? this.sequence(block.shortcut, input) : input;
+      const shortcut = block.shortcut ? this.layer(block.shortcut, input) : input;
       const sum = this.push({ op: 'add', name: `blocks.${number}.add`, inputs: [main, shortcut] });
-      return this.push({ op: 'relu', name: `blocks.${number}.relu`, input: sum });
+      return block.activatesSum ? this.push({ op: 'relu', name: `blocks.${number}.relu`, input: sum }) : sum;
     }
     throw new Error(`cannot export block ${number}: ${block.constructor.name} has no exporter`);
   }
 
-  private conv(layer: Conv2d | DepthwiseConv2d, bn: BatchNorm, input: string): string {
+  /** A convolution, with the batch norm that follows it if any (the option-A shortcut's filter is its fixed embedding). */
+  private conv(layer: Conv2d | DepthwiseConv2d | ZeroPadShortcut, bn: BatchNorm | undefined, input: string): string {
     const depthwise = layer instanceof DepthwiseConv2d;
-    const [kernel, , inChannels, outChannels] = layer.weight.variable.shape as [number, number, number, number];
+    const weight = layer instanceof ZeroPadShortcut ? layer.embedding : layer.weight;
+    const [kernel, , inChannels, outChannels] = weight.variable.shape as [number, number, number, number];
+    const convName = scopeOf(weight);
     return this.push({
       op: 'conv',
-      name: scopeOf(bn.gamma),
+      name: bn ? scopeOf(bn.gamma) : convName,
       input,
-      convName: scopeOf(layer.weight),
-      batchNormName: scopeOf(bn.gamma),
+      convName,
       kernel,
       stride: layer.stride,
       inChannels,
       outChannels: depthwise ? inChannels : outChannels,
       depthwise,
-      weight: layer.weight.variable,
-      batchNorm: batchNormTensors(bn),
+      weight: weight.variable,
+      ...(bn ? { batchNormName: scopeOf(bn.gamma), batchNorm: batchNormTensors(bn) } : {}),
     });
   }
 
   private layer(layer: Layer, input: string): string {
+    if (layer instanceof Conv2d || layer instanceof DepthwiseConv2d || layer instanceof ZeroPadShortcut) return this.conv(layer, undefined, input);
     if (layer instanceof Relu) return this.push({ op: 'relu', name: `${input}.relu`, input });
     if (layer instanceof GlobalAveragePool) return this.push({ op: 'globalAveragePool', name: `${input}.pool`, input });
     if (layer instanceof BatchNorm) return this.push({ op: 'batchNorm', name: scopeOf(layer.gamma), input, batchNorm: batchNormTensors(layer) });

@@ -95,6 +95,11 @@ export class ParamFactory {
     return this.make(name, tf.fill(shape, value), trainable);
   }
 
+  /** A non-trainable tensor with given values (takes ownership of `values`). */
+  fixed(name: string, values: tf.Tensor): Param {
+    return this.make(name, values, false);
+  }
+
   private make(name: string, initial: tf.Tensor, trainable = true): Param {
     // tfjs variable names are process-global; ours only need to be unique within a network.
     const variable = tf.variable(initial, trainable);
@@ -165,6 +170,51 @@ export class Conv2d implements Layer {
   macs(input: FeatureShape): number {
     const [h, w] = this.outputShape(input);
     return h * w * this.kernel * this.kernel * this.inChannels * this.outChannels;
+  }
+}
+
+/**
+ * He et al.'s option-A shortcut: the input subsampled with the stride and zero-padded to more
+ * channels, no parameters. Written as a fixed strided 1x1 convolution with the identity
+ * embedding [I | 0] as its filter (the same values exactly), so it runs on the tested
+ * convolution kernels and exports as an ordinary convolution. The filter is a buffer: not
+ * trained, kept with the network's tensors.
+ */
+export class ZeroPadShortcut implements Layer {
+  readonly embedding: Param;
+  readonly params: readonly Param[] = [];
+  readonly buffers: readonly Param[];
+
+  constructor(
+    make: ParamFactory,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly stride: number,
+  ) {
+    if (outChannels < inChannels) throw new Error(`an option-A shortcut cannot drop channels (${inChannels} -> ${outChannels})`);
+    this.embedding = make.fixed('embedding', tf.tidy(() => tf.reshape(tf.eye(inChannels, outChannels), [1, 1, inChannels, outChannels])));
+    this.buffers = [this.embedding];
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.conv2d(x as tf.Tensor4D, this.embedding.variable as tf.Tensor4D, this.stride, symmetricPad(1));
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const w = this.embedding.variable as tf.Tensor4D;
+    return {
+      y: this.forward(x),
+      backward: (dy) => conv2dInputGrad(x.shape as [number, number, number, number], dy as tf.Tensor4D, w, this.stride, symmetricPad(1)),
+    };
+  }
+
+  outputShape([h, w]: FeatureShape): FeatureShape {
+    return [convOutputSize(h, 1, this.stride), convOutputSize(w, 1, this.stride), this.outChannels];
+  }
+
+  /** A selection, not arithmetic. */
+  macs(): number {
+    return 0;
   }
 }
 

@@ -34,13 +34,16 @@ export interface NetworkDescription {
 }
 
 export interface TracedNetwork {
-  /** Logits of every exit, shallowest first. */
+  /** Logits of every traced exit, shallowest first. */
   logits: tf.Tensor2D[];
   /**
    * Back-propagates the given logit gradients (null = exit not involved) through their heads
-   * and the blocks below them, adding parameter gradients to the sink.
+   * and the blocks below them, adding parameter gradients to the sink. With `equilibrium`,
+   * IMTA's gradient equilibrium (arXiv 1908.06294): at exit i of N, the gradient from the
+   * deeper blocks is scaled by N-i-1 and, with the head's, by 1/(N-i) on entering block i,
+   * so each block learns from the average of the exits at and above it.
    */
-  backward(seeds: readonly (tf.Tensor | null)[], sink: GradSink): void;
+  backward(seeds: readonly (tf.Tensor | null)[], sink: GradSink, equilibrium?: boolean): void;
   /** Back-propagates into one exit head only, stopping at the features (a probe on a frozen backbone). */
   backwardHead(exit: number, seed: tf.Tensor, sink: GradSink): void;
 }
@@ -84,8 +87,13 @@ export class MwNetwork {
 
   /** Parameters that exit k's loss reaches: stem, blocks up to its block, its head. */
   segmentParams(exit: number): Param[] {
+    return [...this.backboneParams(exit), ...this.heads[exit]!.params];
+  }
+
+  /** The backbone below exit k: stem and blocks up to its block (its head excluded). */
+  backboneParams(exit: number): Param[] {
     const point = this.exitAt(exit);
-    return [this.stem, ...this.blocks.slice(0, point.block), this.heads[exit]!].flatMap((l) => [...l.params]);
+    return [this.stem, ...this.blocks.slice(0, point.block)].flatMap((l) => [...l.params]);
   }
 
   exitAt(exit: number): ExitPoint {
@@ -111,29 +119,38 @@ export class MwNetwork {
     return logits;
   }
 
-  /** Training-mode forward pass (updates batch-norm statistics) keeping what backward needs. */
-  trace(x: tf.Tensor): TracedNetwork {
+  /**
+   * Training-mode forward pass (updates batch-norm statistics) keeping what backward needs;
+   * with `upToExit`, only the blocks and heads up to that exit run (pair-wise BP).
+   */
+  trace(x: tf.Tensor, upToExit = this.exits.length - 1): TracedNetwork {
+    const lastBlock = this.exitAt(upToExit).block;
     const stem = this.stem.trace(x);
     const blocks: Traced[] = [];
     const heads: Traced[] = [];
     let h = stem.y;
-    for (let b = 1; b <= this.blocks.length; b++) {
+    for (let b = 1; b <= lastBlock; b++) {
       const traced = this.blocks[b - 1]!.trace(h);
       blocks.push(traced);
       h = traced.y;
-      for (const exit of this.exits) if (exit.block === b) heads[exit.index] = this.heads[exit.index]!.trace(h);
+      for (const exit of this.exits) if (exit.block === b && exit.index <= upToExit) heads[exit.index] = this.heads[exit.index]!.trace(h);
     }
     return {
       logits: heads.map((t) => t.y as tf.Tensor2D),
-      backward: (seeds, sink) => {
+      backward: (seeds, sink, equilibrium = false) => {
         const deepest = seeds.reduce<number>((d, seed, k) => (seed ? Math.max(d, this.exitAt(k).block) : d), 0);
+        const exitCount = this.exits.length;
         let dh: tf.Tensor | null = null;
         for (let b = deepest; b >= 1; b--) {
           for (const exit of this.exits) {
+            if (exit.block !== b) continue;
+            if (equilibrium && dh) dh = tf.mul(dh, exitCount - exit.index - 1);
             const seed = seeds[exit.index];
-            if (exit.block !== b || !seed) continue;
-            const fromHead = heads[exit.index]!.backward(seed, sink);
-            dh = dh ? tf.add(dh, fromHead) : fromHead;
+            if (seed) {
+              const fromHead = heads[exit.index]!.backward(seed, sink);
+              dh = dh ? tf.add(dh, fromHead) : fromHead;
+            }
+            if (equilibrium && dh) dh = tf.mul(dh, 1 / (exitCount - exit.index));
           }
           if (dh) dh = blocks[b - 1]!.backward(dh, sink);
         }

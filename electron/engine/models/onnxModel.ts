@@ -25,7 +25,7 @@ type WeightValues = Map<tf.Tensor, Float32Array>;
 
 async function readWeights(graph: ExportGraph): Promise<WeightValues> {
   const tensors = graph.nodes.flatMap((node): tf.Tensor[] => {
-    const bn = (b: BatchNormTensors) => [b.gamma, b.beta, b.mean, b.variance];
+    const bn = (b: BatchNormTensors | undefined) => (b ? [b.gamma, b.beta, b.mean, b.variance] : []);
     if (node.op === 'conv') return [node.weight, ...bn(node.batchNorm)];
     if (node.op === 'batchNorm') return bn(node.batchNorm);
     if (node.op === 'dense') return [node.weight, node.bias];
@@ -37,19 +37,21 @@ async function readWeights(graph: ExportGraph): Promise<WeightValues> {
 
 /**
  * conv(x, W) then batch norm = conv(x, W * s) + (beta - mean * s), s = gamma / sqrt(var + eps)
- * per output channel. Our weights are [k, k, in, out] (depthwise: [k, k, C, 1]); ONNX wants
+ * per output channel (a convolution without a batch norm keeps W, with bias 0). Our weights are [k, k, in, out] (depthwise: [k, k, C, 1]); ONNX wants
  * [out, in / group, k, k].
  */
 function foldedConv(node: ConvNode, values: (t: tf.Tensor) => Float32Array): { weight: Float32Array; bias: Float32Array; dims: number[] } {
   const { kernel: k, inChannels, outChannels, depthwise } = node;
   const w = values(node.weight);
-  const [gamma, beta, mean, variance] = [node.batchNorm.gamma, node.batchNorm.beta, node.batchNorm.mean, node.batchNorm.variance].map(values);
+  const bn = node.batchNorm;
+  const [gamma, beta, mean, variance] = bn ? [bn.gamma, bn.beta, bn.mean, bn.variance].map(values) : [];
   const inPerGroup = depthwise ? 1 : inChannels;
   const weight = new Float32Array(outChannels * inPerGroup * k * k);
   const bias = new Float32Array(outChannels);
   for (let o = 0; o < outChannels; o++) {
-    const scale = gamma![o]! / Math.sqrt(variance![o]! + BATCH_NORM_EPSILON);
-    bias[o] = beta![o]! - mean![o]! * scale;
+    // Without a batch norm the convolution is kept as it is: scale 1, bias 0.
+    const scale = bn ? gamma![o]! / Math.sqrt(variance![o]! + BATCH_NORM_EPSILON) : 1;
+    bias[o] = bn ? beta![o]! - mean![o]! * scale : 0;
     for (let i = 0; i < inPerGroup; i++) {
       for (let kh = 0; kh < k; kh++) {
         for (let kw = 0; kw < k; kw++) {

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Method } from '../../../shared/spec.js';
 import { GradSink, type MwNetwork, type Param, type TracedNetwork } from '../models/index.js';
 import { lossWeights, methodLossWeights, multiWayLearningRates } from './lossWeights.js';
+import { distilledLogitGradient, type Distillation } from './distillation.js';
 import { SgdOptimizer, type SgdSettings } from './optimizer.js';
 
 export interface Hyperparameters {
@@ -15,10 +16,14 @@ export interface Hyperparameters {
   momentum: number;
   weightDecay: number;
   gamma: number;
+  /** Auxiliary exits also learn from the final exit's predictions (joint, multi-way, pair-wise). */
+  distillation?: Distillation;
+  /** IMTA's gradient equilibrium in every backward pass (TracedNetwork.backward). */
+  gradientEquilibrium?: boolean;
 }
 
 export type StepResult = {
-  /** [exits] mean cross-entropy of each exit on the batch. */
+  /** [exits] mean cross-entropy of each exit on the batch (without any distillation term). */
   losses: tf.Tensor1D;
   /** [exits] correct top-1 predictions of each exit on the batch. */
   correct: tf.Tensor1D;
@@ -59,15 +64,21 @@ interface ExitLosses {
   correct: tf.Scalar[];
 }
 
-function exitLosses(traced: TracedNetwork, labels: tf.Tensor1D, classes: number): ExitLosses {
-  const oneHot = tf.oneHot(labels, classes) as tf.Tensor2D;
+/**
+ * Every traced exit's loss, correct count and logit gradient; with distillation and the final
+ * exit traced, the auxiliary exits' gradients include the final exit's (detached) teaching.
+ */
+function exitLosses(net: MwNetwork, traced: TracedNetwork, labels: tf.Tensor1D, distillation: Distillation | undefined): ExitLosses {
+  const oneHot = tf.oneHot(labels, net.description.classes) as tf.Tensor2D;
+  const teacher = traced.logits.length === net.exits.length ? traced.logits.at(-1) : undefined;
   const out: ExitLosses = { losses: [], dLogits: [], correct: [] };
-  for (const logits of traced.logits) {
+  traced.logits.forEach((logits, k) => {
     const { loss, dLogits } = softmaxCrossEntropy(logits, oneHot);
+    const distilled = distillation && teacher && !net.exitAt(k).final;
     out.losses.push(loss);
-    out.dLogits.push(dLogits);
+    out.dLogits.push(distilled ? distilledLogitGradient(logits, teacher, oneHot, distillation) : dLogits);
     out.correct.push(correctCount(logits, labels));
-  }
+  });
   return out;
 }
 
@@ -85,56 +96,86 @@ export function seedsFor(net: MwNetwork, exit: number, dLogits: tf.Tensor): (tf.
   return net.exits.map((e) => (e.index === exit ? dLogits : null));
 }
 
-/** One SGD optimizer per exit over its segment, at lr / sum of the auxiliary weights at and above it. */
-function perExitOptimizers(net: MwNetwork, h: Hyperparameters): { weights: number[]; optimizers: SgdOptimizer[] } {
+/**
+ * Exit k's two optimizers in the authors' code (aux_trainer.py; method.md, "Multi-way BP"): its
+ * backbone (stem and blocks up to exit k) with gradients scaled by lambda_k at lr / sum of the
+ * auxiliary weights at and above k, and its head (BN + FC) with unscaled gradients at the plain lr.
+ */
+interface ExitOptimizers {
+  backbone: SgdOptimizer;
+  head: SgdOptimizer;
+  weight: number;
+}
+
+function perExitOptimizers(net: MwNetwork, h: Hyperparameters): { weights: number[]; exits: ExitOptimizers[] } {
   const weights = lossWeights(net.exits, h.gamma);
   const rates = multiWayLearningRates(weights, net.exits, h.lr);
-  const optimizers = net.exits.map((e) => sgd(`exit-${e.block}`, net.segmentParams(e.index), h, rates[e.index]));
-  return { weights, optimizers };
+  const exits = net.exits.map((e) => ({
+    backbone: sgd(`backbone-${e.block}`, net.backboneParams(e.index), h, rates[e.index]),
+    head: sgd(`head-${e.block}`, net.heads[e.index]!.params, h),
+    weight: weights[e.index]!,
+  }));
+  return { weights, exits };
+}
+
+type ExitGradients = { backbone: (tf.Tensor | undefined)[]; head: (tf.Tensor | undefined)[] };
+
+/** Exit k's loss alone back-propagated through its head and the blocks below it. */
+function exitGradients(net: MwNetwork, traced: TracedNetwork, k: number, dLogits: tf.Tensor, opt: ExitOptimizers, h: Hyperparameters): ExitGradients {
+  const params = [...opt.backbone.params, ...opt.head.params];
+  const all = gradientsFor(params, (sink) => traced.backward(seedsFor(net, k, dLogits), sink, h.gradientEquilibrium));
+  return { backbone: all.slice(0, opt.backbone.params.length), head: all.slice(opt.backbone.params.length) };
+}
+
+function stepExit(opt: ExitOptimizers, grads: ExitGradients, lrFactor: number): void {
+  opt.head.step(grads.head, lrFactor);
+  opt.backbone.step(grads.backbone, lrFactor, opt.weight);
 }
 
 /**
  * Multi-way BP (the paper's method): ONE forward pass; for each exit from shallowest to final,
- * its loss alone back-propagated through its segment (gradients from that forward pass), scaled
- * by lambda_k, and its own optimizer (lr / sum of auxiliary weights at and above it) stepped
- * in series. Shallow blocks are thus updated once per exit.
+ * its loss alone back-propagated (gradients from that forward pass) and its two optimizers
+ * stepped, in series. Shallow blocks are thus updated once per exit.
  */
 function multiWay(net: MwNetwork, h: Hyperparameters): TrainingMethod {
-  const { weights, optimizers } = perExitOptimizers(net, h);
+  const { weights, exits } = perExitOptimizers(net, h);
   return {
     method: 'multiway',
     lossWeights: weights,
-    optimizers,
+    optimizers: exits.flatMap((o) => [o.backbone, o.head]),
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const traced = net.trace(x);
-        const e = exitLosses(traced, labels, net.description.classes);
+        const e = exitLosses(net, traced, labels, h.distillation);
         // All gradients first, from the same forward activations and weights; then the steps.
-        const grads = optimizers.map((opt, k) => gradientsFor(opt.params, (sink) => traced.backward(seedsFor(net, k, e.dLogits[k]!), sink)));
-        optimizers.forEach((opt, k) => opt.step(grads[k]!, lrFactor, weights[k]));
+        const grads = exits.map((opt, k) => exitGradients(net, traced, k, e.dLogits[k]!, opt, h));
+        exits.forEach((opt, k) => stepExit(opt, grads[k]!, lrFactor));
         return result(e);
       });
     },
   };
 }
 
-/** Pair-wise BP: for each exit in turn, a fresh forward pass with the current weights, its loss, its step. */
+/**
+ * Pair-wise BP: for each exit in turn, a fresh forward pass up to that exit with the current
+ * weights, its loss, its two optimizers' steps. With distillation every pass runs to the final
+ * exit, whose logits are the teacher.
+ */
 function pairWise(net: MwNetwork, h: Hyperparameters): TrainingMethod {
-  const { weights, optimizers } = perExitOptimizers(net, h);
+  const { weights, exits } = perExitOptimizers(net, h);
   return {
     method: 'pairwise',
     lossWeights: weights,
-    optimizers,
+    optimizers: exits.flatMap((o) => [o.backbone, o.head]),
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const losses: tf.Scalar[] = [];
         const correct: tf.Scalar[] = [];
-        optimizers.forEach((opt, k) => {
+        exits.forEach((opt, k) => {
           const [loss, right] = tf.tidy(() => {
-            const traced = net.trace(x);
-            const e = exitLosses(traced, labels, net.description.classes);
-            const grads = gradientsFor(opt.params, (sink) => traced.backward(seedsFor(net, k, e.dLogits[k]!), sink));
-            opt.step(grads, lrFactor, weights[k]);
+            const traced = net.trace(x, h.distillation ? undefined : k);
+            const e = exitLosses(net, traced, labels, h.distillation);
+            stepExit(opt, exitGradients(net, traced, k, e.dLogits[k]!, opt, h), lrFactor);
             return [e.losses[k]!, e.correct[k]!];
           });
           losses.push(loss as tf.Scalar);
@@ -157,9 +198,9 @@ function joint(net: MwNetwork, h: Hyperparameters): TrainingMethod {
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const traced = net.trace(x);
-        const e = exitLosses(traced, labels, net.description.classes);
+        const e = exitLosses(net, traced, labels, h.distillation);
         const seeds = e.dLogits.map((d, k) => tf.mul(d, weights[k]!));
-        optimizer.step(gradientsFor(optimizer.params, (sink) => traced.backward(seeds, sink)), lrFactor);
+        optimizer.step(gradientsFor(optimizer.params, (sink) => traced.backward(seeds, sink, h.gradientEquilibrium)), lrFactor);
         return result(e);
       });
     },
@@ -182,7 +223,7 @@ function plain(net: MwNetwork, h: Hyperparameters): TrainingMethod {
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const traced = net.trace(x);
-        const e = exitLosses(traced, labels, net.description.classes);
+        const e = exitLosses(net, traced, labels, undefined);
         const backboneGrads = gradientsFor(backbone.params, (sink) => traced.backward(seedsFor(net, final, e.dLogits[final]!), sink));
         const probeGrads = gradientsFor(probes.params, (sink) => {
           for (let k = 0; k < final; k++) traced.backwardHead(k, e.dLogits[k]!, sink);

@@ -80,6 +80,8 @@ export class Trainer {
       momentum: config.momentum,
       weightDecay: config.weightDecay,
       gamma: config.gamma,
+      ...(config.distill ? { distillation: { alpha: config.distillAlpha, temperature: config.distillTemperature } } : {}),
+      gradientEquilibrium: config.gradientEquilibrium,
     });
     this.progress = emptyProgress(this.net.exits.length);
     this.start = {
@@ -136,7 +138,11 @@ export class Trainer {
       assignNetworkTensors(this.net, checkpoint.network, this.options.folder.dir);
       this.method.optimizers.forEach((opt, k) => {
         const saved = checkpoint.optimizers[k];
-        if (!saved || saved.name !== opt.name) throw new Error(`checkpoint optimizer ${k} is ${saved?.name ?? 'missing'}, expected ${opt.name}`);
+        if (!saved || saved.name !== opt.name) {
+          // Checkpoints from before the two-optimizer rule hold one "exit-<block>" optimizer per exit.
+          const older = saved?.name.startsWith('exit-') ? '; it was saved before each exit had separate backbone and head optimizers, so start a new run' : '';
+          throw new Error(`checkpoint optimizer ${k} is ${saved?.name ?? 'missing'}, expected ${opt.name}${older}`);
+        }
         opt.loadState(saved.state);
       });
     } finally {
@@ -212,7 +218,7 @@ export class Trainer {
             step: this.step,
             totalSteps: this.totalSteps,
             losses: trained.values,
-            lr: config.lr * learningRateFactor(config.schedule, this.step - 1, this.totalSteps),
+            lr: config.lr * learningRateFactor(config.schedule, this.step - 1, this.totalSteps, config.milestones),
             imagesPerSecond: recentRate,
             etaSeconds: ((this.totalSteps - this.step) * this.batchSize) / sessionRate,
           };
@@ -249,7 +255,7 @@ export class Trainer {
     const indices = order.subarray(begin, begin + this.batchSize);
     const augment = config.augment ? derivedRandom(config.seed, 1, this.step) : null;
     const { x, labels } = makeBatch(dataset, dataset.train, indices, augment);
-    const factor = learningRateFactor(config.schedule, this.step, this.totalSteps);
+    const factor = learningRateFactor(config.schedule, this.step, this.totalSteps, config.milestones);
     const result = this.method.step(x, labels, factor);
     tf.dispose([x, labels]);
     const [losses, correct] = await Promise.all([result.losses.data(), result.correct.data()]);
