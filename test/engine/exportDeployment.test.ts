@@ -29,7 +29,7 @@ import { locate, PYTHON3_ONNX } from '../requirements.js';
  */
 const CONFIG: RunConfigInput = {
   dataset: 'embedded',
-  arch: { family: 'resnet', depth: 8, width: 0.5, exits: [2] },
+  arch: { family: 'resnet', depth: 8, width: 1, exits: [2] },
   method: 'multiway',
   gamma: 2,
   epochs: 3,
