@@ -39,7 +39,14 @@ const engineLayerZones = ENGINE_LAYERS.slice(0, -1).map((layer, i) => ({
   message: 'the engine imports only from its own layer or below (electron/engine/index.ts lists the order)',
 }));
 
-const FACES = ['./electron/cli', './electron/bench', './electron/main', './electron/serve', './electron/relay', './electron/preload'];
+const FACES = [
+  './electron/cli',
+  './electron/bench',
+  './electron/main',
+  './electron/serve',
+  './electron/relay',
+  './electron/preload',
+];
 
 const boundaryZones = [
   {
@@ -85,7 +92,12 @@ export default tseslint.config(
       parserOptions: { parser: tseslint.parser, sourceType: 'module' },
     },
     settings: {
-      'import-x/resolver-next': [createTypeScriptImportResolver({ project: ['tsconfig.json', 'tsconfig.web.json'], noWarnOnMultipleProjects: true })],
+      'import-x/resolver-next': [
+        createTypeScriptImportResolver({
+          project: ['tsconfig.json', 'tsconfig.web.json'],
+          noWarnOnMultipleProjects: true,
+        }),
+      ],
       'import-x/extensions': ['.ts', '.vue', '.js'],
       // The cycle check parses imported files itself: .vue ones need the Vue parser.
       'import-x/parsers': { 'vue-eslint-parser': ['.vue'], '@typescript-eslint/parser': ['.ts'] },
@@ -95,11 +107,17 @@ export default tseslint.config(
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       // TypeScript checks these (tsc and vue-tsc run in npm test), with better messages.
       'no-undef': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
+      ],
     },
   },
   {
     files: ['**/*.vue'],
-    languageOptions: { parser: vueParser, parserOptions: { parser: tseslint.parser, sourceType: 'module', extraFileExtensions: ['.vue'] } },
+    languageOptions: {
+      parser: vueParser,
+      parserOptions: { parser: tseslint.parser, sourceType: 'module', extraFileExtensions: ['.vue'] },
+    },
   },
 );

@@ -38,15 +38,29 @@ function cases(x: tf.Tensor, dy: tf.Tensor, convFilter: tf.Tensor, depthwiseFilt
   const common = { strides: [1, 1], pad: 'same', dilations: [1, 1], dataFormat: 'NHWC' };
   return [
     { kernel: 'Conv2D', flops: convFlops, inputs: { x, filter: convFilter }, attrs: common },
-    { kernel: 'Conv2DBackpropFilter', flops: convFlops, inputs: { x, dy }, attrs: { ...common, filterShape: convFilterShape } },
-    { kernel: 'Conv2DBackpropInput', flops: convFlops, inputs: { dy, filter: convFilter }, attrs: { ...common, inputShape: xShape } },
+    {
+      kernel: 'Conv2DBackpropFilter',
+      flops: convFlops,
+      inputs: { x, dy },
+      attrs: { ...common, filterShape: convFilterShape },
+    },
+    {
+      kernel: 'Conv2DBackpropInput',
+      flops: convFlops,
+      inputs: { dy, filter: convFilter },
+      attrs: { ...common, inputShape: xShape },
+    },
     { kernel: 'DepthwiseConv2dNative', flops: depthwiseFlops, inputs: { x, filter: depthwiseFilter }, attrs: common },
     {
-      kernel: 'DepthwiseConv2dNativeBackpropFilter', flops: depthwiseFlops, inputs: { x, dy },
+      kernel: 'DepthwiseConv2dNativeBackpropFilter',
+      flops: depthwiseFlops,
+      inputs: { x, dy },
       attrs: { ...common, filterShape: depthwiseFilterShape },
     },
     {
-      kernel: 'DepthwiseConv2dNativeBackpropInput', flops: depthwiseFlops, inputs: { dy, filter: depthwiseFilter },
+      kernel: 'DepthwiseConv2dNativeBackpropInput',
+      flops: depthwiseFlops,
+      inputs: { dy, filter: depthwiseFilter },
       attrs: { ...common, inputShape: xShape },
     },
   ];
@@ -85,7 +99,9 @@ async function benchBackend(name: PortableBackendName): Promise<void> {
     const mine = ours.get(c.kernel);
     const stockText = stock === undefined ? 'missing' : gflops(stock, c).toFixed(2);
     const mineText = mine === undefined ? '-' : gflops(mine, c).toFixed(2);
-    console.log(`${name.padEnd(5)} ${c.kernel.padEnd(36)} stock ${stockText.padStart(8)}   ours ${mineText.padStart(8)}`);
+    console.log(
+      `${name.padEnd(5)} ${c.kernel.padEnd(36)} stock ${stockText.padStart(8)}   ours ${mineText.padStart(8)}`,
+    );
   }
   tf.dispose([x, dy, convFilter, depthwiseFilter]);
 }

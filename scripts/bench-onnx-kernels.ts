@@ -43,7 +43,12 @@ for (const backend of ['wasm-ort', 'wasm'] as const) {
   console.log(`\n${info.label}, batch ${N}: ms (GFLOP/s)`);
   for (const [xShape, outChannels, kernel, stride] of SHAPES) {
     const p = (kernel - 1) / 2;
-    const pad: ExplicitPad = [[0, 0], [p, p], [p, p], [0, 0]];
+    const pad: ExplicitPad = [
+      [0, 0],
+      [p, p],
+      [p, p],
+      [0, 0],
+    ];
     const x = tf.randomNormal(xShape) as tf.Tensor4D;
     const filter = tf.randomNormal([kernel, kernel, xShape[3], outChannels]) as tf.Tensor4D;
     const dy = tf.conv2d(x, filter, stride, pad);

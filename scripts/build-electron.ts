@@ -14,7 +14,13 @@ import { BUILT_FILES } from '../electron/main/layout.js';
 
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const common: BuildOptions = { absWorkingDir: PACKAGE_ROOT, bundle: true, sourcemap: true, legalComments: 'none', logLevel: 'warning' };
+const common: BuildOptions = {
+  absWorkingDir: PACKAGE_ROOT,
+  bundle: true,
+  sourcemap: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+};
 
 /**
  * Main and worker leave every package to node_modules, which ships with the app: the native
@@ -29,7 +35,13 @@ const nodeSide: BuildOptions = { ...common, platform: 'node', format: 'esm', tar
  * else is bundled in; platform 'browser' makes a stray Node import fail the build here rather
  * than the page at start.
  */
-const preload: BuildOptions = { ...common, platform: 'browser', format: 'cjs', target: 'chrome142', external: ['electron'] };
+const preload: BuildOptions = {
+  ...common,
+  platform: 'browser',
+  format: 'cjs',
+  target: 'chrome142',
+  external: ['electron'],
+};
 
 /** Builds main, preload and engine worker under `outRoot` (the package root by default); returns the files written. */
 export async function buildElectron(outRoot = PACKAGE_ROOT): Promise<string[]> {

@@ -26,7 +26,14 @@ const NAME = 'mw-gpu-check';
  * Packages left out of the bundle: each loads native or wasm files relative to its own folder
  * (vite only serves the renderer in `serve --dev`, which the check does not run).
  */
-const EXTERNAL = ['webgpu', 'onnxruntime-node', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'electron', 'vite'];
+const EXTERNAL = [
+  'webgpu',
+  'onnxruntime-node',
+  '@tensorflow/tfjs-node',
+  '@tensorflow/tfjs-node-gpu',
+  'electron',
+  'vite',
+];
 
 /** What run.sh does on the GPU machine: the backend, a short webgpu training run against wasm-ort, then the bench at both sizes. */
 const RUN_SH = `#!/bin/sh
@@ -68,7 +75,8 @@ async function copyPackage(pkg: string, into: string, parts: string[]): Promise<
 }
 
 async function main(): Promise<void> {
-  if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error('pack on linux-x64: the node binary packed is this one');
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    throw new Error('pack on linux-x64: the node binary packed is this one');
   const { values } = parseArgs({ options: { out: { type: 'string' } }, strict: true });
   const out = resolve(values.out ?? `${NAME}.tar.xz`);
   const work = await mkdtemp(join(tmpdir(), 'mw-pack-'));
@@ -119,7 +127,9 @@ async function main(): Promise<void> {
     execFileSync('tar', ['-cf', out, '-I', 'xz -9 -T0', '-C', work, NAME]);
     const bytes = await sizeOf(out);
     if (bytes > LIMIT_BYTES) throw new Error(`${out} is ${(bytes / 2 ** 20).toFixed(1)} MiB, over the 64 MiB limit`);
-    process.stdout.write(`packed ${out} (${(bytes / 2 ** 20).toFixed(1)} MiB); there: tar -xJf ${NAME}.tar.xz && ./${NAME}/run.sh\n`);
+    process.stdout.write(
+      `packed ${out} (${(bytes / 2 ** 20).toFixed(1)} MiB); there: tar -xJf ${NAME}.tar.xz && ./${NAME}/run.sh\n`,
+    );
   } finally {
     await rm(work, { recursive: true, force: true });
   }

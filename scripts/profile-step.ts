@@ -15,7 +15,10 @@ const backend = await initBackend();
 const net = buildNetwork({ family: 'resnet', depth: 20, width: 1, exits: [3, 6] }, [28, 28, 1], 10, 0);
 const training = createTrainingMethod(method, net, { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 });
 const x = tf.randomNormal([batch, 28, 28, 1]) as tf.Tensor4D;
-const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32');
+const labels = tf.tensor1d(
+  Array.from({ length: batch }, (_, i) => i % 10),
+  'int32',
+);
 tf.dispose(Object.values(training.step(x, labels, 1)));
 const start = performance.now();
 const info = await tf.profile(() => {
@@ -31,5 +34,10 @@ for (const k of info.kernels) {
 }
 const rows = [...byKernel].sort((a, b) => b[1].ms - a[1].ms);
 const total = rows.reduce((s, [, v]) => s + v.ms, 0);
-console.log(`${backend.label}: ${method} step, batch ${batch}: ${wall.toFixed(0)} ms wall (profiled), kernels ${total.toFixed(0)} ms`);
-for (const [name, v] of rows.slice(0, 20)) console.log(`${name.padEnd(40)} ${v.ms.toFixed(1).padStart(8)} ms ${((100 * v.ms) / total).toFixed(1).padStart(5)}%  ${v.calls} calls`);
+console.log(
+  `${backend.label}: ${method} step, batch ${batch}: ${wall.toFixed(0)} ms wall (profiled), kernels ${total.toFixed(0)} ms`,
+);
+for (const [name, v] of rows.slice(0, 20))
+  console.log(
+    `${name.padEnd(40)} ${v.ms.toFixed(1).padStart(8)} ms ${((100 * v.ms) / total).toFixed(1).padStart(5)}%  ${v.calls} calls`,
+  );

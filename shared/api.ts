@@ -17,7 +17,13 @@ import {
 } from './metrics.js';
 import { EXIT_CRITERIA, EarlyExitSweepSchema, LesionStudySchema, SupervisionSharesSchema } from './analysis.js';
 import { ExitRefSchema } from './exitRef.js';
-import { EVALUATION_SPLITS, EvaluationImagesSchema, EvaluationSchema, ImageSelectionSchema, MAX_THUMBNAILS } from './evaluation.js';
+import {
+  EVALUATION_SPLITS,
+  EvaluationImagesSchema,
+  EvaluationSchema,
+  ImageSelectionSchema,
+  MAX_THUMBNAILS,
+} from './evaluation.js';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
@@ -67,7 +73,12 @@ export const RequestSchemas = {
       split: z.enum(EVALUATION_SPLITS),
       selection: ImageSelectionSchema,
       offset: z.number().int().nonnegative().default(0),
-      limit: z.number().int().positive().max(MAX_THUMBNAILS, `at most ${MAX_THUMBNAILS} images a page`).default(MAX_THUMBNAILS),
+      limit: z
+        .number()
+        .int()
+        .positive()
+        .max(MAX_THUMBNAILS, `at most ${MAX_THUMBNAILS} images a page`)
+        .default(MAX_THUMBNAILS),
     })
     .strict(),
   /** The New-run page's look at a dataset before training: counts, thumbnails, augmentation draws. */
@@ -110,7 +121,11 @@ export const RunDetailSchema = z.object({
 });
 export type RunDetail = z.infer<typeof RunDetailSchema>;
 
-export const ExportResultSchema = z.object({ files: z.array(z.string()), directory: z.string(), deployment: DeploymentReportSchema });
+export const ExportResultSchema = z.object({
+  files: z.array(z.string()),
+  directory: z.string(),
+  deployment: DeploymentReportSchema,
+});
 export type ExportResult = z.infer<typeof ExportResultSchema>;
 
 /** Responses, for validation on the renderer side of a socket. */
@@ -142,7 +157,13 @@ export const StudioEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('run'), events: z.array(RunEventSchema) }),
   z.object({ type: z.literal('trainer-crashed'), message: z.string(), run: z.string().optional() }),
   z.object({ type: z.literal('menu-command'), command: z.enum(MENU_COMMANDS) }),
-  z.object({ type: z.literal('evaluation-progress'), run: z.string(), split: z.enum(EVALUATION_SPLITS), done: z.number().int().nonnegative(), total: z.number().int().nonnegative() }),
+  z.object({
+    type: z.literal('evaluation-progress'),
+    run: z.string(),
+    split: z.enum(EVALUATION_SPLITS),
+    done: z.number().int().nonnegative(),
+    total: z.number().int().nonnegative(),
+  }),
 ]);
 export type StudioEvent = z.infer<typeof StudioEventSchema>;
 
@@ -163,8 +184,14 @@ export function isStudioMethod(name: unknown): name is StudioMethod {
 }
 
 /** Validates a request arriving at the engine; throws ApiError naming the method and field. */
-export function parseRequest<M extends StudioMethod>(method: unknown, payload: unknown): { method: M; request: StudioRequest<M> } {
-  if (!isStudioMethod(method)) throw new ApiError(`unknown method ${JSON.stringify(method)}; expected one of ${Object.keys(RequestSchemas).join(', ')}`);
+export function parseRequest<M extends StudioMethod>(
+  method: unknown,
+  payload: unknown,
+): { method: M; request: StudioRequest<M> } {
+  if (!isStudioMethod(method))
+    throw new ApiError(
+      `unknown method ${JSON.stringify(method)}; expected one of ${Object.keys(RequestSchemas).join(', ')}`,
+    );
   const parsed = RequestSchemas[method].safeParse(payload ?? {});
   if (!parsed.success) throw new ApiError(`${method}: ${describeIssues(parsed.error)}`);
   return { method: method as M, request: parsed.data as StudioRequest<M> };

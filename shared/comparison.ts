@@ -22,14 +22,50 @@ interface Summarized {
  */
 function baselineKey(config: RunConfig): string {
   const { arch } = config;
-  const backbone = arch.family === 'resnet' ? { family: arch.family, depth: arch.depth, width: arch.width, block: resnetBlockOf(arch) } : { family: arch.family, width: arch.width };
-  const { dataset, limitTrain, limitTest, validationSplit, augment, epochs, batchSize, lr, momentum, weightDecay, schedule, milestones } = config;
-  return JSON.stringify([backbone, dataset, limitTrain ?? null, limitTest ?? null, validationSplit, augment, epochs, batchSize, lr, momentum, weightDecay, schedule, milestones]);
+  const backbone =
+    arch.family === 'resnet'
+      ? { family: arch.family, depth: arch.depth, width: arch.width, block: resnetBlockOf(arch) }
+      : { family: arch.family, width: arch.width };
+  const {
+    dataset,
+    limitTrain,
+    limitTest,
+    validationSplit,
+    augment,
+    epochs,
+    batchSize,
+    lr,
+    momentum,
+    weightDecay,
+    schedule,
+    milestones,
+  } = config;
+  return JSON.stringify([
+    backbone,
+    dataset,
+    limitTrain ?? null,
+    limitTest ?? null,
+    validationSplit,
+    augment,
+    epochs,
+    batchSize,
+    lr,
+    momentum,
+    weightDecay,
+    schedule,
+    milestones,
+  ]);
 }
 
 /** Label of a run's training method, "multiway+distill" when self-distilled. */
-export function methodLabel(config: { method: string; distill?: boolean | undefined; gradientEquilibrium?: boolean | undefined }): string {
-  return [config.method, ...(config.distill ? ['distill'] : []), ...(config.gradientEquilibrium ? ['ge'] : [])].join('+');
+export function methodLabel(config: {
+  method: string;
+  distill?: boolean | undefined;
+  gradientEquilibrium?: boolean | undefined;
+}): string {
+  return [config.method, ...(config.distill ? ['distill'] : []), ...(config.gradientEquilibrium ? ['ge'] : [])].join(
+    '+',
+  );
 }
 
 export interface ExitTax {
@@ -51,7 +87,9 @@ export function exitTax(run: Summarized, others: readonly Summarized[]): ExitTax
 }
 
 /** One row per exit block found in any run, shallowest first; a run without that exit has undefined there. */
-export function exitComparison(runs: readonly Pick<Summarized, 'exits'>[]): { block: number; final: boolean; top1: (number | undefined)[] }[] {
+export function exitComparison(
+  runs: readonly Pick<Summarized, 'exits'>[],
+): { block: number; final: boolean; top1: (number | undefined)[] }[] {
   const blocks = [...new Set(runs.flatMap((r) => r.exits.map((e) => e.block)))].sort((a, b) => a - b);
   return blocks.map((block) => ({
     block,
@@ -95,4 +133,3 @@ export function studyTable(runs: readonly Summarized[]): StudyRow[] {
     return { method, runs: group.length, exits, ...(tax === undefined ? {} : { exitTax: tax }) };
   });
 }
-

@@ -23,7 +23,8 @@ const DIRECTIVES: readonly (readonly [string, string])[] = [
 /** Directives a browser ignores, with a console warning, when they come in a meta element. */
 const HEADER_ONLY = new Set(['frame-ancestors']);
 
-const policy = (directives: readonly (readonly [string, string])[]) => directives.map(([name, sources]) => `${name} ${sources}`).join('; ');
+const policy = (directives: readonly (readonly [string, string])[]) =>
+  directives.map(([name, sources]) => `${name} ${sources}`).join('; ');
 
 /** The Content-Security-Policy response header. */
 export const CONTENT_SECURITY_POLICY = policy(DIRECTIVES);

@@ -13,7 +13,10 @@ export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 export type WeightPrecision = 'float32' | 'float16' | 'int8';
 
 /** How each format is written: the runtime that loads it, every exit up to the chosen one or that one alone, its weights. */
-export const EXPORT_FORMAT_KINDS: Record<ExportFormat, { runtime: 'tfjs' | 'onnx'; multiExit: boolean; weights: WeightPrecision }> = {
+export const EXPORT_FORMAT_KINDS: Record<
+  ExportFormat,
+  { runtime: 'tfjs' | 'onnx'; multiExit: boolean; weights: WeightPrecision }
+> = {
   tfjs: { runtime: 'tfjs', multiExit: false, weights: 'float32' },
   'tfjs-float16': { runtime: 'tfjs', multiExit: false, weights: 'float16' },
   onnx: { runtime: 'onnx', multiExit: false, weights: 'float32' },

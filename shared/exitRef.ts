@@ -5,7 +5,10 @@
  */
 import { z } from 'zod';
 
-export const ExitRefSchema = z.union([z.literal('final'), z.number({ error: 'exit must be a block number or "final"' }).int().positive()]);
+export const ExitRefSchema = z.union([
+  z.literal('final'),
+  z.number({ error: 'exit must be a block number or "final"' }).int().positive(),
+]);
 export type ExitRef = z.infer<typeof ExitRefSchema>;
 
 interface NamedExit {

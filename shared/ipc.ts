@@ -41,6 +41,7 @@ export function isStudioEvent(data: unknown): data is StudioEvent {
   const event = data as Record<string, unknown>;
   if (event.type === 'run') return Array.isArray(event.events);
   if (event.type === 'menu-command') return (MENU_COMMANDS as readonly unknown[]).includes(event.command);
-  if (event.type === 'evaluation-progress') return typeof event.run === 'string' && typeof event.done === 'number' && typeof event.total === 'number';
+  if (event.type === 'evaluation-progress')
+    return typeof event.run === 'string' && typeof event.done === 'number' && typeof event.total === 'number';
   return event.type === 'trainer-crashed' && typeof event.message === 'string';
 }

@@ -44,13 +44,22 @@ export const ExitReportSchema = ExitInfoSchema.extend({
 });
 export type ExitReport = z.infer<typeof ExitReportSchema>;
 
-export const BackendSummarySchema = z.object({ name: z.string(), label: z.string(), device: z.string(), gpu: z.boolean() });
+export const BackendSummarySchema = z.object({
+  name: z.string(),
+  label: z.string(),
+  device: z.string(),
+  gpu: z.boolean(),
+});
 export type BackendSummary = z.infer<typeof BackendSummarySchema>;
 
 export const DatasetSummarySchema = z.object({
   name: z.string(),
   source: z.string(),
-  shape: z.object({ height: z.number().int().positive(), width: z.number().int().positive(), channels: z.number().int().positive() }),
+  shape: z.object({
+    height: z.number().int().positive(),
+    width: z.number().int().positive(),
+    channels: z.number().int().positive(),
+  }),
   classes: z.array(z.string()),
   train: count,
   test: count,

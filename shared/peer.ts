@@ -59,11 +59,25 @@ export class Peer {
       this.pending.set(id, pending);
       const limit = this.options.timeoutMs?.(method);
       if (limit !== undefined) {
-        pending.timers.push(setTimeout(() => this.settle(id, new ApiError(`${method}: ${this.options.remote} did not answer within ${Math.round(limit / 1000)} s`)), limit));
+        pending.timers.push(
+          setTimeout(
+            () =>
+              this.settle(
+                id,
+                new ApiError(`${method}: ${this.options.remote} did not answer within ${Math.round(limit / 1000)} s`),
+              ),
+            limit,
+          ),
+        );
       }
       if (this.link) this.transmit(pending, this.link);
       else if (this.options.connectTimeoutMs !== undefined) {
-        pending.timers.push(setTimeout(() => !pending.sent && this.settle(id, new ApiError(`${method}: not connected to ${this.options.remote}`)), this.options.connectTimeoutMs));
+        pending.timers.push(
+          setTimeout(
+            () => !pending.sent && this.settle(id, new ApiError(`${method}: not connected to ${this.options.remote}`)),
+            this.options.connectTimeoutMs,
+          ),
+        );
       }
     });
   }

@@ -20,13 +20,22 @@ export const DatasetPreviewRequestSchema = z
     dataset: z.string().min(1, 'dataset is required').max(4096),
     imageSize: z.number().int().min(4).max(512).optional(),
     augment: z.boolean().default(true),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(0),
   })
   .strict();
 
 export const DatasetPreviewSchema = z.object({
   name: z.string(),
-  shape: z.object({ height: z.number().int().positive(), width: z.number().int().positive(), channels: z.number().int().positive() }),
+  shape: z.object({
+    height: z.number().int().positive(),
+    width: z.number().int().positive(),
+    channels: z.number().int().positive(),
+  }),
   /** Set when images were resized to one size: how many, to what, and why. */
   sizeNote: z.string().optional(),
   /** Per class, in output order: images in the training set (before the validation hold-out) and the test set, and a few thumbnails. */

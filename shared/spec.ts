@@ -51,7 +51,10 @@ export function isResnetDepth(depth: number): boolean {
 }
 
 const positiveInt = (what: string) =>
-  z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).positive(`${what} must be at least 1`);
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be a whole number`)
+    .positive(`${what} must be at least 1`);
 
 const finitePositive = (what: string) =>
   z
@@ -105,17 +108,32 @@ export const RunConfigSchema = z
     schedule: z.enum(['step', 'cosine']).default('step'),
     /** Fractions of training at which the step schedule multiplies the lr by 0.1 (the paper's code: 40% and 60%). */
     milestones: z
-      .array(z.number({ error: 'a milestone must be a number' }).gt(0, 'milestones lie between 0 and 1').lt(1, 'milestones lie between 0 and 1'))
+      .array(
+        z
+          .number({ error: 'a milestone must be a number' })
+          .gt(0, 'milestones lie between 0 and 1')
+          .lt(1, 'milestones lie between 0 and 1'),
+      )
       .max(8, 'at most 8 milestones')
       .refine((m) => m.every((v, i) => i === 0 || v > m[i - 1]!), 'milestones must increase (e.g. 0.4,0.6)')
       .default([0.4, 0.6]),
     /** Self-distillation: auxiliary exits also learn from the final exit's softened predictions. */
     distill: z.boolean().default(false),
-    distillAlpha: z.number({ error: 'distill alpha must be a number' }).min(0, 'distill alpha lies between 0 and 1').max(1, 'distill alpha lies between 0 and 1').default(0.5),
-    distillTemperature: finitePositive('distill temperature').refine((t) => t <= 100, 'distill temperature is at most 100').default(3),
+    distillAlpha: z
+      .number({ error: 'distill alpha must be a number' })
+      .min(0, 'distill alpha lies between 0 and 1')
+      .max(1, 'distill alpha lies between 0 and 1')
+      .default(0.5),
+    distillTemperature: finitePositive('distill temperature')
+      .refine((t) => t <= 100, 'distill temperature is at most 100')
+      .default(3),
     /** IMTA's gradient equilibrium: each block learns from the average of the exits at and above it. */
     gradientEquilibrium: z.boolean().default(false),
-    seed: z.number().int('seed must be a whole number').min(0).max(2 ** 31 - 1),
+    seed: z
+      .number()
+      .int('seed must be a whole number')
+      .min(0)
+      .max(2 ** 31 - 1),
     augment: z.boolean().default(true),
     /**
      * Fraction of the training images held out for validation (0 = none), stratified and seeded:
@@ -123,7 +141,10 @@ export const RunConfigSchema = z
      */
     validationSplit: z.number().min(0).max(0.5, 'validation split is at most 0.5').default(DEFAULT_VALIDATION_SPLIT),
     /** Image folders: every image resized to imageSize x imageSize (default: the most common size, capped at 64). */
-    imageSize: positiveInt('image size').min(4, 'image size is at least 4').max(512, 'image size is at most 512').optional(),
+    imageSize: positiveInt('image size')
+      .min(4, 'image size is at least 4')
+      .max(512, 'image size is at most 512')
+      .optional(),
     limitTrain: positiveInt('limit-train').optional(),
     limitTest: positiveInt('limit-test').optional(),
   })
@@ -133,7 +154,13 @@ export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
 
 /** The default network: every face (the new-run form, the CLI's help, the bench) starts from it. */
-export const DEFAULT_ARCH: Extract<ArchSpec, { family: 'resnet' }> = { family: 'resnet', depth: 20, width: 1, block: DEFAULT_RESNET_BLOCK, exits: [3, 6] };
+export const DEFAULT_ARCH: Extract<ArchSpec, { family: 'resnet' }> = {
+  family: 'resnet',
+  depth: 20,
+  width: 1,
+  block: DEFAULT_RESNET_BLOCK,
+  exits: [3, 6],
+};
 
 export const DEFAULT_RUN_CONFIG: RunConfig = {
   dataset: 'embedded',
@@ -176,7 +203,9 @@ export function parseRunConfig(input: unknown): RunConfig {
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error));
   const config = parsed.data;
   if (config.method === 'plain' && (config.distill || config.gradientEquilibrium)) {
-    throw new ConfigError(`method: ${config.distill ? 'distillation' : 'gradient equilibrium'} trains the auxiliary exits' backbone, which plain BP does not; use joint, multiway or pairwise`);
+    throw new ConfigError(
+      `method: ${config.distill ? 'distillation' : 'gradient equilibrium'} trains the auxiliary exits' backbone, which plain BP does not; use joint, multiway or pairwise`,
+    );
   }
   const blocks = blockCount(config.arch);
   const outside = (config.arch.exits ?? []).filter((b) => b >= blocks);

@@ -42,7 +42,8 @@ export const PYTHON3_ONNX: Requirement = {
 
 export const ELECTRON: Requirement = {
   name: 'electron',
-  install: 'node node_modules/electron/install.js downloads the binary; on Linux it also needs a display, e.g. xvfb-run',
+  install:
+    'node node_modules/electron/install.js downloads the binary; on Linux it also needs a display, e.g. xvfb-run',
   locate() {
     if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) return undefined;
     try {
@@ -57,7 +58,10 @@ export const ELECTRON: Requirement = {
 };
 
 function hidden(requirement: Requirement): boolean {
-  return (process.env.MW_TEST_HIDE ?? '').split(',').map((s) => s.trim()).includes(requirement.name);
+  return (process.env.MW_TEST_HIDE ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .includes(requirement.name);
 }
 
 /**
@@ -68,7 +72,8 @@ export function locate(requirement: Requirement, what: string): string | undefin
   const path = hidden(requirement) ? undefined : requirement.locate();
   if (path) return path;
   const missing = `${requirement.name} is not installed (${requirement.install})`;
-  if (process.env.CI === 'true' && requirement.requiredInCi) throw new Error(`CI=true: ${missing}; ${what} must run in CI`);
+  if (process.env.CI === 'true' && requirement.requiredInCi)
+    throw new Error(`CI=true: ${missing}; ${what} must run in CI`);
   process.stderr.write(`skipped: ${what}: ${missing}\n`);
   return undefined;
 }

@@ -15,7 +15,15 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { exitLabel, formatMs } from '../../shared/format.js';
 import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, parseRunConfig, resolveExits, type Method } from '../../shared/spec.js';
-import { buildNetwork, createTrainingMethod, exitLatency, initBackend, measureLatency, onnxLatency, openSubModelSession } from '../engine/index.js';
+import {
+  buildNetwork,
+  createTrainingMethod,
+  exitLatency,
+  initBackend,
+  measureLatency,
+  onnxLatency,
+  openSubModelSession,
+} from '../engine/index.js';
 import { renderTable } from '../cli/table.js';
 import { configFromFlags, TRAIN_OPTIONS } from '../cli/train.js';
 import { UsageError } from '../cli/usage.js';
@@ -53,12 +61,28 @@ interface BenchShape {
   steps: number;
 }
 
-function torchReference(mode: string, { depth, exits, shape, batch, steps }: BenchShape): TorchResult | { skipped: string } {
+function torchReference(
+  mode: string,
+  { depth, exits, shape, batch, steps }: BenchShape,
+): TorchResult | { skipped: string } {
   const script = process.env.MW_TORCH_REFERENCE ?? fileURLToPath(new URL('torch_throughput.py', import.meta.url));
   const python = process.env.MW_PYTHON ?? '/usr/bin/python3';
   if (!existsSync(python)) return { skipped: `${python} not found (set MW_PYTHON)` };
   if (!existsSync(script)) return { skipped: `${script} not found (set MW_TORCH_REFERENCE)` };
-  const args = ['--depth', String(depth), '--exits', exits.join(','), '--shape', shape.join('x'), '--mode', mode, '--batch', String(batch), '--steps', String(steps)];
+  const args = [
+    '--depth',
+    String(depth),
+    '--exits',
+    exits.join(','),
+    '--shape',
+    shape.join('x'),
+    '--mode',
+    mode,
+    '--batch',
+    String(batch),
+    '--steps',
+    String(steps),
+  ];
   const run = spawnSync(python, [script, ...args], { encoding: 'utf8' });
   const line = run.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -71,22 +95,37 @@ function torchReference(mode: string, { depth, exits, shape, batch, steps }: Ben
 export async function bench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { backend: { type: 'string' }, shape: { type: 'string' }, depth: TRAIN_OPTIONS.depth, exits: TRAIN_OPTIONS.exits, batch: TRAIN_OPTIONS.batch, steps: { type: 'string' }, out: { type: 'string' }, baseline: { type: 'string' }, 'no-torch': { type: 'boolean' } },
+    options: {
+      backend: { type: 'string' },
+      shape: { type: 'string' },
+      depth: TRAIN_OPTIONS.depth,
+      exits: TRAIN_OPTIONS.exits,
+      batch: TRAIN_OPTIONS.batch,
+      steps: { type: 'string' },
+      out: { type: 'string' },
+      baseline: { type: 'string' },
+      'no-torch': { type: 'boolean' },
+    },
     strict: true,
   });
   // The network and batch go through train's parser, so a bad setting gets train's one-line error.
-  const config = parseRunConfig(configFromFlags({ depth: values.depth, exits: values.exits ?? DEFAULT_ARCH.exits!.join(','), batch: values.batch }));
+  const config = parseRunConfig(
+    configFromFlags({ depth: values.depth, exits: values.exits ?? DEFAULT_ARCH.exits!.join(','), batch: values.batch }),
+  );
   if (config.arch.family !== 'resnet') throw new UsageError('the bench measures MwResNet only');
   const { depth } = config.arch;
   const exits = resolveExits(config.arch);
   const batch = config.batchSize;
   const steps = Number(values.steps ?? 6);
-  if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`--steps must be a whole number of at least 1, not "${values.steps}"`);
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new UsageError(`--steps must be a whole number of at least 1, not "${values.steps}"`);
   const [height, width, channels] = parseShape(values.shape ?? '28x28x1');
   const settings: BenchShape = { depth, exits, shape: [height, width, channels], batch, steps };
   const backend = await initBackend(values.backend);
   const arch = { ...config.arch, exits };
-  process.stderr.write(`bench: MwResNet-${depth} exits ${exits.join(',')}, ${height}x${width}x${channels}, batch ${batch}, ${steps} timed steps, backend ${backend.label} on ${backend.device}\n`);
+  process.stderr.write(
+    `bench: MwResNet-${depth} exits ${exits.join(',')}, ${height}x${width}x${channels}, batch ${batch}, ${steps} timed steps, backend ${backend.label} on ${backend.device}\n`,
+  );
 
   let peakBytes = 0;
   let peakGpuBytes = 0;
@@ -105,7 +144,10 @@ export async function bench(argv: string[]): Promise<number> {
       // Two warm-up steps: kernel setup and first-step allocations are not throughput.
       if (s >= 2) timed += performance.now() - start;
       peakBytes = Math.max(peakBytes, process.memoryUsage().rss);
-      peakGpuBytes = Math.max(peakGpuBytes, (tf.memory() as { numBytesInGPUAllocated?: number }).numBytesInGPUAllocated ?? 0);
+      peakGpuBytes = Math.max(
+        peakGpuBytes,
+        (tf.memory() as { numBytesInGPUAllocated?: number }).numBytesInGPUAllocated ?? 0,
+      );
       for (const t of [x, labels, result.losses, result.correct]) t.dispose();
     }
     for (const opt of trainer.optimizers) opt.disposeState();
@@ -113,7 +155,17 @@ export async function bench(argv: string[]): Promise<number> {
     return (steps * batch) / (timed / 1000);
   };
 
-  const training: Record<string, { imagesPerSecond: number; baselineImagesPerSecond?: number; torchImagesPerSecond?: number; torchDevice?: string; ratio?: number; torchSkipped?: string }> = {};
+  const training: Record<
+    string,
+    {
+      imagesPerSecond: number;
+      baselineImagesPerSecond?: number;
+      torchImagesPerSecond?: number;
+      torchDevice?: string;
+      ratio?: number;
+      torchSkipped?: string;
+    }
+  > = {};
   for (const method of BENCH_METHODS) {
     const imagesPerSecond = await trainingThroughput(method);
     const entry: (typeof training)[string] = { imagesPerSecond };
@@ -128,7 +180,10 @@ export async function bench(argv: string[]): Promise<number> {
         entry.ratio = imagesPerSecond / torch.train_img_per_s;
       }
     }
-    const torchText = entry.torchImagesPerSecond === undefined ? '' : `, torch ${entry.torchImagesPerSecond.toFixed(1)} img/s on ${entry.torchDevice}`;
+    const torchText =
+      entry.torchImagesPerSecond === undefined
+        ? ''
+        : `, torch ${entry.torchImagesPerSecond.toFixed(1)} img/s on ${entry.torchDevice}`;
     process.stderr.write(`  ${method}: ${imagesPerSecond.toFixed(1)} img/s${torchText}\n`);
   }
   // The path this one improves on, measured in the same run: wasm-ort against plain wasm.
@@ -151,21 +206,56 @@ export async function bench(argv: string[]): Promise<number> {
   for (const exit of net.costs()) {
     const ours = await exitLatency(net, exit.index);
     const image = tf.randomNormal([1, height, width, channels]);
-    const tfjsKernels = await measureLatency(() => net.predict(image, { upToExit: exit.index, onlyLast: true })).finally(() => image.dispose());
+    const tfjsKernels = await measureLatency(() =>
+      net.predict(image, { upToExit: exit.index, onlyLast: true }),
+    ).finally(() => image.dispose());
     const session = await openSubModelSession(net, [exit.index]);
     const onnx = await onnxLatency(session, [height, width, channels]).finally(() => session.release());
-    latency.push({ exit: exitLabel(exit), block: exit.block, ...ours, tfjsKernelsBatch1: tfjsKernels, onnxBatch1: onnx, ratioToOnnx: ours.batch1.median / onnx.median });
+    latency.push({
+      exit: exitLabel(exit),
+      block: exit.block,
+      ...ours,
+      tfjsKernelsBatch1: tfjsKernels,
+      onnxBatch1: onnx,
+      ratioToOnnx: ours.batch1.median / onnx.median,
+    });
   }
   net.dispose();
 
-  const report = { backend: backend.name, label: backend.label, baseline, device: backend.device, depth, exits, shape: settings.shape, batch, steps, training, latency, peakMemoryBytes: peakBytes, ...(peakGpuBytes > 0 ? { peakGpuBytes } : {}), date: new Date().toISOString() };
+  const report = {
+    backend: backend.name,
+    label: backend.label,
+    baseline,
+    device: backend.device,
+    depth,
+    exits,
+    shape: settings.shape,
+    batch,
+    steps,
+    training,
+    latency,
+    peakMemoryBytes: peakBytes,
+    ...(peakGpuBytes > 0 ? { peakGpuBytes } : {}),
+    date: new Date().toISOString(),
+  };
   const rows = BENCH_METHODS.map((m) => {
     const t = training[m]!;
-    const against = t.baselineImagesPerSecond === undefined ? [] : [t.baselineImagesPerSecond.toFixed(1), `${(t.imagesPerSecond / t.baselineImagesPerSecond).toFixed(2)}x`];
-    return [m, t.imagesPerSecond.toFixed(1), ...against, t.torchImagesPerSecond?.toFixed(1) ?? (t.torchSkipped ? 'n/a' : '-'), t.ratio ? `${t.ratio.toFixed(3)}x` : '-'];
+    const against =
+      t.baselineImagesPerSecond === undefined
+        ? []
+        : [t.baselineImagesPerSecond.toFixed(1), `${(t.imagesPerSecond / t.baselineImagesPerSecond).toFixed(2)}x`];
+    return [
+      m,
+      t.imagesPerSecond.toFixed(1),
+      ...against,
+      t.torchImagesPerSecond?.toFixed(1) ?? (t.torchSkipped ? 'n/a' : '-'),
+      t.ratio ? `${t.ratio.toFixed(3)}x` : '-',
+    ];
   });
   const baselineHeaders = baseline !== undefined ? [`${baseline} img/s`, 'speed-up'] : [];
-  process.stdout.write(`${renderTable(['method', `${backend.name} img/s`, ...baselineHeaders, 'torch img/s', 'ratio to torch'], rows)}\n\n`);
+  process.stdout.write(
+    `${renderTable(['method', `${backend.name} img/s`, ...baselineHeaders, 'torch img/s', 'ratio to torch'], rows)}\n\n`,
+  );
   process.stdout.write(
     `${renderTable(
       ['exit', 'latency b1', 'p90 b1', 'latency b32', 'tfjs kernels b1', 'onnxruntime b1 (exported)', 'ratio'],
@@ -180,7 +270,9 @@ export async function bench(argv: string[]): Promise<number> {
       ]),
     )}\n`,
   );
-  process.stdout.write(`peak resident memory ${(peakBytes / 2 ** 20).toFixed(0)} MiB${peakGpuBytes > 0 ? `, GPU buffers ${(peakGpuBytes / 2 ** 20).toFixed(0)} MiB` : ''}\n`);
+  process.stdout.write(
+    `peak resident memory ${(peakBytes / 2 ** 20).toFixed(0)} MiB${peakGpuBytes > 0 ? `, GPU buffers ${(peakGpuBytes / 2 ** 20).toFixed(0)} MiB` : ''}\n`,
+  );
   const out = values.out ?? 'bench.json';
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`written: ${out}\n`);

@@ -41,7 +41,11 @@ export function evaluationTables(evaluation: Evaluation): string {
     String(exits[0]?.perClass[c]?.support ?? 0),
     ...exits.map((e) => `${formatPercent(e.perClass[c]!.precision, 1)} / ${formatPercent(e.perClass[c]!.recall, 1)}`),
   ]);
-  const pairRows = overthinking.pairs.map((p) => [`${exitLabel(exits[p.shallow]!)} -> ${exitLabel(exits[p.deep]!)}`, String(p.overthinking), String(p.rescued)]);
+  const pairRows = overthinking.pairs.map((p) => [
+    `${exitLabel(exits[p.shallow]!)} -> ${exitLabel(exits[p.deep]!)}`,
+    String(p.overthinking),
+    String(p.rescued),
+  ]);
   return [
     renderTable(['exit', 'top-1', ...(top5 ? ['top-5'] : []), 'oracle up to it'], exitRows),
     renderTable(['class', 'support', ...exits.map((e) => `${exitLabel(e)} P / R`)], classRows),
@@ -58,7 +62,14 @@ export function evaluationJson(evaluation: Evaluation): object {
     samples,
     step,
     classes,
-    exits: exits.map(({ block, final, top1, top5, perClass, confusion }) => ({ block, final, top1, ...(top5 !== undefined ? { top5 } : {}), perClass, confusion })),
+    exits: exits.map(({ block, final, top1, top5, perClass, confusion }) => ({
+      block,
+      final,
+      top1,
+      ...(top5 !== undefined ? { top5 } : {}),
+      perClass,
+      confusion,
+    })),
     overthinking,
   };
 }
@@ -82,7 +93,9 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
         process.stderr.write(`evaluating ${split}: ${done}/${total} images\n`);
       },
     }));
-  process.stdout.write(`${evaluation.samples} ${split} images of ${evaluation.run}\n\n${evaluationTables(evaluation)}\n`);
+  process.stdout.write(
+    `${evaluation.samples} ${split} images of ${evaluation.run}\n\n${evaluationTables(evaluation)}\n`,
+  );
   if (flags.json) process.stdout.write(`${JSON.stringify(evaluationJson(evaluation))}\n`);
   return 0;
 }

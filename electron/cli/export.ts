@@ -46,7 +46,8 @@ async function chosenExit(run: string, exit: string): Promise<{ point: ExitInfo;
 export async function exportCommand(argv: string[]): Promise<number> {
   const { values: flags } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   if (!flags.run || !flags.exit || !flags.format) throw new UsageError('--run, --exit and --format are required');
-  if (!isExportFormat(flags.format)) throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}, not "${flags.format}"`);
+  if (!isExportFormat(flags.format))
+    throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}, not "${flags.format}"`);
   const threshold = flags.threshold === undefined ? undefined : Number(flags.threshold);
   const { point, network } = await chosenExit(flags.run, flags.exit);
   await initBackend(flags.backend);
@@ -65,7 +66,9 @@ export async function exportCommand(argv: string[]): Promise<number> {
 }
 
 function deploymentLines({ accuracy, sizes, onnxruntimeBatch1: latency }: DeploymentReport): string[] {
-  const scores = (['float32', 'float16', 'int8'] as const).flatMap((p) => (accuracy[p] === undefined ? [] : [`${p} ${formatPercent(accuracy[p], 2)}`]));
+  const scores = (['float32', 'float16', 'int8'] as const).flatMap((p) =>
+    accuracy[p] === undefined ? [] : [`${p} ${formatPercent(accuracy[p], 2)}`],
+  );
   const engine = accuracy.engine === undefined ? '' : ` (the run measured ${formatPercent(accuracy.engine, 2)})`;
   const ms = (l: { median: number }) => formatMs(l.median);
   return [

@@ -83,7 +83,9 @@ async function main(argv: string[]): Promise<number> {
     const usage = error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
     const userError = usage || USER_ERRORS.some((kind) => error instanceof kind);
     const hint = usage ? ` (mw-studio ${command} --help lists the options)` : '';
-    process.stderr.write(`\nmw-studio ${command}: ${userError ? oneLine((error as Error).message) : (error as Error).stack}${hint}\n`);
+    process.stderr.write(
+      `\nmw-studio ${command}: ${userError ? oneLine((error as Error).message) : (error as Error).stack}${hint}\n`,
+    );
     return usage || error instanceof ConfigError ? 2 : 1;
   }
 }

@@ -19,20 +19,29 @@ const OPTIONS = {
 } as const;
 
 export async function predictCommand(argv: string[]): Promise<number> {
-  const { values: flags, positionals: images } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
+  const { values: flags, positionals: images } = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    strict: true,
+    allowPositionals: true,
+  });
   if (!flags.model) throw new UsageError('--model is required');
   if (!images.length) throw new UsageError('give at least one image file');
   const top = flags.top === undefined ? 3 : Number(flags.top);
-  if (!Number.isInteger(top) || top < 1) throw new UsageError(`--top must be a whole number of at least 1, not "${flags.top}"`);
+  if (!Number.isInteger(top) || top < 1)
+    throw new UsageError(`--top must be a whole number of at least 1, not "${flags.top}"`);
   await initBackend(flags.backend);
   for (const prediction of await predictImages(flags.model, images, top)) {
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(prediction)}\n`);
       continue;
     }
-    const exit = prediction.exit ? `  (answered by ${prediction.exit.label}, ${formatCount(prediction.exit.macs)} MACs, ${formatCount(prediction.exit.params)} params)` : '';
+    const exit = prediction.exit
+      ? `  (answered by ${prediction.exit.label}, ${formatCount(prediction.exit.macs)} MACs, ${formatCount(prediction.exit.params)} params)`
+      : '';
     process.stdout.write(`${prediction.file}${exit}\n`);
-    for (const { label, probability } of prediction.top) process.stdout.write(`  ${formatPercent(probability, 1).padStart(6)}  ${label}\n`);
+    for (const { label, probability } of prediction.top)
+      process.stdout.write(`  ${formatPercent(probability, 1).padStart(6)}  ${label}\n`);
   }
   return 0;
 }

@@ -33,7 +33,9 @@ export class ProgressReporter {
   epoch(m: EpochMetrics): void {
     const accuracy = m.testAccuracy.map((a) => formatPercent(a)).join(' / ');
     const train = m.trainAccuracy.map((a) => formatPercent(a)).join(' / ');
-    this.line(`epoch ${m.epoch}/${m.epochs} done in ${formatDuration(m.seconds)} (${Math.round(m.imagesPerSecond)} img/s)  train acc ${train}  held-out acc ${accuracy}`);
+    this.line(
+      `epoch ${m.epoch}/${m.epochs} done in ${formatDuration(m.seconds)} (${Math.round(m.imagesPerSecond)} img/s)  train acc ${train}  held-out acc ${accuracy}`,
+    );
   }
 
   line(text: string): void {

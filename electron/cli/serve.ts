@@ -27,12 +27,23 @@ async function ensureRendererBuilt(): Promise<string> {
 }
 
 export async function serve(argv: string[], reason?: string): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { port: { type: 'string' }, out: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { port: { type: 'string' }, out: { type: 'string' } },
+    strict: true,
+  });
   const port = values.port === undefined ? 5178 : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number 0-65535, not "${values.port}"`);
-  const server = await startServer({ rendererDir: await ensureRendererBuilt(), runsRoot: values.out ?? 'runs', port }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use; choose another with --port (0 picks a free one)`);
-    if (error.code === 'EACCES') throw new UsageError(`port ${port} needs privileges this user lacks; choose one above 1023 with --port`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError(`--port must be a whole number 0-65535, not "${values.port}"`);
+  const server = await startServer({
+    rendererDir: await ensureRendererBuilt(),
+    runsRoot: values.out ?? 'runs',
+    port,
+  }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'EADDRINUSE')
+      throw new UsageError(`port ${port} is in use; choose another with --port (0 picks a free one)`);
+    if (error.code === 'EACCES')
+      throw new UsageError(`port ${port} needs privileges this user lacks; choose one above 1023 with --port`);
     throw error;
   });
   if (reason) process.stdout.write(`${reason}\n`);
@@ -65,7 +76,10 @@ export async function start(argv: string[]): Promise<number> {
     electron = electronBinary();
   }
   if (!electron.path) {
-    return serve(argv, `The Electron binary is not installed (${electron.problem}); starting the studio in your browser instead.`);
+    return serve(
+      argv,
+      `The Electron binary is not installed (${electron.problem}); starting the studio in your browser instead.`,
+    );
   }
   const build = spawnSync('npm', ['run', 'build'], { cwd: projectRoot, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('building the desktop app failed (see above)');

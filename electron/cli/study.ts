@@ -34,9 +34,11 @@ interface StudyMethod {
 
 export function parseStudyMethod(label: string): StudyMethod {
   const [method, ...extras] = label.trim().split('+');
-  if (!METHODS.includes(method as Method)) throw new UsageError(`--methods: "${label}" does not start with one of ${METHODS.join(', ')}`);
+  if (!METHODS.includes(method as Method))
+    throw new UsageError(`--methods: "${label}" does not start with one of ${METHODS.join(', ')}`);
   const unknown = extras.filter((e) => e !== 'distill' && e !== 'ge');
-  if (unknown.length) throw new UsageError(`--methods: "${label}" has "+${unknown[0]}"; the options are +distill and +ge`);
+  if (unknown.length)
+    throw new UsageError(`--methods: "${label}" has "+${unknown[0]}"; the options are +distill and +ge`);
   return { method: method as Method, distill: extras.includes('distill'), gradientEquilibrium: extras.includes('ge') };
 }
 
@@ -58,16 +60,21 @@ export function studyText(rows: readonly StudyRow[]): string {
 export async function study(argv: string[]): Promise<number> {
   const { values: flags } = parseArgs({ args: argv, options: STUDY_OPTIONS, strict: true, allowPositionals: false });
   for (const owned of ['method', 'distill', 'gradient-equilibrium', 'resume'] as const) {
-    if (flags[owned] !== undefined) throw new UsageError(`--${owned} is set per run by the study; give --methods instead`);
+    if (flags[owned] !== undefined)
+      throw new UsageError(`--${owned} is set per run by the study; give --methods instead`);
   }
-  if (!flags.methods) throw new UsageError('--methods is required, e.g. --methods plain,joint,multiway,multiway+distill');
+  if (!flags.methods)
+    throw new UsageError('--methods is required, e.g. --methods plain,joint,multiway,multiway+distill');
   const methods = flags.methods.split(',').map(parseStudyMethod);
   const seeds = Number(flags.seeds ?? 3);
-  if (!Number.isInteger(seeds) || seeds < 1 || seeds > 100) throw new UsageError('--seeds must be a whole number from 1 to 100');
+  if (!Number.isInteger(seeds) || seeds < 1 || seeds > 100)
+    throw new UsageError('--seeds must be a whole number from 1 to 100');
   const base = configFromFlags(flags);
   const runsRoot = flags.out ?? 'runs';
   // Every config is validated before the first run starts, so a bad combination fails at once.
-  const queue = methods.flatMap((m) => Array.from({ length: seeds }, (_, i) => ({ ...base, ...m, seed: base.seed + i })));
+  const queue = methods.flatMap((m) =>
+    Array.from({ length: seeds }, (_, i) => ({ ...base, ...m, seed: base.seed + i })),
+  );
   queue.forEach(parseRunConfig);
   const progress = new ProgressReporter();
   const backend = await initBackend(flags.backend);
@@ -89,7 +96,12 @@ export async function study(argv: string[]): Promise<number> {
 }
 
 export async function compare(argv: string[]): Promise<number> {
-  const { values: flags, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: true });
+  const { values: flags, positionals } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean' } },
+    strict: true,
+    allowPositionals: true,
+  });
   if (positionals.length < 2) throw new UsageError('give two or more run folders to compare');
   const summaries: RunSummary[] = [];
   for (const dir of positionals) {
@@ -104,6 +116,7 @@ export async function compare(argv: string[]): Promise<number> {
   body.push(['exit tax (points)', ...taxes.map((t) => (t ? points(t.difference) : ''))]);
   const legend = summaries.map((s, i) => `${i + 1}: ${s.network}, ${s.run}`).join('\n');
   process.stdout.write(`${renderTable(header, body)}\n${legend}\n`);
-  if (flags.json) process.stdout.write(`${JSON.stringify({ runs: summaries.map((s) => s.run), exits: rows, exitTax: taxes })}\n`);
+  if (flags.json)
+    process.stdout.write(`${JSON.stringify({ runs: summaries.map((s) => s.run), exits: rows, exitTax: taxes })}\n`);
   return 0;
 }

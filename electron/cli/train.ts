@@ -5,8 +5,23 @@ import { exitTax } from '../../shared/comparison.js';
 import { exitLabel, formatCount, formatMs, formatPercent } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
 import { MOBILENET_BLOCKS } from '../../shared/mobilenet.js';
-import { DEFAULT_ARCH, DEFAULT_RESNET_BLOCK, DEFAULT_RUN_CONFIG, METHODS, RESNET_BLOCKS, type ResNetBlock, type RunConfigInput } from '../../shared/spec.js';
-import { BACKEND_PREFERENCES, initBackend, listRuns, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
+import {
+  DEFAULT_ARCH,
+  DEFAULT_RESNET_BLOCK,
+  DEFAULT_RUN_CONFIG,
+  METHODS,
+  RESNET_BLOCKS,
+  type ResNetBlock,
+  type RunConfigInput,
+} from '../../shared/spec.js';
+import {
+  BACKEND_PREFERENCES,
+  initBackend,
+  listRuns,
+  openRun,
+  type RunRequest,
+  summarizeBackend,
+} from '../engine/index.js';
 import { ProgressReporter } from './progress.js';
 import { renderTable } from './table.js';
 import { UsageError } from './usage.js';
@@ -75,7 +90,9 @@ export const TRAIN_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-export type TrainFlags = ReturnType<typeof parseArgs<{ options: typeof TRAIN_OPTIONS; strict: true; allowPositionals: false }>>['values'];
+export type TrainFlags = ReturnType<
+  typeof parseArgs<{ options: typeof TRAIN_OPTIONS; strict: true; allowPositionals: false }>
+>['values'];
 
 /** Numbers stay as given ("abc" becomes NaN) so the shared schema names the bad field. */
 function num(value: string | undefined, fallback?: number): number | undefined {
@@ -83,7 +100,10 @@ function num(value: string | undefined, fallback?: number): number | undefined {
 }
 
 function numberList(value: string): number[] {
-  return value.split(',').filter((s) => s.trim() !== '').map((s) => Number(s.trim()));
+  return value
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map((s) => Number(s.trim()));
 }
 
 export function configFromFlags(flags: TrainFlags): RunConfigInput {
@@ -92,10 +112,20 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
   let arch: RunConfigInput['arch'];
   if (family === 'resnet') {
     const block = (flags.block ?? DEFAULT_RESNET_BLOCK) as ResNetBlock;
-    arch = { family, depth: num(flags.depth, DEFAULT_ARCH.depth)!, width: num(flags.width, DEFAULT_ARCH.width)!, block, ...(exits ? { exits } : {}) };
+    arch = {
+      family,
+      depth: num(flags.depth, DEFAULT_ARCH.depth)!,
+      width: num(flags.width, DEFAULT_ARCH.width)!,
+      block,
+      ...(exits ? { exits } : {}),
+    };
   } else if (family === 'mobilenet') {
-    if (flags.depth !== undefined) throw new UsageError(`--depth applies to --arch resnet; MobileNet has a fixed ${MOBILENET_BLOCKS} blocks (use --width)`);
-    if (flags.block !== undefined) throw new UsageError('--block applies to --arch resnet; MobileNet has depthwise-separable blocks only');
+    if (flags.depth !== undefined)
+      throw new UsageError(
+        `--depth applies to --arch resnet; MobileNet has a fixed ${MOBILENET_BLOCKS} blocks (use --width)`,
+      );
+    if (flags.block !== undefined)
+      throw new UsageError('--block applies to --arch resnet; MobileNet has depthwise-separable blocks only');
     arch = { family, width: num(flags.width, DEFAULT_ARCH.width)!, ...(exits ? { exits } : {}) };
   } else {
     throw new UsageError(`--arch must be resnet or mobilenet, not "${family}"`);
@@ -125,7 +155,17 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
 
 export function exitTable(summary: RunSummary): string {
   const top5 = summary.exits.some((e) => e.top5 !== undefined);
-  const header = ['exit', 'layer', 'params', 'MACs', 'top-1', ...(top5 ? ['top-5'] : []), 'latency b1', 'p90 b1', 'latency b32'];
+  const header = [
+    'exit',
+    'layer',
+    'params',
+    'MACs',
+    'top-1',
+    ...(top5 ? ['top-5'] : []),
+    'latency b1',
+    'p90 b1',
+    'latency b32',
+  ];
   const rows = summary.exits.map((e) => [
     exitLabel(e),
     String(e.layer),
@@ -177,7 +217,11 @@ export async function exitTaxLine(summary: RunSummary, runsRoot: string): Promis
  * Trains one run with progress on stderr; Ctrl-C stops after the current step and checkpoints.
  * Returns the summary, or undefined when stopped (the run folder in `stopped`).
  */
-export async function trainOne(request: RunRequest, backend: Awaited<ReturnType<typeof initBackend>>, progress: ProgressReporter): Promise<{ summary?: RunSummary; run: string }> {
+export async function trainOne(
+  request: RunRequest,
+  backend: Awaited<ReturnType<typeof initBackend>>,
+  progress: ProgressReporter,
+): Promise<{ summary?: RunSummary; run: string }> {
   const trainer = await openRun(request, {
     backend: summarizeBackend(backend),
     onEvent: (event) => {
@@ -188,7 +232,9 @@ export async function trainOne(request: RunRequest, backend: Awaited<ReturnType<
         const s = event.start;
         const from = s.resumedFrom ? ` (resuming after step ${s.resumedFrom.step})` : '';
         const held = s.dataset.validation ? ` / ${s.dataset.validation} validation` : '';
-        progress.line(`${s.network} on ${s.dataset.name} (${s.dataset.train} train${held} / ${s.dataset.test} test), ${s.config.method} BP${from}`);
+        progress.line(
+          `${s.network} on ${s.dataset.name} (${s.dataset.train} train${held} / ${s.dataset.test} test), ${s.config.method} BP${from}`,
+        );
         if (s.dataset.sizeNote) progress.line(`images: ${s.dataset.sizeNote}`);
         progress.line(`run folder: ${s.run}`);
       }
@@ -215,7 +261,9 @@ export async function trainOne(request: RunRequest, backend: Awaited<ReturnType<
 export async function train(argv: string[]): Promise<number> {
   const { values: flags } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true, allowPositionals: false });
   const runsRoot = flags.out ?? 'runs';
-  const request: RunRequest = flags.resume ? { kind: 'resume', dir: flags.resume } : { kind: 'new', config: configFromFlags(flags), runsRoot };
+  const request: RunRequest = flags.resume
+    ? { kind: 'resume', dir: flags.resume }
+    : { kind: 'new', config: configFromFlags(flags), runsRoot };
   const progress = new ProgressReporter();
   const backend = await initBackend(flags.backend);
   progress.line(`backend: ${backend.label} on ${backend.device}`);

@@ -7,7 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { ANALYSIS_MAX_IMAGES, ApiError, parseRequest, type StudioEvent, type StudioMethod, type StudioRequest, type StudioResponse } from '../../shared/api.js';
+import {
+  ANALYSIS_MAX_IMAGES,
+  ApiError,
+  parseRequest,
+  type StudioEvent,
+  type StudioMethod,
+  type StudioRequest,
+  type StudioResponse,
+} from '../../shared/api.js';
 import type { RunEvent } from '../../shared/metrics.js';
 import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
@@ -41,7 +49,8 @@ type Handlers = { [M in StudioMethod]: (request: StudioRequest<M>) => Promise<St
 function version(): string {
   if (process.env.MW_VERSION) return process.env.MW_VERSION;
   try {
-    return (JSON.parse(readFileSync(resolve(resourcesDir(), '..', 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(resolve(resourcesDir(), '..', 'package.json'), 'utf8')) as { version: string })
+      .version;
   } catch {
     return 'dev';
   }
@@ -119,7 +128,9 @@ export class EngineHost {
     this.active = trainer;
     this.activeRun = trainer
       .run()
-      .catch((error: Error) => this.options.emit({ type: 'trainer-crashed', message: error.message, run: trainer.start.run }))
+      .catch((error: Error) =>
+        this.options.emit({ type: 'trainer-crashed', message: error.message, run: trainer.start.run }),
+      )
       .finally(() => {
         coalescer.flush();
         trainer.dispose();
@@ -129,7 +140,10 @@ export class EngineHost {
   }
 
   /** Loads a run's trained network and (capped) dataset, runs `analyse`, and frees the network. */
-  private async analyse<T>(run: string, analyse: (trained: TrainedNetwork, dataset: Dataset) => Promise<T>): Promise<T> {
+  private async analyse<T>(
+    run: string,
+    analyse: (trained: TrainedNetwork, dataset: Dataset) => Promise<T>,
+  ): Promise<T> {
     const trained = await loadTrainedNetwork(this.runPath(run));
     try {
       return await analyse(trained, await loadRunDataset(trained.start.config, ANALYSIS_MAX_IMAGES));
@@ -143,7 +157,8 @@ export class EngineHost {
     const summary = await folder.summary();
     const costs = [];
     for (const cost of net.costs()) {
-      const latency = summary?.exits[cost.index]?.latencyMs ?? (await exitLatency(net, cost.index, this.options.latency));
+      const latency =
+        summary?.exits[cost.index]?.latencyMs ?? (await exitLatency(net, cost.index, this.options.latency));
       costs.push({ macs: cost.macs, latencyMs: latency.batch1.median });
     }
     return costs;
@@ -179,7 +194,13 @@ export class EngineHost {
     listRuns: async () => listRuns(this.runsRoot),
     openRun: async ({ run }) => {
       const folder = await RunFolder.open(this.runPath(run));
-      const [config, state, summary, start, metrics] = await Promise.all([folder.config(), folder.state(), folder.summary(), folder.start(), folder.metrics()]);
+      const [config, state, summary, start, metrics] = await Promise.all([
+        folder.config(),
+        folder.state(),
+        folder.summary(),
+        folder.start(),
+        folder.metrics(),
+      ]);
       return {
         dir: folder.dir,
         config,
@@ -192,7 +213,10 @@ export class EngineHost {
     },
     startRun: async ({ config }) => {
       const dataset = (config as { dataset?: unknown } | null)?.dataset;
-      const checked = typeof dataset === 'string' && dataset !== 'embedded' ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') } : config;
+      const checked =
+        typeof dataset === 'string' && dataset !== 'embedded'
+          ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') }
+          : config;
       return this.begin({ kind: 'new', config: checked, runsRoot: this.runsRoot });
     },
     resumeRun: async ({ run }) => this.begin({ kind: 'resume', dir: this.runPath(run) }),
@@ -213,14 +237,25 @@ export class EngineHost {
       return path ? { path } : {};
     },
     earlyExit: async ({ run, criterion }) =>
-      this.analyse(run, async (trained, dataset) => earlyExitSweep(trained.net, dataset, selectionSet(dataset), { criterion, costs: await this.leavingCosts(trained) })),
-    lesion: async ({ run }) => this.analyse(run, ({ net }, dataset) => lesionStudy(net, dataset, selectionSet(dataset))),
+      this.analyse(run, async (trained, dataset) =>
+        earlyExitSweep(trained.net, dataset, selectionSet(dataset), {
+          criterion,
+          costs: await this.leavingCosts(trained),
+        }),
+      ),
+    lesion: async ({ run }) =>
+      this.analyse(run, ({ net }, dataset) => lesionStudy(net, dataset, selectionSet(dataset))),
     supervision: async ({ run }) =>
       this.analyse(run, async ({ net, start }, dataset) => {
         const { count } = dataset.test;
         const size = Math.min(start.config.batchSize, count);
         // Spread over the whole test set: a prefix of it may be one class.
-        const batch = makeBatch(dataset, dataset.test, Array.from({ length: size }, (_, i) => Math.floor((i * count) / size)), null);
+        const batch = makeBatch(
+          dataset,
+          dataset.test,
+          Array.from({ length: size }, (_, i) => Math.floor((i * count) / size)),
+          null,
+        );
         try {
           return await supervisionShares(net, batch, start.config.method, start.config.gamma);
         } finally {
@@ -230,7 +265,8 @@ export class EngineHost {
       }),
     evaluate: async ({ run, split }) => {
       const dir = this.runPath(run);
-      const onProgress = (done: number, total: number) => this.options.emit({ type: 'evaluation-progress', run, split, done, total });
+      const onProgress = (done: number, total: number) =>
+        this.options.emit({ type: 'evaluation-progress', run, split, done, total });
       return (await evaluateRun(dir, split, { onProgress, dataset: await this.runDataset(dir) })).evaluation;
     },
     evaluationImages: async ({ run, split, selection, offset, limit }) => {

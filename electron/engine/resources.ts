@@ -20,6 +20,7 @@ export function resourcesDir(): string {
 function packageRoot(start: string): string {
   for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) throw new Error(`no package.json above ${start}; set MW_RESOURCES to the resources folder`);
+    if (dirname(dir) === dir)
+      throw new Error(`no package.json above ${start}; set MW_RESOURCES to the resources folder`);
   }
 }

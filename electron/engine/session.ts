@@ -9,9 +9,7 @@ import { RunFolder } from './runs/store.js';
 import { Trainer } from './train/trainer.js';
 import type { LatencyOptions } from './evaluate/index.js';
 
-export type RunRequest =
-  | { kind: 'new'; config: unknown; runsRoot: string }
-  | { kind: 'resume'; dir: string };
+export type RunRequest = { kind: 'new'; config: unknown; runsRoot: string } | { kind: 'resume'; dir: string };
 
 export interface OpenRunOptions {
   backend: BackendSummary;

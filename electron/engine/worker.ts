@@ -21,8 +21,13 @@ interface ParentChannel {
 
 /** Electron's utility process exposes parentPort; a Node child process has process.send. */
 function parentChannel(): ParentChannel {
-  const electronPort = (process as unknown as { parentPort?: { postMessage(m: unknown): void; on(e: 'message', l: (e: { data: unknown }) => void): void } }).parentPort;
-  if (electronPort) return { send: (m) => electronPort.postMessage(m), onMessage: (l) => electronPort.on('message', (e) => l(e.data)) };
+  const electronPort = (
+    process as unknown as {
+      parentPort?: { postMessage(m: unknown): void; on(e: 'message', l: (e: { data: unknown }) => void): void };
+    }
+  ).parentPort;
+  if (electronPort)
+    return { send: (m) => electronPort.postMessage(m), onMessage: (l) => electronPort.on('message', (e) => l(e.data)) };
   if (process.send) return { send: (m) => process.send!(m), onMessage: (l) => process.on('message', l) };
   throw new Error('the engine worker must be started by Mw Studio (no parent channel)');
 }
@@ -36,7 +41,11 @@ async function main(): Promise<void> {
     runsRoot: resolve(process.env.MW_RUNS_ROOT ?? 'runs'),
     emit: (event: StudioEvent) => parent.send({ event } satisfies EventMessage),
     ...(process.env.MW_NATIVE_DIALOGS === '1'
-      ? { chooseFolder: async (purpose): Promise<string | undefined> => ((await peer.call('chooseFolder', { purpose }, (r) => chooseFolder.response.parse(r))) as { path?: string }).path }
+      ? {
+          chooseFolder: async (purpose): Promise<string | undefined> =>
+            ((await peer.call('chooseFolder', { purpose }, (r) => chooseFolder.response.parse(r))) as { path?: string })
+              .path,
+        }
       : {}),
   });
   const peer: Peer = new Peer({ remote: 'the studio', answer: (method, payload) => host.handle(method, payload) });

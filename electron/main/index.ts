@@ -33,11 +33,19 @@ import { EngineRelay, StderrTail, type EngineProcess, type FolderPurpose } from 
 import { BUILT_FILES } from './layout.js';
 import { applicationMenu } from './menu.js';
 import { isRendererUrl, RENDERER_ENTRY, RENDERER_SCHEME, rendererFile } from './rendererProtocol.js';
-import { denyPermission, denyPermissionCheck, denyWindowOpen, isAllowedNavigation, secureWebPreferences } from './security.js';
+import {
+  denyPermission,
+  denyPermissionCheck,
+  denyWindowOpen,
+  isAllowedNavigation,
+  secureWebPreferences,
+} from './security.js';
 import { loadWindowState, MIN_WINDOW_SIZE, saveWindowState } from './windowState.js';
 
 // Must happen before 'ready': a standard, secure scheme gets an origin of its own.
-protocol.registerSchemesAsPrivileged([{ scheme: RENDERER_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+protocol.registerSchemesAsPrivileged([
+  { scheme: RENDERER_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
+]);
 
 const fromApp = (path: string) => join(app.getAppPath(), path);
 
@@ -59,10 +67,19 @@ function runsRoot(): string {
 
 function startEngine(): EngineProcess {
   // process.env's values are all strings; its type allows undefined only for absent keys.
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), MW_RUNS_ROOT: runsRoot(), MW_NATIVE_DIALOGS: '1', MW_VERSION: app.getVersion() };
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    MW_RUNS_ROOT: runsRoot(),
+    MW_NATIVE_DIALOGS: '1',
+    MW_VERSION: app.getVersion(),
+  };
   // Packaged, the embedded dataset is in resources/ next to app.asar (extraResources), not in it.
   if (app.isPackaged) env.MW_RESOURCES = join(process.resourcesPath, 'resources');
-  const child = utilityProcess.fork(fromApp(BUILT_FILES.engine), [], { serviceName: 'Mw Studio engine', env, stdio: ['ignore', 'inherit', 'pipe'] });
+  const child = utilityProcess.fork(fromApp(BUILT_FILES.engine), [], {
+    serviceName: 'Mw Studio engine',
+    env,
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
   const stderr = new StderrTail();
   child.stderr?.on('data', (chunk: Buffer) => {
     process.stderr.write(chunk);
@@ -118,7 +135,8 @@ function relayCalls(engine: EngineRelay): void {
   ipcMain.handle(STUDIO_CALL, (event, method: unknown, payload: unknown) =>
     outcomeOf(async () => {
       // Only our own page may call; a frame that somehow navigated elsewhere may not.
-      if (!isRendererUrl(event.senderFrame?.url)) throw new ApiError('studio calls are accepted only from the studio page');
+      if (!isRendererUrl(event.senderFrame?.url))
+        throw new ApiError('studio calls are accepted only from the studio page');
       return engine.call(method, payload);
     }),
   );
@@ -167,9 +185,10 @@ async function createWindow(): Promise<void> {
   if (state.maximized) window.maximize();
   window.once('ready-to-show', () => window.show());
   window.on('close', () => {
-    savingWindowState = saveWindowState(stateFile, { bounds: window.getNormalBounds(), maximized: window.isMaximized() }).catch((error: Error) =>
-      console.warn(`[window state] ${error.message}`),
-    );
+    savingWindowState = saveWindowState(stateFile, {
+      bounds: window.getNormalBounds(),
+      maximized: window.isMaximized(),
+    }).catch((error: Error) => console.warn(`[window state] ${error.message}`));
   });
   window.on('closed', () => {
     if (mainWindow === window) mainWindow = undefined;
@@ -215,7 +234,11 @@ async function main(): Promise<void> {
   const isMac = process.platform === 'darwin';
   Menu.setApplicationMenu(
     Menu.buildFromTemplate(
-      applicationMenu({ isMac, isDev: !app.isPackaged, actions: { newRun: showNewRunView, openRunsFolder: () => void openRunsFolder(), about: showAbout } }),
+      applicationMenu({
+        isMac,
+        isDev: !app.isPackaged,
+        actions: { newRun: showNewRunView, openRunsFolder: () => void openRunsFolder(), about: showAbout },
+      }),
     ),
   );
   // macOS keeps the app (and a run in training) alive without windows; the Dock icon reopens one.

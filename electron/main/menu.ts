@@ -25,8 +25,14 @@ export function applicationMenu({ isMac, isDev, actions }: MenuOptions): MenuIte
       isMac ? { role: 'close' } : { role: 'quit' },
     ],
   };
-  const view: MenuItemConstructorOptions = { label: 'View', submenu: [{ role: 'reload' }, { role: 'forceReload' }, { role: 'toggleDevTools' }] };
-  const help: MenuItemConstructorOptions = { role: 'help', submenu: [{ label: 'About Mw Studio', click: () => actions.about() }] };
+  const view: MenuItemConstructorOptions = {
+    label: 'View',
+    submenu: [{ role: 'reload' }, { role: 'forceReload' }, { role: 'toggleDevTools' }],
+  };
+  const help: MenuItemConstructorOptions = {
+    role: 'help',
+    submenu: [{ label: 'About Mw Studio', click: () => actions.about() }],
+  };
   return [
     ...(isMac ? [{ role: 'appMenu' } as const] : []),
     file,

@@ -21,7 +21,10 @@ export function createStudioApi(bridge: StudioBridge): StudioApi {
     return resultOf(await bridge.invoke(method, request));
   };
   const methods = Object.fromEntries(
-    (Object.keys(RequestSchemas) as StudioMethod[]).map((method) => [method, (payload: unknown) => call(method, payload)]),
+    (Object.keys(RequestSchemas) as StudioMethod[]).map((method) => [
+      method,
+      (payload: unknown) => call(method, payload),
+    ]),
   ) as Pick<StudioApi, StudioMethod>;
   return {
     ...methods,

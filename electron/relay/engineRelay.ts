@@ -83,7 +83,10 @@ export class StderrTail {
   }
 
   get reason(): string | undefined {
-    const lines = this.text.split('\n').map((line) => line.trim()).filter(Boolean);
+    const lines = this.text
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean);
     return lines.reverse().find((line) => /^[\w.]*(Error|Exception)\b/.test(line)) ?? lines[0];
   }
 }

@@ -66,12 +66,18 @@ export async function startServer(options: ServeOptions): Promise<StudioServer> 
   };
   const engineEnv = { MW_RUNS_ROOT: resolve(options.runsRoot), ...options.engineEnv };
   // No native dialogs in a browser: the page lets the user type paths instead.
-  const engine = new EngineRelay({ start: () => forkEngine(engineEnv), emit: broadcast, chooseFolder: async () => undefined });
+  const engine = new EngineRelay({
+    start: () => forkEngine(engineEnv),
+    emit: broadcast,
+    chooseFolder: async () => undefined,
+  });
 
   const serveFile = async (request: IncomingMessage, response: ServerResponse, url: URL) => {
     const fromQuery = url.searchParams.get('token');
     if (!sameToken(fromQuery, token) && !sameToken(cookieToken(request), token)) {
-      response.writeHead(403, { 'content-type': 'text/plain' }).end('Mw Studio: this page needs the session token printed by `mw-studio serve`.\n');
+      response
+        .writeHead(403, { 'content-type': 'text/plain' })
+        .end('Mw Studio: this page needs the session token printed by `mw-studio serve`.\n');
       return;
     }
     const file = confinedFile(rendererDir, url.pathname);
@@ -80,7 +86,10 @@ export async function startServer(options: ServeOptions): Promise<StudioServer> 
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    response.writeHead(200, { ...served.headers, ...(fromQuery ? { 'set-cookie': `mw_token=${token}; HttpOnly; SameSite=Strict; Path=/` } : {}) });
+    response.writeHead(200, {
+      ...served.headers,
+      ...(fromQuery ? { 'set-cookie': `mw_token=${token}; HttpOnly; SameSite=Strict; Path=/` } : {}),
+    });
     response.end(served.body);
   };
 
@@ -97,7 +106,11 @@ export async function startServer(options: ServeOptions): Promise<StudioServer> 
     const url = new URL(request.url ?? '/', 'http://127.0.0.1');
     const port = (server.address() as AddressInfo).port;
     const origins = [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
-    if (url.pathname !== '/api' || !sameToken(url.searchParams.get('token'), token) || !origins.includes(request.headers.origin ?? '')) {
+    if (
+      url.pathname !== '/api' ||
+      !sameToken(url.searchParams.get('token'), token) ||
+      !origins.includes(request.headers.origin ?? '')
+    ) {
       socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
       return;
     }

@@ -25,7 +25,13 @@ export function comparedExits(detail: RunDetail): ComparedExit[] {
   return detail.exits.map((exit) => {
     const report = detail.summary?.exits.find((r) => r.index === exit.index);
     const top1 = report?.top1 ?? lastEpoch?.testAccuracy[exit.index];
-    return { index: exit.index, block: exit.block, final: exit.final, top1, provisional: !report && top1 !== undefined };
+    return {
+      index: exit.index,
+      block: exit.block,
+      final: exit.final,
+      top1,
+      provisional: !report && top1 !== undefined,
+    };
   });
 }
 

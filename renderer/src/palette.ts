@@ -4,7 +4,16 @@
  * colour-vision deficiencies; its yellow is left out, too pale on white); the final output is
  * always the same dark slate, so "the full network" never changes colour between runs.
  */
-const AUXILIARY_COLOURS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#7E57C2', '#8D6E63'] as const;
+const AUXILIARY_COLOURS = [
+  '#0072B2',
+  '#E69F00',
+  '#009E73',
+  '#CC79A7',
+  '#56B4E9',
+  '#D55E00',
+  '#7E57C2',
+  '#8D6E63',
+] as const;
 const FINAL_COLOUR = '#263238';
 
 export function exitColor(exit: { index: number; final: boolean }): string {

@@ -116,7 +116,10 @@ export function configInput(form: RunForm): unknown {
   const exits = [...form.exits].sort((a, b) => a - b);
   return {
     dataset: form.datasetSource === 'embedded' ? EMBEDDED_DATASET : form.datasetPath.trim(),
-    arch: form.family === 'resnet' ? { family: 'resnet', depth: numberOf(form.depth), width, block: form.block, exits } : { family: 'mobilenet', width, exits },
+    arch:
+      form.family === 'resnet'
+        ? { family: 'resnet', depth: numberOf(form.depth), width, block: form.block, exits }
+        : { family: 'mobilenet', width, exits },
     method: form.method,
     gamma: numberOf(form.gamma),
     epochs: numberOf(form.epochs),
@@ -160,7 +163,11 @@ export function validateRunForm(form: RunForm): FormValidation {
   } catch (error) {
     const message = (error as Error).message;
     const separator = message.indexOf(': ');
-    addError(errors, separator < 0 ? '' : message.slice(0, separator), separator < 0 ? message : message.slice(separator + 2));
+    addError(
+      errors,
+      separator < 0 ? '' : message.slice(0, separator),
+      separator < 0 ? message : message.slice(separator + 2),
+    );
     return { config: undefined, errors };
   }
 }

@@ -92,7 +92,12 @@ export function traceFromStart(start: RunStart, previous?: RunTrace): RunTrace {
     dataset: start.dataset,
     exits: start.exits,
     status: 'running',
-    progress: { step: from.step, epoch: from.epoch, epochs: start.config.epochs, totalSteps: history?.progress.totalSteps },
+    progress: {
+      step: from.step,
+      epoch: from.epoch,
+      epochs: start.config.epochs,
+      totalSteps: history?.progress.totalSteps,
+    },
     loss: keep(history?.loss, from.step),
     trainAccuracy: keep(history?.trainAccuracy, from.epoch),
     testAccuracy: keep(history?.testAccuracy, from.epoch),

@@ -24,7 +24,9 @@ async function loadModel(card) {
     ort.env.wasm.wasmPaths = { wasm: new URL('./ort-wasm-simd-threaded.wasm', import.meta.url).href };
     const session = await ort.InferenceSession.create('model.onnx');
     return async (x) => {
-      const results = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, [1, height, width, channels]) });
+      const results = await session.run({
+        [session.inputNames[0]]: new ort.Tensor('float32', x, [1, height, width, channels]),
+      });
       return session.outputNames.map((name) => results[name].data);
     };
   }
@@ -92,7 +94,10 @@ function show(card, outputs) {
       ? `Answered by ${exit.label} (${exit.macs.toLocaleString()} multiply-accumulates, ${exit.params.toLocaleString()} parameters; ${card.exits.length} exits in the model)`
       : `${exit.label}`;
   $('exit').dataset.exit = exit.label;
-  const ranked = probabilities[chosen].map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, TOP);
+  const ranked = probabilities[chosen]
+    .map((p, i) => [p, i])
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, TOP);
   $('predictions').replaceChildren(
     ...ranked.map(([p, i]) => {
       const item = document.createElement('li');
@@ -106,7 +111,8 @@ function show(card, outputs) {
 async function main() {
   const card = await (await fetch('model-card.json')).json();
   $('title').textContent = card.title;
-  $('about').textContent = `${card.format} export; input ${card.preprocessing.shape.slice(1).join('x')} (${card.preprocessing.channelOrder}); classes: ${card.dataset.classes.join(', ')}.`;
+  $('about').textContent =
+    `${card.format} export; input ${card.preprocessing.shape.slice(1).join('x')} (${card.preprocessing.channelOrder}); classes: ${card.dataset.classes.join(', ')}.`;
   const run = await loadModel(card);
   const input = $('image');
   input.disabled = false;
@@ -116,7 +122,10 @@ async function main() {
     if (!file) return;
     try {
       $('status').textContent = 'Running…';
-      const x = preprocess(await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' }), card);
+      const x = preprocess(
+        await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' }),
+        card,
+      );
       show(card, await run(x));
       $('status').textContent = 'Done.';
       document.body.dataset.state = 'predicted';

@@ -27,7 +27,12 @@ describe.runIf(electronPath)('the desktop app', () => {
       executablePath: electronPath!,
       // Root in a container has no usable sandbox; the page's own isolation is unchanged.
       args: ['--no-sandbox', resolve('.')],
-      env: { ...(process.env as Record<string, string>), MW_RUNS_ROOT: join(scratch, 'runs'), MW_BACKEND: 'wasm', HOME: scratch },
+      env: {
+        ...(process.env as Record<string, string>),
+        MW_RUNS_ROOT: join(scratch, 'runs'),
+        MW_BACKEND: 'wasm',
+        HOME: scratch,
+      },
     });
   }, 300_000);
 
@@ -39,7 +44,13 @@ describe.runIf(electronPath)('the desktop app', () => {
   it('trains a multi-way run, recommends an exit within a latency budget, exports it and runs the analyses', async () => {
     const page = await app.firstWindow();
     const screenshots = resolve('test-results/screenshots');
-    await trainPickExportAnalyse(page, join(scratch, 'runs'), await writeMixedFolder(join(scratch, 'data')), screenshots, 'desktop');
+    await trainPickExportAnalyse(
+      page,
+      join(scratch, 'runs'),
+      await writeMixedFolder(join(scratch, 'data')),
+      screenshots,
+      'desktop',
+    );
     await evaluateAndOpenCells(page, screenshots, 'desktop');
   });
 });

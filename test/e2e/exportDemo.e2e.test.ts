@@ -41,8 +41,16 @@ const IMAGES_TRIED = 3;
 
 /** `mw-studio predict --json` as a user runs it: one JSON prediction per line. */
 async function cliPredict(model: string, files: string[]): Promise<Prediction[]> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['bin/mw-studio.js', 'predict', '--model', model, '--json', ...files], { maxBuffer: 1 << 20 });
-  return stdout.trim().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Prediction);
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['bin/mw-studio.js', 'predict', '--model', model, '--json', ...files],
+    { maxBuffer: 1 << 20 },
+  );
+  return stdout
+    .trim()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Prediction);
 }
 
 const MIME: Record<string, string> = {
@@ -55,7 +63,9 @@ const MIME: Record<string, string> = {
 /** Any static server: files of one folder by name, nothing else. */
 function serveFolder(dir: string): Promise<Server> {
   const server = createServer(async (request, response) => {
-    const name = normalize(decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '') || 'index.html';
+    const name =
+      normalize(decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '') ||
+      'index.html';
     const path = join(dir, name);
     if (name.includes('..') || !(await stat(path).catch(() => undefined))?.isFile()) {
       response.writeHead(404).end();
@@ -75,12 +85,19 @@ beforeAll(async () => {
   if (!chromiumPath) return;
   const backend = await initBackend('wasm');
   const root = await mkdtemp(join(tmpdir(), 'mw-demo-'));
-  const trainer = await openRun({ kind: 'new', config: CONFIG, runsRoot: root }, { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } });
+  const trainer = await openRun(
+    { kind: 'new', config: CONFIG, runsRoot: root },
+    { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } },
+  );
   await trainer.run();
   runDir = trainer.start.run;
   trainer.dispose();
   // Held-out images as the PNG files a user would pick.
-  const dataset = await loadDataset('embedded', { limitTrain: CONFIG.limitTrain, limitTest: CONFIG.limitTest, seed: CONFIG.seed });
+  const dataset = await loadDataset('embedded', {
+    limitTrain: CONFIG.limitTrain,
+    limitTest: CONFIG.limitTest,
+    seed: CONFIG.seed,
+  });
   const { height, width } = dataset.shape;
   images = [];
   for (let i = 0; i < IMAGES_TRIED; i++) {
@@ -93,7 +110,11 @@ beforeAll(async () => {
     await writeFile(file, PNG.sync.write(png, { colorType: 0 }));
     images.push(file);
   }
-  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+  });
 }, 300_000);
 
 afterAll(async () => {
@@ -101,7 +122,10 @@ afterAll(async () => {
 });
 
 describe.runIf(chromiumPath)('export demo page', () => {
-  for (const [format, exit] of [['onnx-int8', 2], ['multi', 2]] as [ExportFormat, number][]) {
+  for (const [format, exit] of [
+    ['onnx-int8', 2],
+    ['multi', 2],
+  ] as [ExportFormat, number][]) {
     it(`shows the top class mw-studio predict gives (${format})`, async () => {
       const { directory } = await exportExit({ run: runDir, exit, format });
       const expected = await cliPredict(directory, images);

@@ -43,7 +43,14 @@ beforeAll(async () => {
     executablePath: chromiumPath,
     headless: true,
     viewport: { width: 1400, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
   page = browser.pages()[0] ?? (await browser.newPage());
   page.on('pageerror', (error) => console.error('page error:', error.message));
@@ -75,7 +82,9 @@ describe('serve mode boundary', () => {
   });
 
   it('answers a bad call with an error naming the field, and keeps serving', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api?token=${server.token}`, { origin: `http://127.0.0.1:${server.port}` });
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api?token=${server.token}`, {
+      origin: `http://127.0.0.1:${server.port}`,
+    });
     await new Promise((done) => ws.on('open', done));
     const call = (message: unknown) =>
       new Promise<{ ok: boolean; error?: string }>((done) => {

@@ -21,12 +21,16 @@ async function screenshots(page: Page, screenshotDir: string, prefix: string): P
 /** An image folder of two classes, 15 and 3 images, PNG and JPEG, 24x24 and 40x30, gray and colour. */
 export async function writeMixedFolder(root: string): Promise<string> {
   const dir = join(root, 'photos');
-  for (const [name, count] of [['many', 15], ['few', 3]] as const) {
+  for (const [name, count] of [
+    ['many', 15],
+    ['few', 3],
+  ] as const) {
     await mkdir(join(dir, name), { recursive: true });
     for (let i = 0; i < count; i++) {
       const [width, height] = i % 2 ? [40, 30] : [24, 24];
       const rgba = Buffer.alloc(width * height * 4, 255);
-      for (let p = 0; p < width * height; p++) for (let c = 0; c < 3; c++) rgba[4 * p + c] = i % 3 ? (p * (c + 1) * 7) % 256 : (p * 5) % 256;
+      for (let p = 0; p < width * height; p++)
+        for (let c = 0; c < 3; c++) rgba[4 * p + c] = i % 3 ? (p * (c + 1) * 7) % 256 : (p * 5) % 256;
       const png = new PNG({ width, height });
       png.data = rgba;
       const file = i % 2 ? jpeg.encode({ data: rgba, width, height }, 90).data : PNG.sync.write(png);
@@ -37,7 +41,13 @@ export async function writeMixedFolder(root: string): Promise<string> {
 }
 
 /** `mixedFolder` is an image folder from writeMixedFolder, previewed before the run. */
-export async function trainPickExportAnalyse(page: Page, runsRoot: string, mixedFolder: string, screenshotDir: string, prefix: string): Promise<void> {
+export async function trainPickExportAnalyse(
+  page: Page,
+  runsRoot: string,
+  mixedFolder: string,
+  screenshotDir: string,
+  prefix: string,
+): Promise<void> {
   const shot = await screenshots(page, screenshotDir, prefix);
   await page.getByTestId('start').waitFor();
   // The embedded data previewed before training: 10 classes with examples, 8 augmentation draws.
@@ -52,16 +62,23 @@ export async function trainPickExportAnalyse(page: Page, runsRoot: string, mixed
   // An imbalanced image folder of mixed sizes, gray and colour: resized (and said so), with a warning.
   await page.getByTestId('dataset-path').fill(mixedFolder);
   await page.getByTestId('preview-dataset').click();
-  await expect.poll(async () => (await page.getByTestId('preview-shape').textContent()) ?? '', { timeout: 60_000 }).toMatch(/^\s*photos: 24×24 pixels, 3 channels, 2 classes/);
-  expect(await page.getByTestId('preview-size-note').textContent()).toMatch(/8 of 18 images resized to 24x24, the most common of 2 sizes/);
-  expect(await page.getByTestId('imbalance-warning').textContent()).toMatch(/largest class \(many, 13\) is 6\.5x the smallest \(few, 2\)/);
+  await expect
+    .poll(async () => (await page.getByTestId('preview-shape').textContent()) ?? '', { timeout: 60_000 })
+    .toMatch(/^\s*photos: 24×24 pixels, 3 channels, 2 classes/);
+  expect(await page.getByTestId('preview-size-note').textContent()).toMatch(
+    /8 of 18 images resized to 24x24, the most common of 2 sizes/,
+  );
+  expect(await page.getByTestId('imbalance-warning').textContent()).toMatch(
+    /largest class \(many, 13\) is 6\.5x the smallest \(few, 2\)/,
+  );
   await shot('0-dataset-preview-mixed');
   await page.getByTestId('dataset-embedded').check();
   // Embedded data is preselected; a small ResNet-8 with exits after blocks 1 and 2.
   await page.getByTestId('depth').fill('8');
   for (const block of [1, 2]) {
     const cell = page.getByTestId(`block-${block}`);
-    if ((await cell.getAttribute('aria-checked')) !== 'true' && (await cell.getAttribute('aria-pressed')) !== 'true') await cell.click();
+    if ((await cell.getAttribute('aria-checked')) !== 'true' && (await cell.getAttribute('aria-pressed')) !== 'true')
+      await cell.click();
   }
   await page.getByTestId('epochs').fill('2');
   await page.getByTestId('batch').fill('32');
@@ -74,12 +91,18 @@ export async function trainPickExportAnalyse(page: Page, runsRoot: string, mixed
 
   // Live view: per-exit metrics arrive while it trains.
   await page.getByTestId('exit-metric-2').waitFor({ timeout: 60_000 });
-  await expect.poll(async () => (await page.getByTestId('progress-text').textContent()) ?? '', { timeout: 120_000 }).toMatch(/\d/);
-  await expect.poll(async () => (await page.getByTestId('exit-metric-0').textContent()) ?? '', { timeout: 120_000 }).toMatch(/\d\.\d{2,}/);
+  await expect
+    .poll(async () => (await page.getByTestId('progress-text').textContent()) ?? '', { timeout: 120_000 })
+    .toMatch(/\d/);
+  await expect
+    .poll(async () => (await page.getByTestId('exit-metric-0').textContent()) ?? '', { timeout: 120_000 })
+    .toMatch(/\d\.\d{2,}/);
   await shot('2-live-run');
 
   // Wait for the run to finish (status badge), then look at the exits.
-  await expect.poll(async () => page.getByTestId('run-status').getAttribute('data-status'), { timeout: 240_000, interval: 1000 }).toBe('completed');
+  await expect
+    .poll(async () => page.getByTestId('run-status').getAttribute('data-status'), { timeout: 240_000, interval: 1000 })
+    .toBe('completed');
   await shot('3-live-finished');
   await page.getByTestId('nav-exits').click();
   for (const index of [0, 1, 2]) await page.getByTestId(`exit-row-${index}`).waitFor();
@@ -87,10 +110,12 @@ export async function trainPickExportAnalyse(page: Page, runsRoot: string, mixed
 
   // A latency budget between the middle exit's and the final exit's batch-1 latency: the
   // recommendation must be the most accurate exit that fits, by the table's own figures.
-  const rows = await Promise.all([0, 1, 2].map(async (index) => {
-    const cells = await page.getByTestId(`exit-row-${index}`).locator('td').allTextContents();
-    return { index, top1: parseFloat(cells[4]!), latency: parseFloat(cells[5]!) };
-  }));
+  const rows = await Promise.all(
+    [0, 1, 2].map(async (index) => {
+      const cells = await page.getByTestId(`exit-row-${index}`).locator('td').allTextContents();
+      return { index, top1: parseFloat(cells[4]!), latency: parseFloat(cells[5]!) };
+    }),
+  );
   const budget = (rows[1]!.latency + rows[2]!.latency) / 2;
   const fitting = rows.filter((r) => r.latency <= budget);
   const bestTop1 = Math.max(...fitting.map((r) => r.top1));
@@ -108,7 +133,9 @@ export async function trainPickExportAnalyse(page: Page, runsRoot: string, mixed
   const listed = await page.getByTestId('export-files').locator('li').allTextContents();
   expect(listed.some((f) => f.includes('model.json'))).toBe(true);
   // The exported file's own accuracy, re-scored on the held-out images, and every format's size.
-  await expect.poll(() => page.getByTestId('export-accuracy').textContent()).toMatch(/The exported file scores \d+\.\d+% top-1 \(float32\)/);
+  await expect
+    .poll(() => page.getByTestId('export-accuracy').textContent())
+    .toMatch(/The exported file scores \d+\.\d+% top-1 \(float32\)/);
   expect(await page.getByTestId('export-sizes').locator('tbody tr').count()).toBe(4);
   await shot('5-exported');
 
@@ -144,7 +171,9 @@ export async function evaluateAndOpenCells(page: Page, screenshotDir: string, pr
   await page.getByTestId('confusion-matrix').waitFor({ timeout: 120_000 });
   // 320 limited training images, 10% held out: 32 validation images over the 10 classes.
   const cells = page.locator('[data-testid^="confusion-cell-"]');
-  const counts = (await cells.evaluateAll((buttons) => buttons.map((b) => Number(b.getAttribute('data-count'))))) as number[];
+  const counts = (await cells.evaluateAll((buttons) =>
+    buttons.map((b) => Number(b.getAttribute('data-count'))),
+  )) as number[];
   expect(counts).toHaveLength(100);
   expect(counts.reduce((a, b) => a + b, 0)).toBe(32);
   expect(await page.locator('[data-testid^="class-row-"]').count()).toBe(10);
@@ -153,10 +182,14 @@ export async function evaluateAndOpenCells(page: Page, screenshotDir: string, pr
   // The fullest cell off the diagonal if there is one (a mistake), else the fullest.
   const cellIds = (await cells.evaluateAll((buttons) => buttons.map((b) => b.getAttribute('data-testid')))) as string[];
   const offDiagonal = (id: string) => id.split('-')[2] !== id.split('-')[3];
-  const ranked = cellIds.map((id, i) => ({ id, count: counts[i]! })).sort((a, b) => Number(offDiagonal(b.id)) - Number(offDiagonal(a.id)) || b.count - a.count);
+  const ranked = cellIds
+    .map((id, i) => ({ id, count: counts[i]! }))
+    .sort((a, b) => Number(offDiagonal(b.id)) - Number(offDiagonal(a.id)) || b.count - a.count);
   const cell = ranked.find((c) => c.count > 0)!;
   await page.getByTestId(cell.id).click();
-  await expect.poll(() => page.getByTestId('image-grid').getAttribute('data-total'), { timeout: 60_000 }).toBe(String(cell.count));
+  await expect
+    .poll(() => page.getByTestId('image-grid').getAttribute('data-total'), { timeout: 60_000 })
+    .toBe(String(cell.count));
   expect(await page.getByTestId('thumbnail').count()).toBe(cell.count);
   const firstImage = page.getByTestId('thumbnail').first().locator('img');
   expect(await firstImage.getAttribute('src')).toMatch(/^data:image\/png;base64,/);
@@ -166,12 +199,16 @@ export async function evaluateAndOpenCells(page: Page, screenshotDir: string, pr
   await shot('9-evaluation-cell');
 
   const pairs = page.locator('[data-testid^="overthinking-"][data-count], [data-testid^="rescued-"][data-count]');
-  const pairCounts = (await pairs.evaluateAll((buttons) => buttons.map((b) => [b.getAttribute('data-testid'), Number(b.getAttribute('data-count'))]))) as [string, number][];
+  const pairCounts = (await pairs.evaluateAll((buttons) =>
+    buttons.map((b) => [b.getAttribute('data-testid'), Number(b.getAttribute('data-count'))]),
+  )) as [string, number][];
   expect(pairCounts).toHaveLength(6);
   const [pairId, pairCount] = pairCounts.find(([, n]) => n > 0) ?? pairCounts[0]!;
   if (pairCount > 0) {
     await page.getByTestId(pairId).click();
-    await expect.poll(() => page.getByTestId('image-grid').getAttribute('data-total'), { timeout: 60_000 }).toBe(String(pairCount));
+    await expect
+      .poll(() => page.getByTestId('image-grid').getAttribute('data-total'), { timeout: 60_000 })
+      .toBe(String(pairCount));
     expect(await page.getByTestId('thumbnail').count()).toBe(pairCount);
   }
   await page.getByTestId('overthinking').scrollIntoViewIfNeeded();

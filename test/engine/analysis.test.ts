@@ -11,7 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EQUAL_ACCURACY_TOLERANCE, type ExitCriterion } from '../../shared/analysis.js';
 import { ResponseSchemas } from '../../shared/api.js';
 import type { RunConfigInput } from '../../shared/spec.js';
-import { earlyExitSweep, lesionStudy, supervisionShares, sweepThresholds, type ExitProbabilities } from '../../electron/engine/analysis/index.js';
+import {
+  earlyExitSweep,
+  lesionStudy,
+  supervisionShares,
+  sweepThresholds,
+  type ExitProbabilities,
+} from '../../electron/engine/analysis/index.js';
 import { initBackend, summarizeBackend, type BackendInfo } from '../../electron/engine/backend/index.js';
 import { loadDataset, makeBatch, type Dataset, type ImageSet } from '../../electron/engine/data/index.js';
 import { exitAccuracy } from '../../electron/engine/evaluate/index.js';
@@ -53,7 +59,11 @@ beforeAll(async () => {
   runDir = trainer.start.run;
   trainer.dispose();
   net = (await loadTrainedNetwork(runDir)).net;
-  dataset = await loadDataset('embedded', { limitTrain: CONFIG.limitTrain, limitTest: CONFIG.limitTest, seed: CONFIG.seed });
+  dataset = await loadDataset('embedded', {
+    limitTrain: CONFIG.limitTrain,
+    limitTest: CONFIG.limitTest,
+    seed: CONFIG.seed,
+  });
 });
 
 afterAll(() => net.dispose());
@@ -114,7 +124,9 @@ describe('early-exit sweep', () => {
         const row = [...data.probabilities[k]!.slice(i * 4, i * 4 + 4)];
         return row.indexOf(Math.max(...row));
       };
-      const finalRight = Array.from({ length: samples }, (_, i) => predicted(2, i) === data.labels[i]).filter(Boolean).length;
+      const finalRight = Array.from({ length: samples }, (_, i) => predicted(2, i) === data.labels[i]).filter(
+        Boolean,
+      ).length;
       expect(sweep.final.accuracy).toBeCloseTo(finalRight / samples, 12);
       thresholds.forEach((threshold, t) => {
         const leaving = [0, 0, 0];
@@ -131,7 +143,10 @@ describe('early-exit sweep', () => {
         const macs = leaving.reduce((s, n, k) => s + n * costs[k]!.macs, 0) / samples;
         expect(point.meanMacs).toBeCloseTo(macs, 9);
         expect(point.macsRatio).toBeCloseTo(macs / 600, 9);
-        expect(point.latencyRatio).toBeCloseTo(leaving.reduce((s, n, k) => s + n * costs[k]!.latencyMs, 0) / samples / 5, 9);
+        expect(point.latencyRatio).toBeCloseTo(
+          leaving.reduce((s, n, k) => s + n * costs[k]!.latencyMs, 0) / samples / 5,
+          9,
+        );
       });
       const eligible = sweep.points.filter((p) => p.accuracy >= sweep.final.accuracy - EQUAL_ACCURACY_TOLERANCE);
       const cheapest = Math.min(...eligible.map((p) => p.meanMacs));
@@ -150,7 +165,9 @@ describe('early-exit sweep', () => {
 
   it('on a trained network: the final and the threshold-0 accuracies equal exitAccuracy, no tensors leak', async () => {
     const costs3 = net.costs().map((c) => ({ macs: c.macs, latencyMs: c.index + 1 }));
-    const sweep = await expectNoLeak(() => earlyExitSweep(net, dataset, dataset.test, { criterion: 'max-softmax', costs: costs3 }));
+    const sweep = await expectNoLeak(() =>
+      earlyExitSweep(net, dataset, dataset.test, { criterion: 'max-softmax', costs: costs3 }),
+    );
     const accuracy = await exitAccuracy(net, dataset, dataset.test);
     expect(sweep.samples).toBe(dataset.test.count);
     expect(sweep.final.accuracy).toBeCloseTo(accuracy.top1.at(-1)!, 12);
@@ -166,7 +183,12 @@ describe('early-exit sweep', () => {
 /** Accuracy of every exit with `block` skipped, counted from predict on the whole set at once. */
 function lesionedAccuracy(network: MwNetwork, data: Dataset, set: ImageSet, block: number): number[] {
   return tf.tidy(() => {
-    const { x, labels } = makeBatch(data, set, Array.from({ length: set.count }, (_, i) => i), null);
+    const { x, labels } = makeBatch(
+      data,
+      set,
+      Array.from({ length: set.count }, (_, i) => i),
+      null,
+    );
     const logits = network.predict(x, { skipBlock: block });
     return logits.map((l) => tf.sum(tf.cast(tf.equal(tf.argMax(l, 1), labels), 'float32')).dataSync()[0]! / set.count);
   });
@@ -183,7 +205,9 @@ describe('lesion study', () => {
       expect(row.accuracy).not.toBeNull();
       const independent = lesionedAccuracy(net, dataset, dataset.test, row.block);
       row.accuracy!.forEach((a, k) => expect(a).toBeCloseTo(independent[k]!, 12));
-      net.exits.filter((e) => e.block < row.block).forEach((e) => expect(row.accuracy![e.index]).toBe(study.baseline[e.index]));
+      net.exits
+        .filter((e) => e.block < row.block)
+        .forEach((e) => expect(row.accuracy![e.index]).toBe(study.baseline[e.index]));
     }
     // Skipping block 1 must change something the deeper exits compute.
     expect(study.blocks[0]!.accuracy).not.toEqual(study.baseline);
@@ -191,7 +215,11 @@ describe('lesion study', () => {
 
   it('reports null for MobileNet blocks that change shape (no shortcut to stand in)', async () => {
     const mobile = buildNetwork({ family: 'mobilenet', width: 0.125, exits: [3] }, [28, 28, 1], 10, 2);
-    const subset: ImageSet = { images: dataset.test.images.subarray(0, 16 * 28 * 28), labels: dataset.test.labels.subarray(0, 16), count: 16 };
+    const subset: ImageSet = {
+      images: dataset.test.images.subarray(0, 16 * 28 * 28),
+      labels: dataset.test.labels.subarray(0, 16),
+      count: 16,
+    };
     const study = await expectNoLeak(() => lesionStudy(mobile, dataset, subset));
     study.blocks.forEach((row, i) => expect(row.accuracy === null).toBe(!mobile.blocks[i]!.skippable));
     expect(study.blocks.some((row) => row.accuracy === null)).toBe(true);
@@ -201,49 +229,63 @@ describe('lesion study', () => {
 });
 
 describe('supervision shares', () => {
-  it.each(['joint', 'multiway', 'plain'] as const)('equal the norms of autodiff gradients of each weighted exit loss (%s)', async (method) => {
-    const tiny = buildNetwork({ family: 'resnet', depth: 14, width: 0.25, exits: [2, 4] }, [8, 8, 1], 3, 5);
-    const x = randomTensor([6, 8, 8, 1], 40) as tf.Tensor4D;
-    const labels = randomLabels(6, 3, 41);
-    const buffersBefore = tiny.buffers.map((b) => Array.from(b.variable.dataSync()));
-    const shares = await expectNoLeak(() => supervisionShares(tiny, { x, labels }, method, 1.5));
-    expect(tiny.buffers.map((b) => Array.from(b.variable.dataSync()))).toEqual(buffersBefore);
+  it.each(['joint', 'multiway', 'plain'] as const)(
+    'equal the norms of autodiff gradients of each weighted exit loss (%s)',
+    async (method) => {
+      const tiny = buildNetwork({ family: 'resnet', depth: 14, width: 0.25, exits: [2, 4] }, [8, 8, 1], 3, 5);
+      const x = randomTensor([6, 8, 8, 1], 40) as tf.Tensor4D;
+      const labels = randomLabels(6, 3, 41);
+      const buffersBefore = tiny.buffers.map((b) => Array.from(b.variable.dataSync()));
+      const shares = await expectNoLeak(() => supervisionShares(tiny, { x, labels }, method, 1.5));
+      expect(tiny.buffers.map((b) => Array.from(b.variable.dataSync()))).toEqual(buffersBefore);
 
-    const weights = methodLossWeights(method, tiny.exits, 1.5);
-    expect(shares.weights).toEqual(weights);
-    const layers = [tiny.stem, ...tiny.blocks];
-    const reference = tiny.exits.map((exit) =>
-      tf.tidy(() => {
-        const { grads } = tf.variableGrads(() => {
-          const logits = tiny.trace(x).logits[exit.index]!;
-          const crossEntropy = tf.mean(tf.neg(tf.sum(tf.mul(tf.oneHot(labels, 3), tf.logSoftmax(logits)), 1)));
-          return tf.mul(crossEntropy, weights[exit.index]!) as tf.Scalar;
-        }, tiny.params.map((p) => p.variable));
-        return layers.map((layer) =>
-          Math.sqrt(layer.params.reduce((sum, p) => sum + (grads[p.variable.name] ? tf.sum(tf.square(grads[p.variable.name]!)).dataSync()[0]! : 0), 0)),
-        );
-      }),
-    );
-    expect(shares.layers.map((l) => l.name)).toEqual(['stem', ...tiny.blocks.map((_, i) => `block ${i + 1}`)]);
-    shares.layers.forEach((layer, l) => {
-      const norms = reference.map((perLayer) => perLayer[l]!);
-      const total = norms.reduce((a, b) => a + b, 0);
-      layer.norms.forEach((n, k) => expect(n).toBeCloseTo(norms[k]!, 4));
-      layer.shares.forEach((s, k) => expect(s).toBeCloseTo(norms[k]! / total, 4));
-      // An exit never supervises blocks deeper than itself.
-      tiny.exits.filter((e) => e.block < l).forEach((e) => expect(layer.shares[e.index]).toBe(0));
-    });
-    if (method === 'plain') shares.layers.forEach((layer) => expect(layer.shares.at(-1)).toBeCloseTo(1, 9));
-    tf.dispose([x, labels]);
-    tiny.dispose();
-  });
+      const weights = methodLossWeights(method, tiny.exits, 1.5);
+      expect(shares.weights).toEqual(weights);
+      const layers = [tiny.stem, ...tiny.blocks];
+      const reference = tiny.exits.map((exit) =>
+        tf.tidy(() => {
+          const { grads } = tf.variableGrads(
+            () => {
+              const logits = tiny.trace(x).logits[exit.index]!;
+              const crossEntropy = tf.mean(tf.neg(tf.sum(tf.mul(tf.oneHot(labels, 3), tf.logSoftmax(logits)), 1)));
+              return tf.mul(crossEntropy, weights[exit.index]!) as tf.Scalar;
+            },
+            tiny.params.map((p) => p.variable),
+          );
+          return layers.map((layer) =>
+            Math.sqrt(
+              layer.params.reduce(
+                (sum, p) =>
+                  sum + (grads[p.variable.name] ? tf.sum(tf.square(grads[p.variable.name]!)).dataSync()[0]! : 0),
+                0,
+              ),
+            ),
+          );
+        }),
+      );
+      expect(shares.layers.map((l) => l.name)).toEqual(['stem', ...tiny.blocks.map((_, i) => `block ${i + 1}`)]);
+      shares.layers.forEach((layer, l) => {
+        const norms = reference.map((perLayer) => perLayer[l]!);
+        const total = norms.reduce((a, b) => a + b, 0);
+        layer.norms.forEach((n, k) => expect(n).toBeCloseTo(norms[k]!, 4));
+        layer.shares.forEach((s, k) => expect(s).toBeCloseTo(norms[k]! / total, 4));
+        // An exit never supervises blocks deeper than itself.
+        tiny.exits.filter((e) => e.block < l).forEach((e) => expect(layer.shares[e.index]).toBe(0));
+      });
+      if (method === 'plain') shares.layers.forEach((layer) => expect(layer.shares.at(-1)).toBeCloseTo(1, 9));
+      tf.dispose([x, labels]);
+      tiny.dispose();
+    },
+  );
 });
 
 describe('analysis API', () => {
   it('answers earlyExit, lesion and supervision for a run with valid results, and refuses folders outside the runs root', async () => {
     const host = new EngineHost({ backend, runsRoot, emit: () => {} });
     const before = tf.memory().numTensors;
-    const early = ResponseSchemas.earlyExit.parse(await host.handle('earlyExit', { run: runDir, criterion: 'entropy' }));
+    const early = ResponseSchemas.earlyExit.parse(
+      await host.handle('earlyExit', { run: runDir, criterion: 'entropy' }),
+    );
     expect(early.criterion).toBe('entropy');
     // On the validation hold-out, 10% of the 256 training images by default, not on the test set.
     expect(early.samples).toBe(Math.round(CONFIG.limitTrain! * 0.1));

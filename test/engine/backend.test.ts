@@ -50,27 +50,33 @@ function nativePackageInstalled(): boolean {
 const withoutNative = !nativePackageInstalled();
 
 describe('initBackend', () => {
-  it.runIf(withoutNative)('auto picks wasm with onnxruntime convolutions here and says why the native packages were skipped', async () => {
-    const info = await initBackend('auto');
-    expect(info.name).toBe('wasm-ort');
-    expect(info.label).toMatch(/^WebAssembly \((no )?SIMD, \d+ threads?\) \+ onnxruntime convolutions/);
-    expect(info.gpu).toBe(false);
-    expect(info.portable).toBe(true);
-    expect(info.device.length).toBeGreaterThan(0);
-    expect(info.skipped).toEqual([
-      { name: 'tensorflow-gpu', reason: expect.stringContaining('@tensorflow/tfjs-node-gpu is not installed') },
-      // No GPU here: at most a software adapter, which only a forced --backend webgpu uses.
-      { name: 'webgpu', reason: expect.stringMatching(/no Vulkan loader|only a software adapter|found no GPU adapter/) },
-      { name: 'tensorflow', reason: expect.stringContaining('@tensorflow/tfjs-node is not installed') },
-    ]);
-    expect(tf.getBackend()).toBe('wasm');
-    for (const name of GRADIENT_KERNEL_NAMES) expect(tf.getKernel(name, 'wasm')).toBeDefined();
+  it.runIf(withoutNative)(
+    'auto picks wasm with onnxruntime convolutions here and says why the native packages were skipped',
+    async () => {
+      const info = await initBackend('auto');
+      expect(info.name).toBe('wasm-ort');
+      expect(info.label).toMatch(/^WebAssembly \((no )?SIMD, \d+ threads?\) \+ onnxruntime convolutions/);
+      expect(info.gpu).toBe(false);
+      expect(info.portable).toBe(true);
+      expect(info.device.length).toBeGreaterThan(0);
+      expect(info.skipped).toEqual([
+        { name: 'tensorflow-gpu', reason: expect.stringContaining('@tensorflow/tfjs-node-gpu is not installed') },
+        // No GPU here: at most a software adapter, which only a forced --backend webgpu uses.
+        {
+          name: 'webgpu',
+          reason: expect.stringMatching(/no Vulkan loader|only a software adapter|found no GPU adapter/),
+        },
+        { name: 'tensorflow', reason: expect.stringContaining('@tensorflow/tfjs-node is not installed') },
+      ]);
+      expect(tf.getBackend()).toBe('wasm');
+      for (const name of GRADIENT_KERNEL_NAMES) expect(tf.getKernel(name, 'wasm')).toBeDefined();
 
-    const text = describeBackend(info);
-    expect(text).toContain(info.label);
-    for (const { reason } of info.skipped) expect(text).toContain(reason);
-    expect(text).toContain('npm install @tensorflow/tfjs-node-gpu on a machine that can download libtensorflow');
-  });
+      const text = describeBackend(info);
+      expect(text).toContain(info.label);
+      for (const { reason } of info.skipped) expect(text).toContain(reason);
+      expect(text).toContain('npm install @tensorflow/tfjs-node-gpu on a machine that can download libtensorflow');
+    },
+  );
 
   it('cpu works and serves the composed gradient kernels where they are faster', async () => {
     const info = await initBackend('cpu');
@@ -169,7 +175,12 @@ function convCases(seed: number): ConvCase[] {
           if (padKind === 'number') {
             cases.push({ ...base, pad: rng.int(3), dimRoundingMode: pick(['floor', 'round', 'ceil'] as const) });
           } else if (padKind === 'explicit') {
-            const pad: tf.backend_util.ExplicitPadding = [[0, 0], [rng.int(kh + 1), rng.int(kh + 1)], [rng.int(kw + 1), rng.int(kw + 1)], [0, 0]];
+            const pad: tf.backend_util.ExplicitPadding = [
+              [0, 0],
+              [rng.int(kh + 1), rng.int(kh + 1)],
+              [rng.int(kw + 1), rng.int(kw + 1)],
+              [0, 0],
+            ];
             cases.push({ ...base, pad });
           } else {
             cases.push({ ...base, pad: padKind });
@@ -187,8 +198,19 @@ function randomValues(rng: Random, shape: readonly number[]): Values {
 }
 
 /** The inputs and attributes of the filter- and input-gradient kernels for one case. */
-function gradientKernelCalls(c: ConvCase, rng: Random): { kernel: string; inputs: Record<string, Values>; attrs: NamedAttrMap }[] {
-  const info = tf.backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad, c.dimRoundingMode, c.depthwise);
+function gradientKernelCalls(
+  c: ConvCase,
+  rng: Random,
+): { kernel: string; inputs: Record<string, Values>; attrs: NamedAttrMap }[] {
+  const info = tf.backend_util.computeConv2DInfo(
+    c.xShape,
+    c.filterShape,
+    c.strides,
+    1,
+    c.pad,
+    c.dimRoundingMode,
+    c.depthwise,
+  );
   const x = randomValues(rng, c.xShape);
   const filter = randomValues(rng, c.filterShape);
   const dy = randomValues(rng, info.outShape);
@@ -282,8 +304,26 @@ function sumOfSquaresGrads(c: ConvCase, x: Values, filter: Values): Values[] {
 describe('autodiff through the composed kernels', () => {
   const cases: ConvCase[] = [
     { depthwise: false, xShape: [2, 8, 8, 3], filterShape: [3, 3, 3, 4], strides: [2, 2], pad: 'same' },
-    { depthwise: false, xShape: [2, 9, 7, 2], filterShape: [5, 3, 2, 3], strides: [1, 2], pad: [[0, 0], [2, 1], [0, 2], [0, 0]] },
-    { depthwise: false, xShape: [1, 9, 9, 2], filterShape: [3, 3, 2, 2], strides: [2, 2], pad: 1, dimRoundingMode: 'ceil' },
+    {
+      depthwise: false,
+      xShape: [2, 9, 7, 2],
+      filterShape: [5, 3, 2, 3],
+      strides: [1, 2],
+      pad: [
+        [0, 0],
+        [2, 1],
+        [0, 2],
+        [0, 0],
+      ],
+    },
+    {
+      depthwise: false,
+      xShape: [1, 9, 9, 2],
+      filterShape: [3, 3, 2, 2],
+      strides: [2, 2],
+      pad: 1,
+      dimRoundingMode: 'ceil',
+    },
     { depthwise: true, xShape: [2, 8, 8, 3], filterShape: [3, 3, 3, 2], strides: [2, 2], pad: 'same' },
     { depthwise: true, xShape: [2, 7, 9, 4], filterShape: [5, 5, 4, 1], strides: [1, 1], pad: 'valid' },
   ];
@@ -346,18 +386,28 @@ describe('no data buffers leak', () => {
 });
 
 /** The three dense convolution kernels for one case: forward, then both gradients. */
-function denseKernelCalls(c: ConvCase, rng: Random): { kernel: string; inputs: Record<string, Values>; attrs: NamedAttrMap }[] {
+function denseKernelCalls(
+  c: ConvCase,
+  rng: Random,
+): { kernel: string; inputs: Record<string, Values>; attrs: NamedAttrMap }[] {
   const [filterGradient, inputGradient] = gradientKernelCalls(c, rng);
   // Numeric pads with 'ceil'/'round', or with unequal strides (tfjs then sizes both axes with the
   // height's stride), give output sizes no ONNX convolution has, so those calls fall back to the
   // wasm backend's own Conv2D, which disagrees with the cpu kernel there (it leaves part of its
   // output unwritten). A tfjs bug outside our kernels, so those forward calls are left out.
-  const wasmForwardBug = typeof c.pad === 'number' && (c.strides[0] !== c.strides[1] || (c.dimRoundingMode ?? 'floor') !== 'floor');
+  const wasmForwardBug =
+    typeof c.pad === 'number' && (c.strides[0] !== c.strides[1] || (c.dimRoundingMode ?? 'floor') !== 'floor');
   if (wasmForwardBug) return [filterGradient!, inputGradient!];
   const forward = {
     kernel: 'Conv2D',
     inputs: { x: randomValues(rng, c.xShape), filter: randomValues(rng, c.filterShape) },
-    attrs: { strides: c.strides, pad: c.pad, dilations: [1, 1], dataFormat: 'NHWC', ...(c.dimRoundingMode === undefined ? {} : { dimRoundingMode: c.dimRoundingMode }) } as NamedAttrMap,
+    attrs: {
+      strides: c.strides,
+      pad: c.pad,
+      dilations: [1, 1],
+      dataFormat: 'NHWC',
+      ...(c.dimRoundingMode === undefined ? {} : { dimRoundingMode: c.dimRoundingMode }),
+    } as NamedAttrMap,
   };
   return [forward, filterGradient!, inputGradient!];
 }
@@ -368,11 +418,33 @@ function denseKernelCalls(c: ConvCase, rng: Random): { kernel: string; inputs: R
  * explicit asymmetric pads.
  */
 const BLOCKED_CASES: ConvCase[] = [
-  { depthwise: false, xShape: [16, 9, 9, 16], filterShape: [3, 3, 16, 32], strides: [1, 1], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+  {
+    depthwise: false,
+    xShape: [16, 9, 9, 16],
+    filterShape: [3, 3, 16, 32],
+    strides: [1, 1],
+    pad: [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ],
+  },
   { depthwise: false, xShape: [16, 10, 10, 16], filterShape: [3, 3, 16, 32], strides: [2, 2], pad: 'same' },
   { depthwise: false, xShape: [16, 9, 8, 32], filterShape: [1, 1, 32, 16], strides: [2, 2], pad: 'valid' },
   { depthwise: false, xShape: [32, 8, 8, 16], filterShape: [5, 5, 16, 16], strides: [1, 1], pad: 'valid' },
-  { depthwise: false, xShape: [16, 7, 9, 16], filterShape: [3, 5, 16, 16], strides: [1, 2], pad: [[0, 0], [2, 0], [1, 3], [0, 0]] },
+  {
+    depthwise: false,
+    xShape: [16, 7, 9, 16],
+    filterShape: [3, 5, 16, 16],
+    strides: [1, 2],
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 3],
+      [0, 0],
+    ],
+  },
   // A wide layer on a small grid (as MobileNet's last stages): 64 output channels on 2x2 positions.
   { depthwise: false, xShape: [16, 4, 4, 32], filterShape: [3, 3, 32, 64], strides: [2, 2], pad: 'same' },
 ];
@@ -381,9 +453,14 @@ function runAgainstStockCpu(calls: ReturnType<typeof denseKernelCalls>, name: st
   for (const { kernel, inputs, attrs } of calls) {
     const expected = stockCpuResult(kernel, inputs, attrs);
     tf.tidy(() => {
-      const tensors = Object.fromEntries(Object.entries(inputs).map(([input, { shape, values }]) => [input, tf.tensor(values, shape)]));
+      const tensors = Object.fromEntries(
+        Object.entries(inputs).map(([input, { shape, values }]) => [input, tf.tensor(values, shape)]),
+      );
       try {
-        expectClose(tf.engine().runKernel(kernel, tensors, attrs) as tf.Tensor, tf.tensor(expected.values, expected.shape));
+        expectClose(
+          tf.engine().runKernel(kernel, tensors, attrs) as tf.Tensor,
+          tf.tensor(expected.values, expected.shape),
+        );
       } catch (error) {
         throw new Error(`${kernel}, ${name}: ${(error as Error).message}`, { cause: error });
       }
@@ -398,7 +475,9 @@ describe('onnxruntime kernels (wasm-ort) match the stock cpu kernels', () => {
 
   it('says which path runs: onnxruntime threads and the NCHWc block found on this CPU', async () => {
     const info = await initBackend('wasm-ort');
-    expect(info.label).toMatch(/^WebAssembly \(SIMD, 1 thread\) \+ onnxruntime convolutions \(\d+ threads?, NCHWc(8|16)?\)$/);
+    expect(info.label).toMatch(
+      /^WebAssembly \(SIMD, 1 thread\) \+ onnxruntime convolutions \(\d+ threads?, NCHWc(8|16)?\)$/,
+    );
     expect(info.portable).toBe(true);
     expect(describeBackend(info)).toContain('[wasm-ort]');
   });
@@ -413,7 +492,11 @@ describe('onnxruntime kernels (wasm-ort) match the stock cpu kernels', () => {
       .map((one): ConvCase => {
         if (one.xShape[3] > 1) return one;
         const [kh, kw, , outChannels] = one.filterShape;
-        return { ...one, xShape: [one.xShape[0], one.xShape[1], one.xShape[2], 2], filterShape: [kh, kw, 2, outChannels] };
+        return {
+          ...one,
+          xShape: [one.xShape[0], one.xShape[1], one.xShape[2], 2],
+          filterShape: [kh, kw, 2, outChannels],
+        };
       });
     for (const c of cases) runAgainstStockCpu(denseKernelCalls(c, rng), caseName(c));
     const after = onnxKernelCalls();
@@ -449,7 +532,13 @@ describe('onnxruntime kernels (wasm-ort) match the stock cpu kernels', () => {
   it('single-channel forward convolutions (grayscale image layers) run XNNPACK; their gradients run onnxruntime', async () => {
     await initBackend('wasm-ort');
     const rng = new Random(29);
-    const c: ConvCase = { depthwise: false, xShape: [4, 10, 10, 1], filterShape: [3, 3, 1, 16], strides: [1, 1], pad: 'same' };
+    const c: ConvCase = {
+      depthwise: false,
+      xShape: [4, 10, 10, 1],
+      filterShape: [3, 3, 1, 16],
+      strides: [1, 1],
+      pad: 'same',
+    };
     const before = onnxKernelCalls();
     runAgainstStockCpu(denseKernelCalls(c, rng), caseName(c));
     const after = onnxKernelCalls();
@@ -463,8 +552,30 @@ describe('onnxruntime kernels (wasm-ort) match the stock cpu kernels', () => {
       { depthwise: false, xShape: [3, 9, 7, 8], filterShape: [3, 3, 8, 5], strides: [1, 1], pad: 'same' },
       { depthwise: false, xShape: [2, 6, 11, 12], filterShape: [5, 3, 12, 16], strides: [1, 1], pad: 'valid' },
       { depthwise: false, xShape: [4, 8, 8, 9], filterShape: [1, 1, 9, 7], strides: [1, 1], pad: 'same' },
-      { depthwise: false, xShape: [1, 7, 5, 16], filterShape: [3, 5, 16, 3], strides: [1, 1], pad: [[0, 0], [2, 0], [1, 3], [0, 0]] },
-      { depthwise: false, xShape: [5, 4, 6, 10], filterShape: [1, 5, 10, 2], strides: [1, 1], pad: [[0, 0], [0, 1], [4, 0], [0, 0]] },
+      {
+        depthwise: false,
+        xShape: [1, 7, 5, 16],
+        filterShape: [3, 5, 16, 3],
+        strides: [1, 1],
+        pad: [
+          [0, 0],
+          [2, 0],
+          [1, 3],
+          [0, 0],
+        ],
+      },
+      {
+        depthwise: false,
+        xShape: [5, 4, 6, 10],
+        filterShape: [1, 5, 10, 2],
+        strides: [1, 1],
+        pad: [
+          [0, 0],
+          [0, 1],
+          [4, 0],
+          [0, 0],
+        ],
+      },
       // More output channels than positions: products over groups of 3 images, then of all 4.
       { depthwise: false, xShape: [6, 2, 2, 8], filterShape: [1, 1, 8, 12], strides: [1, 1], pad: 'valid' },
       { depthwise: false, xShape: [4, 2, 2, 8], filterShape: [1, 1, 8, 24], strides: [1, 1], pad: 'valid' },

@@ -80,7 +80,9 @@ function imageKeys(sets: ImageSet[], bytesPerImage: number): string[] {
   const keys: string[] = [];
   for (const set of sets) {
     for (let i = 0; i < set.count; i++) {
-      keys.push(`${set.labels[i]}:${Buffer.from(set.images.subarray(i * bytesPerImage, (i + 1) * bytesPerImage)).toString('base64')}`);
+      keys.push(
+        `${set.labels[i]}:${Buffer.from(set.images.subarray(i * bytesPerImage, (i + 1) * bytesPerImage)).toString('base64')}`,
+      );
     }
   }
   return keys.sort();
@@ -108,7 +110,10 @@ function directStats(set: ImageSet, channels: number): { mean: number[]; std: nu
   return { mean, std };
 }
 
-function expectStatsClose(actual: { mean: number[]; std: number[] }, expected: { mean: number[]; std: number[] }): void {
+function expectStatsClose(
+  actual: { mean: number[]; std: number[] },
+  expected: { mean: number[]; std: number[] },
+): void {
   actual.mean.forEach((m, c) => expect(m).toBeCloseTo(expected.mean[c]!, 9));
   actual.std.forEach((s, c) => expect(s).toBeCloseTo(expected.std[c]!, 9));
 }
@@ -133,7 +138,12 @@ function smallIdx(side: number, trainCount: number, testCount: number, seed: num
 }
 
 /** Writes the four idx files (raw); `override` replaces a file's bytes to corrupt it. */
-async function writeIdxFolder(dir: string, side: number, content: IdxContent, override: Partial<Record<keyof IdxContent, Uint8Array>> = {}): Promise<void> {
+async function writeIdxFolder(
+  dir: string,
+  side: number,
+  content: IdxContent,
+  override: Partial<Record<keyof IdxContent, Uint8Array>> = {},
+): Promise<void> {
   const encoded: Record<keyof IdxContent, Uint8Array> = {
     trainImages: encodeIdx([content.trainLabels.length, side, side], content.trainImages),
     trainLabels: encodeIdx([content.trainLabels.length], content.trainLabels),
@@ -203,10 +213,30 @@ describe('idx datasets', () => {
   it('names the file and the problem for corrupt idx files', async () => {
     const content = smallIdx(4, 5, 3, 7);
     const cases: [string, Partial<Record<keyof IdxContent, Uint8Array>>, keyof IdxContent, RegExp][] = [
-      ['truncated', { trainImages: encodeIdx([5, 4, 4], content.trainImages).subarray(0, 60) }, 'trainImages', /is truncated: .*declares 5x4x4 = 80 data bytes but only 44 are present/],
-      ['magic', { trainImages: encodeIdx([80], content.trainImages) }, 'trainImages', /magic number 0x00000801, expected 0x00000803/],
-      ['mismatch', { trainLabels: encodeIdx([4], content.trainLabels.subarray(0, 4)) }, 'trainLabels', /holds 4 labels but train-images-idx3-ubyte holds 5 images/],
-      ['label', { testLabels: encodeIdx([3], Uint8Array.of(1, 10, 2)) }, 'testLabels', /label 10 at position 1 is outside the 10 classes/],
+      [
+        'truncated',
+        { trainImages: encodeIdx([5, 4, 4], content.trainImages).subarray(0, 60) },
+        'trainImages',
+        /is truncated: .*declares 5x4x4 = 80 data bytes but only 44 are present/,
+      ],
+      [
+        'magic',
+        { trainImages: encodeIdx([80], content.trainImages) },
+        'trainImages',
+        /magic number 0x00000801, expected 0x00000803/,
+      ],
+      [
+        'mismatch',
+        { trainLabels: encodeIdx([4], content.trainLabels.subarray(0, 4)) },
+        'trainLabels',
+        /holds 4 labels but train-images-idx3-ubyte holds 5 images/,
+      ],
+      [
+        'label',
+        { testLabels: encodeIdx([3], Uint8Array.of(1, 10, 2)) },
+        'testLabels',
+        /label 10 at position 1 is outside the 10 classes/,
+      ],
     ];
     for (const [name, override, role, problem] of cases) {
       const dir = await folder('idx-bad', name);
@@ -222,13 +252,21 @@ describe('idx datasets', () => {
     [1e6, 1e6, 1e6].forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
     const hostile = Buffer.concat([header, Buffer.alloc(84)]);
     await writeIdxFolder(dir, 4, smallIdx(4, 5, 3, 9), { trainImages: hostile });
-    await expectFailure(loadDataset(dir), join(dir, IDX_FILES.trainImages), /truncated: its header declares 1000000x1000000x1000000 = 1000000000000000000 data bytes but only 84 are present/);
+    await expectFailure(
+      loadDataset(dir),
+      join(dir, IDX_FILES.trainImages),
+      /truncated: its header declares 1000000x1000000x1000000 = 1000000000000000000 data bytes but only 84 are present/,
+    );
   });
 
   it('names the missing files of a partial idx folder', async () => {
     const dir = await folder('idx-partial');
     await writeFile(join(dir, IDX_FILES.trainImages), encodeIdx([1, 2, 2], new Uint8Array(4)));
-    await expectFailure(loadDataset(dir), dir, /idx dataset folder missing train-labels-idx1-ubyte\[\.gz\], t10k-images/);
+    await expectFailure(
+      loadDataset(dir),
+      dir,
+      /idx dataset folder missing train-labels-idx1-ubyte\[\.gz\], t10k-images/,
+    );
   });
 });
 
@@ -241,7 +279,9 @@ describe('embedded subset and loading options', () => {
     expect(embedded.classes).toEqual(FASHION_MNIST_CLASSES);
     expect(embedded.flipAugment).toBe(true);
     expect(embedded.license).toMatch(/MIT.*Zalando/);
-    expect(describeDataset(embedded)).toBe('Fashion-MNIST (embedded subset): 12000 train / 2000 test, 28x28x1, 10 classes');
+    expect(describeDataset(embedded)).toBe(
+      'Fashion-MNIST (embedded subset): 12000 train / 2000 test, 28x28x1, 10 classes',
+    );
     expect(classCounts(embedded.train.labels, 10)).toEqual(new Array(10).fill(1200));
     expect(classCounts(embedded.test.labels, 10)).toEqual(new Array(10).fill(200));
     expectStatsClose(embedded.normalization, directStats(embedded.train, 1));
@@ -267,7 +307,9 @@ describe('embedded subset and loading options', () => {
     expect(imageKeys([split.train, validation], 784).join() === imageKeys([embedded.train], 784).join()).toBe(true);
     expect(sameBytes(split.test.images, embedded.test.images)).toBe(true);
     expectStatsClose(split.normalization, directStats(split.train, 1));
-    expect(describeDataset(split)).toBe('Fashion-MNIST (embedded subset): 10800 train / 1200 validation / 2000 test, 28x28x1, 10 classes');
+    expect(describeDataset(split)).toBe(
+      'Fashion-MNIST (embedded subset): 10800 train / 1200 validation / 2000 test, 28x28x1, 10 classes',
+    );
   });
 
   it('selects the same images for the same seed and others for another', async () => {
@@ -344,12 +386,18 @@ describe('CIFAR', () => {
     for (const [b, batch] of trainBatches.entries()) await writeFile(join(dir, `data_batch_${b + 1}.bin`), batch.file);
     await writeFile(join(dir, 'test_batch.bin'), testBatch.file);
     await writeFile(join(dir, 'batches.meta.txt'), `${CIFAR10_NAMES.join('\n')}\n\n`);
-    await createTar({ gzip: true, file: join(root, 'cifar-10-binary.tar.gz'), cwd: cifar10Root }, ['cifar-10-batches-bin']);
+    await createTar({ gzip: true, file: join(root, 'cifar-10-binary.tar.gz'), cwd: cifar10Root }, [
+      'cifar-10-batches-bin',
+    ]);
   });
 
   it('loads CIFAR-10 from the folder above, the batch folder and the .tar.gz alike', async () => {
     const expectedTrain = concatRecords(trainBatches);
-    for (const source of [cifar10Root, join(cifar10Root, 'cifar-10-batches-bin'), join(root, 'cifar-10-binary.tar.gz')]) {
+    for (const source of [
+      cifar10Root,
+      join(cifar10Root, 'cifar-10-batches-bin'),
+      join(root, 'cifar-10-binary.tar.gz'),
+    ]) {
       const dataset = await loadDataset(source);
       expect(dataset.name).toBe('CIFAR-10');
       expect(dataset.source).toBe(source);
@@ -388,7 +436,11 @@ describe('CIFAR', () => {
     }
     const bad = join(dir, 'data_batch_3.bin');
     await writeFile(bad, Buffer.concat([cifarRecords(2, 1, 10, 2).file, Buffer.alloc(5)]));
-    await expectFailure(loadDataset(dir), bad, /length 6151 is not a positive multiple of the 3073-byte CIFAR-10 record/);
+    await expectFailure(
+      loadDataset(dir),
+      bad,
+      /length 6151 is not a positive multiple of the 3073-byte CIFAR-10 record/,
+    );
   });
 
   it('names the file holding a label outside the classes', async () => {
@@ -569,12 +621,20 @@ describe('image folders', () => {
     const wide = opaque(randomBytes((W + 3) * (H + 2) * 3, 2));
     await writeFile(join(dir, 'b', 'wide.png'), pngFile(W + 3, H + 2, wide, 2));
     const gray = randomBytes(3 * W * 3 * H, 3);
-    await writeFile(join(dir, 'a', 'gray.jpg'), Buffer.from(jpeg.encode({ data: opaque(grayToRgb(gray)), width: 3 * W, height: 3 * H }, 95).data));
+    await writeFile(
+      join(dir, 'a', 'gray.jpg'),
+      Buffer.from(jpeg.encode({ data: opaque(grayToRgb(gray)), width: 3 * W, height: 3 * H }, 95).data),
+    );
     const dataset = await loadDataset(dir);
     expect(dataset.shape).toEqual({ height: H, width: W, channels: 3 });
     expect(dataset.sizeNote).toBe(`2 of 6 images resized to ${W}x${H}, the most common of 3 sizes`);
     // The images of the common size are untouched; the others are exactly what the resampler makes of them.
-    const expectedWide = resizeImage(Uint8Array.from(wide.filter((_, i) => i % 4 !== 3)), { width: W + 3, height: H + 2 }, 3, { width: W, height: H });
+    const expectedWide = resizeImage(
+      Uint8Array.from(wide.filter((_, i) => i % 4 !== 3)),
+      { width: W + 3, height: H + 2 },
+      3,
+      { width: W, height: H },
+    );
     const keys = imageKeys([dataset.train, dataset.test], W * H * 3);
     expect(keys).toContain(`1:${Buffer.from(expectedWide).toString('base64')}`);
     expect(keys.filter((k) => k.startsWith('0:'))).toHaveLength(3);
@@ -594,18 +654,27 @@ describe('image folders', () => {
     expect(capped.shape).toEqual({ height: 51, width: 64, channels: 3 });
     expect(capped.sizeNote).toMatch(/2 of 2 images resized to 64x51, the most common size, 100x80, capped at 64/);
     // Other formats already share one size: asking for another is a mistake named as such.
-    await expectFailure(loadDataset('embedded', { imageSize: 32 }), 'embedded', /--image-size applies to image folders only/);
+    await expectFailure(
+      loadDataset('embedded', { imageSize: 32 }),
+      'embedded',
+      /--image-size applies to image folders only/,
+    );
   });
 
   it('resamples: a constant image stays constant, the same size is a copy, and shrinking averages', () => {
     const constant = new Uint8Array(7 * 5 * 3).fill(77);
-    expect(resizeImage(constant, { width: 7, height: 5 }, 3, { width: 3, height: 11 })).toEqual(new Uint8Array(3 * 11 * 3).fill(77));
+    expect(resizeImage(constant, { width: 7, height: 5 }, 3, { width: 3, height: 11 })).toEqual(
+      new Uint8Array(3 * 11 * 3).fill(77),
+    );
     const pixels = randomBytes(6 * 4, 8);
     expect(resizeImage(pixels, { width: 6, height: 4 }, 1, { width: 6, height: 4 })).toEqual(pixels);
     // Stripes of 0 and 200 one pixel wide shrink to their mean, not to either stripe.
     const stripes = Uint8Array.from({ length: 8 * 8 }, (_, i) => (i % 2 ? 200 : 0));
     const shrunk = [...resizeImage(stripes, { width: 8, height: 8 }, 1, { width: 2, height: 2 })];
-    expect(shrunk.every((v) => v > 80 && v < 120), `shrunk stripes: ${shrunk.join(' ')}`).toBe(true);
+    expect(
+      shrunk.every((v) => v > 80 && v < 120),
+      `shrunk stripes: ${shrunk.join(' ')}`,
+    ).toBe(true);
   });
 
   it('names an empty class folder', async () => {
@@ -629,15 +698,25 @@ describe('image folders', () => {
     hugePng.writeUInt32BE(100_000, 16);
     hugePng.writeUInt32BE(100_000, 20);
     await writeFile(join(png, 'a', 'huge.png'), hugePng);
-    await expectFailure(loadDataset(png), join(png, 'a', 'huge.png'), /declares a 100000x100000 image, above the 4096x4096 limit/);
+    await expectFailure(
+      loadDataset(png),
+      join(png, 'a', 'huge.png'),
+      /declares a 100000x100000 image, above the 4096x4096 limit/,
+    );
 
     const jpg = await validFolder('bad-huge-jpeg');
-    const hugeJpeg = Buffer.from(jpeg.encode({ data: opaque(randomBytes(W * H * 3, 4)), width: W, height: H }, 90).data);
+    const hugeJpeg = Buffer.from(
+      jpeg.encode({ data: opaque(randomBytes(W * H * 3, 4)), width: W, height: H }, 90).data,
+    );
     const sof = hugeJpeg.indexOf(Buffer.from([0xff, 0xc0]));
     hugeJpeg.writeUInt16BE(60_000, sof + 5);
     hugeJpeg.writeUInt16BE(50_000, sof + 7);
     await writeFile(join(jpg, 'b', 'huge.jpg'), hugeJpeg);
-    await expectFailure(loadDataset(jpg), join(jpg, 'b', 'huge.jpg'), /declares a 50000x60000 image, above the 4096x4096 limit/);
+    await expectFailure(
+      loadDataset(jpg),
+      join(jpg, 'b', 'huge.jpg'),
+      /declares a 50000x60000 image, above the 4096x4096 limit/,
+    );
   });
 
   it('names a test class folder that train/ does not have', async () => {

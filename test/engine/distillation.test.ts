@@ -26,7 +26,11 @@ describe('self-distillation', () => {
         const kl = tf.sum(tf.mul(pTeacher, tf.sub(tf.log(pTeacher), tf.logSoftmax(tf.div(z, T)))));
         return tf.div(tf.add(tf.mul(ce, 1 - a), tf.mul(kl, a * T * T)), 5) as tf.Scalar;
       };
-      expectClose(distilledLogitGradient(student, teacher, oneHot, { alpha: a, temperature: T }), tf.grad(loss)(student), 1e-6);
+      expectClose(
+        distilledLogitGradient(student, teacher, oneHot, { alpha: a, temperature: T }),
+        tf.grad(loss)(student),
+        1e-6,
+      );
     });
   });
 
@@ -47,21 +51,31 @@ describe('self-distillation', () => {
     };
     const plainMultiway = after(hyper);
     const distilled = after({ ...hyper, distillation: { alpha: 0.5, temperature: 3 } });
-    const differs = (prefix: string) => [...plainMultiway.keys()].filter((n) => n.startsWith(prefix)).some((n) => plainMultiway.get(n)!.some((v, i) => Math.abs(v - distilled.get(n)![i]!) > 1e-6));
+    const differs = (prefix: string) =>
+      [...plainMultiway.keys()]
+        .filter((n) => n.startsWith(prefix))
+        .some((n) => plainMultiway.get(n)!.some((v, i) => Math.abs(v - distilled.get(n)![i]!) > 1e-6));
     expect(differs('exits.1.fc')).toBe(true);
     expect(differs('exits.3.')).toBe(false);
   });
 
   it('is refused with plain BP, whose backbone learns from the final exit only', () => {
     expect(() => parseRunConfig({ ...DEFAULT_RUN_CONFIG, method: 'plain', distill: true })).toThrow(ConfigError);
-    expect(() => parseRunConfig({ ...DEFAULT_RUN_CONFIG, method: 'plain', gradientEquilibrium: true })).toThrow(/gradient equilibrium .*use joint, multiway or pairwise/);
+    expect(() => parseRunConfig({ ...DEFAULT_RUN_CONFIG, method: 'plain', gradientEquilibrium: true })).toThrow(
+      /gradient equilibrium .*use joint, multiway or pairwise/,
+    );
   });
 });
 
 describe('gradient equilibrium', () => {
   it("gives each block the sum of the exits' gradients at and above it divided by their number; heads unscaled", () => {
     // Six blocks, exits after 2, 4 and 6 (N = 3): segments {stem, 1, 2} / {3, 4} / {5, 6} divide by 3 / 2 / 1.
-    const net = buildNetwork({ family: 'resnet', depth: 14, width: 0.25, block: 'option-a', exits: [2, 4] }, [8, 8, 1], 3, 9);
+    const net = buildNetwork(
+      { family: 'resnet', depth: 14, width: 0.25, block: 'option-a', exits: [2, 4] },
+      [8, 8, 1],
+      3,
+      9,
+    );
     const divisor = (name: string) => {
       if (name.startsWith('exits.')) return 1;
       const block = Number(/^blocks\.(\d+)\./.exec(name)?.[1] ?? 0);

@@ -32,7 +32,9 @@ function randomPredictions(samples: number, classes: number, exits: number, seed
   const rng = new Random(seed);
   const labels = Uint8Array.from({ length: samples }, () => rng.int(classes));
   // Each exit right about half the time, so every kind of pair occurs.
-  const predicted = Array.from({ length: exits }, () => Int32Array.from(labels, (label) => (rng.next() < 0.5 ? label : rng.int(classes))));
+  const predicted = Array.from({ length: exits }, () =>
+    Int32Array.from(labels, (label) => (rng.next() < 0.5 ? label : rng.int(classes))),
+  );
   return { labels, predicted };
 }
 
@@ -57,7 +59,13 @@ describe('evaluation figures against brute force', () => {
         const support = labels.filter((label) => label === c).length;
         const predictedAs = Array.from(p).filter((q) => q === c).length;
         const hits = labels.filter((label, i) => label === c && p[i] === c).length;
-        expect(m).toEqual({ class: c, name: names[c], support, precision: predictedAs ? hits / predictedAs : 0, recall: support ? hits / support : 0 });
+        expect(m).toEqual({
+          class: c,
+          name: names[c],
+          support,
+          precision: predictedAs ? hits / predictedAs : 0,
+          recall: support ? hits / support : 0,
+        });
       });
     }
   });
@@ -78,7 +86,9 @@ describe('evaluation figures against brute force', () => {
       expect(pair).toEqual({ ...pair, overthinking: broken, rescued });
     }
     result.oracle.forEach((share, j) => {
-      const anyRight = Array.from(labels).filter((label, i) => predicted.slice(0, j + 1).some((p) => p[i] === label)).length;
+      const anyRight = Array.from(labels).filter((label, i) =>
+        predicted.slice(0, j + 1).some((p) => p[i] === label),
+      ).length;
       expect(share).toBeCloseTo(anyRight / labels.length, 12);
     });
     // The ceiling never falls with depth, and it starts at the first exit's own accuracy.
@@ -96,12 +106,20 @@ describe('evaluation figures against brute force', () => {
       }
     }
     for (const pair of overthinking(labels, predicted).pairs) {
-      const ask = (kind: 'overthinking' | 'rescued'): ImageSelection => ({ kind, shallow: pair.shallow, deep: pair.deep });
+      const ask = (kind: 'overthinking' | 'rescued'): ImageSelection => ({
+        kind,
+        shallow: pair.shallow,
+        deep: pair.deep,
+      });
       expect(selectedImages(ask('overthinking'), labels, predicted)).toHaveLength(pair.overthinking);
       expect(selectedImages(ask('rescued'), labels, predicted)).toHaveLength(pair.rescued);
     }
-    expect(() => selectedImages({ kind: 'confusion', exit: 4, actual: 0, predicted: 0 }, labels, predicted)).toThrow(/exit 4 does not exist/);
-    expect(() => selectedImages({ kind: 'rescued', shallow: 2, deep: 1 }, labels, predicted)).toThrow(/must come before/);
+    expect(() => selectedImages({ kind: 'confusion', exit: 4, actual: 0, predicted: 0 }, labels, predicted)).toThrow(
+      /exit 4 does not exist/,
+    );
+    expect(() => selectedImages({ kind: 'rescued', shallow: 2, deep: 1 }, labels, predicted)).toThrow(
+      /must come before/,
+    );
   });
 });
 
@@ -126,7 +144,10 @@ describe('evaluating a trained run', () => {
   beforeAll(async () => {
     const backend = await initBackend('cpu');
     runsRoot = await mkdtemp(join(tmpdir(), 'mw-evaluation-'));
-    const trainer = await openRun({ kind: 'new', config: CONFIG, runsRoot }, { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } });
+    const trainer = await openRun(
+      { kind: 'new', config: CONFIG, runsRoot },
+      { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } },
+    );
     await trainer.run();
     runDir = trainer.start.run;
     trainer.dispose();
@@ -156,13 +177,19 @@ describe('evaluating a trained run', () => {
       expect(matrixAccuracy(validation.evaluation.exits[k]!.confusion)).toBe(exit.validationTop1);
     });
     expect(test.evaluation.classes).toEqual(summary!.dataset.classes);
-    expect(test.evaluation.overthinking.pairs.map((p) => [p.shallow, p.deep])).toEqual([[0, 1], [0, 2], [1, 2]]);
+    expect(test.evaluation.overthinking.pairs.map((p) => [p.shallow, p.deep])).toEqual([
+      [0, 1],
+      [0, 2],
+      [1, 2],
+    ]);
   });
 
   it('reads a cached evaluation back while the checkpoint is unchanged, and evaluates again once it is not', async () => {
     const fresh = (await evaluateRun(runDir, 'test')).evaluation;
     const path = evaluationCachePath(runDir, 'test');
-    const cached = JSON.parse(await readFile(path, 'utf8')) as { evaluation: { exits: { top1: number }[]; step: number } };
+    const cached = JSON.parse(await readFile(path, 'utf8')) as {
+      evaluation: { exits: { top1: number }[]; step: number };
+    };
     expect(EvaluationSchema.parse(cached.evaluation)).toEqual(fresh);
     // A marked figure comes back as written: the second call read the file, not the network.
     cached.evaluation.exits[0]!.top1 = 0.123;
@@ -181,12 +208,17 @@ describe('evaluating a trained run', () => {
     expect(tf.memory().numTensors).toBe(before);
     net.dispose();
     expect(predictions.predicted).toHaveLength(3);
-    for (const confidence of predictions.confidence) for (const c of confidence) expect(c).toBeGreaterThanOrEqual(1 / 10 - 1e-6);
+    for (const confidence of predictions.confidence)
+      for (const c of confidence) expect(c).toBeGreaterThanOrEqual(1 / 10 - 1e-6);
   });
 
   it('prints the contract with `mw-studio evaluate --json`', async () => {
     await rm(evaluationCachePath(runDir, 'test'), { force: true });
-    const child = spawn(process.execPath, [resolve('bin/mw-studio.js'), 'evaluate', '--run', runDir, '--split', 'test', '--json', '--backend', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [resolve('bin/mw-studio.js'), 'evaluate', '--run', runDir, '--split', 'test', '--json', '--backend', 'cpu'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -197,7 +229,12 @@ describe('evaluating a trained run', () => {
       run: string;
       split: string;
       classes: string[];
-      exits: { block: number; top1: number; perClass: { class: number; name: string; support: number }[]; confusion: number[][] }[];
+      exits: {
+        block: number;
+        top1: number;
+        perClass: { class: number; name: string; support: number }[];
+        confusion: number[][];
+      }[];
       overthinking: { pairs: unknown[]; oracle: number[] };
     };
     const summary = await (await RunFolder.open(runDir)).summary();
@@ -228,13 +265,14 @@ async function writeMixedFolder(dir: string): Promise<void> {
       const rgba = Buffer.alloc(width! * height! * 4);
       for (let p = 0; p < width! * height!; p++) {
         // The class is which half is bright; noise and colour vary per image.
-        const bright = (p % width! < width! / 2) === (label === 0);
+        const bright = p % width! < width! / 2 === (label === 0);
         const base = (bright ? 200 : 40) + rng.int(30);
         for (let c = 0; c < 3; c++) rgba[4 * p + c] = gray ? base : Math.min(255, base + 20 * c);
         rgba[4 * p + 3] = 255;
       }
       const file = join(dir, name, `${i}.${i % 2 ? 'jpg' : 'png'}`);
-      if (i % 2) await writeFile(file, Buffer.from(jpeg.encode({ data: rgba, width: width!, height: height! }, 90).data));
+      if (i % 2)
+        await writeFile(file, Buffer.from(jpeg.encode({ data: rgba, width: width!, height: height! }, 90).data));
       else {
         const png = new PNG({ width: width!, height: height! });
         png.data = rgba;
@@ -253,7 +291,10 @@ describe('a mixed-size RGB and gray image folder', () => {
       await writeMixedFolder(data);
       const { limitTrain, limitTest, ...settings } = CONFIG;
       const config: RunConfigInput = { ...settings, dataset: data, imageSize: 32, batchSize: 8, validationSplit: 0.1 };
-      const trainer = await openRun({ kind: 'new', config, runsRoot: join(root, 'runs') }, { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } });
+      const trainer = await openRun(
+        { kind: 'new', config, runsRoot: join(root, 'runs') },
+        { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } },
+      );
       const summary = await trainer.run();
       trainer.dispose();
       expect(summary!.dataset).toMatchObject({ shape: { height: 32, width: 32, channels: 3 }, test: 4 });
@@ -274,7 +315,11 @@ describe('top-5 from 20 classes', () => {
     const classes = 20;
     const rng = new Random(5);
     const count = 300;
-    const set = { images: Uint8Array.from({ length: count * 64 }, () => rng.int(256)), labels: Uint8Array.from({ length: count }, () => rng.int(classes)), count };
+    const set = {
+      images: Uint8Array.from({ length: count * 64 }, () => rng.int(256)),
+      labels: Uint8Array.from({ length: count }, () => rng.int(classes)),
+      count,
+    };
     const dataset: Dataset = {
       name: 'noise',
       source: 'memory',
@@ -288,7 +333,11 @@ describe('top-5 from 20 classes', () => {
     const net = buildNetwork({ family: 'resnet', depth: 8, width: 0.5, exits: [1] }, [8, 8, 1], classes, 9);
     try {
       const predictions = await exitPredictions(net, dataset, set);
-      const evaluation = describePredictions(predictions, net.costs(), dataset.classes, { run: 'memory', split: 'test', step: 0 });
+      const evaluation = describePredictions(predictions, net.costs(), dataset.classes, {
+        run: 'memory',
+        split: 'test',
+        step: 0,
+      });
       const accuracy = await exitAccuracy(net, dataset, set);
       expect(evaluation.exits.map((e) => e.top1)).toEqual(accuracy.top1);
       expect(evaluation.exits.map((e) => e.top5)).toEqual(accuracy.top5);

@@ -43,7 +43,16 @@ const RESNET: RunConfigInput = {
 const MOBILENET: RunConfigInput = { ...RESNET, arch: { family: 'mobilenet', width: 0.25, exits: [3] } };
 const TOLERANCE = 1e-4;
 /** An ONNX export folder: the model, its card, and the demo page with onnxruntime-web. */
-const ONNX_FOLDER = ['MODEL_CARD.md', 'README.md', 'demo.js', 'index.html', 'model-card.json', 'model.onnx', 'ort-wasm-simd-threaded.wasm', 'ort.wasm.bundle.min.js'];
+const ONNX_FOLDER = [
+  'MODEL_CARD.md',
+  'README.md',
+  'demo.js',
+  'index.html',
+  'model-card.json',
+  'model.onnx',
+  'ort-wasm-simd-threaded.wasm',
+  'ort.wasm.bundle.min.js',
+];
 
 interface TrainedRun {
   dir: string;
@@ -66,8 +75,17 @@ async function trainRun(config: RunConfigInput): Promise<TrainedRun> {
   const summary = (await trainer.run())!;
   const dir = trainer.start.run;
   trainer.dispose();
-  const dataset = await loadDataset('embedded', { limitTrain: config.limitTrain, limitTest: config.limitTest, seed: config.seed });
-  const { x, labels } = makeBatch(dataset, dataset.test, Array.from({ length: 32 }, (_, i) => i), null);
+  const dataset = await loadDataset('embedded', {
+    limitTrain: config.limitTrain,
+    limitTest: config.limitTest,
+    seed: config.seed,
+  });
+  const { x, labels } = makeBatch(
+    dataset,
+    dataset.test,
+    Array.from({ length: 32 }, (_, i) => i),
+    null,
+  );
   labels.dispose();
   return { dir, net: (await loadTrainedNetwork(dir)).net, summary, images: x };
 }
@@ -136,7 +154,16 @@ describe('tfjs export', () => {
     for (const [index, exit] of RESNET_EXITS.entries()) {
       const result = await exportExit({ run: resnet.dir, exit, format: 'tfjs' });
       expect(result.directory).toBe(join(resnet.dir, 'exports', names[index]!));
-      expect(result.files.map((f) => basename(f))).toEqual(['MODEL_CARD.md', 'README.md', 'demo.js', 'index.html', 'model-card.json', 'model.json', 'tf.min.js', 'weights.bin']);
+      expect(result.files.map((f) => basename(f))).toEqual([
+        'MODEL_CARD.md',
+        'README.md',
+        'demo.js',
+        'index.html',
+        'model-card.json',
+        'model.json',
+        'tf.min.js',
+        'weights.bin',
+      ]);
       const [logits] = await predictLayers(result.directory, resnet.images);
       expect(maxAbsDiff(logits!, expected(resnet, index))).toBeLessThanOrEqual(TOLERANCE);
     }
@@ -148,7 +175,9 @@ describe('tfjs export', () => {
     const names = model.layers.map((l) => l.name);
     expect(model.outputs).toHaveLength(1);
     expect(names).toContain('blocks.2.conv1.conv.pad');
-    expect(names.some((n) => n.startsWith('blocks.3') || n.startsWith('exits.1.') || n.startsWith('exits.3.'))).toBe(false);
+    expect(names.some((n) => n.startsWith('blocks.3') || n.startsWith('exits.1.') || n.startsWith('exits.3.'))).toBe(
+      false,
+    );
     expect(model.countParams()).toBe(resnet.summary.exits[1]!.params + batchNormBuffers(model));
     model.dispose();
   });
@@ -156,7 +185,9 @@ describe('tfjs export', () => {
 
 /** tfjs counts batch-norm moving statistics as parameters; our params count only trainable ones. */
 function batchNormBuffers(model: tfl.LayersModel): number {
-  return model.layers.filter((l) => l.getClassName() === 'BatchNormalization').reduce((n, l) => n + 2 * l.getWeights()[0]!.size, 0);
+  return model.layers
+    .filter((l) => l.getClassName() === 'BatchNormalization')
+    .reduce((n, l) => n + 2 * l.getWeights()[0]!.size, 0);
 }
 
 describe('ONNX export', () => {
@@ -165,7 +196,9 @@ describe('ONNX export', () => {
       const { directory, files } = await exportExit({ run: resnet.dir, exit, format: 'onnx' });
       expect(files.map((f) => basename(f))).toEqual(ONNX_FOLDER);
       const path = join(directory, EXPORT_FILES.onnxModel);
-      expect(maxAbsDiff(await predictOnnx(path, resnet.images), expected(resnet, index))).toBeLessThanOrEqual(TOLERANCE);
+      expect(maxAbsDiff(await predictOnnx(path, resnet.images), expected(resnet, index))).toBeLessThanOrEqual(
+        TOLERANCE,
+      );
       const one = tf.slice(resnet.images, 0, 1);
       expect(maxAbsDiff(await predictOnnx(path, one), expected(resnet, index, one))).toBeLessThanOrEqual(TOLERANCE);
       one.dispose();
@@ -177,11 +210,20 @@ describe('ONNX export', () => {
     const model = decodeOnnxModel(await readFile(join(directory, EXPORT_FILES.onnxModel)));
     expect(model.opset_import.map((o) => [o.domain ?? '', o.version])).toEqual([['', 13]]);
     const [input] = model.graph.input;
-    expect(input!.type.tensor_type.shape!.dim).toEqual([{ dim_param: 'N' }, { dim_value: 28 }, { dim_value: 28 }, { dim_value: 1 }]);
-    expect(model.graph.output.map((o) => o.type.tensor_type.shape!.dim)).toEqual([[{ dim_param: 'N' }, { dim_value: 10 }]]);
+    expect(input!.type.tensor_type.shape!.dim).toEqual([
+      { dim_param: 'N' },
+      { dim_value: 28 },
+      { dim_value: 28 },
+      { dim_value: 1 },
+    ]);
+    expect(model.graph.output.map((o) => o.type.tensor_type.shape!.dim)).toEqual([
+      [{ dim_param: 'N' }, { dim_value: 10 }],
+    ]);
     const ops = model.graph.node.map((n) => n.op_type);
     expect(ops[0]).toBe('Transpose');
-    expect(new Set(ops)).toEqual(new Set(['Transpose', 'Conv', 'Relu', 'Add', 'BatchNormalization', 'GlobalAveragePool', 'Flatten', 'Gemm']));
+    expect(new Set(ops)).toEqual(
+      new Set(['Transpose', 'Conv', 'Relu', 'Add', 'BatchNormalization', 'GlobalAveragePool', 'Flatten', 'Gemm']),
+    );
     // 1 stem + 2 per block + 2 projection shortcuts; the only batch norm left is the exit head's.
     expect(ops.filter((op) => op === 'Conv')).toHaveLength(1 + 2 * 3 + 2);
     expect(ops.filter((op) => op === 'BatchNormalization')).toHaveLength(1);
@@ -195,7 +237,9 @@ describe('multi-exit export', () => {
     expect(files.map((f) => basename(f))).toContain(EXPORT_FILES.earlyExit);
     const outputs = await predictLayers(directory, resnet.images);
     expect(outputs).toHaveLength(3);
-    outputs.forEach((logits, exit) => expect(maxAbsDiff(logits, expected(resnet, exit))).toBeLessThanOrEqual(TOLERANCE));
+    outputs.forEach((logits, exit) =>
+      expect(maxAbsDiff(logits, expected(resnet, exit))).toBeLessThanOrEqual(TOLERANCE),
+    );
     const metadata = JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8'));
     expect(metadata.threshold).toBe(0.9);
     expect(metadata.exits.map((e: { block: number }) => e.block)).toEqual([1, 2, 3]);
@@ -240,7 +284,15 @@ describe('model card', () => {
     expect(card.dataset.classes).toEqual(resnet.summary.dataset.classes);
     expect(card.exits).toHaveLength(1);
     const [exit] = card.exits;
-    expect(exit).toMatchObject({ block: 2, layer: 5, final: false, output: 'exits.2.fc', params: report.params, macs: report.macs, top1: report.top1 });
+    expect(exit).toMatchObject({
+      block: 2,
+      layer: 5,
+      final: false,
+      output: 'exits.2.fc',
+      params: report.params,
+      macs: report.macs,
+      top1: report.top1,
+    });
     expect(exit!.lossWeight).toBe(resnet.summary.lossWeights[1]);
     expect(exit!.latencyMs.run).toEqual({
       backend: resnet.summary.backend.label,
@@ -292,19 +344,32 @@ describe('bad requests and destinations', () => {
   it('rejects an exit outside the network, naming the exits there are', async () => {
     for (const exit of [4, 0, -1, 1.5]) {
       await expect(exportExit({ run: resnet.dir, exit, format: 'tfjs' })).rejects.toThrow(
-        new RegExp(`exit ${exit} is not in the network: MwResNet-8-3 \\(width 0.5, projection\\) has exits after blocks 1, 2, final \\(block 3\\)`),
+        new RegExp(
+          `exit ${exit} is not in the network: MwResNet-8-3 \\(width 0.5, projection\\) has exits after blocks 1, 2, final \\(block 3\\)`,
+        ),
       );
     }
-    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'onnx', threshold: 0.5 })).rejects.toThrow(/threshold applies to the multi-exit formats only/);
-    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'multi', threshold: 1.5 })).rejects.toThrow(/threshold must be a probability/);
+    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'onnx', threshold: 0.5 })).rejects.toThrow(
+      /threshold applies to the multi-exit formats only/,
+    );
+    await expect(exportExit({ run: resnet.dir, exit: 1, format: 'multi', threshold: 1.5 })).rejects.toThrow(
+      /threshold must be a probability/,
+    );
   });
 
   it('fails on a destination under a regular file, leaving nothing behind', async () => {
     const root = await mkdtemp(join(tmpdir(), 'mw-dest-'));
     await writeFile(join(root, 'a-file'), 'not a folder');
-    const error = await exportExit({ run: resnet.dir, exit: 1, format: 'onnx', destination: join(root, 'a-file', 'export') }).catch((e: unknown) => e);
+    const error = await exportExit({
+      run: resnet.dir,
+      exit: 1,
+      format: 'onnx',
+      destination: join(root, 'a-file', 'export'),
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ExportError);
-    expect((error as Error).message).toMatch(/cannot write the export to .*a-file\/export: part of the path is a file, not a folder/);
+    expect((error as Error).message).toMatch(
+      /cannot write the export to .*a-file\/export: part of the path is a file, not a folder/,
+    );
     expect(await readdir(root)).toEqual(['a-file']);
   });
 
@@ -327,7 +392,9 @@ describe('bad requests and destinations', () => {
   });
 
   it('names the run folder when it cannot be read', async () => {
-    await expect(exportExit({ run: join(tmpdir(), 'no-such-run'), exit: 1, format: 'tfjs' })).rejects.toThrow(/no-such-run: not a run folder/);
+    await expect(exportExit({ run: join(tmpdir(), 'no-such-run'), exit: 1, format: 'tfjs' })).rejects.toThrow(
+      /no-such-run: not a run folder/,
+    );
   });
 });
 
@@ -352,16 +419,40 @@ describe('loading a damaged export', () => {
 
   it('gives errors that name the file and the problem', async () => {
     const cases: [() => Promise<string>, RegExp][] = [
-      [() => damagedCopy('tfjs', (dir) => writeFile(join(dir, EXPORT_FILES.layersModel), '{"modelTopology": {"class_na')), /model\.json: not valid JSON/],
-      [() => damagedCopy('tfjs', (dir) => editManifest(dir, (weights) => weights.pop())), /weights\.bin: \d+ bytes, but .*model\.json describes \d+ bytes of weights \(extra bytes\)/],
-      [() => damagedCopy('tfjs', (dir) => truncate(join(dir, EXPORT_FILES.layersWeights), 100)), /weights\.bin: 100 bytes, but .*model\.json describes \d+ bytes of weights \(truncated\)/],
-      [() => damagedCopy('tfjs', (dir) => rm(join(dir, EXPORT_FILES.layersWeights))), /weights\.bin: file not found \(.*model\.json lists it\)/],
-      [() => damagedCopy('tfjs', (dir) => editManifest(dir, (weights) => (weights[0]!.shape = [1, ...weights[0]!.shape]))),
+      [
+        () =>
+          damagedCopy('tfjs', (dir) => writeFile(join(dir, EXPORT_FILES.layersModel), '{"modelTopology": {"class_na')),
+        /model\.json: not valid JSON/,
+      ],
+      [
+        () => damagedCopy('tfjs', (dir) => editManifest(dir, (weights) => weights.pop())),
+        /weights\.bin: \d+ bytes, but .*model\.json describes \d+ bytes of weights \(extra bytes\)/,
+      ],
+      [
+        () => damagedCopy('tfjs', (dir) => truncate(join(dir, EXPORT_FILES.layersWeights), 100)),
+        /weights\.bin: 100 bytes, but .*model\.json describes \d+ bytes of weights \(truncated\)/,
+      ],
+      [
+        () => damagedCopy('tfjs', (dir) => rm(join(dir, EXPORT_FILES.layersWeights))),
+        /weights\.bin: file not found \(.*model\.json lists it\)/,
+      ],
+      [
+        () =>
+          damagedCopy('tfjs', (dir) => editManifest(dir, (weights) => (weights[0]!.shape = [1, ...weights[0]!.shape]))),
         /model\.json: not a loadable TensorFlow\.js layers model with its weights: Shape mismatch: \[3,3,1,8\] vs\. \[1,3,3,1,8\]/,
       ],
-      [() => damagedCopy('tfjs', (dir) => writeFile(join(dir, EXPORT_FILES.layersModel), '{"weightsManifest": []}')), /model\.json: modelTopology/],
-      [() => damagedCopy('onnx', (dir) => truncate(join(dir, EXPORT_FILES.onnxModel), 300)), /model\.onnx: onnxruntime cannot load it as an ONNX model: /],
-      [() => damagedCopy('onnx', (dir) => writeFile(join(dir, EXPORT_FILES.onnxModel), 'not a protobuf')), /model\.onnx: onnxruntime cannot load it as an ONNX model: /],
+      [
+        () => damagedCopy('tfjs', (dir) => writeFile(join(dir, EXPORT_FILES.layersModel), '{"weightsManifest": []}')),
+        /model\.json: modelTopology/,
+      ],
+      [
+        () => damagedCopy('onnx', (dir) => truncate(join(dir, EXPORT_FILES.onnxModel), 300)),
+        /model\.onnx: onnxruntime cannot load it as an ONNX model: /,
+      ],
+      [
+        () => damagedCopy('onnx', (dir) => writeFile(join(dir, EXPORT_FILES.onnxModel), 'not a protobuf')),
+        /model\.onnx: onnxruntime cannot load it as an ONNX model: /,
+      ],
       [() => mkdtemp(join(tmpdir(), 'mw-empty-')), /no exported model here/],
     ];
     for (const [damaged, message] of cases) {
@@ -393,22 +484,38 @@ describe('tensor hygiene', () => {
 it('run folders keep their files: exports go in exports/', async () => {
   const folder = await RunFolder.open(resnet.dir);
   expect(await folder.summary()).toEqual(resnet.summary);
-  expect((await readdir(join(resnet.dir, 'exports'))).sort()).toEqual(
-    ['exit-block1-onnx', 'exit-block1-tfjs', 'exit-block2-onnx', 'exit-block2-tfjs', 'final-multi', 'final-onnx', 'final-tfjs'],
-  );
+  expect((await readdir(join(resnet.dir, 'exports'))).sort()).toEqual([
+    'exit-block1-onnx',
+    'exit-block1-tfjs',
+    'exit-block2-onnx',
+    'exit-block2-tfjs',
+    'final-multi',
+    'final-onnx',
+    'final-tfjs',
+  ]);
 });
 
 describe('pre-activation and option-A networks', () => {
   it('export to tfjs and ONNX predicting what the network predicts (bare convolutions, fixed shortcut filters)', async () => {
     for (const block of ['preact', 'option-a'] as const) {
-      const run = await trainRun({ ...RESNET, arch: { family: 'resnet', depth: 8, width: 0.5, block, exits: [1] }, limitTrain: 128, limitTest: 32 });
+      const run = await trainRun({
+        ...RESNET,
+        arch: { family: 'resnet', depth: 8, width: 0.5, block, exits: [1] },
+        limitTrain: 128,
+        limitTest: 32,
+      });
       try {
         for (const [index, exit] of ([1, 'final'] as const).entries()) {
           const tfjs = await exportExit({ run: run.dir, exit, format: 'tfjs' });
           const [logits] = await predictLayers(tfjs.directory, run.images);
           expect(maxAbsDiff(logits!, expected(run, index))).toBeLessThanOrEqual(TOLERANCE);
           const onnx = await exportExit({ run: run.dir, exit, format: 'onnx' });
-          expect(maxAbsDiff(await predictOnnx(join(onnx.directory, EXPORT_FILES.onnxModel), run.images), expected(run, index))).toBeLessThanOrEqual(TOLERANCE);
+          expect(
+            maxAbsDiff(
+              await predictOnnx(join(onnx.directory, EXPORT_FILES.onnxModel), run.images),
+              expected(run, index),
+            ),
+          ).toBeLessThanOrEqual(TOLERANCE);
         }
       } finally {
         run.net.dispose();

@@ -14,7 +14,14 @@ import type { RunConfigInput } from '../../shared/spec.js';
 import { EXPORT_FORMAT_KINDS, type ExportFormat } from '../../shared/deployment.js';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
 import { loadRunDataset, makeBatch, type Dataset } from '../../electron/engine/data/index.js';
-import { argmax, EXPORT_FILES, ExportError, exportExit, loadExportedModel, type ModelCard } from '../../electron/engine/export/index.js';
+import {
+  argmax,
+  EXPORT_FILES,
+  ExportError,
+  exportExit,
+  loadExportedModel,
+  type ModelCard,
+} from '../../electron/engine/export/index.js';
 import type { MwNetwork } from '../../electron/engine/models/index.js';
 import { decodeOnnxModel } from '../../electron/engine/onnx/proto.js';
 import { runOnnx } from '../../electron/engine/onnx/runtime.js';
@@ -50,7 +57,15 @@ function onnxChecker(): ((path: string) => { ok: boolean; output: string }) | un
   const python = locate(PYTHON3_ONNX, "onnx's checker on the int8 export");
   if (!python) return undefined;
   return (path) => {
-    const run = spawnSync(python, ['-c', 'import sys, onnx; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True); print("valid")', path], { encoding: 'utf8' });
+    const run = spawnSync(
+      python,
+      [
+        '-c',
+        'import sys, onnx; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True); print("valid")',
+        path,
+      ],
+      { encoding: 'utf8' },
+    );
     return { ok: run.status === 0, output: `${run.stdout}${run.stderr}` };
   };
 }
@@ -65,13 +80,21 @@ let labels: Uint8Array;
 beforeAll(async () => {
   const backend = await initBackend('wasm');
   const root = await mkdtemp(join(tmpdir(), 'mw-deploy-'));
-  const trainer = await openRun({ kind: 'new', config: CONFIG, runsRoot: root }, { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } });
+  const trainer = await openRun(
+    { kind: 'new', config: CONFIG, runsRoot: root },
+    { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 2, maxRepeats: 2 } },
+  );
   await trainer.run();
   dir = trainer.start.run;
   net = (await loadTrainedNetwork(dir)).net;
   // As the run loads it: its normalisation comes from the training images it kept after the validation hold-out.
   dataset = await loadRunDataset(trainer.start.config);
-  const batch = makeBatch(dataset, dataset.test, Array.from({ length: dataset.test.count }, (_, i) => i), null);
+  const batch = makeBatch(
+    dataset,
+    dataset.test,
+    Array.from({ length: dataset.test.count }, (_, i) => i),
+    null,
+  );
   batch.labels.dispose();
   images = batch.x;
   labels = dataset.test.labels;
@@ -153,7 +176,9 @@ describe('int8 ONNX export', () => {
     expect(outputs).toHaveLength(2);
     outputs.forEach((classes, exit) => {
       const float = networkClasses(exit);
-      expect(classes.filter((c, i) => c === float[i]).length / float.length, `exit ${exit}`).toBeGreaterThanOrEqual(AGREEMENT[exit]!);
+      expect(classes.filter((c, i) => c === float[i]).length / float.length, `exit ${exit}`).toBeGreaterThanOrEqual(
+        AGREEMENT[exit]!,
+      );
     });
     const metadata = JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8'));
     expect(metadata).toMatchObject({ model: EXPORT_FILES.onnxModel, threshold: 0.8 });
@@ -175,7 +200,9 @@ describe('accuracy re-checked on the exported file', () => {
       const outputs = await exportedClasses(directory);
       const precision = EXPORT_FORMAT_KINDS[format].weights;
       expect(deployment.accuracy[precision], format).toBe(accuracyOf(outputs.at(-1)!));
-      card.exits.forEach((exit, k) => expect(exit.exportedTop1[precision], `${format} output ${k}`).toBe(accuracyOf(outputs[k]!)));
+      card.exits.forEach((exit, k) =>
+        expect(exit.exportedTop1[precision], `${format} output ${k}`).toBe(accuracyOf(outputs[k]!)),
+      );
       // The float32 figure of a float16 or int8 export is the float32 model's: the network's own answers.
       expect(deployment.accuracy.float32, format).toBe(accuracyOf(networkClasses(FINAL)));
       const expectedWarnings = card.exits.flatMap((exit) =>
@@ -198,7 +225,13 @@ describe('accuracy re-checked on the exported file', () => {
     expect(deployment.onnxruntimeBatch1.float32.median).toBeGreaterThan(0);
     expect(deployment.onnxruntimeBatch1.int8.median).toBeGreaterThan(0);
     const markdown = await readFile(join(directory, EXPORT_FILES.cardMarkdown), 'utf8');
-    for (const text of ['## Deployment', 'ONNX int8 (QDQ)', 'tfjs float16 weights', `${deployment.accuracy.images} test images`]) expect(markdown).toContain(text);
+    for (const text of [
+      '## Deployment',
+      'ONNX int8 (QDQ)',
+      'tfjs float16 weights',
+      `${deployment.accuracy.images} test images`,
+    ])
+      expect(markdown).toContain(text);
   });
 });
 
@@ -207,13 +240,18 @@ describe('damaged int8 exports', () => {
     const { directory } = await exportExit({ run: dir, exit: 2, format: 'onnx-int8' });
     const path = join(directory, EXPORT_FILES.onnxModel);
     const size = (await readFile(path)).byteLength;
-    for (const damage of [(copy: string) => truncate(join(copy, EXPORT_FILES.onnxModel), Math.floor(size / 2)), (copy: string) => corruptMiddle(join(copy, EXPORT_FILES.onnxModel))]) {
+    for (const damage of [
+      (copy: string) => truncate(join(copy, EXPORT_FILES.onnxModel), Math.floor(size / 2)),
+      (copy: string) => corruptMiddle(join(copy, EXPORT_FILES.onnxModel)),
+    ]) {
       const copy = join(await mkdtemp(join(tmpdir(), 'mw-damaged-int8-')), 'export');
       await cp(directory, copy, { recursive: true });
       await damage(copy);
       const error = await loadExportedModel(copy).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ExportError);
-      expect((error as Error).message).toMatch(/model\.onnx: (onnxruntime cannot load it as an ONNX model|does not match its model card \(SHA-256 differs\))/);
+      expect((error as Error).message).toMatch(
+        /model\.onnx: (onnxruntime cannot load it as an ONNX model|does not match its model card \(SHA-256 differs\))/,
+      );
     }
   });
 });

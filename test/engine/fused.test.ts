@@ -6,7 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
 import { FUSED_KERNELS } from '../../electron/engine/backend/fused/channelKernels.js';
-import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad } from '../../electron/engine/backend/fusedOps.js';
+import {
+  channelAffine,
+  channelAffine2,
+  channelSum,
+  channelSums,
+  reluGrad,
+} from '../../electron/engine/backend/fusedOps.js';
 import { randomTensor } from './helpers.js';
 
 /** Channels-last shapes: multiples of 4 channels run fused; 6 and 3 channels are composed. */
@@ -54,16 +60,35 @@ describe('fused element-wise kernels on wasm', () => {
       const channels = shape.at(-1)!;
       const [x, y] = [randomTensor(shape, 1), randomTensor(shape, 2)];
       const [a, b, c] = [randomTensor([channels], 3), randomTensor([channels], 4), randomTensor([channels], 5)];
-      const [xs, ys, as, bs, cs] = [x, y, a, b, c].map(values) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
-      const perValue = (f: (i: number, k: number) => number) => Float32Array.from({ length: xs.length }, (_, i) => f(i, i % channels));
+      const [xs, ys, as, bs, cs] = [x, y, a, b, c].map(values) as [
+        Float32Array,
+        Float32Array,
+        Float32Array,
+        Float32Array,
+        Float32Array,
+      ];
+      const perValue = (f: (i: number, k: number) => number) =>
+        Float32Array.from({ length: xs.length }, (_, i) => f(i, i % channels));
       const tensorsBefore = tf.memory().numTensors;
 
       const affine = channelAffine(x, a, b);
-      expectValues(affine, perValue((i, k) => xs[i]! * as[k]! + bs[k]!), shape);
+      expectValues(
+        affine,
+        perValue((i, k) => xs[i]! * as[k]! + bs[k]!),
+        shape,
+      );
       const affine2 = channelAffine2(x, a, y, b, c);
-      expectValues(affine2, perValue((i, k) => xs[i]! * as[k]! + ys[i]! * bs[k]! + cs[k]!), shape);
+      expectValues(
+        affine2,
+        perValue((i, k) => xs[i]! * as[k]! + ys[i]! * bs[k]! + cs[k]!),
+        shape,
+      );
       const [sumX, sumXY] = channelSums(x, y);
-      const [expectedX, expectedXY, magnitude] = [new Float64Array(channels), new Float64Array(channels), new Float64Array(channels)];
+      const [expectedX, expectedXY, magnitude] = [
+        new Float64Array(channels),
+        new Float64Array(channels),
+        new Float64Array(channels),
+      ];
       xs.forEach((v, i) => {
         const k = i % channels;
         expectedX[k] = expectedX[k]! + v;
@@ -80,12 +105,18 @@ describe('fused element-wise kernels on wasm', () => {
         expect(Math.abs(gotAlone[k]! - expectedX[k]!)).toBeLessThan(1e-6 * magnitude[k]! + 1e-6);
       }
       const gradient = reluGrad(x, y);
-      expectValues(gradient, perValue((i) => (ys[i]! > 0 ? xs[i]! : 0)), shape);
+      expectValues(
+        gradient,
+        perValue((i) => (ys[i]! > 0 ? xs[i]! : 0)),
+        shape,
+      );
       tf.dispose([affine, affine2, sumX, sumXY, sumAlone, gradient]);
       expect(tf.memory().numTensors).toBe(tensorsBefore);
 
       const ran = await kernelsOf(() => [channelAffine(x, a, b), channelAffine2(x, a, y, b, c), ...channelSums(x, y)]);
-      const fusedRan = [FUSED_KERNELS.channelAffine, FUSED_KERNELS.channelAffine2, FUSED_KERNELS.channelSums].filter((name) => ran.includes(name));
+      const fusedRan = [FUSED_KERNELS.channelAffine, FUSED_KERNELS.channelAffine2, FUSED_KERNELS.channelSums].filter(
+        (name) => ran.includes(name),
+      );
       expect(fusedRan).toHaveLength(fused ? 3 : 0);
       tf.dispose([x, y, a, b, c]);
     });

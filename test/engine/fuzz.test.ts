@@ -69,7 +69,10 @@ describe('loader fuzzing', () => {
       const count = 30;
       const header = Buffer.from(raw.subarray(0, isImages ? 16 : 8));
       header.writeUInt32BE(count, 4);
-      valid.set(base, Buffer.concat([header, raw.subarray(header.length, header.length + count * (isImages ? 784 : 1))]));
+      valid.set(
+        base,
+        Buffer.concat([header, raw.subarray(header.length, header.length + count * (isImages ? 784 : 1))]),
+      );
     }
     const rng = new Random(11);
     const outcomes = new Set<string>();
@@ -81,7 +84,11 @@ describe('loader fuzzing', () => {
       for (const [base, bytes] of valid) {
         const content = base === victim ? mutate(bytes, rng) : bytes;
         // Also mutate the compressed stream itself now and then.
-        const stored = gzip ? (base === victim && rng.next() < 0.3 ? mutate(gzipSync(content), rng) : gzipSync(content)) : content;
+        const stored = gzip
+          ? base === victim && rng.next() < 0.3
+            ? mutate(gzipSync(content), rng)
+            : gzipSync(content)
+          : content;
         await writeFile(join(dir, gzip ? `${base}.gz` : base), stored);
       }
       outcomes.add(await expectLoadOrDatasetError(dir));
@@ -92,7 +99,8 @@ describe('loader fuzzing', () => {
   it('CIFAR-10 binary batches: mutated records and files', async () => {
     const rng = new Random(12);
     const record = 1 + 32 * 32 * 3;
-    const batch = (count: number) => Uint8Array.from({ length: count * record }, (_, i) => (i % record === 0 ? rng.int(10) : rng.int(256)));
+    const batch = (count: number) =>
+      Uint8Array.from({ length: count * record }, (_, i) => (i % record === 0 ? rng.int(10) : rng.int(256)));
     const outcomes = new Set<string>();
     for (let c = 0; c < CASES_PER_LOADER; c++) {
       const dir = join(root, `cifar-${c}`);
@@ -103,7 +111,10 @@ describe('loader fuzzing', () => {
         const bytes = batch(4);
         await writeFile(join(dir, name), i === victim ? mutate(bytes, rng) : bytes);
       }
-      await writeFile(join(dir, 'batches.meta.txt'), 'airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n');
+      await writeFile(
+        join(dir, 'batches.meta.txt'),
+        'airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n',
+      );
       outcomes.add(await expectLoadOrDatasetError(dir));
     }
     expect(outcomes).toContain('rejected');
@@ -131,8 +142,22 @@ describe('loader fuzzing', () => {
 
   it('run checkpoints: mutated checkpoint.json and weight files', async () => {
     const backend = summarizeBackend(await initBackend('wasm'));
-    const config = { dataset: 'embedded', arch: { family: 'resnet', depth: 8, width: 0.25, exits: [1] }, method: 'multiway', gamma: 2, epochs: 1, batchSize: 32, lr: 0.05, seed: 1, limitTrain: 64, limitTest: 32 };
-    const trainer = await openRun({ kind: 'new', config, runsRoot: join(root, 'runs') }, { backend, latency: { warmup: 0, minRepeats: 1, maxRepeats: 1 } });
+    const config = {
+      dataset: 'embedded',
+      arch: { family: 'resnet', depth: 8, width: 0.25, exits: [1] },
+      method: 'multiway',
+      gamma: 2,
+      epochs: 1,
+      batchSize: 32,
+      lr: 0.05,
+      seed: 1,
+      limitTrain: 64,
+      limitTest: 32,
+    };
+    const trainer = await openRun(
+      { kind: 'new', config, runsRoot: join(root, 'runs') },
+      { backend, latency: { warmup: 0, minRepeats: 1, maxRepeats: 1 } },
+    );
     await trainer.run();
     trainer.dispose();
     const dir = trainer.start.run;

@@ -20,7 +20,10 @@ export function randomTensor(shape: number[], seed: number, scale = 1): tf.Tenso
 
 export function randomLabels(count: number, classes: number, seed: number): tf.Tensor1D {
   const rng = new Random(seed);
-  return tf.tensor1d(Array.from({ length: count }, () => rng.int(classes)), 'int32');
+  return tf.tensor1d(
+    Array.from({ length: count }, () => rng.int(classes)),
+    'int32',
+  );
 }
 
 /** Max |a - b| relative to the larger magnitude (at least 1). */
@@ -42,7 +45,11 @@ export function snapshot(vars: Iterable<[string, tf.Tensor]>): Map<string, Float
 }
 
 /** Every named weight within `tolerance` (absolute) of the same name in `expected`. */
-export function expectSameWeights(actual: Map<string, Float32Array>, expected: Map<string, Float32Array>, tolerance: number): void {
+export function expectSameWeights(
+  actual: Map<string, Float32Array>,
+  expected: Map<string, Float32Array>,
+  tolerance: number,
+): void {
   for (const [name, values] of actual) {
     const reference = expected.get(name)!;
     let worst = 0;

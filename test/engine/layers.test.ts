@@ -95,7 +95,11 @@ describe('explicit backward passes match tfjs autodiff', () => {
   it('MobileNet builds, runs every exit and reports growing costs', () => {
     const net = buildNetwork({ family: 'mobilenet', width: 0.125, exits: [3, 7] }, [16, 16, 3], 4, 1);
     const logits = tf.tidy(() => net.predict(tf.zeros([2, 16, 16, 3])).map((l) => l.shape));
-    expect(logits).toEqual([[2, 4], [2, 4], [2, 4]]);
+    expect(logits).toEqual([
+      [2, 4],
+      [2, 4],
+      [2, 4],
+    ]);
     const costs = net.costs();
     expect(costs.map((c) => c.block)).toEqual([3, 7, 13]);
     expect(costs[0]!.params).toBeLessThan(costs[1]!.params);

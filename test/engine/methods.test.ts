@@ -8,7 +8,11 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { defaultExits, resnetBlockCount, type ArchSpec } from '../../shared/spec.js';
 import { buildNetwork, type MwNetwork } from '../../electron/engine/models/index.js';
 import { lossWeights, multiWayLearningRates } from '../../electron/engine/train/lossWeights.js';
-import { createTrainingMethod, softmaxCrossEntropy, type Hyperparameters } from '../../electron/engine/train/methods.js';
+import {
+  createTrainingMethod,
+  softmaxCrossEntropy,
+  type Hyperparameters,
+} from '../../electron/engine/train/methods.js';
 import { randomLabels, randomTensor, snapshot, useCpuBackend } from './helpers.js';
 
 beforeAll(useCpuBackend);
@@ -59,7 +63,12 @@ function exitGradients(net: MwNetwork, x: tf.Tensor4D, labels: tf.Tensor1D): Map
   const vars = net.params.map((p) => p.variable);
   return net.exits.map((exit) => {
     const { grads } = tf.variableGrads(() => softmaxCrossEntropy(net.trace(x).logits[exit.index]!, oneHot).loss, vars);
-    const byParam = new Map(net.params.map((p) => [p.name, Float32Array.from(grads[p.variable.name]?.dataSync() ?? new Float32Array(p.variable.size))]));
+    const byParam = new Map(
+      net.params.map((p) => [
+        p.name,
+        Float32Array.from(grads[p.variable.name]?.dataSync() ?? new Float32Array(p.variable.size)),
+      ]),
+    );
     tf.dispose(grads);
     return byParam;
   });
@@ -76,7 +85,11 @@ function sgdFirstStep(p: Float32Array, g: Float32Array, lr: number, scale: numbe
   }
 }
 
-function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>, names: Iterable<string> = a.keys()): number {
+function maxDifference(
+  a: Map<string, Float32Array>,
+  b: Map<string, Float32Array>,
+  names: Iterable<string> = a.keys(),
+): number {
   let worst = 0;
   for (const name of names) {
     const x = a.get(name)!;
@@ -86,7 +99,11 @@ function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array
   return worst;
 }
 
-function paramsAfterOneStep(method: 'multiway' | 'joint' | 'pairwise' | 'plain'): { after: Map<string, Float32Array>; traces: number; net: MwNetwork } {
+function paramsAfterOneStep(method: 'multiway' | 'joint' | 'pairwise' | 'plain'): {
+  after: Map<string, Float32Array>;
+  traces: number;
+  net: MwNetwork;
+} {
   const net = tinyNet();
   const { x, labels } = batch();
   const training = createTrainingMethod(method, net, HYPER);
@@ -138,9 +155,11 @@ describe('one training step against a hand computation', () => {
     const { initial, grads, net: refNet } = reference();
     const { after, net } = paramsAfterOneStep('plain');
     const expected = new Map([...initial].map(([name, v]) => [name, Float32Array.from(v)]));
-    for (const p of refNet.segmentParams(2)) sgdFirstStep(expected.get(p.name)!, grads[2]!.get(p.name)!, HYPER.lr, 1, HYPER);
+    for (const p of refNet.segmentParams(2))
+      sgdFirstStep(expected.get(p.name)!, grads[2]!.get(p.name)!, HYPER.lr, 1, HYPER);
     for (const k of [0, 1]) {
-      for (const p of refNet.heads[k]!.params) sgdFirstStep(expected.get(p.name)!, grads[k]!.get(p.name)!, HYPER.lr, 1, HYPER);
+      for (const p of refNet.heads[k]!.params)
+        sgdFirstStep(expected.get(p.name)!, grads[k]!.get(p.name)!, HYPER.lr, 1, HYPER);
     }
     expect(maxDifference(after, expected)).toBeLessThan(2e-6);
     net.dispose();
@@ -150,7 +169,9 @@ describe('one training step against a hand computation', () => {
     const net = tinyNet();
     const { x, labels } = batch();
     const oneHot = tf.oneHot(labels, CLASSES) as tf.Tensor2D;
-    const expectedLosses = net.exits.map((e) => tf.tidy(() => softmaxCrossEntropy(net.trace(x).logits[e.index]!, oneHot).loss.dataSync()[0]!));
+    const expectedLosses = net.exits.map((e) =>
+      tf.tidy(() => softmaxCrossEntropy(net.trace(x).logits[e.index]!, oneHot).loss.dataSync()[0]!),
+    );
     const training = createTrainingMethod('multiway', net, HYPER);
     const first = training.step(x, labels, 1);
     Array.from(first.losses.dataSync()).forEach((loss, k) => expect(loss).toBeCloseTo(expectedLosses[k]!, 5));
@@ -209,12 +230,23 @@ describe('multi-way and pair-wise follow the two-optimizer rule over several ste
   }
 
   /** Autodiff gradients of exit k's loss on `net` with its weights set to `weights`. */
-  function autodiffGradients(net: MwNetwork, weights: Map<string, Float32Array>, exit: number, x: tf.Tensor4D, labels: tf.Tensor1D): Map<string, Float32Array> {
+  function autodiffGradients(
+    net: MwNetwork,
+    weights: Map<string, Float32Array>,
+    exit: number,
+    x: tf.Tensor4D,
+    labels: tf.Tensor1D,
+  ): Map<string, Float32Array> {
     for (const p of net.params) p.variable.assign(tf.tensor(weights.get(p.name)!, p.variable.shape));
     const oneHot = tf.oneHot(labels, CLASSES) as tf.Tensor2D;
     const vars = net.params.map((p) => p.variable);
     const { value, grads } = tf.variableGrads(() => softmaxCrossEntropy(net.trace(x).logits[exit]!, oneHot).loss, vars);
-    const byName = new Map(net.params.map((p) => [p.name, Float32Array.from(grads[p.variable.name]?.dataSync() ?? new Float32Array(p.variable.size))]));
+    const byName = new Map(
+      net.params.map((p) => [
+        p.name,
+        Float32Array.from(grads[p.variable.name]?.dataSync() ?? new Float32Array(p.variable.size)),
+      ]),
+    );
     tf.dispose([value, oneHot, ...Object.values(grads)]);
     return byName;
   }
@@ -226,13 +258,16 @@ describe('multi-way and pair-wise follow the two-optimizer rule over several ste
     const sgd = new HandSgd();
     for (const lrFactor of LR_FACTORS) {
       // Multi-way: every exit's gradient from the same forward pass, before any step.
-      const shared = method === 'multiway' ? EXIT_BLOCKS.map((_, k) => autodiffGradients(net, weights, k, x, labels)) : [];
+      const shared =
+        method === 'multiway' ? EXIT_BLOCKS.map((_, k) => autodiffGradients(net, weights, k, x, labels)) : [];
       EXIT_BLOCKS.forEach((_, k) => {
         const grads = method === 'multiway' ? shared[k]! : autodiffGradients(net, weights, k, x, labels);
         for (const [name, p] of weights) {
           const role = group(name, k);
-          if (role === 'head') sgd.step(`head-${k}:${name}`, p, grads.get(name)!, HYPER.lr * lrFactor, rule.headScaled ? LAMBDA[k]! : 1);
-          if (role === 'backbone') sgd.step(`backbone-${k}:${name}`, p, grads.get(name)!, BACKBONE_LR[k]! * lrFactor, LAMBDA[k]!);
+          if (role === 'head')
+            sgd.step(`head-${k}:${name}`, p, grads.get(name)!, HYPER.lr * lrFactor, rule.headScaled ? LAMBDA[k]! : 1);
+          if (role === 'backbone')
+            sgd.step(`backbone-${k}:${name}`, p, grads.get(name)!, BACKBONE_LR[k]! * lrFactor, LAMBDA[k]!);
         }
       });
     }
@@ -262,7 +297,13 @@ describe('multi-way and pair-wise follow the two-optimizer rule over several ste
     expect(maxDifference(after, expected)).toBeLessThan(2e-5);
     // The rule the engine used to follow (heads lambda-scaled) is far from it on the shallow head.
     const headScaled = handTraining('multiway', { headScaled: true });
-    expect(maxDifference(after, headScaled, [...after.keys()].filter((n) => n.startsWith('exits.1.')))).toBeGreaterThan(1e-3);
+    expect(
+      maxDifference(
+        after,
+        headScaled,
+        [...after.keys()].filter((n) => n.startsWith('exits.1.')),
+      ),
+    ).toBeGreaterThan(1e-3);
   });
 
   it('pair-wise: a forward pass up to each exit in turn, from the weights the previous exit left', () => {

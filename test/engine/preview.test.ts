@@ -43,7 +43,9 @@ describe('dataset preview', () => {
 
   it('warns when the largest class is 5x the smallest', () => {
     expect(imbalanceWarning(['a', 'b', 'c'], [100, 30, 21])).toBeUndefined();
-    expect(imbalanceWarning(['a', 'b', 'c'], [100, 30, 20])).toMatch(/largest class \(a, 100\) is 5\.0x the smallest \(c, 20\)/);
+    expect(imbalanceWarning(['a', 'b', 'c'], [100, 30, 20])).toMatch(
+      /largest class \(a, 100\) is 5\.0x the smallest \(c, 20\)/,
+    );
     expect(imbalanceWarning(['a', 'b'], [3, 0])).toMatch(/many times the smallest \(b, 0\)/);
   });
 });

@@ -10,12 +10,25 @@ import { EngineHost } from '../../electron/engine/host.js';
 import { FileError, writeJsonAtomic } from '../../electron/engine/runs/files.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 
-const batchLine = (step: number) => JSON.stringify({ type: 'batch', epoch: 1, step, totalSteps: 10, losses: [1, 2], lr: 0.1, imagesPerSecond: 5, etaSeconds: 3 });
+const batchLine = (step: number) =>
+  JSON.stringify({
+    type: 'batch',
+    epoch: 1,
+    step,
+    totalSteps: 10,
+    losses: [1, 2],
+    lr: 0.1,
+    imagesPerSecond: 5,
+    etaSeconds: 3,
+  });
 
 describe('run files', () => {
   it('keep every complete metrics line when the last one is torn or one in the middle is corrupt', async () => {
     const folder = await RunFolder.create(await mkdtemp(join(tmpdir(), 'mw-runs-')), DEFAULT_RUN_CONFIG);
-    await appendFile(folder.path('metrics'), `${batchLine(1)}\n{"type": "batch", garbage\n${batchLine(2)}\n${batchLine(3).slice(0, 25)}`);
+    await appendFile(
+      folder.path('metrics'),
+      `${batchLine(1)}\n{"type": "batch", garbage\n${batchLine(2)}\n${batchLine(3).slice(0, 25)}`,
+    );
     const { records, skipped } = await folder.metrics();
     expect(records.map((r) => r.step)).toEqual([1, 2]);
     expect(skipped).toBe(2);
@@ -29,7 +42,9 @@ describe('run files', () => {
     await expect(writeJsonAtomic(join(dir, 'missing', 'x.json'), { version: 2 })).rejects.toThrow(FileError);
     // ...and a directory where the file should go, so the rename fails after the data was written.
     await mkdir(join(dir, 'blocked.json'));
-    await expect(writeJsonAtomic(join(dir, 'blocked.json'), { version: 2 })).rejects.toThrow(/could not write .*blocked\.json/);
+    await expect(writeJsonAtomic(join(dir, 'blocked.json'), { version: 2 })).rejects.toThrow(
+      /could not write .*blocked\.json/,
+    );
     expect(JSON.parse(await readFile(target, 'utf8'))).toEqual({ version: 1 });
     expect((await readdir(dir)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
@@ -53,17 +68,26 @@ describe('engine host paths', () => {
     await expect(host.handle('exportExit', { run: '../x', exit: 'final', format: 'tfjs' })).rejects.toThrow(/outside/);
     await expect(host.handle('openRun', { run: 5 })).rejects.toThrow(/openRun: run/);
     await expect(host.handle('rmrf', {})).rejects.toThrow(/unknown method/);
-    await expect(host.handle('exportExit', { run: 'x', exit: 1, format: 'multi', threshold: 2 })).rejects.toThrow(/exportExit: threshold: threshold is at most 1/);
+    await expect(host.handle('exportExit', { run: 'x', exit: 1, format: 'multi', threshold: 2 })).rejects.toThrow(
+      /exportExit: threshold: threshold is at most 1/,
+    );
   });
 
   it('with native dialogs, accepts only dataset and export folders the user chose', async () => {
     const runsRoot = await mkdtemp(join(tmpdir(), 'mw-host-'));
     const chosen = await mkdtemp(join(tmpdir(), 'mw-chosen-'));
-    const host = new EngineHost({ backend: await initBackend('cpu'), runsRoot, emit: () => {}, chooseFolder: async () => chosen });
+    const host = new EngineHost({
+      backend: await initBackend('cpu'),
+      runsRoot,
+      emit: () => {},
+      chooseFolder: async () => chosen,
+    });
     const config = { ...DEFAULT_RUN_CONFIG, dataset: '/etc' };
     await expect(host.handle('startRun', { config })).rejects.toThrow(/dataset \/etc was not chosen in a dialog/);
     await expect(host.handle('chooseFolder', { purpose: 'dataset' })).resolves.toEqual({ path: chosen });
     // Now chosen: the path passes the boundary and fails only as a dataset (an empty folder).
-    await expect(host.handle('startRun', { config: { ...config, dataset: chosen } })).rejects.toThrow(`${chosen}: holds no class`);
+    await expect(host.handle('startRun', { config: { ...config, dataset: chosen } })).rejects.toThrow(
+      `${chosen}: holds no class`,
+    );
   });
 });

@@ -39,7 +39,14 @@ async function newRun(config: RunConfigInput, events: RunEvent[] = [], onEvent?:
   const root = await mkdtemp(join(tmpdir(), 'mw-runs-'));
   const trainer: Trainer = await openRun(
     { kind: 'new', config, runsRoot: root },
-    { backend: summarizeBackend(backend), latency: LATENCY, onEvent: (e) => { events.push(e); onEvent?.(e, trainer); } },
+    {
+      backend: summarizeBackend(backend),
+      latency: LATENCY,
+      onEvent: (e) => {
+        events.push(e);
+        onEvent?.(e, trainer);
+      },
+    },
   );
   return { root, trainer };
 }
@@ -102,8 +109,12 @@ describe('a training run', () => {
   it('rejects a bad configuration before creating anything', async () => {
     const root = await mkdtemp(join(tmpdir(), 'mw-runs-'));
     const bad = { ...CONFIG, arch: { family: 'resnet', depth: 21, width: 1, exits: [1, 1] }, batchSize: 0 };
-    await expect(openRun({ kind: 'new', config: bad, runsRoot: root }, { backend: summarizeBackend(backend) })).rejects.toThrow(ConfigError);
-    await expect(openRun({ kind: 'new', config: bad, runsRoot: root }, { backend: summarizeBackend(backend) })).rejects.toThrow(
+    await expect(
+      openRun({ kind: 'new', config: bad, runsRoot: root }, { backend: summarizeBackend(backend) }),
+    ).rejects.toThrow(ConfigError);
+    await expect(
+      openRun({ kind: 'new', config: bad, runsRoot: root }, { backend: summarizeBackend(backend) }),
+    ).rejects.toThrow(
       /arch\.depth: ResNet depth must be 6n\+2.*arch\.exits: exits must not repeat a block.*batchSize: batch size must be at least 1/,
     );
     expect(await readdir(root)).toEqual([]);

@@ -12,8 +12,20 @@ import { describe, expect, it } from 'vitest';
 import type { ArchSpec, Method, RunConfigInput } from '../../shared/spec.js';
 import type { RunEvent } from '../../shared/metrics.js';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
-import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad } from '../../electron/engine/backend/fusedOps.js';
-import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from '../../electron/engine/backend/gradKernels.js';
+import {
+  channelAffine,
+  channelAffine2,
+  channelSum,
+  channelSums,
+  reluGrad,
+} from '../../electron/engine/backend/fusedOps.js';
+import {
+  conv2dFilterGrad,
+  conv2dInputGrad,
+  depthwiseFilterGrad,
+  depthwiseInputGrad,
+  type ExplicitPad,
+} from '../../electron/engine/backend/gradKernels.js';
 import { IDX_FILES, encodeIdx } from '../../electron/engine/data/idx.js';
 import { buildNetwork } from '../../electron/engine/models/index.js';
 import { Random } from '../../electron/engine/random.js';
@@ -52,10 +64,19 @@ function worstRelative(actual: Float32Array[], expected: Float32Array[], floor =
   return worst;
 }
 
-const SAME_3X3: ExplicitPad = [[0, 0], [1, 1], [1, 1], [0, 0]];
+const SAME_3X3: ExplicitPad = [
+  [0, 0],
+  [1, 1],
+  [1, 1],
+  [0, 0],
+];
 
 describe.runIf(webgpu)('webgpu kernels against the cpu backend', () => {
-  for (const { stride, size } of [{ stride: 1, size: 6 }, { stride: 2, size: 7 }, { stride: 2, size: 6 }]) {
+  for (const { stride, size } of [
+    { stride: 1, size: 6 },
+    { stride: 2, size: 7 },
+    { stride: 2, size: 6 },
+  ]) {
     it(`convolutions and their gradients, ${size}x${size}, stride ${stride}`, async () => {
       const [n, cin, cout] = [2, 4, 8];
       const out = Math.ceil(size / stride);
@@ -89,11 +110,23 @@ describe.runIf(webgpu)('webgpu kernels against the cpu backend', () => {
   it("batch norm's and ReLU's element-wise steps and per-channel sums", async () => {
     const shape = [2, 5, 5, 8];
     const size = 2 * 5 * 5 * 8;
-    const [x, y, a, b, c] = [randomValues(size, 6), randomValues(size, 7), randomValues(8, 8), randomValues(8, 9), randomValues(8, 10)];
+    const [x, y, a, b, c] = [
+      randomValues(size, 6),
+      randomValues(size, 7),
+      randomValues(8, 8),
+      randomValues(8, 9),
+      randomValues(8, 10),
+    ];
     const compute = () => {
       const [xt, yt] = [tf.tensor(x, shape), tf.tensor(y, shape)];
       const [at, bt, ct] = [tf.tensor1d(a), tf.tensor1d(b), tf.tensor1d(c)];
-      return [channelAffine(xt, at, bt), channelAffine2(xt, at, yt, bt, ct), ...channelSums(xt, yt), channelSum(xt), reluGrad(yt, xt)];
+      return [
+        channelAffine(xt, at, bt),
+        channelAffine2(xt, at, yt, bt, ct),
+        ...channelSums(xt, yt),
+        channelSum(xt),
+        reluGrad(yt, xt),
+      ];
     };
     const expected = await valuesOn('cpu', compute);
     const actual = await valuesOn('webgpu', compute);
@@ -114,7 +147,9 @@ async function afterOneStep(backendName: 'wasm' | 'webgpu', arch: ArchSpec, meth
   const x = tf.tensor4d(randomValues(BATCH * 8 * 8, 11), [BATCH, ...INPUT]);
   const labels = tf.tensor1d([0, 1, 2, 3], 'int32');
   const { losses, correct } = training.step(x, labels, 1);
-  const values = await Promise.all([losses, ...net.params.map((p) => p.variable)].map((t) => t.data() as Promise<Float32Array>));
+  const values = await Promise.all(
+    [losses, ...net.params.map((p) => p.variable)].map((t) => t.data() as Promise<Float32Array>),
+  );
   tf.dispose([x, labels, losses, correct]);
   for (const opt of training.optimizers) opt.disposeState();
   net.dispose();
@@ -142,8 +177,16 @@ describe.runIf(webgpu)('one training step on webgpu equals the same step on wasm
 async function tinyIdxFolder(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mw-webgpu-data-'));
   const rng = new Random(12);
-  const images = (count: number) => encodeIdx([count, 8, 8], Uint8Array.from({ length: count * 64 }, () => rng.int(256)));
-  const labels = (count: number) => encodeIdx([count], Uint8Array.from({ length: count }, (_, i) => i % CLASSES));
+  const images = (count: number) =>
+    encodeIdx(
+      [count, 8, 8],
+      Uint8Array.from({ length: count * 64 }, () => rng.int(256)),
+    );
+  const labels = (count: number) =>
+    encodeIdx(
+      [count],
+      Uint8Array.from({ length: count }, (_, i) => i % CLASSES),
+    );
   await writeFile(join(dir, IDX_FILES.trainImages), images(8));
   await writeFile(join(dir, IDX_FILES.trainLabels), labels(8));
   await writeFile(join(dir, IDX_FILES.testImages), images(4));
@@ -154,7 +197,10 @@ async function tinyIdxFolder(): Promise<string> {
 describe.runIf(webgpu)('a training run on webgpu', () => {
   const LATENCY = { warmup: 0, minRepeats: 1, maxRepeats: 1 };
 
-  async function newRun(config: RunConfigInput, onEvent: (e: RunEvent, t: Trainer) => void = () => {}): Promise<Trainer> {
+  async function newRun(
+    config: RunConfigInput,
+    onEvent: (e: RunEvent, t: Trainer) => void = () => {},
+  ): Promise<Trainer> {
     const info = await initBackend('webgpu');
     const trainer: Trainer = await openRun(
       { kind: 'new', config, runsRoot: await mkdtemp(join(tmpdir(), 'mw-webgpu-runs-')) },
@@ -184,13 +230,19 @@ describe.runIf(webgpu)('a training run on webgpu', () => {
     const memoryAtEpochEnd: { tensors: number; bytes: number }[] = [];
     const straight = await newRun(config, (e) => {
       // numBytesInGPU: what the backend's live GPU buffers hold (pooled free buffers are not counted).
-      if (e.type === 'epoch') memoryAtEpochEnd.push({ tensors: tf.memory().numTensors, bytes: (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? -1 });
+      if (e.type === 'epoch')
+        memoryAtEpochEnd.push({
+          tensors: tf.memory().numTensors,
+          bytes: (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? -1,
+        });
     });
     const summary = (await straight.run())!;
     expect(memoryAtEpochEnd).toHaveLength(2);
     expect(memoryAtEpochEnd[1]).toEqual(memoryAtEpochEnd[0]);
     expect(summary.backend.name).toBe('webgpu');
-    expect(summary.exits.every((e) => e.latencyMs.runtime?.startsWith('webgpu ') && e.latencyMs.batch1.median > 0)).toBe(true);
+    expect(
+      summary.exits.every((e) => e.latencyMs.runtime?.startsWith('webgpu ') && e.latencyMs.batch1.median > 0),
+    ).toBe(true);
     const expected = await weights(straight);
     straight.dispose();
 
@@ -201,7 +253,10 @@ describe.runIf(webgpu)('a training run on webgpu', () => {
     const dir = stopped.start.run;
     stopped.dispose();
     expect((await (await RunFolder.open(dir)).state())?.status).toBe('stopped');
-    const resumed = await openRun({ kind: 'resume', dir }, { backend: summarizeBackend(await initBackend('webgpu')), latency: LATENCY });
+    const resumed = await openRun(
+      { kind: 'resume', dir },
+      { backend: summarizeBackend(await initBackend('webgpu')), latency: LATENCY },
+    );
     expect(resumed.start.resumedFrom).toEqual({ epoch: 1, step: 3 });
     const resumedSummary = (await resumed.run())!;
     expectSameWeights(await weights(resumed), expected, 1e-5);

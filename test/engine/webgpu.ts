@@ -11,7 +11,10 @@ export async function webGpuForTests(): Promise<BackendInfo | undefined> {
     return await initBackend('webgpu');
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    if (process.env.CI === 'true') throw new Error(`CI=true requires a WebGPU adapter (apt-get install chromium for SwiftShader): ${reason}`, { cause: error });
+    if (process.env.CI === 'true')
+      throw new Error(`CI=true requires a WebGPU adapter (apt-get install chromium for SwiftShader): ${reason}`, {
+        cause: error,
+      });
     console.log(`skipped: WebGPU tests (no adapter; apt-get install chromium for SwiftShader): ${reason}`);
     return undefined;
   }

@@ -16,7 +16,18 @@ import { openRun } from '../../electron/engine/session.js';
 describe.skipIf(!existsSync('/dev/full'))('a full disk', () => {
   it('stops the run with a clear error and keeps the last checkpoint loadable', async () => {
     const root = await mkdtemp(join(tmpdir(), 'mw-full-'));
-    const config = { dataset: 'embedded', arch: { family: 'resnet', depth: 8, width: 0.25, exits: [1] }, method: 'multiway', gamma: 2, epochs: 2, batchSize: 32, lr: 0.05, seed: 2, limitTrain: 96, limitTest: 32 };
+    const config = {
+      dataset: 'embedded',
+      arch: { family: 'resnet', depth: 8, width: 0.25, exits: [1] },
+      method: 'multiway',
+      gamma: 2,
+      epochs: 2,
+      batchSize: 32,
+      lr: 0.05,
+      seed: 2,
+      limitTrain: 96,
+      limitTest: 32,
+    };
     let fillDisk: Promise<void> | undefined;
     const trainer = await openRun(
       { kind: 'new', config, runsRoot: root },

@@ -11,7 +11,28 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 
 const CLI = resolve('bin/mw-studio.js');
-const ARGS = ['--depth', '8', '--width', '0.5', '--exits', '1,2', '--epochs', '2', '--batch', '32', '--lr', '0.05', '--seed', '5', '--limit-train', '256', '--limit-test', '64', '--backend', 'wasm'];
+const ARGS = [
+  '--depth',
+  '8',
+  '--width',
+  '0.5',
+  '--exits',
+  '1,2',
+  '--epochs',
+  '2',
+  '--batch',
+  '32',
+  '--lr',
+  '0.05',
+  '--seed',
+  '5',
+  '--limit-train',
+  '256',
+  '--limit-test',
+  '64',
+  '--backend',
+  'wasm',
+];
 const roots: string[] = [];
 
 afterAll(async () => {

@@ -8,9 +8,14 @@ import { describe, expect, it } from 'vitest';
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, ['bin/mw-studio.js', ...args], { env: { ...process.env, MW_BACKEND: 'cpu' }, timeout: 120_000 }, (error, stdout, stderr) => {
-      done({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['bin/mw-studio.js', ...args],
+      { env: { ...process.env, MW_BACKEND: 'cpu' }, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        done({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -23,7 +28,11 @@ describe.concurrent('the CLI on a user mistake', () => {
     [['train', '--arch', 'vgg'], 2, /^mw-studio train: --arch must be resnet or mobilenet, not "vgg"/],
     [['train', '--frobnicate'], 2, /^mw-studio train: Unknown option '--frobnicate'.*--help lists the options/],
     [['export', '--run', 'x'], 2, /^mw-studio export: --run, --exit and --format are required/],
-    [['train', '--dataset', '/nonexistent/mw-dataset', '--epochs', '1'], 1, /^mw-studio train: \/nonexistent\/mw-dataset: file not found$/],
+    [
+      ['train', '--dataset', '/nonexistent/mw-dataset', '--epochs', '1'],
+      1,
+      /^mw-studio train: \/nonexistent\/mw-dataset: file not found$/,
+    ],
   ] as const)('%j: one line, exit %i, no stack', async (args, code, message) => {
     const result = await cli([...args]);
     const lines = result.stderr.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('backend: '));

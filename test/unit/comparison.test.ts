@@ -12,7 +12,10 @@ function run(settings: Partial<RunConfigInput>, top1: number[]) {
 describe('exit tax', () => {
   const multiway = run({ seed: 0 }, [0.7, 0.8, 0.86]);
   it("is the run's final top-1 minus the mean of plain runs on the same network, data and recipe (any seed)", () => {
-    const plain = [run({ method: 'plain', seed: 1 }, [0.5, 0.6, 0.88]), run({ method: 'plain', seed: 2 }, [0.5, 0.6, 0.9])];
+    const plain = [
+      run({ method: 'plain', seed: 1 }, [0.5, 0.6, 0.88]),
+      run({ method: 'plain', seed: 2 }, [0.5, 0.6, 0.9]),
+    ];
     const tax = exitTax(multiway, [...plain, run({ seed: 5 }, [0.1, 0.1, 0.1])])!;
     expect(tax.plainRuns).toBe(2);
     expect(tax.plainTop1).toBeCloseTo(0.89, 12);
@@ -30,7 +33,14 @@ describe('exit tax', () => {
     expect(exitTax(multiway, others)).toBeUndefined();
     expect(exitTax(others[0]!, [others[0]!])).toBeUndefined();
     // Different auxiliary exits are still the same backbone.
-    expect(exitTax(multiway, [run({ method: 'plain', arch: { family: 'resnet', depth: 20, width: 1, block: 'preact', exits: [5] } }, [0.6, 0.9])])?.difference).toBeCloseTo(-0.04, 12);
+    expect(
+      exitTax(multiway, [
+        run(
+          { method: 'plain', arch: { family: 'resnet', depth: 20, width: 1, block: 'preact', exits: [5] } },
+          [0.6, 0.9],
+        ),
+      ])?.difference,
+    ).toBeCloseTo(-0.04, 12);
   });
 });
 
@@ -51,7 +61,10 @@ describe('comparison and study', () => {
       run({ seed: 0, distill: true }, [0.72, 0.8, 0.86]),
       run({ seed: 1, distill: true }, [0.74, 0.82, 0.88]),
     ]);
-    expect(rows.map((r) => [r.method, r.runs])).toEqual([['plain', 2], ['multiway+distill', 2]]);
+    expect(rows.map((r) => [r.method, r.runs])).toEqual([
+      ['plain', 2],
+      ['multiway+distill', 2],
+    ]);
     expect(rows[1]!.exits[0]!.mean).toBeCloseTo(0.73, 12);
     expect(rows[1]!.exits[0]!.spread).toBeCloseTo(Math.SQRT2 * 0.01, 12);
     expect(rows[1]!.exitTax).toBeCloseTo(-0.02, 12);

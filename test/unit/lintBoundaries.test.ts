@@ -18,31 +18,98 @@ async function problemsWith(path: string, extraImport: string): Promise<string[]
 
 describe('the import boundaries', () => {
   it('pass on the files as they are', async () => {
-    const files = ['renderer/src/api/socketClient.ts', 'shared/api.ts', 'electron/cli/main.ts', 'electron/engine/models/layers.ts', 'electron/main/windowState.ts'];
+    const files = [
+      'renderer/src/api/socketClient.ts',
+      'shared/api.ts',
+      'electron/cli/main.ts',
+      'electron/engine/models/layers.ts',
+      'electron/main/windowState.ts',
+    ];
     const results = await eslint.lintFiles(files);
     expect(results.flatMap((r) => r.messages.map((m) => `${r.filePath}: ${m.ruleId} ${m.message}`))).toEqual([]);
   });
 
   it.each([
-    ['the renderer importing the engine', 'renderer/src/api/socketClient.ts', "import '../../../electron/engine/index.js';", /renderer imports only shared/],
-    ['the renderer importing the shell', 'renderer/src/stores/run.ts', "import '../../../electron/main/menu.js';", /renderer imports only shared/],
-    ['shared/ importing the engine', 'shared/api.ts', "import '../electron/engine/errors.js';", /shared\/ .* imports no project folder/],
-    ['the engine importing the relay', 'electron/engine/host.ts', "import '../relay/engineRelay.js';", /the engine is plain Node/],
-    ['the engine importing the desktop shell', 'electron/engine/session.ts', "import '../main/windowState.js';", /the engine is plain Node/],
-    ['the CLI reaching past the engine index', 'electron/cli/main.ts', "import '../engine/models/index.js';", /only through electron\/engine\/index.ts/],
-    ['the desktop shell reaching past the engine index', 'electron/main/windowState.ts', "import '../engine/runs/store.js';", /only through electron\/engine\/index.ts/],
-    ['models importing train (a higher layer)', 'electron/engine/models/layers.ts', "import '../train/methods.js';", /own layer or below/],
-    ['backend importing export (a higher layer)', 'electron/engine/backend/index.ts', "import '../export/index.js';", /own layer or below/],
-    ['evaluate importing export (the loop the layers removed)', 'electron/engine/evaluate/index.ts', "import '../export/index.js';", /own layer or below/],
-    ['electron/base importing the engine', 'electron/base/files.ts', "import '../engine/errors.js';", /electron\/base\/ sits under/],
+    [
+      'the renderer importing the engine',
+      'renderer/src/api/socketClient.ts',
+      "import '../../../electron/engine/index.js';",
+      /renderer imports only shared/,
+    ],
+    [
+      'the renderer importing the shell',
+      'renderer/src/stores/run.ts',
+      "import '../../../electron/main/menu.js';",
+      /renderer imports only shared/,
+    ],
+    [
+      'shared/ importing the engine',
+      'shared/api.ts',
+      "import '../electron/engine/errors.js';",
+      /shared\/ .* imports no project folder/,
+    ],
+    [
+      'the engine importing the relay',
+      'electron/engine/host.ts',
+      "import '../relay/engineRelay.js';",
+      /the engine is plain Node/,
+    ],
+    [
+      'the engine importing the desktop shell',
+      'electron/engine/session.ts',
+      "import '../main/windowState.js';",
+      /the engine is plain Node/,
+    ],
+    [
+      'the CLI reaching past the engine index',
+      'electron/cli/main.ts',
+      "import '../engine/models/index.js';",
+      /only through electron\/engine\/index.ts/,
+    ],
+    [
+      'the desktop shell reaching past the engine index',
+      'electron/main/windowState.ts',
+      "import '../engine/runs/store.js';",
+      /only through electron\/engine\/index.ts/,
+    ],
+    [
+      'models importing train (a higher layer)',
+      'electron/engine/models/layers.ts',
+      "import '../train/methods.js';",
+      /own layer or below/,
+    ],
+    [
+      'backend importing export (a higher layer)',
+      'electron/engine/backend/index.ts',
+      "import '../export/index.js';",
+      /own layer or below/,
+    ],
+    [
+      'evaluate importing export (the loop the layers removed)',
+      'electron/engine/evaluate/index.ts',
+      "import '../export/index.js';",
+      /own layer or below/,
+    ],
+    [
+      'electron/base importing the engine',
+      'electron/base/files.ts',
+      "import '../engine/errors.js';",
+      /electron\/base\/ sits under/,
+    ],
   ])('fail on %s', async (_what, file, extraImport, message) => {
     const problems = await problemsWith(file, extraImport);
-    expect(problems.some((p) => p.startsWith('import-x/no-restricted-paths') && message.test(p)), problems.join('\n')).toBe(true);
+    expect(
+      problems.some((p) => p.startsWith('import-x/no-restricted-paths') && message.test(p)),
+      problems.join('\n'),
+    ).toBe(true);
   });
 
   it('fail on an import cycle', async () => {
     // network.ts imports layers.ts; layers.ts importing network.ts closes a loop.
     const problems = await problemsWith('electron/engine/models/layers.ts', "import './network.js';");
-    expect(problems.some((p) => p.startsWith('import-x/no-cycle: Dependency cycle')), problems.join('\n')).toBe(true);
+    expect(
+      problems.some((p) => p.startsWith('import-x/no-cycle: Dependency cycle')),
+      problems.join('\n'),
+    ).toBe(true);
   });
 });

@@ -9,7 +9,10 @@ import type { PeerMessage } from '../../shared/protocol.js';
 
 /** Links `a` and `b` through a wire that can be cut; messages are delivered on the next turn, as on a real channel. */
 function link(a: Peer, b: Peer): { cut(): void } {
-  const to = (peer: Peer): Link => (message: PeerMessage) => queueMicrotask(() => peer.receive(structuredClone(message)));
+  const to =
+    (peer: Peer): Link =>
+    (message: PeerMessage) =>
+      queueMicrotask(() => peer.receive(structuredClone(message)));
   a.connect(to(b));
   b.connect(to(a));
   return { cut: () => (a.disconnect((m) => `${m}: cut`), b.disconnect((m) => `${m}: cut`)) };
@@ -17,7 +20,10 @@ function link(a: Peer, b: Peer): { cut(): void } {
 
 describe('Peer', () => {
   it('calls in both directions and carries errors back as ApiErrors', async () => {
-    const parent = new Peer({ remote: 'the worker', answer: async (method) => (method === 'chooseFolder' ? { path: '/x' } : {}) });
+    const parent = new Peer({
+      remote: 'the worker',
+      answer: async (method) => (method === 'chooseFolder' ? { path: '/x' } : {}),
+    });
     const worker = new Peer({
       remote: 'the parent',
       answer: async (method, payload) => {
@@ -55,8 +61,15 @@ describe('Peer', () => {
   it('gives up after the timeout or the wait for a link, ignores late replies and reports unknown ones', async () => {
     const problems: string[] = [];
     let release: () => void = () => {};
-    const caller = new Peer({ remote: 'the engine', timeoutMs: (method) => (method === 'slow' ? 20 : undefined), onProtocolError: (p) => problems.push(p) });
-    const callee = new Peer({ remote: 'the relay', answer: () => new Promise((done) => (release = () => done('late'))) });
+    const caller = new Peer({
+      remote: 'the engine',
+      timeoutMs: (method) => (method === 'slow' ? 20 : undefined),
+      onProtocolError: (p) => problems.push(p),
+    });
+    const callee = new Peer({
+      remote: 'the relay',
+      answer: () => new Promise((done) => (release = () => done('late'))),
+    });
     link(caller, callee);
     await expect(caller.call('slow', {})).rejects.toThrow('slow: the engine did not answer within 0 s');
     release();

@@ -4,7 +4,12 @@
  * pure function of those probabilities, so it can be checked by brute force.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { EQUAL_ACCURACY_TOLERANCE, type EarlyExitPoint, type EarlyExitSweep, type ExitCriterion } from '../../../shared/analysis.js';
+import {
+  EQUAL_ACCURACY_TOLERANCE,
+  type EarlyExitPoint,
+  type EarlyExitSweep,
+  type ExitCriterion,
+} from '../../../shared/analysis.js';
 import { makeBatch, type Dataset, type ImageSet } from '../data/index.js';
 import type { MwNetwork } from '../models/index.js';
 
@@ -32,12 +37,19 @@ export interface EarlyExitOptions {
 export const DEFAULT_THRESHOLDS: readonly number[] = Array.from({ length: 51 }, (_, i) => i / 50);
 
 /** Every exit's softmax on `set`, in batches whose intermediates are freed as they go. */
-export async function exitProbabilities(net: MwNetwork, dataset: Dataset, set: ImageSet, batchSize = 256): Promise<ExitProbabilities> {
+export async function exitProbabilities(
+  net: MwNetwork,
+  dataset: Dataset,
+  set: ImageSet,
+  batchSize = 256,
+): Promise<ExitProbabilities> {
   const classes = net.description.classes;
   const probabilities = net.exits.map(() => new Float32Array(set.count * classes));
   for (let start = 0; start < set.count; start += batchSize) {
     const indices = Array.from({ length: Math.min(batchSize, set.count - start) }, (_, i) => start + i);
-    const batch = tf.tidy(() => net.predict(makeBatch(dataset, set, indices, null).x).map((logits) => tf.softmax(logits)));
+    const batch = tf.tidy(() =>
+      net.predict(makeBatch(dataset, set, indices, null).x).map((logits) => tf.softmax(logits)),
+    );
     const values = await Promise.all(batch.map((p) => p.data() as Promise<Float32Array>));
     tf.dispose(batch);
     values.forEach((v, k) => probabilities[k]!.set(v, start * classes));
@@ -74,7 +86,9 @@ export function sweepThresholds(
   const exits = probabilities.length;
   if (costs.length !== exits) throw new Error(`${costs.length} exit costs for ${exits} exits`);
   const samples = labels.length;
-  const rows = probabilities.map((p) => Array.from({ length: samples }, (_, i) => p.subarray(i * classes, (i + 1) * classes)));
+  const rows = probabilities.map((p) =>
+    Array.from({ length: samples }, (_, i) => p.subarray(i * classes, (i + 1) * classes)),
+  );
   const correct = rows.map((exitRows) => exitRows.map((row, i) => argMax(row) === labels[i]));
   const finalCost = costs[exits - 1]!;
   const mean = (total: number) => (samples ? total / samples : 0);
@@ -102,7 +116,10 @@ export function sweepThresholds(
     };
   });
   const equal = points.filter((p) => p.accuracy >= finalAccuracy - EQUAL_ACCURACY_TOLERANCE);
-  const equalAccuracy = equal.reduce<EarlyExitPoint | null>((best, p) => (!best || p.meanMacs < best.meanMacs ? p : best), null);
+  const equalAccuracy = equal.reduce<EarlyExitPoint | null>(
+    (best, p) => (!best || p.meanMacs < best.meanMacs ? p : best),
+    null,
+  );
   return {
     criterion,
     samples,
@@ -112,7 +129,12 @@ export function sweepThresholds(
   };
 }
 
-export async function earlyExitSweep(net: MwNetwork, dataset: Dataset, set: ImageSet, options: EarlyExitOptions): Promise<EarlyExitSweep> {
+export async function earlyExitSweep(
+  net: MwNetwork,
+  dataset: Dataset,
+  set: ImageSet,
+  options: EarlyExitOptions,
+): Promise<EarlyExitSweep> {
   const data = await exitProbabilities(net, dataset, set);
   return sweepThresholds(data, options.criterion, options.thresholds ?? DEFAULT_THRESHOLDS, options.costs);
 }

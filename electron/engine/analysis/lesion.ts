@@ -18,7 +18,10 @@ export async function lesionStudy(net: MwNetwork, dataset: Dataset, set: ImageSe
     }
     const lesioned = (await exitAccuracy(net, dataset, set, { skipBlock: number })).top1;
     // An exit below the block never runs it: its accuracy is the baseline by definition.
-    blocks.push({ block: number, accuracy: net.exits.map((e) => (e.block < number ? baseline[e.index]! : lesioned[e.index]!)) });
+    blocks.push({
+      block: number,
+      accuracy: net.exits.map((e) => (e.block < number ? baseline[e.index]! : lesioned[e.index]!)),
+    });
   }
   return { samples: set.count, exitBlocks: net.exits.map((e) => e.block), baseline, blocks };
 }

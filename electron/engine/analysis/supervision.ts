@@ -19,7 +19,12 @@ function gradientNorm(params: readonly Param[], sink: GradSink): tf.Scalar {
   return tf.sqrt(tf.addN(params.map((p) => tf.sum(tf.square(sink.get(p) ?? tf.zeros([])))))) as tf.Scalar;
 }
 
-export async function supervisionShares(net: MwNetwork, batch: LabelledBatch, method: Method, gamma: number): Promise<SupervisionShares> {
+export async function supervisionShares(
+  net: MwNetwork,
+  batch: LabelledBatch,
+  method: Method,
+  gamma: number,
+): Promise<SupervisionShares> {
   const weights = methodLossWeights(method, net.exits, gamma);
   const layers = [
     { name: 'stem', params: net.stem.params },

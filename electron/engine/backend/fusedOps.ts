@@ -41,19 +41,25 @@ function fused(kernel: string, x: tf.Tensor, perChannelVectors: boolean): boolea
 
 /** x * a + b, with a and b per channel. */
 export function channelAffine(x: tf.Tensor, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  if (fused(FUSED_KERNELS.channelAffine, x, true)) return tf.engine().runKernel(FUSED_KERNELS.channelAffine, { x, a, b }) as tf.Tensor;
+  if (fused(FUSED_KERNELS.channelAffine, x, true))
+    return tf.engine().runKernel(FUSED_KERNELS.channelAffine, { x, a, b }) as tf.Tensor;
   return tf.tidy(() => perChannel(tf.add, perChannel(tf.mul, x, a), b));
 }
 
 /** x * a + y * b + c, with a, b and c per channel (x and y of one shape). */
 export function channelAffine2(x: tf.Tensor, a: tf.Tensor, y: tf.Tensor, b: tf.Tensor, c: tf.Tensor): tf.Tensor {
-  if (fused(FUSED_KERNELS.channelAffine2, x, true)) return tf.engine().runKernel(FUSED_KERNELS.channelAffine2, { x, a, y, b, c }) as tf.Tensor;
+  if (fused(FUSED_KERNELS.channelAffine2, x, true))
+    return tf.engine().runKernel(FUSED_KERNELS.channelAffine2, { x, a, y, b, c }) as tf.Tensor;
   return tf.tidy(() => tf.add(perChannel(tf.mul, x, a), perChannel(tf.add, perChannel(tf.mul, y, b), c)));
 }
 
 /** Sum of x per channel (over every axis but the last). */
 export function channelSum(x: tf.Tensor): tf.Tensor1D {
-  if (!fused(FUSED_KERNELS.channelSums, x, true)) return tf.sum(x, x.shape.slice(0, -1).map((_, i) => i));
+  if (!fused(FUSED_KERNELS.channelSums, x, true))
+    return tf.sum(
+      x,
+      x.shape.slice(0, -1).map((_, i) => i),
+    );
   // The fused kernel also sums x * x: in registers, on the same single read of x.
   const [sum, squares] = channelSums(x, x);
   squares.dispose();
@@ -62,13 +68,15 @@ export function channelSum(x: tf.Tensor): tf.Tensor1D {
 
 /** [sum of x, sum of x * y] per channel (over every axis but the last; x and y of one shape). */
 export function channelSums(x: tf.Tensor, y: tf.Tensor): [tf.Tensor1D, tf.Tensor1D] {
-  if (fused(FUSED_KERNELS.channelSums, x, true)) return tf.engine().runKernel(FUSED_KERNELS.channelSums, { x, y }) as unknown as [tf.Tensor1D, tf.Tensor1D];
+  if (fused(FUSED_KERNELS.channelSums, x, true))
+    return tf.engine().runKernel(FUSED_KERNELS.channelSums, { x, y }) as unknown as [tf.Tensor1D, tf.Tensor1D];
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   return tf.tidy(() => [tf.sum(x, axes), tf.sum(tf.mul(x, y), axes)]);
 }
 
 /** ReLU's input gradient from its output y: dy where y > 0, else 0. */
 export function reluGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
-  if (fused(FUSED_KERNELS.reluGrad, dy, false)) return tf.engine().runKernel(FUSED_KERNELS.reluGrad, { dy, y }) as tf.Tensor;
+  if (fused(FUSED_KERNELS.reluGrad, dy, false))
+    return tf.engine().runKernel(FUSED_KERNELS.reluGrad, { dy, y }) as tf.Tensor;
   return tf.tidy(() => tf.mul(dy, tf.step(y)));
 }

@@ -150,7 +150,9 @@ async function choose(preference: BackendPreference): Promise<BackendInfo> {
   }
   // Only an explicitly named native backend or webgpu gets here: 'cpu' always starts.
   const reasons = skipped.map(({ name, reason }) => `${name}: ${reason}`).join('; ');
-  throw new BackendError(`Compute backend '${preference}' cannot run here: ${reasons}. To use it: ${installCommand(preference)}.`);
+  throw new BackendError(
+    `Compute backend '${preference}' cannot run here: ${reasons}. To use it: ${installCommand(preference)}.`,
+  );
 }
 
 interface StartOptions {
@@ -217,7 +219,9 @@ async function startNative(name: keyof typeof NATIVE_PACKAGES): Promise<Started>
     await import(specifier);
   } catch (error) {
     const mismatch = name === 'tensorflow-gpu' ? await cudaMismatch() : undefined;
-    throw new Error(`${mismatch ? `${mismatch}; ` : ''}${pkg} is installed but failed to load: ${oneLine(error)}`, { cause: error });
+    throw new Error(`${mismatch ? `${mismatch}; ` : ''}${pkg} is installed but failed to load: ${oneLine(error)}`, {
+      cause: error,
+    });
   }
   if (!(await tf.setBackend('tensorflow'))) {
     throw new Error(`${pkg} loaded, but its 'tensorflow' backend failed to initialise (tfjs logged why above)`);
@@ -237,7 +241,9 @@ async function startNative(name: keyof typeof NATIVE_PACKAGES): Promise<Started>
       portable: false,
       shortfall: {
         name,
-        reason: (await cudaMismatch()) ?? `${pkg} loaded, but TensorFlow found no usable CUDA GPU (needs an NVIDIA driver and ${GPU_REQUIREMENTS} on the library path)`,
+        reason:
+          (await cudaMismatch()) ??
+          `${pkg} loaded, but TensorFlow found no usable CUDA GPU (needs an NVIDIA driver and ${GPU_REQUIREMENTS} on the library path)`,
       },
     };
   }
@@ -254,7 +260,10 @@ async function nvidiaGpuName(): Promise<string | undefined> {
     const { stdout } = await promisify(execFile)('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], {
       timeout: 3000,
     });
-    return stdout.split('\n').map((line) => line.trim()).find((line) => line.length > 0);
+    return stdout
+      .split('\n')
+      .map((line) => line.trim())
+      .find((line) => line.length > 0);
   } catch {
     return undefined;
   }
@@ -347,7 +356,8 @@ function oneLine(error: unknown): string {
 
 function installCommand(name: BackendPreference): string {
   if (name === 'webgpu') return 'a GPU with its Vulkan (Linux: and libvulkan1), Metal or Direct3D 12 driver';
-  const command = name === 'tensorflow-gpu' ? 'npm install @tensorflow/tfjs-node-gpu' : 'npm install @tensorflow/tfjs-node';
+  const command =
+    name === 'tensorflow-gpu' ? 'npm install @tensorflow/tfjs-node-gpu' : 'npm install @tensorflow/tfjs-node';
   const requirements = name === 'tensorflow-gpu' ? ` (${GPU_REQUIREMENTS} for the GPU)` : '';
   return `${command} on a machine that can download libtensorflow${requirements}`;
 }

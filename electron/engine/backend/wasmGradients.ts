@@ -155,12 +155,7 @@ function inputWindow(run: RunKernel, x: TensorInfo, info: Conv2DInfo): TensorInf
   const rows = (info.outHeight - 1) * info.strideHeight + info.filterHeight;
   const cols = (info.outWidth - 1) * info.strideWidth + info.filterWidth;
   const { top, left } = info.padInfo;
-  return padOrCrop(
-    run,
-    x,
-    [0, top, left, 0],
-    [0, rows - top - info.inHeight, cols - left - info.inWidth, 0],
-  );
+  return padOrCrop(run, x, [0, top, left, 0], [0, rows - top - info.inHeight, cols - left - info.inWidth, 0]);
 }
 
 /**
@@ -179,7 +174,17 @@ function spreadAndPadDy(run: RunKernel, dy: TensorInfo, info: Conv2DInfo): Tenso
     const zeros = run(
       'PadV2',
       { x: unitAxes },
-      { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 },
+      {
+        paddings: [
+          [0, 0],
+          [0, 0],
+          [0, sh - 1],
+          [0, 0],
+          [0, sw - 1],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
     );
     spread = run('Reshape', { x: zeros }, { shape: [n, outH * sh, outW * sw, c] });
   }
@@ -204,7 +209,13 @@ const conv2DBackpropFilter: GradientBody = (run, inputs, attrs) => {
   const x = input(inputs, 'x');
   const dy = input(inputs, 'dy');
   const info = backend_util.computeConv2DInfo(
-    as4D(x.shape, 'x'), filterShape, strides, 1, pad, dimRoundingMode, false,
+    as4D(x.shape, 'x'),
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
     backend_util.convertConv2DDataFormat(dataFormat),
   );
   checkSupported('Conv2DBackpropFilter', info);
@@ -213,10 +224,14 @@ const conv2DBackpropFilter: GradientBody = (run, inputs, attrs) => {
   // the stride. Output [Cin,kh,kw,Cout] is then reordered to the filter layout.
   const images = run('Transpose', { x: inputWindow(run, x, info) }, { perm: [3, 1, 2, 0] });
   const dyFilter = run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
-  const grad = run('Conv2D', { x: images, filter: dyFilter }, {
-    ...stride1Valid([info.strideHeight, info.strideWidth]),
-    dataFormat: 'NHWC',
-  });
+  const grad = run(
+    'Conv2D',
+    { x: images, filter: dyFilter },
+    {
+      ...stride1Valid([info.strideHeight, info.strideWidth]),
+      dataFormat: 'NHWC',
+    },
+  );
   return run('Transpose', { x: grad }, { perm: [1, 2, 0, 3] });
 };
 
@@ -225,17 +240,27 @@ const conv2DBackpropInput: GradientBody = (run, inputs, attrs) => {
   const dy = input(inputs, 'dy');
   const filter = input(inputs, 'filter');
   const info = backend_util.computeConv2DInfo(
-    inputShape, as4D(filter.shape, 'filter'), strides, 1, pad, dimRoundingMode, false,
+    inputShape,
+    as4D(filter.shape, 'filter'),
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
     backend_util.convertConv2DDataFormat(dataFormat),
   );
   checkSupported('Conv2DBackpropInput', info);
   // Correlate the spread dy with the spatially flipped filter, in/out channels swapped.
   const flipped = run('Reverse', { x: filter }, { dims: [0, 1] });
   const swapped = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
-  return run('Conv2D', { x: spreadAndPadDy(run, dy, info), filter: swapped }, {
-    ...stride1Valid([1, 1]),
-    dataFormat: 'NHWC',
-  });
+  return run(
+    'Conv2D',
+    { x: spreadAndPadDy(run, dy, info), filter: swapped },
+    {
+      ...stride1Valid([1, 1]),
+      dataFormat: 'NHWC',
+    },
+  );
 };
 
 const depthwiseBackpropFilter: GradientBody = (run, inputs, attrs) => {
@@ -244,7 +269,13 @@ const depthwiseBackpropFilter: GradientBody = (run, inputs, attrs) => {
   const x = input(inputs, 'x');
   const dy = input(inputs, 'dy');
   const info = backend_util.computeConv2DInfo(
-    as4D(x.shape, 'x'), filterShape, strides, dilations, pad, dimRoundingMode, true,
+    as4D(x.shape, 'x'),
+    filterShape,
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    true,
   );
   checkSupported('DepthwiseConv2dNativeBackpropFilter', info);
   const [n, , , c] = as4D(x.shape, 'x');
@@ -258,7 +289,11 @@ const depthwiseBackpropFilter: GradientBody = (run, inputs, attrs) => {
   const image = run('Reshape', { x: batchLast }, { shape: [1, rows, cols, n * c] });
   const dyBatchLast = run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
   const dyFilter = run('Reshape', { x: dyBatchLast }, { shape: [info.outHeight, info.outWidth, n * c, m] });
-  const perImage = run('DepthwiseConv2dNative', { x: image, filter: dyFilter }, stride1Valid([info.strideHeight, info.strideWidth]));
+  const perImage = run(
+    'DepthwiseConv2dNative',
+    { x: image, filter: dyFilter },
+    stride1Valid([info.strideHeight, info.strideWidth]),
+  );
   const split = run('Reshape', { x: perImage }, { shape: [kh, kw, n, c, m] });
   return run('Sum', { x: split }, { axis: [2], keepDims: false });
 };
@@ -270,14 +305,24 @@ const depthwiseBackpropInput: GradientBody = (run, inputs, attrs) => {
   const filter = input(inputs, 'filter');
   const [kh, kw, c, m] = as4D(filter.shape, 'filter');
   const info = backend_util.computeConv2DInfo(
-    inputShape, [kh, kw, c, m], strides, dilations, pad, dimRoundingMode, true,
+    inputShape,
+    [kh, kw, c, m],
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    true,
   );
   checkSupported('DepthwiseConv2dNativeBackpropInput', info);
   // Each of the C*M dy channels is correlated with its own flipped tap set; the M channels that
   // came from the same input channel are then summed.
   const flipped = run('Reverse', { x: filter }, { dims: [0, 1] });
   const perChannel = run('Reshape', { x: flipped }, { shape: [kh, kw, c * m, 1] });
-  const grad = run('DepthwiseConv2dNative', { x: spreadAndPadDy(run, dy, info), filter: perChannel }, stride1Valid([1, 1]));
+  const grad = run(
+    'DepthwiseConv2dNative',
+    { x: spreadAndPadDy(run, dy, info), filter: perChannel },
+    stride1Valid([1, 1]),
+  );
   if (m === 1) return grad;
   const [n, h, w] = inputShape;
   const split = run('Reshape', { x: grad }, { shape: [n, h, w, c, m] });

@@ -58,7 +58,8 @@ export function makeBatch(
 
   for (let i = 0; i < count; i++) {
     const index = indices[i]!;
-    if (!(index >= 0 && index < set.count)) throw new RangeError(`image index ${index} is outside the set of ${set.count}`);
+    if (!(index >= 0 && index < set.count))
+      throw new RangeError(`image index ${index} is outside the set of ${set.count}`);
     labels[i] = set.labels[index]!;
     const source = index * bytesPerImage;
     const target = i * bytesPerImage;

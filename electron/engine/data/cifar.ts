@@ -141,7 +141,11 @@ async function decodeCifar(files: CifarFiles): Promise<RawDataset> {
   const missing = [...variant.train, ...variant.test].filter((name) => !files.names.has(name));
   if (missing.length) fail(files.where, `is a ${variant.name} copy missing ${missing.join(', ')}`);
   const classes = files.names.has(variant.namesFile)
-    ? parseClassNames((await files.read(variant.namesFile)).toString('utf8'), files.describe(variant.namesFile), variant.classCount)
+    ? parseClassNames(
+        (await files.read(variant.namesFile)).toString('utf8'),
+        files.describe(variant.namesFile),
+        variant.classCount,
+      )
     : [...variant.defaultClasses];
   return {
     name: variant.name,
@@ -171,7 +175,10 @@ async function decodeBatches(files: CifarFiles, names: string[], variant: CifarV
   for (const name of names) {
     const data = await files.read(name);
     if (data.length === 0 || data.length % recordBytes !== 0) {
-      fail(files.describe(name), `length ${data.length} is not a positive multiple of the ${recordBytes}-byte ${variant.name} record`);
+      fail(
+        files.describe(name),
+        `length ${data.length} is not a positive multiple of the ${recordBytes}-byte ${variant.name} record`,
+      );
     }
     batches.push(data);
   }

@@ -75,4 +75,3 @@ export async function listVisible(dir: string): Promise<string[]> {
   const names = await readdir(dir);
   return names.filter((name) => !name.startsWith('.')).sort();
 }
-

@@ -84,7 +84,10 @@ export async function loadIdxFolder(dir: string, options: IdxOptions = {}): Prom
   const train = await readIdxPair(paths.trainImages, paths.trainLabels, classes.length);
   const test = await readIdxPair(paths.testImages, paths.testLabels, classes.length);
   if (test.height !== train.height || test.width !== train.width) {
-    fail(paths.testImages, `holds ${test.width}x${test.height} images but the training images are ${train.width}x${train.height}`);
+    fail(
+      paths.testImages,
+      `holds ${test.width}x${test.height} images but the training images are ${train.width}x${train.height}`,
+    );
   }
   return {
     name: options.name ?? (fashion ? 'Fashion-MNIST' : 'MNIST'),
@@ -120,16 +123,26 @@ async function readIdxPair(
 export function parseIdx(bytes: Uint8Array, file: string, magic: number): { dims: number[]; data: Uint8Array } {
   const rank = magic & 0xff;
   const headerBytes = 4 + 4 * rank;
-  if (bytes.length < headerBytes) fail(file, `is truncated: ${bytes.length} bytes, shorter than its ${headerBytes}-byte idx header`);
+  if (bytes.length < headerBytes)
+    fail(file, `is truncated: ${bytes.length} bytes, shorter than its ${headerBytes}-byte idx header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const found = view.getUint32(0);
-  if (found !== magic) fail(file, `has magic number ${hex(found)}, expected ${hex(magic)} (unsigned bytes, ${rank} dimension${rank > 1 ? 's' : ''})`);
+  if (found !== magic)
+    fail(
+      file,
+      `has magic number ${hex(found)}, expected ${hex(magic)} (unsigned bytes, ${rank} dimension${rank > 1 ? 's' : ''})`,
+    );
   const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i));
   if (dims.some((d) => d === 0)) fail(file, `declares an empty shape ${dims.join('x')}`);
   const declared = dims.reduce((a, b) => a * b, 1);
   const present = bytes.length - headerBytes;
-  if (declared > present) fail(file, `is truncated: its header declares ${dims.join('x')} = ${declared} data bytes but only ${present} are present`);
-  if (declared < present) fail(file, `has ${present - declared} bytes beyond the ${dims.join('x')} its header declares`);
+  if (declared > present)
+    fail(
+      file,
+      `is truncated: its header declares ${dims.join('x')} = ${declared} data bytes but only ${present} are present`,
+    );
+  if (declared < present)
+    fail(file, `has ${present - declared} bytes beyond the ${dims.join('x')} its header declares`);
   return { dims, data: new Uint8Array(bytes.buffer, bytes.byteOffset + headerBytes, declared) };
 }
 

@@ -49,7 +49,8 @@ function sniffFormat(bytes: Uint8Array): ImageFormat | undefined {
 function declaredSize(bytes: Buffer, format: ImageFormat, file: string): ImageSize {
   if (format === 'PNG') {
     // The signature is followed by the IHDR chunk: length, type, width, height.
-    if (bytes.length < 24 || bytes.toString('latin1', 12, 16) !== 'IHDR') fail(file, 'is not a decodable PNG image (no IHDR header)');
+    if (bytes.length < 24 || bytes.toString('latin1', 12, 16) !== 'IHDR')
+      fail(file, 'is not a decodable PNG image (no IHDR header)');
     return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
   }
   return jpegFrameSize(bytes, file);
@@ -78,7 +79,8 @@ function jpegFrameSize(bytes: Buffer, file: string): ImageSize {
 function decodeRgb(bytes: Buffer, format: ImageFormat, size: ImageSize, file: string): Uint8Array {
   try {
     if (format === 'JPEG') {
-      return jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: (MAX_IMAGE_SIDE ** 2) / 1e6 }).data;
+      return jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: MAX_IMAGE_SIDE ** 2 / 1e6 })
+        .data;
     }
     const rgba = PNG.sync.read(bytes).data;
     const pixels = size.width * size.height;
@@ -158,11 +160,18 @@ class ImageFolderReader {
       reason = 'as --image-size asks';
     } else if (Math.max(size.width, size.height) > DEFAULT_IMAGE_SIDE_CAP) {
       const scale = DEFAULT_IMAGE_SIDE_CAP / Math.max(size.width, size.height);
-      size = { width: Math.max(1, Math.round(size.width * scale)), height: Math.max(1, Math.round(size.height * scale)) };
+      size = {
+        width: Math.max(1, Math.round(size.width * scale)),
+        height: Math.max(1, Math.round(size.height * scale)),
+      };
       reason = `the most common size, ${common.width}x${common.height}, capped at ${DEFAULT_IMAGE_SIDE_CAP} (choose with --image-size)`;
     }
-    const resized = [...this.sizes.values()].filter((s) => s.width !== size.width || s.height !== size.height).reduce((n, s) => n + s.count, 0);
-    return resized ? { ...size, note: `${resized} of ${images} images resized to ${size.width}x${size.height}, ${reason}` } : size;
+    const resized = [...this.sizes.values()]
+      .filter((s) => s.width !== size.width || s.height !== size.height)
+      .reduce((n, s) => n + s.count, 0);
+    return resized
+      ? { ...size, note: `${resized} of ${images} images resized to ${size.width}x${size.height}, ${reason}` }
+      : size;
   }
 
   /** Decodes one image to RGB at the target size. */
@@ -211,11 +220,16 @@ async function classFolders(dir: string): Promise<string[]> {
 function checkClassCount(dir: string, classes: readonly string[]): void {
   if (classes.length === 0) fail(dir, 'holds no class folders (one sub-folder of PNG or JPEG images per class)');
   if (classes.length === 1) fail(dir, `holds a single class folder (${classes[0]}); classification needs at least two`);
-  if (classes.length > MAX_CLASSES) fail(dir, `holds ${classes.length} class folders, more than the ${MAX_CLASSES} supported`);
+  if (classes.length > MAX_CLASSES)
+    fail(dir, `holds ${classes.length} class folders, more than the ${MAX_CLASSES} supported`);
 }
 
 /** A set's files decoded to RGB at the target size, in order. */
-async function decodeSet(reader: ImageFolderReader, files: readonly ImageFile[], target: ImageSize): Promise<Uint8Array[]> {
+async function decodeSet(
+  reader: ImageFolderReader,
+  files: readonly ImageFile[],
+  target: ImageSize,
+): Promise<Uint8Array[]> {
   const decoded: Uint8Array[] = [];
   for (const { file } of files) decoded.push(await reader.decode(file, target));
   return decoded;
@@ -245,7 +259,8 @@ export async function loadImageFolder(dir: string, options: { imageSize?: number
   const trainDir = join(dir, 'train');
   const testDir = join(dir, 'test');
   const hasSplit = (await statIfExists(trainDir))?.isDirectory() ?? false;
-  if (hasSplit && !(await statIfExists(testDir))?.isDirectory()) fail(dir, 'has a train/ folder but no test/ folder beside it');
+  if (hasSplit && !(await statIfExists(testDir))?.isDirectory())
+    fail(dir, 'has a train/ folder but no test/ folder beside it');
   const classDir = hasSplit ? trainDir : dir;
   const classes = await classFolders(classDir);
   checkClassCount(classDir, classes);
@@ -259,16 +274,28 @@ export async function loadImageFolder(dir: string, options: { imageSize?: number
   const target = reader.target(options.imageSize, all.length);
   const totalBytes = all.length * target.width * target.height * 3;
   if (totalBytes > MAX_DATA_BYTES) {
-    fail(dir, `holds ${all.length} images of ${target.width}x${target.height}, past the ${formatBytes(MAX_DATA_BYTES)} limit; choose a smaller --image-size`);
+    fail(
+      dir,
+      `holds ${all.length} images of ${target.width}x${target.height}, past the ${formatBytes(MAX_DATA_BYTES)} limit; choose a smaller --image-size`,
+    );
   }
   const size = { width: target.width, height: target.height };
   const decodedTrain = await decodeSet(reader, trainFiles, size);
   const decodedTest = testFiles ? await decodeSet(reader, testFiles, size) : undefined;
   const shape = { height: size.height, width: size.width, channels: reader.allGray ? 1 : 3 };
-  const sets = decodedTest && testFiles
-    ? { train: packSet(decodedTrain, trainFiles, shape), test: packSet(decodedTest, testFiles, shape) }
-    : holdOutTest(packSet(decodedTrain, trainFiles, shape), classes.length, imageBytes(shape));
-  return { name: basename(dir), source: dir, shape, classes, ...sets, flipAugment: true, ...(target.note ? { sizeNote: target.note } : {}) };
+  const sets =
+    decodedTest && testFiles
+      ? { train: packSet(decodedTrain, trainFiles, shape), test: packSet(decodedTest, testFiles, shape) }
+      : holdOutTest(packSet(decodedTrain, trainFiles, shape), classes.length, imageBytes(shape));
+  return {
+    name: basename(dir),
+    source: dir,
+    shape,
+    classes,
+    ...sets,
+    flipAugment: true,
+    ...(target.note ? { sizeNote: target.note } : {}),
+  };
 }
 
 /** A class-stratified share of the images, picked with a fixed seed, becomes the test set. */

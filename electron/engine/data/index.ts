@@ -55,7 +55,13 @@ export async function loadDataset(source: string, options: LoadOptions = {}): Pr
 
   const limitedTrain = limit(raw.train, options.limitTrain, classCount, trainRng, bytesPerImage);
   const test = limit(raw.test, options.limitTest, classCount, testRng, bytesPerImage);
-  const { train, validation } = holdOutValidation(limitedTrain, options.validationSplit ?? 0, classCount, validationRng, bytesPerImage);
+  const { train, validation } = holdOutValidation(
+    limitedTrain,
+    options.validationSplit ?? 0,
+    classCount,
+    validationRng,
+    bytesPerImage,
+  );
   if (train.count === 0) fail(raw.source, 'leaves no training images after the validation hold-out');
   return {
     ...raw,
@@ -70,21 +76,30 @@ export async function loadDataset(source: string, options: LoadOptions = {}): Pr
 async function loadRaw(source: string, imageSize: number | undefined): Promise<RawDataset> {
   const raw = await loadFormat(source, imageSize);
   if (imageSize !== undefined && raw.shape.height !== imageSize && !raw.sizeNote) {
-    fail(source, `holds ${raw.name}, whose images are all ${raw.shape.width}x${raw.shape.height}; --image-size applies to image folders only`);
+    fail(
+      source,
+      `holds ${raw.name}, whose images are all ${raw.shape.width}x${raw.shape.height}; --image-size applies to image folders only`,
+    );
   }
   return raw;
 }
 
 async function loadFormat(source: string, imageSize: number | undefined): Promise<RawDataset> {
   if (source === EMBEDDED_SOURCE) {
-    return { ...(await loadIdxFolder(embeddedDatasetDir(), { name: EMBEDDED_NAME, fashion: true })), license: 'MIT, Copyright (c) 2017 Zalando SE' };
+    return {
+      ...(await loadIdxFolder(embeddedDatasetDir(), { name: EMBEDDED_NAME, fashion: true })),
+      license: 'MIT, Copyright (c) 2017 Zalando SE',
+    };
   }
   const info = await statIfExists(source);
   if (!info) fail(source, 'file not found');
   if (info.isFile()) {
     if (isIdxFileName(source)) return loadIdxFolder(dirname(source));
     if (isArchiveName(source)) return loadCifarArchive(source);
-    fail(source, `is neither an idx file (${basename(source)} is not one of the official names) nor a CIFAR .tar.gz archive`);
+    fail(
+      source,
+      `is neither an idx file (${basename(source)} is not one of the official names) nor a CIFAR .tar.gz archive`,
+    );
   }
   if (await findIdxFiles(source)) return loadIdxFolder(source);
   const cifarDir = await findCifarFolder(source);
@@ -93,7 +108,13 @@ async function loadFormat(source: string, imageSize: number | undefined): Promis
 }
 
 /** At most `max` images of `set`, keeping its class balance; the set itself when it is no larger. */
-function limit(set: ImageSet, max: number | undefined, classCount: number, rng: Random, bytesPerImage: number): ImageSet {
+function limit(
+  set: ImageSet,
+  max: number | undefined,
+  classCount: number,
+  rng: Random,
+  bytesPerImage: number,
+): ImageSet {
   if (max === undefined || max >= set.count) return set;
   return stratifiedSplit(set, max, classCount, rng, bytesPerImage).picked;
 }

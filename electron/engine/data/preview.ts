@@ -37,7 +37,9 @@ function augmentedThumbnails(dataset: Dataset, index: number, seed: number): str
     const values = x.dataSync();
     x.dispose();
     labels.dispose();
-    const pixels = Uint8Array.from(values, (v, k) => Math.round(Math.min(1, Math.max(0, v * std[k % channels]! + mean[k % channels]!)) * 255));
+    const pixels = Uint8Array.from(values, (v, k) =>
+      Math.round(Math.min(1, Math.max(0, v * std[k % channels]! + mean[k % channels]!)) * 255),
+    );
     thumbnails.push(thumbnailDataUrl({ images: pixels, labels: new Uint8Array(1), count: 1 }, 0, dataset.shape));
   }
   return thumbnails;
@@ -57,11 +59,18 @@ export function previewDataset(dataset: Dataset, options: { augment: boolean; se
       name,
       train: train[c]!,
       test: test[c]!,
-      thumbnails: firstOfClass(dataset.train, c, PREVIEW_PER_CLASS).map((i) => thumbnailDataUrl(dataset.train, i, dataset.shape)),
+      thumbnails: firstOfClass(dataset.train, c, PREVIEW_PER_CLASS).map((i) =>
+        thumbnailDataUrl(dataset.train, i, dataset.shape),
+      ),
     })),
     ...(warning ? { imbalanceWarning: warning } : {}),
     ...(options.augment && augmented !== undefined
-      ? { augmentation: { original: thumbnailDataUrl(dataset.train, augmented, dataset.shape), draws: augmentedThumbnails(dataset, augmented, options.seed) } }
+      ? {
+          augmentation: {
+            original: thumbnailDataUrl(dataset.train, augmented, dataset.shape),
+            draws: augmentedThumbnails(dataset, augmented, options.seed),
+          },
+        }
       : {}),
   };
 }

@@ -120,5 +120,6 @@ export function channelStats(set: ImageSet, channels: number): { mean: number[];
 /** Every label must name one of the classes; the first one that does not is reported. */
 export function checkLabels(labels: Uint8Array, classCount: number, file: string): void {
   const bad = labels.findIndex((label) => label >= classCount);
-  if (bad >= 0) fail(file, `label ${labels[bad]} at position ${bad} is outside the ${classCount} classes (0..${classCount - 1})`);
+  if (bad >= 0)
+    fail(file, `label ${labels[bad]} at position ${bad} is outside the ${classCount} classes (0..${classCount - 1})`);
 }

@@ -6,7 +6,8 @@ import { PNG } from 'pngjs';
 import { imageBytes, type DatasetShape, type ImageSet } from './dataset.js';
 
 export function thumbnailDataUrl(set: ImageSet, index: number, shape: DatasetShape): string {
-  if (!(index >= 0 && index < set.count)) throw new RangeError(`image index ${index} is outside the set of ${set.count}`);
+  if (!(index >= 0 && index < set.count))
+    throw new RangeError(`image index ${index} is outside the set of ${set.count}`);
   const { width, height, channels } = shape;
   const bytes = imageBytes(shape);
   const pixels = set.images.subarray(index * bytes, (index + 1) * bytes);

@@ -7,11 +7,13 @@ import type { ClassMetrics } from '../../../shared/evaluation.js';
 
 /** confusion[actual][predicted] = number of images; rows are the true classes. */
 export function confusionMatrix(labels: ArrayLike<number>, predicted: ArrayLike<number>, classes: number): number[][] {
-  if (labels.length !== predicted.length) throw new RangeError(`${labels.length} labels but ${predicted.length} predictions`);
+  if (labels.length !== predicted.length)
+    throw new RangeError(`${labels.length} labels but ${predicted.length} predictions`);
   const matrix = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   for (let i = 0; i < labels.length; i++) {
     const row = matrix[labels[i]!];
-    if (!row || predicted[i]! < 0 || predicted[i]! >= classes) throw new RangeError(`image ${i}: class ${labels[i]} predicted as ${predicted[i]} is outside 0..${classes - 1}`);
+    if (!row || predicted[i]! < 0 || predicted[i]! >= classes)
+      throw new RangeError(`image ${i}: class ${labels[i]} predicted as ${predicted[i]} is outside 0..${classes - 1}`);
     row[predicted[i]!]! += 1;
   }
   return matrix;
@@ -31,6 +33,12 @@ export function classMetrics(matrix: readonly (readonly number[])[], names: read
     const support = row.reduce((a, b) => a + b, 0);
     const predictedAs = matrix.reduce((sum, r) => sum + r[c]!, 0);
     const right = row[c]!;
-    return { class: c, name: names[c] ?? String(c), precision: predictedAs ? right / predictedAs : 0, recall: support ? right / support : 0, support };
+    return {
+      class: c,
+      name: names[c] ?? String(c),
+      precision: predictedAs ? right / predictedAs : 0,
+      recall: support ? right / support : 0,
+      support,
+    };
   });
 }

@@ -13,14 +13,19 @@ export function evaluationImages(
 ): EvaluationImages {
   const set = splitImages(dataset, evaluation.split, evaluation.run);
   if (set.count !== predictions.labels.length) {
-    throw new Error(`the ${evaluation.split} split has ${set.count} images but its evaluation ${predictions.labels.length}; evaluate the run again`);
+    throw new Error(
+      `the ${evaluation.split} split has ${set.count} images but its evaluation ${predictions.labels.length}; evaluate the run again`,
+    );
   }
   const picked = selectedImages(selection, predictions.labels, predictions.predicted);
   const images = picked.slice(page.offset, page.offset + page.limit).map((index) => ({
     index,
     label: predictions.labels[index]!,
     thumbnail: thumbnailDataUrl(set, index, dataset.shape),
-    predictions: predictions.predicted.map((p, k) => ({ predicted: p[index]!, confidence: Math.min(1, predictions.confidence[k]![index]!) })),
+    predictions: predictions.predicted.map((p, k) => ({
+      predicted: p[index]!,
+      confidence: Math.min(1, predictions.confidence[k]![index]!),
+    })),
   }));
   return { total: picked.length, offset: page.offset, images };
 }

@@ -95,7 +95,11 @@ export const SUB_MODEL_RUNTIME = 'onnxruntime CPU, whole sub-model';
  * the current weights: calling onnxruntime once per tfjs kernel took 8-9x as long at batch 1
  * (npm run bench), and a whole graph is also how the exported model runs.
  */
-export async function exitLatency(net: MwNetwork, exit: number, options: LatencyOptions = {}): Promise<ExitReport['latencyMs']> {
+export async function exitLatency(
+  net: MwNetwork,
+  exit: number,
+  options: LatencyOptions = {},
+): Promise<ExitReport['latencyMs']> {
   const [h, w, c] = net.description.inputShape;
   if (onnxKernelsActive()) {
     const session = await openSubModelSession(net, [exit]);
@@ -120,7 +124,12 @@ export async function exitLatency(net: MwNetwork, exit: number, options: Latency
 }
 
 /** Everything the exits table shows: costs, accuracy on `set`, latency. */
-export async function exitReports(net: MwNetwork, dataset: Dataset, set: ImageSet, options: LatencyOptions = {}): Promise<ExitReport[]> {
+export async function exitReports(
+  net: MwNetwork,
+  dataset: Dataset,
+  set: ImageSet,
+  options: LatencyOptions = {},
+): Promise<ExitReport[]> {
   const accuracy = await exitAccuracy(net, dataset, set);
   const reports: ExitReport[] = [];
   for (const cost of net.costs()) {

@@ -36,18 +36,25 @@ export function overthinking(labels: ArrayLike<number>, predicted: readonly Arra
 }
 
 /** Positions of the images in a selection, in split order. */
-export function selectedImages(selection: ImageSelection, labels: ArrayLike<number>, predicted: readonly ArrayLike<number>[]): number[] {
+export function selectedImages(
+  selection: ImageSelection,
+  labels: ArrayLike<number>,
+  predicted: readonly ArrayLike<number>[],
+): number[] {
   const exits = predicted.length;
-  const inRange = (exit: number) => exit < exits || failSelection(`exit ${exit} does not exist; the run has exits 0..${exits - 1}`);
+  const inRange = (exit: number) =>
+    exit < exits || failSelection(`exit ${exit} does not exist; the run has exits 0..${exits - 1}`);
   const picked: number[] = [];
   if (selection.kind === 'confusion') {
     inRange(selection.exit);
     const p = predicted[selection.exit]!;
-    for (let i = 0; i < labels.length; i++) if (labels[i] === selection.actual && p[i] === selection.predicted) picked.push(i);
+    for (let i = 0; i < labels.length; i++)
+      if (labels[i] === selection.actual && p[i] === selection.predicted) picked.push(i);
     return picked;
   }
   inRange(selection.deep);
-  if (selection.shallow >= selection.deep) failSelection(`the shallow exit (${selection.shallow}) must come before the deep one (${selection.deep})`);
+  if (selection.shallow >= selection.deep)
+    failSelection(`the shallow exit (${selection.shallow}) must come before the deep one (${selection.deep})`);
   const [a, b] = [predicted[selection.shallow]!, predicted[selection.deep]!];
   const wantShallowRight = selection.kind === 'overthinking';
   for (let i = 0; i < labels.length; i++) {

@@ -35,11 +35,13 @@ export async function exitPredictions(
     const indices = Array.from({ length: Math.min(EVALUATION_BATCH, set.count - start) }, (_, i) => start + i);
     const outputs = tf.tidy(() => {
       const { x, labels } = makeBatch(dataset, set, indices, null);
-      return net.predict(x).flatMap((logits) => [
-        tf.argMax(logits, 1),
-        tf.max(tf.softmax(logits), 1),
-        ...(withTop5 ? [topKHits(logits, labels, 5)] : []),
-      ]);
+      return net
+        .predict(x)
+        .flatMap((logits) => [
+          tf.argMax(logits, 1),
+          tf.max(tf.softmax(logits), 1),
+          ...(withTop5 ? [topKHits(logits, labels, 5)] : []),
+        ]);
     });
     const values = await Promise.all(outputs.map((t) => t.data()));
     tf.dispose(outputs);

@@ -6,7 +6,12 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { EvaluationSchema, type Evaluation, type EvaluationSplit, type ExitEvaluation } from '../../../shared/evaluation.js';
+import {
+  EvaluationSchema,
+  type Evaluation,
+  type EvaluationSplit,
+  type ExitEvaluation,
+} from '../../../shared/evaluation.js';
 import { loadRunDataset, type Dataset, type ImageSet } from '../data/index.js';
 import type { ExitPoint } from '../models/network.js';
 import { checkpointStep } from '../runs/checkpoint.js';
@@ -38,7 +43,10 @@ export function evaluationCachePath(dir: string, split: EvaluationSplit): string
 /** The images of `split`; a run that held out no validation images says how to get some. */
 export function splitImages(dataset: Dataset, split: EvaluationSplit, dir: string): ImageSet {
   if (split === 'test') return dataset.test;
-  if (!dataset.validation) throw new FileError(`${dir}: this run held out no validation images (validation split 0); evaluate --split test, or train with --validation 0.1`);
+  if (!dataset.validation)
+    throw new FileError(
+      `${dir}: this run held out no validation images (validation split 0); evaluate --split test, or train with --validation 0.1`,
+    );
   return dataset.validation;
 }
 
@@ -96,7 +104,11 @@ export interface EvaluateRunOptions {
 }
 
 /** The run's evaluation on `split`: from the cache when it matches the checkpoint, else computed and cached. */
-export async function evaluateRun(dir: string, split: EvaluationSplit, options: EvaluateRunOptions = {}): Promise<RunEvaluation> {
+export async function evaluateRun(
+  dir: string,
+  split: EvaluationSplit,
+  options: EvaluateRunOptions = {},
+): Promise<RunEvaluation> {
   const cached = await cachedEvaluation(dir, split);
   if (cached) return cached;
   const step = await checkpointStep(dir);
@@ -105,9 +117,18 @@ export async function evaluateRun(dir: string, split: EvaluationSplit, options: 
     const dataset = options.dataset ?? (await loadRunDataset(trained.start.config));
     const set = splitImages(dataset, split, dir);
     const predictions = await exitPredictions(trained.net, dataset, set, options.onProgress);
-    const evaluation = describePredictions(predictions, trained.net.costs(), dataset.classes, { run: trained.folder.dir, split, step });
+    const evaluation = describePredictions(predictions, trained.net.costs(), dataset.classes, {
+      run: trained.folder.dir,
+      split,
+      step,
+    });
     const round = (values: Float32Array) => Array.from(values, (v) => Math.round(v * 1e4) / 1e4);
-    const cache = { evaluation, labels: Array.from(predictions.labels), predicted: predictions.predicted.map((p) => Array.from(p)), confidence: predictions.confidence.map(round) };
+    const cache = {
+      evaluation,
+      labels: Array.from(predictions.labels),
+      predicted: predictions.predicted.map((p) => Array.from(p)),
+      confidence: predictions.confidence.map(round),
+    };
     // Compact: one number per image and exit, too many to indent.
     await writeFileAtomic(evaluationCachePath(dir, split), JSON.stringify(cache));
     return { evaluation, predictions };

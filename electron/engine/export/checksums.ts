@@ -13,14 +13,18 @@ import { EXPORT_FILES } from './folder.js';
 
 async function sha256(path: string): Promise<string> {
   const bytes = await readFile(path).catch((error: unknown) => {
-    throw new ExportError(`${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found (the model card lists it)' : messageOf(error)}`);
+    throw new ExportError(
+      `${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found (the model card lists it)' : messageOf(error)}`,
+    );
   });
   return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** File name -> hex SHA-256, for the files in `dir`. */
 export async function fileChecksums(dir: string, files: readonly string[]): Promise<Record<string, string>> {
-  return Object.fromEntries(await Promise.all(files.map(async (file) => [file, await sha256(join(dir, file))] as const)));
+  return Object.fromEntries(
+    await Promise.all(files.map(async (file) => [file, await sha256(join(dir, file))] as const)),
+  );
 }
 
 const CardChecksumsSchema = z.object({ sha256: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)) });
@@ -31,14 +35,21 @@ const CardChecksumsSchema = z.object({ sha256: z.record(z.string(), z.string().r
  */
 export async function checkAgainstCard(dir: string): Promise<void> {
   const cardPath = join(dir, EXPORT_FILES.cardJson);
-  const exists = await readFile(cardPath).then(() => true, () => false);
+  const exists = await readFile(cardPath).then(
+    () => true,
+    () => false,
+  );
   if (!exists) return;
   const card = await readJsonFile(cardPath, CardChecksumsSchema).catch((error: unknown) => {
-    throw new ExportError(`${messageOf(error)}: the model card must record the files' SHA-256 (export the model again)`);
+    throw new ExportError(
+      `${messageOf(error)}: the model card must record the files' SHA-256 (export the model again)`,
+    );
   });
   for (const [file, expected] of Object.entries(card.sha256)) {
     if ((await sha256(join(dir, file))) !== expected) {
-      throw new ExportError(`${join(dir, file)}: does not match its model card (SHA-256 differs): the file is damaged or was changed; export it again`);
+      throw new ExportError(
+        `${join(dir, file)}: does not match its model card (SHA-256 differs): the file is damaged or was changed; export it again`,
+      );
     }
   }
 }

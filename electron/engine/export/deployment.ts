@@ -28,7 +28,10 @@ export interface ScoredExport {
 
 /** The float ONNX model in QDQ int8 form, its activations calibrated on the run's training images. */
 export async function int8Model(floatModel: OnnxModel, dataset: Dataset, shape: ImageShape): Promise<OnnxModel> {
-  return quantizeQdq(floatModel, await calibrateRanges(floatModel, calibrationBatches(dataset, CALIBRATION_IMAGES), shape));
+  return quantizeQdq(
+    floatModel,
+    await calibrateRanges(floatModel, calibrationBatches(dataset, CALIBRATION_IMAGES), shape),
+  );
 }
 
 export function onnxRunner(session: ort.InferenceSession, shape: ImageShape): ExportedRunner {
@@ -94,7 +97,14 @@ export interface DeploymentInput {
   scored: ScoredExport;
 }
 
-export async function deploymentReport({ graph, name, summary, heldOut, onnx, scored }: DeploymentInput): Promise<DeploymentReport> {
+export async function deploymentReport({
+  graph,
+  name,
+  summary,
+  heldOut,
+  onnx,
+  scored,
+}: DeploymentInput): Promise<DeploymentReport> {
   const shape = graph.input.shape;
   const chosen = graph.outputs.length - 1;
   const engine = summary?.exits[graph.outputs[chosen]!.exit.index]?.top1;

@@ -59,7 +59,9 @@ async function checkReplaceable(target: string): Promise<boolean> {
   const foreign = (await readdir(target)).filter((name) => !EXPORT_FILE_NAMES.has(name));
   if (foreign.length) {
     const listed = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? `, ... (${foreign.length} in all)` : '');
-    throw new ExportError(`cannot write the export to ${target}: the folder holds files that are not part of an export (${listed}); choose a new or empty folder`);
+    throw new ExportError(
+      `cannot write the export to ${target}: the folder holds files that are not part of an export (${listed}); choose a new or empty folder`,
+    );
   }
   return true;
 }
@@ -113,7 +115,9 @@ async function replaceFolder(target: string, fill: (dir: string) => Promise<void
     }
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
-    throw error instanceof ExportError ? error : new ExportError(`cannot write the export to ${target}: ${reasonOf(error)}`);
+    throw error instanceof ExportError
+      ? error
+      : new ExportError(`cannot write the export to ${target}: ${reasonOf(error)}`);
   }
   return (await readdir(target)).sort().map((name) => join(target, name));
 }

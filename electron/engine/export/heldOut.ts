@@ -45,7 +45,9 @@ export function* calibrationBatches(dataset: Dataset, count: number): Generator<
   const total = Math.min(count, dataset.train.count);
   const step = dataset.train.count / total;
   for (let start = 0; start < total; start += SCORING_BATCH) {
-    const indices = Array.from({ length: Math.min(SCORING_BATCH, total - start) }, (_, i) => Math.floor((start + i) * step));
+    const indices = Array.from({ length: Math.min(SCORING_BATCH, total - start) }, (_, i) =>
+      Math.floor((start + i) * step),
+    );
     yield normalised(dataset, dataset.train, indices);
   }
 }
@@ -59,7 +61,14 @@ export async function heldOutTop1(dataset: Dataset, heldOut: HeldOutImages, run:
   let correct: number[] = [];
   for (let start = 0; start < set.count; start += SCORING_BATCH) {
     const count = Math.min(SCORING_BATCH, set.count - start);
-    const outputs = await run(normalised(dataset, set, Array.from({ length: count }, (_, i) => start + i)), count);
+    const outputs = await run(
+      normalised(
+        dataset,
+        set,
+        Array.from({ length: count }, (_, i) => start + i),
+      ),
+      count,
+    );
     if (!correct.length) correct = outputs.map(() => 0);
     outputs.forEach((logits, k) => {
       const classes = logits.length / count;
@@ -76,7 +85,10 @@ export function argmax(values: ArrayLike<number>, offset: number, length: number
 }
 
 /** Runs a tfjs model (one or several outputs) on preprocessed NHWC images. */
-export function tfjsRunner(predict: (x: tf.Tensor4D) => tf.Tensor | tf.Tensor[], shape: readonly [number, number, number]): ExportedRunner {
+export function tfjsRunner(
+  predict: (x: tf.Tensor4D) => tf.Tensor | tf.Tensor[],
+  shape: readonly [number, number, number],
+): ExportedRunner {
   return async (images, count) => {
     const x = tf.tensor4d(images, [count, ...shape]);
     const outputs = [predict(x)].flat();

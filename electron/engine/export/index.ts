@@ -73,13 +73,17 @@ function checkRequest(request: ExportRequest): number | undefined {
   const { multiExit } = EXPORT_FORMAT_KINDS[request.format];
   if (request.threshold === undefined) return multiExit ? DEFAULT_EARLY_EXIT_THRESHOLD : undefined;
   if (!multiExit) throw new ExportError(`threshold applies to the multi-exit formats only, not to ${request.format}`);
-  if (!(request.threshold > 0 && request.threshold <= 1)) throw new ExportError(`threshold must be a probability in (0, 1], not ${request.threshold}`);
+  if (!(request.threshold > 0 && request.threshold <= 1))
+    throw new ExportError(`threshold must be a probability in (0, 1], not ${request.threshold}`);
   return request.threshold;
 }
 
 function exitToExport(net: MwNetwork, network: string, exit: ExitRef): ExitPoint {
   const point = findExit(net.exits, exit);
-  if (!point) throw new ExportError(`exit ${exit} is not in the network: ${network} has exits after blocks ${describeExitRefs(net.exits)}`);
+  if (!point)
+    throw new ExportError(
+      `exit ${exit} is not in the network: ${network} has exits after blocks ${describeExitRefs(net.exits)}`,
+    );
   return point;
 }
 
@@ -87,7 +91,11 @@ function exitToExport(net: MwNetwork, network: string, exit: ExitRef): ExitPoint
  * Runs the trained network and the exported model (`run`: logits per exported exit) on the same
  * random images and returns their largest difference; fails when it is more than rounding.
  */
-async function verify(net: MwNetwork, graph: ExportGraph, run: (images: tf.Tensor4D) => Promise<Float32Array[]>): Promise<ModelCard['verification']> {
+async function verify(
+  net: MwNetwork,
+  graph: ExportGraph,
+  run: (images: tf.Tensor4D) => Promise<Float32Array[]>,
+): Promise<ModelCard['verification']> {
   const images = tf.randomNormal([PROBE_IMAGES, ...graph.input.shape], 0, 1, 'float32', PROBE_SEED) as tf.Tensor4D;
   try {
     const all = tf.tidy(() => net.predict(images, { upToExit: graph.outputs.at(-1)!.exit.index }));
@@ -103,7 +111,9 @@ async function verify(net: MwNetwork, graph: ExportGraph, run: (images: tf.Tenso
       }),
     );
     if (!(maxAbsDiff <= VERIFY_TOLERANCE * scale)) {
-      throw new ExportError(`the exported model does not reproduce the trained network (logits differ by up to ${maxAbsDiff}); nothing was written`);
+      throw new ExportError(
+        `the exported model does not reproduce the trained network (logits differ by up to ${maxAbsDiff}); nothing was written`,
+      );
     }
     return { images: PROBE_IMAGES, maxAbsDiff };
   } finally {
@@ -151,7 +161,9 @@ interface ExportJob {
 
 /** The early-exit file of a multi-exit export, written beside its model. */
 function earlyExitOf(job: ExportJob): ModelCard['earlyExit'] {
-  return job.earlyExitThreshold === undefined ? undefined : { file: EXPORT_FILES.earlyExit, threshold: job.earlyExitThreshold };
+  return job.earlyExitThreshold === undefined
+    ? undefined
+    : { file: EXPORT_FILES.earlyExit, threshold: job.earlyExitThreshold };
 }
 
 /** Top-1 of every output of the written model on the held-out images. */
@@ -160,9 +172,23 @@ function rescore(job: ExportJob, run: ExportedRunner): Promise<number[]> {
 }
 
 /** Writes the card (and the early-exit file) of a model already in `dir`, scored as `scored` says. */
-async function finishFolder(job: ExportJob, dir: string, files: string[], verification: ModelCard['verification'], scored: ScoredExport, extra: Partial<CardInput> = {}): Promise<ExportResult['deployment']> {
+async function finishFolder(
+  job: ExportJob,
+  dir: string,
+  files: string[],
+  verification: ModelCard['verification'],
+  scored: ScoredExport,
+  extra: Partial<CardInput> = {},
+): Promise<ExportResult['deployment']> {
   const earlyExit = earlyExitOf(job);
-  const deployment = await deploymentReport({ graph: job.graph, name: job.name, summary: job.card.summary, heldOut: job.images.heldOut, onnx: job.onnx, scored });
+  const deployment = await deploymentReport({
+    graph: job.graph,
+    name: job.name,
+    summary: job.card.summary,
+    heldOut: job.images.heldOut,
+    onnx: job.onnx,
+    scored,
+  });
   const card = buildModelCard({
     ...job.card,
     ...extra,
@@ -173,7 +199,11 @@ async function finishFolder(job: ExportJob, dir: string, files: string[], verifi
     exportedTop1: scored.top1,
     ...(earlyExit ? { earlyExit } : {}),
   });
-  if (earlyExit) await writeFileFlushed(join(dir, earlyExit.file), `${JSON.stringify(earlyExitMetadata(card, earlyExit.threshold), null, 2)}\n`);
+  if (earlyExit)
+    await writeFileFlushed(
+      join(dir, earlyExit.file),
+      `${JSON.stringify(earlyExitMetadata(card, earlyExit.threshold), null, 2)}\n`,
+    );
   await writeCard(dir, card);
   await writeDemo(dir, card);
   return deployment;
@@ -196,13 +226,27 @@ async function writeLayersExport(job: ExportJob, precision: WeightPrecision): Pr
       const written = await loadLayersModelFromFolder(dir);
       let top1: number[];
       try {
-        top1 = await rescore(job, tfjsRunner((x) => written.predict(x), job.graph.input.shape));
+        top1 = await rescore(
+          job,
+          tfjsRunner((x) => written.predict(x), job.graph.input.shape),
+        );
       } finally {
         written.dispose();
       }
       // A float16 file is judged against the float32 model it was made from.
-      const scored = precision === 'float16' ? { float32: await rescore(job, tfjsRunner((x) => model.predict(x), job.graph.input.shape)), float16: top1 } : { float32: top1 };
-      deployment = await finishFolder(job, dir, [EXPORT_FILES.layersModel, EXPORT_FILES.layersWeights], verification, { top1: scored });
+      const scored =
+        precision === 'float16'
+          ? {
+              float32: await rescore(
+                job,
+                tfjsRunner((x) => model.predict(x), job.graph.input.shape),
+              ),
+              float16: top1,
+            }
+          : { float32: top1 };
+      deployment = await finishFolder(job, dir, [EXPORT_FILES.layersModel, EXPORT_FILES.layersWeights], verification, {
+        top1: scored,
+      });
     });
     return { files, directory: job.destination, deployment: deployment! };
   } finally {
@@ -211,7 +255,12 @@ async function writeLayersExport(job: ExportJob, precision: WeightPrecision): Pr
 }
 
 /** The sub-model as a float32 ONNX model and its int8 form, with the classes and preprocessing as metadata. */
-async function onnxModels(graph: ExportGraph, name: string, card: ExportJob['card'], dataset: ExportImages['dataset']): Promise<ExportJob['onnx']> {
+async function onnxModels(
+  graph: ExportGraph,
+  name: string,
+  card: ExportJob['card'],
+  dataset: ExportImages['dataset'],
+): Promise<ExportJob['onnx']> {
   const { start } = card;
   const float32 = await onnxModelOf(graph, {
     name,
@@ -228,7 +277,9 @@ async function writeOnnxExport(job: ExportJob, int8: boolean): Promise<ExportRes
   const shape = job.graph.input.shape;
   const floatSession = await openOnnxSession(encodeOnnxModel(job.onnx.float32), 'the exported ONNX model');
   try {
-    const verification = await verify(job.net, job.graph, async (images) => runOnnx(floatSession, (await images.data()) as Float32Array, shape));
+    const verification = await verify(job.net, job.graph, async (images) =>
+      runOnnx(floatSession, (await images.data()) as Float32Array, shape),
+    );
     const batch1 = await onnxLatency(floatSession, shape);
     const bytes = encodeOnnxModel(int8 ? job.onnx.int8 : job.onnx.float32);
     let deployment: ExportResult['deployment'] | undefined;
@@ -238,7 +289,9 @@ async function writeOnnxExport(job: ExportJob, int8: boolean): Promise<ExportRes
       const written = await openOnnxSession(join(dir, EXPORT_FILES.onnxModel));
       try {
         const top1 = await rescore(job, onnxRunner(written, shape));
-        const scored = int8 ? { float32: await rescore(job, onnxRunner(floatSession, shape)), int8: top1 } : { float32: top1 };
+        const scored = int8
+          ? { float32: await rescore(job, onnxRunner(floatSession, shape)), int8: top1 }
+          : { float32: top1 };
         const extra = int8 ? {} : { onnxLatency: { ...onnxRuntimeInfo(), batch1: [batch1] } };
         deployment = await finishFolder(job, dir, [EXPORT_FILES.onnxModel], verification, { top1: scored }, extra);
       } finally {
@@ -261,7 +314,10 @@ export async function exportExit(request: ExportRequest): Promise<ExportResult> 
   try {
     const exit = exitToExport(net, start.network, request.exit);
     const kind = EXPORT_FORMAT_KINDS[request.format];
-    const graph = exportGraph(net, kind.multiExit ? net.exits.slice(0, exit.index + 1).map((e) => e.index) : [exit.index]);
+    const graph = exportGraph(
+      net,
+      kind.multiExit ? net.exits.slice(0, exit.index + 1).map((e) => e.index) : [exit.index],
+    );
     const folderName = exportFolderName(exit, request.format);
     const card: ExportJob['card'] = {
       start,
@@ -281,13 +337,16 @@ export async function exportExit(request: ExportRequest): Promise<ExportResult> 
       earlyExitThreshold: threshold,
       card,
     };
-    return kind.runtime === 'onnx' ? await writeOnnxExport(job, kind.weights === 'int8') : await writeLayersExport(job, kind.weights === 'float16' ? 'float16' : 'float32');
+    return kind.runtime === 'onnx'
+      ? await writeOnnxExport(job, kind.weights === 'int8')
+      : await writeLayersExport(job, kind.weights === 'float16' ? 'float16' : 'float32');
   } finally {
     net.dispose();
   }
 }
 
-export type ExportedModel = { format: 'tfjs'; model: tfl.LayersModel } | { format: 'onnx'; session: ort.InferenceSession };
+export type ExportedModel =
+  { format: 'tfjs'; model: tfl.LayersModel } | { format: 'onnx'; session: ort.InferenceSession };
 
 /**
  * Loads an export folder back (tfjs/multi: a LayersModel; ONNX: an onnxruntime session), every
@@ -297,9 +356,14 @@ export type ExportedModel = { format: 'tfjs'; model: tfl.LayersModel } | { forma
 export async function loadExportedModel(dir: string): Promise<ExportedModel> {
   const has = async (file: string) => (await stat(join(dir, file)).catch(() => undefined))?.isFile() === true;
   let loaded: ExportedModel;
-  if (await has(EXPORT_FILES.onnxModel)) loaded = { format: 'onnx', session: await openOnnxSession(join(dir, EXPORT_FILES.onnxModel)) };
-  else if (await has(EXPORT_FILES.layersModel)) loaded = { format: 'tfjs', model: await loadLayersModelFromFolder(dir) };
-  else throw new ExportError(`${dir}: no exported model here (neither ${EXPORT_FILES.layersModel} nor ${EXPORT_FILES.onnxModel})`);
+  if (await has(EXPORT_FILES.onnxModel))
+    loaded = { format: 'onnx', session: await openOnnxSession(join(dir, EXPORT_FILES.onnxModel)) };
+  else if (await has(EXPORT_FILES.layersModel))
+    loaded = { format: 'tfjs', model: await loadLayersModelFromFolder(dir) };
+  else
+    throw new ExportError(
+      `${dir}: no exported model here (neither ${EXPORT_FILES.layersModel} nor ${EXPORT_FILES.onnxModel})`,
+    );
   try {
     await checkAgainstCard(dir);
   } catch (error) {

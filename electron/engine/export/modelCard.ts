@@ -148,7 +148,15 @@ function exitCard(input: CardInput, exit: ExitCost, output: string, position: nu
             },
           }
         : {}),
-      ...(onnxLatency ? { onnxruntime: { version: onnxLatency.version, device: onnxLatency.device, batch1: onnxLatency.batch1[position]! } } : {}),
+      ...(onnxLatency
+        ? {
+            onnxruntime: {
+              version: onnxLatency.version,
+              device: onnxLatency.device,
+              batch1: onnxLatency.batch1[position]!,
+            },
+          }
+        : {}),
     },
   };
 }
@@ -193,11 +201,14 @@ export function buildModelCard(input: CardInput): ModelCard {
 
 const FORMAT_DESCRIPTIONS: Record<ExportFormat, string> = {
   tfjs: 'TensorFlow.js layers model (model.json + weights.bin); load with tf.loadLayersModel',
-  'tfjs-float16': 'TensorFlow.js layers model with float16-quantised weights (half the bytes; tfjs restores float32 on loading); load with tf.loadLayersModel',
+  'tfjs-float16':
+    'TensorFlow.js layers model with float16-quantised weights (half the bytes; tfjs restores float32 on loading); load with tf.loadLayersModel',
   onnx: 'ONNX model (opset 13, NCHW inside, NHWC input, batch norm folded into the convolutions)',
   'onnx-int8': `ONNX model in int8 QDQ form (static post-training quantization: per-channel symmetric int8 weights, per-tensor int8 activations calibrated by min-max on training images), float32 input and output`,
-  multi: 'TensorFlow.js layers model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
-  'multi-onnx-int8': 'int8 QDQ ONNX model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
+  multi:
+    'TensorFlow.js layers model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
+  'multi-onnx-int8':
+    'int8 QDQ ONNX model with one output per exit, shallowest first, and early-exit metadata (early-exit.json)',
 };
 
 /** The card's deployment section: the exported file's accuracy, every format's size, float32 vs int8 latency. */
@@ -211,12 +222,22 @@ function deploymentLines(card: ModelCard): string[] {
     '## Deployment',
     '',
     `Accuracy of the exported file itself, re-scored on the run's ${accuracy.images} ${accuracy.split} images` +
-      (accuracy.engine !== undefined ? ` (the engine measured ${formatPercent(accuracy.engine, 2)} for this exit):` : ':'),
+      (accuracy.engine !== undefined
+        ? ` (the engine measured ${formatPercent(accuracy.engine, 2)} for this exit):`
+        : ':'),
     '',
-    ...table(['Weights', 'Top-1'], precisions.map(([precision, top1]) => [precision, formatPercent(top1, 2)])),
+    ...table(
+      ['Weights', 'Top-1'],
+      precisions.map(([precision, top1]) => [precision, formatPercent(top1, 2)]),
+    ),
     '',
     ...(warnings.length
-      ? [`**More than ${ACCURACY_TOLERANCE_POINTS} points below the engine's figure:**`, '', ...warnings.map((w) => `- ${w}`), '']
+      ? [
+          `**More than ${ACCURACY_TOLERANCE_POINTS} points below the engine's figure:**`,
+          '',
+          ...warnings.map((w) => `- ${w}`),
+          '',
+        ]
       : [`No exported exit is more than ${ACCURACY_TOLERANCE_POINTS} points below the engine's figure.`, '']),
     ...table(
       ['Format', 'Size on disk', 'Latency b1, onnxruntime CPU'],
@@ -238,18 +259,41 @@ function latencyCell(latency: Latency | undefined): string {
 }
 
 function table(header: string[], rows: string[][]): string[] {
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => ' --- ').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
 }
 
 export function modelCardMarkdown(card: ModelCard): string {
   const p = card.preprocessing;
   const run = card.exits.find((e) => e.latencyMs.run)?.latencyMs.run;
   const onnxRuntime = card.exits.find((e) => e.latencyMs.onnxruntime)?.latencyMs.onnxruntime;
-  const header = ['Exit', 'Layer', 'Output', 'Params', 'MACs', 'Loss weight λ', 'Top-1', `Latency b1, ${run ? (run.runtime ?? `tfjs ${run.backend}`) : 'tfjs'}`];
+  const header = [
+    'Exit',
+    'Layer',
+    'Output',
+    'Params',
+    'MACs',
+    'Loss weight λ',
+    'Top-1',
+    `Latency b1, ${run ? (run.runtime ?? `tfjs ${run.backend}`) : 'tfjs'}`,
+  ];
   if (onnxRuntime) header.push('Latency b1, onnxruntime CPU');
   const rows = card.exits.map((e) => {
-    const row = [e.label, String(e.layer), `\`${e.output}\``, formatCount(e.params), formatCount(e.macs), e.lossWeight.toPrecision(3)];
-    row.push(e.top1 === undefined ? 'run not finished' : formatPercent(e.top1, 2), latencyCell(e.latencyMs.run?.batch1));
+    const row = [
+      e.label,
+      String(e.layer),
+      `\`${e.output}\``,
+      formatCount(e.params),
+      formatCount(e.macs),
+      e.lossWeight.toPrecision(3),
+    ];
+    row.push(
+      e.top1 === undefined ? 'run not finished' : formatPercent(e.top1, 2),
+      latencyCell(e.latencyMs.run?.batch1),
+    );
     if (onnxRuntime) row.push(latencyCell(e.latencyMs.onnxruntime?.batch1));
     return row;
   });
@@ -264,20 +308,29 @@ export function modelCardMarkdown(card: ModelCard): string {
     ...table(header, rows),
     '',
     `Top-1 is measured on the run's ${card.dataset.testImages} test images.` +
-      (run ? ` The run measured its latency on ${run.backend}${run.runtime ? ` (${run.runtime})` : ''}, ${run.device}.` : ''),
-    ...(onnxRuntime ? [`onnxruntime latency was measured at export with onnxruntime-node ${onnxRuntime.version} on ${onnxRuntime.device}.`] : []),
+      (run
+        ? ` The run measured its latency on ${run.backend}${run.runtime ? ` (${run.runtime})` : ''}, ${run.device}.`
+        : ''),
+    ...(onnxRuntime
+      ? [
+          `onnxruntime latency was measured at export with onnxruntime-node ${onnxRuntime.version} on ${onnxRuntime.device}.`,
+        ]
+      : []),
     `Outputs are ${card.outputs}.`,
     '',
     '## Training',
     '',
-    ...table(['', ''], [
-      ['Network', card.network],
-      ['Method', `${card.run.methodLabel}, loss-weight exponent γ = ${card.run.gamma}`],
-      ['Seed', String(card.run.seed)],
-      ['Epochs, batch size, learning rate', `${card.run.epochs}, ${card.run.batchSize}, ${card.run.learningRate}`],
-      ['Finished', card.run.finishedAt ?? 'not finished (exported from the last checkpoint)'],
-      ['Run folder', `\`${card.run.folder}\``],
-    ]),
+    ...table(
+      ['', ''],
+      [
+        ['Network', card.network],
+        ['Method', `${card.run.methodLabel}, loss-weight exponent γ = ${card.run.gamma}`],
+        ['Seed', String(card.run.seed)],
+        ['Epochs, batch size, learning rate', `${card.run.epochs}, ${card.run.batchSize}, ${card.run.learningRate}`],
+        ['Finished', card.run.finishedAt ?? 'not finished (exported from the last checkpoint)'],
+        ['Run folder', `\`${card.run.folder}\``],
+      ],
+    ),
     '',
     '## Data',
     '',
@@ -291,7 +344,10 @@ export function modelCardMarkdown(card: ModelCard): string {
     '',
     `    ${p.formula}`,
     '',
-    ...table(['Channel', 'mean', 'std'], p.mean.map((m, c) => [String(c), String(m), String(p.std[c])])),
+    ...table(
+      ['Channel', 'mean', 'std'],
+      p.mean.map((m, c) => [String(c), String(m), String(p.std[c])]),
+    ),
     '',
   ];
   if (card.earlyExit) {

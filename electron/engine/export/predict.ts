@@ -20,7 +20,12 @@ const PredictCardSchema = z.object({
   format: z.enum(EXPORT_FORMATS),
   dataset: z.object({ classes: z.array(z.string()).min(2) }),
   preprocessing: z.object({
-    shape: z.tuple([z.string(), z.number().int().positive(), z.number().int().positive(), z.union([z.literal(1), z.literal(3)])]),
+    shape: z.tuple([
+      z.string(),
+      z.number().int().positive(),
+      z.number().int().positive(),
+      z.union([z.literal(1), z.literal(3)]),
+    ]),
     mean: z.array(z.number()),
     std: z.array(z.number().positive()),
   }),
@@ -47,7 +52,10 @@ export async function readPredictCard(dir: string): Promise<PredictCard> {
  * The image as the model's input: nearest-pixel resized to the model's size when it differs,
  * RGB averaged to gray for a 1-channel model, then (pixel / 255 - mean[c]) / std[c].
  */
-export function preprocessImage(image: { width: number; height: number; rgb: Uint8Array }, card: PredictCard): Float32Array {
+export function preprocessImage(
+  image: { width: number; height: number; rgb: Uint8Array },
+  card: PredictCard,
+): Float32Array {
   const [, height, width, channels] = card.preprocessing.shape;
   const { mean, std } = card.preprocessing;
   const x = new Float32Array(height * width * channels);
@@ -92,21 +100,40 @@ async function logitsOf(model: ExportedModel, x: Float32Array, card: PredictCard
 }
 
 /** The `topK` most probable classes of each image file under the loaded export. */
-export async function predictWith(model: ExportedModel, card: PredictCard, files: readonly string[], topK = 3): Promise<Prediction[]> {
+export async function predictWith(
+  model: ExportedModel,
+  card: PredictCard,
+  files: readonly string[],
+  topK = 3,
+): Promise<Prediction[]> {
   const predictions: Prediction[] = [];
   for (const file of files) {
     const x = preprocessImage(await readImageFile(file), card);
     const outputs = (await logitsOf(model, x, card)).map(softmax);
-    if (outputs.length !== card.exits.length) throw new ExportError(`the model has ${outputs.length} outputs but its model card lists ${card.exits.length} exits`);
+    if (outputs.length !== card.exits.length)
+      throw new ExportError(
+        `the model has ${outputs.length} outputs but its model card lists ${card.exits.length} exits`,
+      );
     const chosen = answer(outputs, card.earlyExit?.threshold);
     const probabilities = outputs[chosen]!;
     const order = probabilities.map((p, i) => [p, i] as const).sort((a, b) => b[0] - a[0]);
-    const top = order.slice(0, topK).map(([probability, i]) => ({ label: card.dataset.classes[i] ?? `class ${i}`, probability }));
+    const top = order
+      .slice(0, topK)
+      .map(([probability, i]) => ({ label: card.dataset.classes[i] ?? `class ${i}`, probability }));
     const exit = card.exits[chosen]!;
     predictions.push({
       file,
       top,
-      ...(card.exits.length > 1 ? { exit: { label: exit.label, macs: exit.macs, params: exit.params, confidence: probabilities[argmax(probabilities, 0, probabilities.length)]! } } : {}),
+      ...(card.exits.length > 1
+        ? {
+            exit: {
+              label: exit.label,
+              macs: exit.macs,
+              params: exit.params,
+              confidence: probabilities[argmax(probabilities, 0, probabilities.length)]!,
+            },
+          }
+        : {}),
     });
   }
   return predictions;

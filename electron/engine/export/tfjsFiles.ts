@@ -27,7 +27,9 @@ const WeightSpecSchema = z.object({
 });
 
 /** Weight files are plain names inside the model's folder: model.json must not point elsewhere. */
-const WeightFileSchema = z.string().regex(/^(?!\.\.?$)[^/\\]+$/, 'weight files must be plain file names in the model folder');
+const WeightFileSchema = z
+  .string()
+  .regex(/^(?!\.\.?$)[^/\\]+$/, 'weight files must be plain file names in the model folder');
 
 const ModelJsonSchema = z.object({
   modelTopology: z.record(z.string(), z.unknown()),
@@ -65,18 +67,29 @@ export function float16Bits(value: number): number {
 }
 
 /** The weight specs and bytes of `artifacts` in `precision`: float32 weights become float16 halves. */
-function storedWeights(artifacts: tf.io.ModelArtifacts, precision: WeightPrecision): { specs: tf.io.WeightsManifestEntry[]; bytes: Uint8Array } {
+function storedWeights(
+  artifacts: tf.io.ModelArtifacts,
+  precision: WeightPrecision,
+): { specs: tf.io.WeightsManifestEntry[]; bytes: Uint8Array } {
   const specs = artifacts.weightSpecs ?? [];
   const data = tf.io.CompositeArrayBuffer.join(artifacts.weightData);
   if (precision === 'float32') return { specs, bytes: new Uint8Array(data) };
-  if (specs.some((spec) => spec.dtype !== 'float32')) throw new ExportError('float16 weights: every weight must be float32');
+  if (specs.some((spec) => spec.dtype !== 'float32'))
+    throw new ExportError('float16 weights: every weight must be float32');
   const halves = Uint16Array.from(new Float32Array(data), float16Bits);
-  return { specs: specs.map((spec) => ({ ...spec, quantization: { dtype: 'float16' } })), bytes: new Uint8Array(halves.buffer) };
+  return {
+    specs: specs.map((spec) => ({ ...spec, quantization: { dtype: 'float16' } })),
+    bytes: new Uint8Array(halves.buffer),
+  };
 }
 
 /** model.json's text and weights.bin's bytes of a layers model's artifacts, exactly as saved. */
-export function layersModelFiles(artifacts: tf.io.ModelArtifacts, precision: WeightPrecision): { modelJson: string; weights: Uint8Array } {
-  if (artifacts.modelTopology instanceof ArrayBuffer) throw new ExportError('only layers models (JSON topology) can be saved to a folder');
+export function layersModelFiles(
+  artifacts: tf.io.ModelArtifacts,
+  precision: WeightPrecision,
+): { modelJson: string; weights: Uint8Array } {
+  if (artifacts.modelTopology instanceof ArrayBuffer)
+    throw new ExportError('only layers models (JSON topology) can be saved to a folder');
   const { specs, bytes } = storedWeights(artifacts, precision);
   const modelJson: tf.io.ModelJSON = {
     modelTopology: artifacts.modelTopology ?? {},
@@ -146,7 +159,9 @@ export function layersFolderHandler(dir: string, precision: WeightPrecision = 'f
 export async function loadLayersModelFromFolder(dir: string): Promise<tfl.LayersModel> {
   const fail = (error: unknown): never => {
     if (error instanceof ExportError) throw error;
-    throw new ExportError(`${join(dir, EXPORT_FILES.layersModel)}: not a loadable TensorFlow.js layers model with its weights: ${messageOf(error)}`);
+    throw new ExportError(
+      `${join(dir, EXPORT_FILES.layersModel)}: not a loadable TensorFlow.js layers model with its weights: ${messageOf(error)}`,
+    );
   };
   const { weightData, weightSpecs, ...topology } = await layersFolderHandler(dir).load!();
   const model = await tfl.loadLayersModel(tf.io.fromMemory(topology)).catch(fail);

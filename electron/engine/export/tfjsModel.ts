@@ -4,7 +4,12 @@
  * TensorFlow.js loads anywhere with tf.loadLayersModel.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { BATCH_NORM_EPSILON, type BatchNormTensors, type ExportGraph, type ExportNode } from '../models/inferenceGraph.js';
+import {
+  BATCH_NORM_EPSILON,
+  type BatchNormTensors,
+  type ExportGraph,
+  type ExportNode,
+} from '../models/inferenceGraph.js';
 
 type Symbolic = tfl.SymbolicTensor;
 
@@ -27,7 +32,15 @@ function convLayers(node: Extract<ExportNode, { op: 'conv' }>, input: Symbolic):
   const pad = (node.kernel - 1) / 2;
   let x = input;
   if (pad > 0 && node.stride > 1) {
-    x = tfl.layers.zeroPadding2d({ name: `${node.convName}.pad`, padding: [[pad, pad], [pad, pad]] }).apply(x) as Symbolic;
+    x = tfl.layers
+      .zeroPadding2d({
+        name: `${node.convName}.pad`,
+        padding: [
+          [pad, pad],
+          [pad, pad],
+        ],
+      })
+      .apply(x) as Symbolic;
   }
   const common = {
     name: node.convName,

@@ -26,8 +26,18 @@ export interface Block extends Layer {
   readonly skippable: boolean;
 }
 
-export function convBn(make: ParamFactory, inC: number, outC: number, kernel: number, stride: number, relu: boolean): Sequence {
-  const layers: Layer[] = [new Conv2d(make.child('conv'), inC, outC, kernel, stride), new BatchNorm(make.child('bn'), outC)];
+export function convBn(
+  make: ParamFactory,
+  inC: number,
+  outC: number,
+  kernel: number,
+  stride: number,
+  relu: boolean,
+): Sequence {
+  const layers: Layer[] = [
+    new Conv2d(make.child('conv'), inC, outC, kernel, stride),
+    new BatchNorm(make.child('bn'), outC),
+  ];
   if (relu) layers.push(new Relu());
   return new Sequence(layers);
 }
@@ -61,7 +71,10 @@ export class ResidualBlock implements Block {
             new Relu(),
             new Conv2d(make.child('conv2'), outC, outC, 3, 1),
           ])
-        : new Sequence([...convBn(make.child('conv1'), inC, outC, 3, stride, true).layers, ...convBn(make.child('conv2'), outC, outC, 3, 1, false).layers]);
+        : new Sequence([
+            ...convBn(make.child('conv1'), inC, outC, 3, stride, true).layers,
+            ...convBn(make.child('conv2'), outC, outC, 3, 1, false).layers,
+          ]);
     const reshapes = stride !== 1 || inC !== outC;
     this.shortcut = !reshapes
       ? null

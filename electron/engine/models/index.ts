@@ -10,7 +10,14 @@ export function buildNetwork(arch: ArchSpec, inputShape: FeatureShape, classes: 
   const make = new ParamFactory(new Random(seed));
   const exits = resolveExits(arch);
   return arch.family === 'resnet'
-    ? buildResNet(make, { depth: arch.depth, width: arch.width, block: resnetBlockOf(arch), exits, inputShape, classes })
+    ? buildResNet(make, {
+        depth: arch.depth,
+        width: arch.width,
+        block: resnetBlockOf(arch),
+        exits,
+        inputShape,
+        classes,
+      })
     : buildMobileNet(make, { width: arch.width, exits, inputShape, classes });
 }
 

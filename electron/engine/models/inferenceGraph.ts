@@ -55,7 +55,15 @@ export type ExportNode =
   | { op: 'relu'; name: string; input: string }
   | { op: 'add'; name: string; inputs: [string, string] }
   | { op: 'globalAveragePool'; name: string; input: string }
-  | { op: 'dense'; name: string; input: string; inFeatures: number; outFeatures: number; weight: tf.Tensor; bias: tf.Tensor };
+  | {
+      op: 'dense';
+      name: string;
+      input: string;
+      inFeatures: number;
+      outFeatures: number;
+      weight: tf.Tensor;
+      bias: tf.Tensor;
+    };
 
 export interface ExportGraph {
   input: { name: string; shape: FeatureShape };
@@ -73,7 +81,12 @@ function scopeOf(param: Param): string {
 }
 
 function batchNormTensors(bn: BatchNorm): BatchNormTensors {
-  return { gamma: bn.gamma.variable, beta: bn.beta.variable, mean: bn.runningMean.variable, variance: bn.runningVar.variable };
+  return {
+    gamma: bn.gamma.variable,
+    beta: bn.beta.variable,
+    mean: bn.runningMean.variable,
+    variance: bn.runningVar.variable,
+  };
 }
 
 class GraphWriter {
@@ -128,10 +141,12 @@ class GraphWriter {
   }
 
   private layer(layer: Layer, input: string): string {
-    if (layer instanceof Conv2d || layer instanceof DepthwiseConv2d || layer instanceof ZeroPadShortcut) return this.conv(layer, undefined, input);
+    if (layer instanceof Conv2d || layer instanceof DepthwiseConv2d || layer instanceof ZeroPadShortcut)
+      return this.conv(layer, undefined, input);
     if (layer instanceof Relu) return this.push({ op: 'relu', name: `${input}.relu`, input });
     if (layer instanceof GlobalAveragePool) return this.push({ op: 'globalAveragePool', name: `${input}.pool`, input });
-    if (layer instanceof BatchNorm) return this.push({ op: 'batchNorm', name: scopeOf(layer.gamma), input, batchNorm: batchNormTensors(layer) });
+    if (layer instanceof BatchNorm)
+      return this.push({ op: 'batchNorm', name: scopeOf(layer.gamma), input, batchNorm: batchNormTensors(layer) });
     if (layer instanceof Dense) {
       return this.push({
         op: 'dense',
@@ -172,7 +187,12 @@ export function exportGraph(net: MwNetwork, exits: readonly number[]): ExportGra
       outputs.push({ exit, value: writer.sequence(asSequence(net.heads[exit.index]!), value) });
     }
   }
-  return { input: { name: GRAPH_INPUT, shape: net.description.inputShape }, nodes: writer.nodes, outputs, classes: net.description.classes };
+  return {
+    input: { name: GRAPH_INPUT, shape: net.description.inputShape },
+    nodes: writer.nodes,
+    outputs,
+    classes: net.description.classes,
+  };
 }
 
 function asSequence(layer: Layer): Sequence {

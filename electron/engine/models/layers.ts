@@ -9,8 +9,21 @@
  * autodiff in test/engine/layers.test.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { channelAffine, channelAffine2, channelSum, channelSums, reluGrad, WIDE_ROWS_FROM } from '../backend/fusedOps.js';
-import { conv2dFilterGrad, conv2dInputGrad, depthwiseFilterGrad, depthwiseInputGrad, type ExplicitPad } from '../backend/gradKernels.js';
+import {
+  channelAffine,
+  channelAffine2,
+  channelSum,
+  channelSums,
+  reluGrad,
+  WIDE_ROWS_FROM,
+} from '../backend/fusedOps.js';
+import {
+  conv2dFilterGrad,
+  conv2dInputGrad,
+  depthwiseFilterGrad,
+  depthwiseInputGrad,
+  type ExplicitPad,
+} from '../backend/gradKernels.js';
 import type { Random } from '../random.js';
 
 /** A trainable tensor or a persistent buffer (batch-norm running statistics). */
@@ -191,8 +204,12 @@ export class ZeroPadShortcut implements Layer {
     readonly outChannels: number,
     readonly stride: number,
   ) {
-    if (outChannels < inChannels) throw new Error(`an option-A shortcut cannot drop channels (${inChannels} -> ${outChannels})`);
-    this.embedding = make.fixed('embedding', tf.tidy(() => tf.reshape(tf.eye(inChannels, outChannels), [1, 1, inChannels, outChannels])));
+    if (outChannels < inChannels)
+      throw new Error(`an option-A shortcut cannot drop channels (${inChannels} -> ${outChannels})`);
+    this.embedding = make.fixed(
+      'embedding',
+      tf.tidy(() => tf.reshape(tf.eye(inChannels, outChannels), [1, 1, inChannels, outChannels])),
+    );
     this.buffers = [this.embedding];
   }
 
@@ -204,7 +221,14 @@ export class ZeroPadShortcut implements Layer {
     const w = this.embedding.variable as tf.Tensor4D;
     return {
       y: this.forward(x),
-      backward: (dy) => conv2dInputGrad(x.shape as [number, number, number, number], dy as tf.Tensor4D, w, this.stride, symmetricPad(1)),
+      backward: (dy) =>
+        conv2dInputGrad(
+          x.shape as [number, number, number, number],
+          dy as tf.Tensor4D,
+          w,
+          this.stride,
+          symmetricPad(1),
+        ),
     };
   }
 
@@ -286,7 +310,14 @@ export class BatchNorm implements Layer {
 
   forward(x: tf.Tensor): tf.Tensor {
     if (x.size < WIDE_ROWS_FROM) {
-      return tf.batchNorm(x, this.runningMean.variable, this.runningVar.variable, this.beta.variable, this.gamma.variable, BN_EPSILON);
+      return tf.batchNorm(
+        x,
+        this.runningMean.variable,
+        this.runningVar.variable,
+        this.beta.variable,
+        this.gamma.variable,
+        BN_EPSILON,
+      );
     }
     // (x - mean) * scale + beta as x * scale + shift (tf.batchNorm's fused kernel took 5.6 ms on
     // wasm for [128,28,28,16], two per-channel passes 0.6 ms).
@@ -329,8 +360,12 @@ export class BatchNorm implements Layer {
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {
     tf.tidy(() => {
       const unbiased = tf.mul(variance, count / Math.max(1, count - 1));
-      this.runningMean.variable.assign(tf.add(tf.mul(this.runningMean.variable, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
-      this.runningVar.variable.assign(tf.add(tf.mul(this.runningVar.variable, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
+      this.runningMean.variable.assign(
+        tf.add(tf.mul(this.runningMean.variable, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)),
+      );
+      this.runningVar.variable.assign(
+        tf.add(tf.mul(this.runningVar.variable, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)),
+      );
     });
   }
 

@@ -23,9 +23,16 @@ export function buildMobileNet(make: ParamFactory, options: MobileNetOptions): M
     return block;
   });
   const exitBlocks = [...options.exits, blocks.length];
-  const heads = exitBlocks.map((b) => exitHead(make.child(`exits.${b}`), scale(MOBILENET_V1_BLOCKS[b - 1]!.channels), options.classes));
+  const heads = exitBlocks.map((b) =>
+    exitHead(make.child(`exits.${b}`), scale(MOBILENET_V1_BLOCKS[b - 1]!.channels), options.classes),
+  );
   return new MwNetwork(
-    { family: 'mobilenet', name: `MwMobileNet-${options.width}-${exitBlocks.length}`, inputShape: options.inputShape, classes: options.classes },
+    {
+      family: 'mobilenet',
+      name: `MwMobileNet-${options.width}-${exitBlocks.length}`,
+      inputShape: options.inputShape,
+      classes: options.classes,
+    },
     stem,
     blocks,
     heads,

@@ -133,7 +133,8 @@ export class MwNetwork {
       const traced = this.blocks[b - 1]!.trace(h);
       blocks.push(traced);
       h = traced.y;
-      for (const exit of this.exits) if (exit.block === b && exit.index <= upToExit) heads[exit.index] = this.heads[exit.index]!.trace(h);
+      for (const exit of this.exits)
+        if (exit.block === b && exit.index <= upToExit) heads[exit.index] = this.heads[exit.index]!.trace(h);
     }
     return {
       logits: heads.map((t) => t.y as tf.Tensor2D),
@@ -179,7 +180,11 @@ export class MwNetwork {
     return this.exits.map((exit) => {
       const backbone = backboneAt[exit.block - 1]!;
       const head = this.heads[exit.index]!;
-      return { ...exit, params: backbone.params + parameterCount(head), macs: backbone.macs + head.macs(backbone.shape) };
+      return {
+        ...exit,
+        params: backbone.params + parameterCount(head),
+        macs: backbone.macs + head.macs(backbone.shape),
+      };
     });
   }
 

@@ -7,9 +7,26 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as ort from 'onnxruntime-node';
-import { ATTRIBUTE_TYPE, encodeOnnxModel, floatTensor, type OnnxModel, intAttribute as int, intsAttribute as ints, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../onnx/proto.js';
+import {
+  ATTRIBUTE_TYPE,
+  encodeOnnxModel,
+  floatTensor,
+  type OnnxModel,
+  intAttribute as int,
+  intsAttribute as ints,
+  tensorInfo,
+  type OnnxAttribute,
+  type OnnxNode,
+  type OnnxTensor,
+} from '../onnx/proto.js';
 import { openOnnxSession } from '../onnx/runtime.js';
-import { BATCH_NORM_EPSILON, exportGraph, type BatchNormTensors, type ExportGraph, type ExportNode } from './inferenceGraph.js';
+import {
+  BATCH_NORM_EPSILON,
+  exportGraph,
+  type BatchNormTensors,
+  type ExportGraph,
+  type ExportNode,
+} from './inferenceGraph.js';
 import type { MwNetwork } from './network.js';
 
 const ONNX_OPSET = 13;
@@ -40,7 +57,10 @@ async function readWeights(graph: ExportGraph): Promise<WeightValues> {
  * per output channel (a convolution without a batch norm keeps W, with bias 0). Our weights are [k, k, in, out] (depthwise: [k, k, C, 1]); ONNX wants
  * [out, in / group, k, k].
  */
-function foldedConv(node: ConvNode, values: (t: tf.Tensor) => Float32Array): { weight: Float32Array; bias: Float32Array; dims: number[] } {
+function foldedConv(
+  node: ConvNode,
+  values: (t: tf.Tensor) => Float32Array,
+): { weight: Float32Array; bias: Float32Array; dims: number[] } {
   const { kernel: k, inChannels, outChannels, depthwise } = node;
   const w = values(node.weight);
   const bn = node.batchNorm;
@@ -55,7 +75,9 @@ function foldedConv(node: ConvNode, values: (t: tf.Tensor) => Float32Array): { w
     for (let i = 0; i < inPerGroup; i++) {
       for (let kh = 0; kh < k; kh++) {
         for (let kw = 0; kw < k; kw++) {
-          const source = depthwise ? (kh * k + kw) * outChannels + o : ((kh * k + kw) * inChannels + i) * outChannels + o;
+          const source = depthwise
+            ? (kh * k + kw) * outChannels + o
+            : ((kh * k + kw) * inChannels + i) * outChannels + o;
           weight[((o * inPerGroup + i) * k + kh) * k + kw] = w[source]! * scale;
         }
       }
@@ -125,7 +147,11 @@ class OnnxGraphWriter {
         return;
       }
       case 'dense': {
-        const weight = this.initializer(`${node.name}.weight`, [node.inFeatures, node.outFeatures], this.values(node.weight));
+        const weight = this.initializer(
+          `${node.name}.weight`,
+          [node.inFeatures, node.outFeatures],
+          this.values(node.weight),
+        );
         const bias = this.initializer(`${node.name}.bias`, [node.outFeatures], this.values(node.bias));
         this.node('Gemm', node.name, [value(node.input), weight, bias], node.name);
         return;
@@ -175,7 +201,10 @@ export async function onnxModelOf(graph: ExportGraph, info: OnnxExportInfo): Pro
  * as an onnxruntime session: inference as a deployed model would run it.
  */
 export async function openSubModelSession(net: MwNetwork, exits: readonly number[]): Promise<ort.InferenceSession> {
-  const bytes = await onnxModelBytes(exportGraph(net, exits), { name: net.description.name, description: '', metadata: {} });
+  const bytes = await onnxModelBytes(exportGraph(net, exits), {
+    name: net.description.name,
+    description: '',
+    metadata: {},
+  });
   return openOnnxSession(bytes, `the ONNX sub-model of ${net.description.name}`);
 }
-

@@ -28,16 +28,28 @@ export function buildResNet(make: ParamFactory, options: ResNetOptions): MwNetwo
     for (let i = 0; i < perStage; i++) {
       // Stages 2 and 3 halve the resolution in their first block.
       const stride = stage > 0 && i === 0 ? 2 : 1;
-      blocks.push(new ResidualBlock(make.child(`blocks.${blocks.length + 1}`), channels, stageWidth, stride, options.block));
+      blocks.push(
+        new ResidualBlock(make.child(`blocks.${blocks.length + 1}`), channels, stageWidth, stride, options.block),
+      );
       channels = stageWidth;
     }
   });
   const exitBlocks = [...options.exits, blocks.length];
-  const heads = exitBlocks.map((b) => exitHead(make.child(`exits.${b}`), blocks[b - 1]!.main.outputShape([1, 1, 1])[2], options.classes));
-  const tags = [...(options.width === 1 ? [] : [`width ${options.width}`]), ...(options.block === DEFAULT_RESNET_BLOCK ? [] : [options.block])];
+  const heads = exitBlocks.map((b) =>
+    exitHead(make.child(`exits.${b}`), blocks[b - 1]!.main.outputShape([1, 1, 1])[2], options.classes),
+  );
+  const tags = [
+    ...(options.width === 1 ? [] : [`width ${options.width}`]),
+    ...(options.block === DEFAULT_RESNET_BLOCK ? [] : [options.block]),
+  ];
   const tag = tags.length ? ` (${tags.join(', ')})` : '';
   return new MwNetwork(
-    { family: 'resnet', name: `MwResNet-${options.depth}-${exitBlocks.length}${tag}`, inputShape: options.inputShape, classes: options.classes },
+    {
+      family: 'resnet',
+      name: `MwResNet-${options.depth}-${exitBlocks.length}${tag}`,
+      inputShape: options.inputShape,
+      classes: options.classes,
+    },
     stem,
     blocks,
     heads,

@@ -174,17 +174,31 @@ export interface OnnxModel {
   metadata_props?: { key: string; value: string }[];
 }
 
-export const intsAttribute = (name: string, list: number[]): OnnxAttribute => ({ name, type: ATTRIBUTE_TYPE.ints, ints: list });
+export const intsAttribute = (name: string, list: number[]): OnnxAttribute => ({
+  name,
+  type: ATTRIBUTE_TYPE.ints,
+  ints: list,
+});
 export const intAttribute = (name: string, i: number): OnnxAttribute => ({ name, type: ATTRIBUTE_TYPE.int, i });
 
 export function floatTensor(name: string, dims: number[], values: Float32Array): OnnxTensor {
   // raw_data is little-endian by definition, as are the typed arrays of every platform Node runs on.
-  return { name, data_type: ONNX_FLOAT, dims, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+  return {
+    name,
+    data_type: ONNX_FLOAT,
+    dims,
+    raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  };
 }
 
 /** Int8 or int32 values (quantized weights, biases and zero points) as raw little-endian bytes; `dims` [] is a scalar. */
 export function integerTensor(name: string, dims: number[], values: Int8Array | Int32Array): OnnxTensor {
-  return { name, data_type: values instanceof Int8Array ? ONNX_INT8 : ONNX_INT32, dims, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+  return {
+    name,
+    data_type: values instanceof Int8Array ? ONNX_INT8 : ONNX_INT32,
+    dims,
+    raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  };
 }
 
 /** A 1-D int64 tensor: shapes, axes and indices that operators such as Reshape and Slice take as inputs. */

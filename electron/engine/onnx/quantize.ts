@@ -11,7 +11,16 @@
  *   the Relu did. That leaves Conv -> QuantizeLinear, which onnxruntime fuses into QLinearConv.
  */
 import * as ort from 'onnxruntime-node';
-import { encodeOnnxModel, floatTensor, floatValueOfAnyShape, integerTensor, intAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from './proto.js';
+import {
+  encodeOnnxModel,
+  floatTensor,
+  floatValueOfAnyShape,
+  integerTensor,
+  intAttribute,
+  type OnnxModel,
+  type OnnxNode,
+  type OnnxTensor,
+} from './proto.js';
 import { openOnnxSession, type ImageShape } from './runtime.js';
 
 export interface ValueRange {
@@ -29,7 +38,8 @@ function quantizedValues(model: OnnxModel): Set<string> {
   const initializers = new Set(model.graph.initializer.map((t) => t.name));
   const consumers = new Map<string, OnnxNode[]>();
   for (const node of model.graph.node) {
-    for (const input of node.input) if (!initializers.has(input)) consumers.set(input, [...(consumers.get(input) ?? []), node]);
+    for (const input of node.input)
+      if (!initializers.has(input)) consumers.set(input, [...(consumers.get(input) ?? []), node]);
   }
   const graphInputs = new Set(model.graph.input.map((i) => i.name));
   const values = new Set<string>();
@@ -44,7 +54,8 @@ function quantizedValues(model: OnnxModel): Set<string> {
 /** Relus to fold: the value each alone reads (produced by a node), mapped to the Relu's output. */
 function foldedRelus(model: OnnxModel, quantized: ReadonlySet<string>): Map<string, string> {
   const readers = new Map<string, number>();
-  for (const node of model.graph.node) for (const input of node.input) readers.set(input, (readers.get(input) ?? 0) + 1);
+  for (const node of model.graph.node)
+    for (const input of node.input) readers.set(input, (readers.get(input) ?? 0) + 1);
   const produced = new Set(model.graph.node.flatMap((n) => n.output));
   const outputs = new Set(model.graph.output.map((o) => o.name));
   const folded = new Map<string, string>();
@@ -52,7 +63,14 @@ function foldedRelus(model: OnnxModel, quantized: ReadonlySet<string>): Map<stri
     const [input] = node.input;
     const [output] = node.output;
     if (node.op_type !== 'Relu' || input === undefined || output === undefined) continue;
-    if (readers.get(input) === 1 && produced.has(input) && !outputs.has(input) && quantized.has(output) && !outputs.has(output)) folded.set(input, output);
+    if (
+      readers.get(input) === 1 &&
+      produced.has(input) &&
+      !outputs.has(input) &&
+      quantized.has(output) &&
+      !outputs.has(output)
+    )
+      folded.set(input, output);
   }
   return folded;
 }
@@ -68,14 +86,20 @@ export function calibrationModel(model: OnnxModel): OnnxModel {
  * Min-max ranges of the values to quantize over the calibration batches (NHWC float32, already
  * preprocessed as the model expects).
  */
-export async function calibrateRanges(model: OnnxModel, batches: Iterable<Float32Array>, shape: ImageShape): Promise<Map<string, ValueRange>> {
+export async function calibrateRanges(
+  model: OnnxModel,
+  batches: Iterable<Float32Array>,
+  shape: ImageShape,
+): Promise<Map<string, ValueRange>> {
   const session = await openOnnxSession(encodeOnnxModel(calibrationModel(model)), 'the calibration model');
   const wanted = quantizedValues(model);
   const ranges = new Map<string, ValueRange>();
   try {
     for (const images of batches) {
       const batch = images.length / (shape[0] * shape[1] * shape[2]);
-      const results = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', images, [batch, ...shape]) });
+      const results = await session.run({
+        [session.inputNames[0]!]: new ort.Tensor('float32', images, [batch, ...shape]),
+      });
       for (const name of wanted) {
         const data = results[name]!.data as Float32Array;
         const range = ranges.get(name) ?? { min: 0, max: 0 };
@@ -112,7 +136,11 @@ function floatsOf(tensor: OnnxTensor): Float32Array {
  * Per-channel symmetric int8 of a weight along `axis` (Conv: 0 of [out, in, k, k]; our Gemm:
  * 1 of [in, out]): scale[c] = max |w[c]| / 127.
  */
-function quantizeWeight(values: Float32Array, dims: number[], axis: number): { quantized: Int8Array; scales: Float32Array } {
+function quantizeWeight(
+  values: Float32Array,
+  dims: number[],
+  axis: number,
+): { quantized: Int8Array; scales: Float32Array } {
   const channels = dims[axis]!;
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const channelOf = (i: number) => Math.floor(i / inner) % channels;
@@ -122,7 +150,9 @@ function quantizeWeight(values: Float32Array, dims: number[], axis: number): { q
     largest[c] = Math.max(largest[c]!, Math.abs(v));
   });
   const scales = largest.map((m) => (m > 0 ? m / WEIGHT_MAX : 1));
-  const quantized = Int8Array.from(values, (v, i) => Math.max(-WEIGHT_MAX, Math.min(WEIGHT_MAX, Math.round(v / scales[channelOf(i)]!))));
+  const quantized = Int8Array.from(values, (v, i) =>
+    Math.max(-WEIGHT_MAX, Math.min(WEIGHT_MAX, Math.round(v / scales[channelOf(i)]!))),
+  );
   return { quantized, scales };
 }
 
@@ -156,9 +186,21 @@ export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, ValueR
     if (!range) throw new Error(`int8 quantization: no calibration range for ${rangeOf}`);
     const { scale, zeroPoint } = activationParameters(range);
     // Suffixes no operator input uses (a batch norm's own inputs end in .scale): names must be unique in the graph.
-    const names = { scale: `${value}.activation_scale`, zeroPoint: `${value}.activation_zero_point`, q: `${value}.quantized` };
-    added.push(floatTensor(names.scale, [], Float32Array.of(scale)), integerTensor(names.zeroPoint, [], Int8Array.of(zeroPoint)));
-    nodes.push({ name: names.q, op_type: 'QuantizeLinear', input: [value, names.scale, names.zeroPoint], output: [names.q] });
+    const names = {
+      scale: `${value}.activation_scale`,
+      zeroPoint: `${value}.activation_zero_point`,
+      q: `${value}.quantized`,
+    };
+    added.push(
+      floatTensor(names.scale, [], Float32Array.of(scale)),
+      integerTensor(names.zeroPoint, [], Int8Array.of(zeroPoint)),
+    );
+    nodes.push({
+      name: names.q,
+      op_type: 'QuantizeLinear',
+      input: [value, names.scale, names.zeroPoint],
+      output: [names.q],
+    });
     activations.set(value, { scale, quantized: names.q, scaleName: names.scale, zeroPointName: names.zeroPoint });
   };
 
@@ -171,7 +213,12 @@ export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, ValueR
     const quantizedValue = activations.get(value);
     if (!quantizedValue) return value;
     const dq = `${value}.dequantized.${node.name}.${slot}`;
-    nodes.push({ name: dq, op_type: 'DequantizeLinear', input: [quantizedValue.quantized, quantizedValue.scaleName, quantizedValue.zeroPointName], output: [dq] });
+    nodes.push({
+      name: dq,
+      op_type: 'DequantizeLinear',
+      input: [quantizedValue.quantized, quantizedValue.scaleName, quantizedValue.zeroPointName],
+      output: [dq],
+    });
     return dq;
   };
 
@@ -179,7 +226,13 @@ export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, ValueR
    * Replaces an initializer by its integer form behind a DequantizeLinear of the same name. The
    * zero point is 0: explicit for int8, left out for int32 (which the operator allows only as 0).
    */
-  const dequantized = (name: string, integers: Int8Array | Int32Array, dims: number[], scales: Float32Array, axis: number) => {
+  const dequantized = (
+    name: string,
+    integers: Int8Array | Int32Array,
+    dims: number[],
+    scales: Float32Array,
+    axis: number,
+  ) => {
     const names = { q: `${name}.quantized`, scale: `${name}.scale`, zeroPoint: `${name}.zero_point` };
     added.push(integerTensor(names.q, dims, integers), floatTensor(names.scale, [scales.length], scales));
     const inputs = [names.q, names.scale];
@@ -187,7 +240,13 @@ export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, ValueR
       added.push(integerTensor(names.zeroPoint, [scales.length], new Int8Array(scales.length)));
       inputs.push(names.zeroPoint);
     }
-    nodes.push({ name: `${name}.dequantize`, op_type: 'DequantizeLinear', input: inputs, output: [name], attribute: [intAttribute('axis', axis)] });
+    nodes.push({
+      name: `${name}.dequantize`,
+      op_type: 'DequantizeLinear',
+      input: inputs,
+      output: [name],
+      attribute: [intAttribute('axis', axis)],
+    });
   };
 
   const weighted = new Set<string>();
@@ -205,7 +264,13 @@ export function quantizeQdq(model: OnnxModel, ranges: ReadonlyMap<string, ValueR
         const inputScale = activations.get(input)!.scale;
         const biasScales = scales.map((s) => inputScale * s);
         const values = floatsOf(bias);
-        dequantized(bias.name, Int32Array.from(values, (v, c) => Math.round(v / biasScales[c]!)), bias.dims, biasScales, 0);
+        dequantized(
+          bias.name,
+          Int32Array.from(values, (v, c) => Math.round(v / biasScales[c]!)),
+          bias.dims,
+          biasScales,
+          0,
+        );
         weighted.add(bias.name);
       }
     }

@@ -13,20 +13,29 @@ import { timeRepeated, type LatencyOptions } from '../timing.js';
 export type ImageShape = readonly [number, number, number];
 
 /** Opens a model from a file or from bytes (`label` names them in errors). */
-export async function openOnnxSession(source: string | Uint8Array, label = typeof source === 'string' ? source : 'the ONNX model'): Promise<ort.InferenceSession> {
+export async function openOnnxSession(
+  source: string | Uint8Array,
+  label = typeof source === 'string' ? source : 'the ONNX model',
+): Promise<ort.InferenceSession> {
   if (typeof source === 'string') {
     const info = await stat(source).catch(() => undefined);
     if (!info?.isFile()) throw new ExportError(`${label}: file not found`);
   }
   try {
-    return typeof source === 'string' ? await ort.InferenceSession.create(source) : await ort.InferenceSession.create(source);
+    return typeof source === 'string'
+      ? await ort.InferenceSession.create(source)
+      : await ort.InferenceSession.create(source);
   } catch (error) {
     throw new ExportError(`${label}: onnxruntime cannot load it as an ONNX model: ${messageOf(error)}`);
   }
 }
 
 /** Every output of the session (in its output order) for one NHWC float32 batch. */
-export async function runOnnx(session: ort.InferenceSession, images: Float32Array, shape: ImageShape): Promise<Float32Array[]> {
+export async function runOnnx(
+  session: ort.InferenceSession,
+  images: Float32Array,
+  shape: ImageShape,
+): Promise<Float32Array[]> {
   const batch = images.length / (shape[0] * shape[1] * shape[2]);
   const input = new ort.Tensor('float32', images, [batch, ...shape]);
   const results = await session.run({ [session.inputNames[0]!]: input });
@@ -42,12 +51,20 @@ export async function onnxLatency(session: ort.InferenceSession, shape: ImageSha
 }
 
 /** Median and p90 wall time of one inference on a batch of `batch` images. */
-export async function onnxBatchLatency(session: ort.InferenceSession, shape: ImageShape, batch: number, options: LatencyOptions = {}): Promise<Latency> {
+export async function onnxBatchLatency(
+  session: ort.InferenceSession,
+  shape: ImageShape,
+  batch: number,
+  options: LatencyOptions = {},
+): Promise<Latency> {
   const images = new Float32Array(batch * shape[0] * shape[1] * shape[2]).map((_, i) => Math.sin(i));
   return timeRepeated(async () => void (await runOnnx(session, images, shape)), options);
 }
 
 /** What ran the ONNX timings, for the model card. */
 export function onnxRuntimeInfo(): { version: string; device: string } {
-  return { version: ort.env.versions.node ?? ort.env.versions.common, device: `${os.cpus()[0]?.model.trim() ?? os.arch()} (CPU execution provider)` };
+  return {
+    version: ort.env.versions.node ?? ort.env.versions.common,
+    device: `${os.cpus()[0]?.model.trim() ?? os.arch()} (CPU execution provider)`,
+  };
 }

@@ -18,7 +18,12 @@ export interface Distillation {
  * (softmax(z) - y) / N and the distillation part T * (softmax(z / T) - softmax(t / T)) / N
  * (the T^2 factor keeps its size independent of T, as in Hinton et al.).
  */
-export function distilledLogitGradient(logits: tf.Tensor2D, teacher: tf.Tensor2D, oneHot: tf.Tensor2D, d: Distillation): tf.Tensor2D {
+export function distilledLogitGradient(
+  logits: tf.Tensor2D,
+  teacher: tf.Tensor2D,
+  oneHot: tf.Tensor2D,
+  d: Distillation,
+): tf.Tensor2D {
   return tf.tidy(() => {
     const batch = logits.shape[0];
     const T = d.temperature;

@@ -12,7 +12,11 @@ export function lossWeights(exits: readonly Pick<ExitPoint, 'layer' | 'final'>[]
 }
 
 /** Weight of each exit's loss in the backbone's training: plain BP learns from the final output only. */
-export function methodLossWeights(method: Method, exits: readonly Pick<ExitPoint, 'layer' | 'final'>[], gamma: number): number[] {
+export function methodLossWeights(
+  method: Method,
+  exits: readonly Pick<ExitPoint, 'layer' | 'final'>[],
+  gamma: number,
+): number[] {
   return method === 'plain' ? exits.map((e) => (e.final ? 1 : 0)) : lossWeights(exits, gamma);
 }
 
@@ -20,7 +24,11 @@ export function methodLossWeights(method: Method, exits: readonly Pick<ExitPoint
  * Learning rate of exit k's optimizer under multi-way BP: lr / sum of the auxiliary weights at
  * and above it (the final exit's optimizer keeps lr).
  */
-export function multiWayLearningRates(weights: readonly number[], exits: readonly Pick<ExitPoint, 'final'>[], lr: number): number[] {
+export function multiWayLearningRates(
+  weights: readonly number[],
+  exits: readonly Pick<ExitPoint, 'final'>[],
+  lr: number,
+): number[] {
   return exits.map((exit, k) => {
     if (exit.final) return lr;
     const above = weights.slice(k).filter((_, j) => !exits[k + j]!.final);

@@ -37,7 +37,10 @@ export interface TrainingMethod {
 }
 
 /** Mean softmax cross-entropy and its gradient w.r.t. the logits. */
-export function softmaxCrossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): { loss: tf.Scalar; dLogits: tf.Tensor2D } {
+export function softmaxCrossEntropy(
+  logits: tf.Tensor2D,
+  oneHot: tf.Tensor2D,
+): { loss: tf.Scalar; dLogits: tf.Tensor2D } {
   const batch = logits.shape[0];
   const logProbs = tf.logSoftmax(logits);
   const loss = tf.neg(tf.div(tf.sum(tf.mul(oneHot, logProbs)), batch)) as tf.Scalar;
@@ -68,7 +71,12 @@ interface ExitLosses {
  * Every traced exit's loss, correct count and logit gradient; with distillation and the final
  * exit traced, the auxiliary exits' gradients include the final exit's (detached) teaching.
  */
-function exitLosses(net: MwNetwork, traced: TracedNetwork, labels: tf.Tensor1D, distillation: Distillation | undefined): ExitLosses {
+function exitLosses(
+  net: MwNetwork,
+  traced: TracedNetwork,
+  labels: tf.Tensor1D,
+  distillation: Distillation | undefined,
+): ExitLosses {
   const oneHot = tf.oneHot(labels, net.description.classes) as tf.Tensor2D;
   const teacher = traced.logits.length === net.exits.length ? traced.logits.at(-1) : undefined;
   const out: ExitLosses = { losses: [], dLogits: [], correct: [] };
@@ -121,7 +129,14 @@ function perExitOptimizers(net: MwNetwork, h: Hyperparameters): { weights: numbe
 type ExitGradients = { backbone: (tf.Tensor | undefined)[]; head: (tf.Tensor | undefined)[] };
 
 /** Exit k's loss alone back-propagated through its head and the blocks below it. */
-function exitGradients(net: MwNetwork, traced: TracedNetwork, k: number, dLogits: tf.Tensor, opt: ExitOptimizers, h: Hyperparameters): ExitGradients {
+function exitGradients(
+  net: MwNetwork,
+  traced: TracedNetwork,
+  k: number,
+  dLogits: tf.Tensor,
+  opt: ExitOptimizers,
+  h: Hyperparameters,
+): ExitGradients {
   const params = [...opt.backbone.params, ...opt.head.params];
   const all = gradientsFor(params, (sink) => traced.backward(seedsFor(net, k, dLogits), sink, h.gradientEquilibrium));
   return { backbone: all.slice(0, opt.backbone.params.length), head: all.slice(opt.backbone.params.length) };
@@ -200,7 +215,10 @@ function joint(net: MwNetwork, h: Hyperparameters): TrainingMethod {
         const traced = net.trace(x);
         const e = exitLosses(net, traced, labels, h.distillation);
         const seeds = e.dLogits.map((d, k) => tf.mul(d, weights[k]!));
-        optimizer.step(gradientsFor(optimizer.params, (sink) => traced.backward(seeds, sink, h.gradientEquilibrium)), lrFactor);
+        optimizer.step(
+          gradientsFor(optimizer.params, (sink) => traced.backward(seeds, sink, h.gradientEquilibrium)),
+          lrFactor,
+        );
         return result(e);
       });
     },
@@ -224,7 +242,9 @@ function plain(net: MwNetwork, h: Hyperparameters): TrainingMethod {
       return tf.tidy(() => {
         const traced = net.trace(x);
         const e = exitLosses(net, traced, labels, undefined);
-        const backboneGrads = gradientsFor(backbone.params, (sink) => traced.backward(seedsFor(net, final, e.dLogits[final]!), sink));
+        const backboneGrads = gradientsFor(backbone.params, (sink) =>
+          traced.backward(seedsFor(net, final, e.dLogits[final]!), sink),
+        );
         const probeGrads = gradientsFor(probes.params, (sink) => {
           for (let k = 0; k < final; k++) traced.backwardHead(k, e.dLogits[k]!, sink);
         });

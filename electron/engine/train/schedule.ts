@@ -4,7 +4,12 @@
  */
 export type Schedule = 'step' | 'cosine';
 
-export function learningRateFactor(schedule: Schedule, step: number, totalSteps: number, milestones: readonly number[]): number {
+export function learningRateFactor(
+  schedule: Schedule,
+  step: number,
+  totalSteps: number,
+  milestones: readonly number[],
+): number {
   const t = totalSteps > 0 ? step / totalSteps : 0;
   if (schedule === 'cosine') return 0.5 * (1 + Math.cos(Math.PI * t));
   return 0.1 ** milestones.filter((m) => t >= m).length;

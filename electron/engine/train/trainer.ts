@@ -6,7 +6,15 @@
  * stop-flag pattern).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendSummary, DatasetSummary, EpochMetrics, ExitReport, RunEvent, RunStart, RunSummary } from '../../../shared/metrics.js';
+import type {
+  BackendSummary,
+  DatasetSummary,
+  EpochMetrics,
+  ExitReport,
+  RunEvent,
+  RunStart,
+  RunSummary,
+} from '../../../shared/metrics.js';
 import type { RunConfig } from '../../../shared/spec.js';
 import { epochOrder, makeBatch } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
@@ -37,7 +45,8 @@ export class NonFiniteLossError extends Error {
 
 /** Derived seeds: every epoch's order and every step's augmentation are fixed by the run seed alone, which is what makes resume exact. */
 function derivedRandom(seed: number, stream: number, index: number): Random {
-  const mixed = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35) ^ Math.imul(index + 1, 0x27d4eb2f);
+  const mixed =
+    Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35) ^ Math.imul(index + 1, 0x27d4eb2f);
   return new Random(mixed);
 }
 
@@ -80,7 +89,9 @@ export class Trainer {
       momentum: config.momentum,
       weightDecay: config.weightDecay,
       gamma: config.gamma,
-      ...(config.distill ? { distillation: { alpha: config.distillAlpha, temperature: config.distillTemperature } } : {}),
+      ...(config.distill
+        ? { distillation: { alpha: config.distillAlpha, temperature: config.distillTemperature } }
+        : {}),
       gradientEquilibrium: config.gradientEquilibrium,
     });
     this.progress = emptyProgress(this.net.exits.length);
@@ -140,7 +151,9 @@ export class Trainer {
         const saved = checkpoint.optimizers[k];
         if (!saved || saved.name !== opt.name) {
           // Checkpoints from before the two-optimizer rule hold one "exit-<block>" optimizer per exit.
-          const older = saved?.name.startsWith('exit-') ? '; it was saved before each exit had separate backbone and head optimizers, so start a new run' : '';
+          const older = saved?.name.startsWith('exit-')
+            ? '; it was saved before each exit had separate backbone and head optimizers, so start a new run'
+            : '';
           throw new Error(`checkpoint optimizer ${k} is ${saved?.name ?? 'missing'}, expected ${opt.name}${older}`);
         }
         opt.loadState(saved.state);
@@ -158,7 +171,10 @@ export class Trainer {
     this.options.onEvent?.(event);
   }
 
-  private async setState(status: 'running' | 'paused' | 'stopped' | 'failed' | 'completed', message?: string): Promise<void> {
+  private async setState(
+    status: 'running' | 'paused' | 'stopped' | 'failed' | 'completed',
+    message?: string,
+  ): Promise<void> {
     const state = { status, pid: process.pid, epoch: this.epoch, step: this.step, ...(message ? { message } : {}) };
     await this.options.folder.writeState(state);
     this.emit({ type: 'status', state: { ...state, updatedAt: new Date().toISOString() } });
@@ -211,7 +227,8 @@ export class Trainer {
           this.trainingSeconds += stepSeconds;
           const rate = trained.images / stepSeconds;
           recentRate = recentRate ? 0.9 * recentRate + 0.1 * rate : rate;
-          const sessionRate = ((this.step - sessionStartStep) * this.batchSize) / ((performance.now() - sessionStart) / 1000);
+          const sessionRate =
+            ((this.step - sessionStartStep) * this.batchSize) / ((performance.now() - sessionStart) / 1000);
           const record = {
             type: 'batch' as const,
             epoch: epochNumber,

@@ -8,7 +8,15 @@
  * The socket itself is reached through `OpenSocket`, so the same client runs on the browser's
  * WebSocket and, in tests, on the `ws` package.
  */
-import { ApiError, RequestSchemas, ResponseSchemas, type StudioApi, type StudioEvent, type StudioMethod, type StudioResponse } from '../../../shared/api.js';
+import {
+  ApiError,
+  RequestSchemas,
+  ResponseSchemas,
+  type StudioApi,
+  type StudioEvent,
+  type StudioMethod,
+  type StudioResponse,
+} from '../../../shared/api.js';
 import { Peer } from '../../../shared/peer.js';
 import { ServerMessageSchema } from '../../../shared/protocol.js';
 import { describeIssues } from '../../../shared/spec.js';
@@ -69,7 +77,11 @@ const closedError = () => new Error('the studio connection is closed');
 export function createSocketStudioApi(options: SocketClientOptions): SocketStudioApi {
   const retryDelay = options.retryDelayMs ?? defaultRetryDelay;
   const reportProtocolError = options.onProtocolError ?? (() => {});
-  const peer = new Peer({ remote: 'the studio', connectTimeoutMs: options.connectTimeoutMs ?? 15_000, onProtocolError: reportProtocolError });
+  const peer = new Peer({
+    remote: 'the studio',
+    connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
+    onProtocolError: reportProtocolError,
+  });
   const eventListeners = new Set<(event: StudioEvent) => void>();
   const stateListeners = new Set<(state: ConnectionState, reason?: string) => void>();
   let state: ConnectionState = 'connecting';
@@ -128,14 +140,18 @@ export function createSocketStudioApi(options: SocketClientOptions): SocketStudi
   function call<M extends StudioMethod>(method: M, payload: unknown): Promise<StudioResponse<M>> {
     const checkResponse = (result: unknown) => {
       const parsed = ResponseSchemas[method].safeParse(result);
-      if (!parsed.success) throw new ApiError(`${method}: invalid response from the studio: ${describeIssues(parsed.error)}`);
+      if (!parsed.success)
+        throw new ApiError(`${method}: invalid response from the studio: ${describeIssues(parsed.error)}`);
       return parsed.data;
     };
     return peer.call(method, payload, checkResponse) as Promise<StudioResponse<M>>;
   }
 
   const methods = Object.fromEntries(
-    (Object.keys(RequestSchemas) as StudioMethod[]).map((method) => [method, (request: unknown) => call(method, request)]),
+    (Object.keys(RequestSchemas) as StudioMethod[]).map((method) => [
+      method,
+      (request: unknown) => call(method, request),
+    ]),
   ) as Pick<StudioApi, StudioMethod>;
 
   connect();

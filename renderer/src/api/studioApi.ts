@@ -22,5 +22,7 @@ const openBrowserSocket: OpenSocket = (url, handlers) => {
 };
 
 export function studioApi(onProtocolError?: (message: string) => void): StudioApi {
-  return window.studio ?? createSocketStudioApi({ url: socketUrl(location), openSocket: openBrowserSocket, onProtocolError });
+  return (
+    window.studio ?? createSocketStudioApi({ url: socketUrl(location), openSocket: openBrowserSocket, onProtocolError })
+  );
 }

@@ -45,7 +45,9 @@ export const useAnalysesStore = defineStore('analyses', () => {
         const sweep = await api.earlyExit({ run: dir, criterion: criterion.value });
         // Start the slider at the cheapest threshold as accurate as the final exit, if any.
         const equal = sweep.equalAccuracy;
-        thresholdIndex.value = equal ? sweep.points.findIndex((p) => p.threshold === equal.threshold) : sweep.points.length - 1;
+        thresholdIndex.value = equal
+          ? sweep.points.findIndex((p) => p.threshold === equal.threshold)
+          : sweep.points.length - 1;
         earlyExit.value = sweep;
       },
       busy.earlyExit,
@@ -55,13 +57,21 @@ export const useAnalysesStore = defineStore('analyses', () => {
   async function computeLesion(): Promise<boolean> {
     const dir = run.trace?.dir;
     if (!dir) return false;
-    return studio.attempt('Lesion study failed', async () => (lesion.value = await api.lesion({ run: dir })), busy.lesion);
+    return studio.attempt(
+      'Lesion study failed',
+      async () => (lesion.value = await api.lesion({ run: dir })),
+      busy.lesion,
+    );
   }
 
   async function computeSupervision(): Promise<boolean> {
     const dir = run.trace?.dir;
     if (!dir) return false;
-    return studio.attempt('Supervision analysis failed', async () => (supervision.value = await api.supervision({ run: dir })), busy.supervision);
+    return studio.attempt(
+      'Supervision analysis failed',
+      async () => (supervision.value = await api.supervision({ run: dir })),
+      busy.supervision,
+    );
   }
 
   return {

@@ -26,7 +26,10 @@ export const useDatasetPreviewStore = defineStore('datasetPreview', () => {
       seed,
     };
   };
-  watch(() => JSON.stringify(request()), () => (preview.value = undefined));
+  watch(
+    () => JSON.stringify(request()),
+    () => (preview.value = undefined),
+  );
 
   async function load(): Promise<boolean> {
     const asked = request();

@@ -5,7 +5,13 @@
  */
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef, watch } from 'vue';
-import { MAX_THUMBNAILS, type Evaluation, type EvaluationImages, type EvaluationSplit, type ImageSelection } from '../../../shared/evaluation.js';
+import {
+  MAX_THUMBNAILS,
+  type Evaluation,
+  type EvaluationImages,
+  type EvaluationSplit,
+  type ImageSelection,
+} from '../../../shared/evaluation.js';
 import { useStudioApi } from '../api/current.js';
 import { useRunStore } from './run.js';
 import { useStudioStore } from './studio.js';
@@ -78,7 +84,13 @@ export const useEvaluationStore = defineStore('evaluation', () => {
     return studio.attempt(
       'Could not load the images',
       async () => {
-        const page = await api.evaluationImages({ run: dir, split: split.value, selection: next, offset, limit: MAX_THUMBNAILS });
+        const page = await api.evaluationImages({
+          run: dir,
+          split: split.value,
+          selection: next,
+          offset,
+          limit: MAX_THUMBNAILS,
+        });
         if (selection.value === next) images.value = page;
       },
       loadingImages,
@@ -90,5 +102,19 @@ export const useEvaluationStore = defineStore('evaluation', () => {
     images.value = undefined;
   }
 
-  return { split, evaluation, exitIndex, exit, progress, computing, hasValidation, selection, images, loadingImages, compute, openImages, closeImages };
+  return {
+    split,
+    evaluation,
+    exitIndex,
+    exit,
+    progress,
+    computing,
+    hasValidation,
+    selection,
+    images,
+    loadingImages,
+    compute,
+    openImages,
+    closeImages,
+  };
 });

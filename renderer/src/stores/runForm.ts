@@ -27,7 +27,9 @@ export const useRunFormStore = defineStore('runForm', () => {
   });
 
   function toggleExit(block: number): void {
-    form.exits = form.exits.includes(block) ? form.exits.filter((b) => b !== block) : [...form.exits, block].sort((a, b) => a - b);
+    form.exits = form.exits.includes(block)
+      ? form.exits.filter((b) => b !== block)
+      : [...form.exits, block].sort((a, b) => a - b);
   }
 
   function useDefaultExits(): void {

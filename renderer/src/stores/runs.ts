@@ -67,5 +67,17 @@ export const useRunsStore = defineStore('runs', () => {
     );
   }
 
-  return { runs, loading, compareDirs, comparison, comparisonRows, comparing, refresh, open, resume, toggleCompare, compare };
+  return {
+    runs,
+    loading,
+    compareDirs,
+    comparison,
+    comparisonRows,
+    comparing,
+    refresh,
+    open,
+    resume,
+    toggleCompare,
+    compare,
+  };
 });

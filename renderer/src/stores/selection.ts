@@ -67,7 +67,8 @@ export const useSelectionStore = defineStore('selection', () => {
   /** A multi-exit export carries the threshold picked in the early-exit analysis (a max-softmax one; the model applies that rule). */
   function multiExitThreshold(): number | undefined {
     const analyses = useAnalysesStore();
-    if (!EXPORT_FORMAT_KINDS[exportFormat.value].multiExit || analyses.earlyExit?.criterion !== 'max-softmax') return undefined;
+    if (!EXPORT_FORMAT_KINDS[exportFormat.value].multiExit || analyses.earlyExit?.criterion !== 'max-softmax')
+      return undefined;
     const threshold = analyses.thresholdPoint?.threshold;
     return threshold !== undefined && threshold > 0 ? threshold : undefined;
   }

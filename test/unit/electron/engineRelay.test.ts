@@ -10,8 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunListingView, StudioEvent, StudioInfo } from '../../../shared/api.js';
 import { DEFAULT_RUN_CONFIG, parseRunConfig } from '../../../shared/spec.js';
 import { forkEngine } from '../../../electron/serve/engineProcess.js';
-import { defaultCallTimeoutMs, defaultRestartDelayMs, EngineRelay, StderrTail, type EngineProcess } from '../../../electron/relay/engineRelay.js';
-
+import {
+  defaultCallTimeoutMs,
+  defaultRestartDelayMs,
+  EngineRelay,
+  StderrTail,
+  type EngineProcess,
+} from '../../../electron/relay/engineRelay.js';
 
 type ForkedEngine = ReturnType<typeof forkEngine>;
 
@@ -102,7 +107,10 @@ describe('relay to a real engine process', () => {
     const first = children.at(-1)!;
     first.kill('SIGKILL');
     const crash = await nextEvent(events, 'trainer-crashed');
-    expect(crash).toMatchObject({ type: 'trainer-crashed', message: expect.stringMatching(/exited with code 137.*restarted/) });
+    expect(crash).toMatchObject({
+      type: 'trainer-crashed',
+      message: expect.stringMatching(/exited with code 137.*restarted/),
+    });
     const info = (await relay.call('getInfo', {})) as StudioInfo;
     expect(info.runsRoot).toBe(runsRoot);
     expect(children).toHaveLength(2);
@@ -198,8 +206,12 @@ describe('relay bookkeeping', () => {
     first.reply({ ready: { backend: 'cpu' } });
     const lost = relay.call('exportExit', { run: 'r', exit: 'final', format: 'tfjs' });
     first.exit(1, 'Error: out of memory');
-    await expect(lost).rejects.toThrow('exportExit: the engine process exited with code 1 (Error: out of memory) before answering');
-    expect(events).toEqual([{ type: 'trainer-crashed', message: expect.stringContaining('code 1 (Error: out of memory)') }]);
+    await expect(lost).rejects.toThrow(
+      'exportExit: the engine process exited with code 1 (Error: out of memory) before answering',
+    );
+    expect(events).toEqual([
+      { type: 'trainer-crashed', message: expect.stringContaining('code 1 (Error: out of memory)') },
+    ]);
     const waiting = relay.call('getInfo', {});
     await tick();
     expect(engines).toHaveLength(2);
@@ -265,9 +277,11 @@ describe('relay bookkeeping', () => {
 });
 
 describe('StderrTail', () => {
-  it("finds the error line in a Node crash, not the version footer", () => {
+  it('finds the error line in a Node crash, not the version footer', () => {
     const tail = new StderrTail();
-    tail.add('file:///app/worker.js:12\n    throw error\n    ^\n\nError: libtensorflow.so: cannot open shared object\n');
+    tail.add(
+      'file:///app/worker.js:12\n    throw error\n    ^\n\nError: libtensorflow.so: cannot open shared object\n',
+    );
     tail.add('    at Module._extensions (node:internal)\n\nNode.js v22.20.0\n');
     expect(tail.reason).toBe('Error: libtensorflow.so: cannot open shared object');
     const plain = new StderrTail();

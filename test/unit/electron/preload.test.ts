@@ -4,7 +4,9 @@ import { ApiError, RequestSchemas, type StudioEvent, type StudioMethod } from '.
 import { isStudioEvent, outcomeOf, resultOf, type CallOutcome } from '../../../shared/ipc.js';
 import { createStudioApi } from '../../../electron/preload/studioApi.js';
 
-function fakeBridge(answer: (method: StudioMethod, payload: unknown) => CallOutcome = () => ({ ok: true, result: {} })) {
+function fakeBridge(
+  answer: (method: StudioMethod, payload: unknown) => CallOutcome = () => ({ ok: true, result: {} }),
+) {
   const invoked: { method: StudioMethod; payload: unknown }[] = [];
   const listeners = new Set<(data: unknown) => void>();
   const api = createStudioApi({
@@ -42,7 +44,8 @@ describe('the preload API object', () => {
 
   it('rejects bad payloads, naming the field, before anything is invoked', async () => {
     const { api, invoked } = fakeBridge();
-    const call = (method: StudioMethod, payload: unknown) => (api[method] as (request: unknown) => Promise<unknown>)(payload);
+    const call = (method: StudioMethod, payload: unknown) =>
+      (api[method] as (request: unknown) => Promise<unknown>)(payload);
     await expect(call('openRun', { run: 5 })).rejects.toThrow(/openRun: .*run/);
     await expect(call('exportExit', { run: 'r', exit: 0, format: 'exe' })).rejects.toThrow(/exportExit: .*format/);
     await expect(call('exportExit', { run: 'r', exit: 'last', format: 'tfjs' })).rejects.toThrow(/exportExit: exit: /);

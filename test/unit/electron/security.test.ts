@@ -16,10 +16,12 @@ import {
   secureWebPreferences,
 } from '../../../electron/main/security.js';
 
-const directives = new Map(CONTENT_SECURITY_POLICY.split(';').map((part) => {
-  const [name = '', ...sources] = part.trim().split(/\s+/);
-  return [name, sources] as const;
-}));
+const directives = new Map(
+  CONTENT_SECURITY_POLICY.split(';').map((part) => {
+    const [name = '', ...sources] = part.trim().split(/\s+/);
+    return [name, sources] as const;
+  }),
+);
 
 describe('content security policy', () => {
   it('allows only the app itself, with no eval and nothing inline', () => {
@@ -33,7 +35,9 @@ describe('content security policy', () => {
 
   it('is the one renderer/index.html states, less what a meta element cannot carry', () => {
     const html = readFileSync('renderer/index.html', 'utf8');
-    const metas = [...html.matchAll(/<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"]*)"/g)].map((m) => m[1]);
+    const metas = [...html.matchAll(/<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"]*)"/g)].map(
+      (m) => m[1],
+    );
     expect(metas).toEqual([META_CONTENT_SECURITY_POLICY]);
     expect(CONTENT_SECURITY_POLICY).toBe(`${META_CONTENT_SECURITY_POLICY}; frame-ancestors 'none'`);
   });
@@ -131,7 +135,8 @@ describe('the app:// scheme', () => {
 
 describe('application menu', () => {
   const actions = { newRun() {}, openRunsFolder() {}, about() {} };
-  const labels = (isDev: boolean, isMac = false) => applicationMenu({ isMac, isDev, actions }).map((item) => item.label ?? item.role);
+  const labels = (isDev: boolean, isMac = false) =>
+    applicationMenu({ isMac, isDev, actions }).map((item) => item.label ?? item.role);
 
   it('offers reload and the developer tools only in development', () => {
     expect(labels(true)).toEqual(['File', 'editMenu', 'View', 'help']);

@@ -3,7 +3,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_WINDOW_STATE, loadWindowState, MIN_WINDOW_SIZE, sanitizeWindowState, saveWindowState } from '../../../electron/main/windowState.js';
+import {
+  DEFAULT_WINDOW_STATE,
+  loadWindowState,
+  MIN_WINDOW_SIZE,
+  sanitizeWindowState,
+  saveWindowState,
+} from '../../../electron/main/windowState.js';
 
 const laptop = { x: 0, y: 0, width: 1920, height: 1040 };
 /** A second monitor to the left of the primary one: negative x is a real place there. */
@@ -22,7 +28,10 @@ describe('sanitizeWindowState', () => {
 
   it('centres a window whose title bar is on no display (monitor unplugged, off-screen)', () => {
     const unplugged = { bounds: { x: -2000, y: 100, width: 1600, height: 1000 }, maximized: false };
-    expect(sanitizeWindowState(unplugged, [laptop])).toEqual({ bounds: { width: 1600, height: 1000 }, maximized: false });
+    expect(sanitizeWindowState(unplugged, [laptop])).toEqual({
+      bounds: { width: 1600, height: 1000 },
+      maximized: false,
+    });
     const belowScreen = { bounds: { x: 200, y: 5000, width: 1000, height: 700 }, maximized: false };
     expect(sanitizeWindowState(belowScreen, [laptop]).bounds).toEqual({ width: 1000, height: 700 });
     const titleBarAboveTop = { bounds: { x: 200, y: -20, width: 1000, height: 700 }, maximized: false };
@@ -55,7 +64,9 @@ describe('sanitizeWindowState', () => {
   });
 
   it('gives the defaults when no display is known', () => {
-    expect(sanitizeWindowState({ bounds: { x: 0, y: 0, width: 1000, height: 700 }, maximized: false }, [])).toEqual(DEFAULT_WINDOW_STATE);
+    expect(sanitizeWindowState({ bounds: { x: 0, y: 0, width: 1000, height: 700 }, maximized: false }, [])).toEqual(
+      DEFAULT_WINDOW_STATE,
+    );
   });
 });
 

@@ -24,7 +24,12 @@ const SWEEP: EarlyExitSweep = ResponseSchemas.earlyExit.parse({
   points: [point(0, 0.7, 1000), point(0.5, 0.897, 2000), point(1, 0.9, 4000)],
   equalAccuracy: point(0.5, 0.897, 2000),
 });
-const LESION: LesionStudy = { samples: 256, exitBlocks: [3, 6, 9], baseline: [0.6, 0.8, 0.9], blocks: [{ block: 1, accuracy: [0.3, 0.4, 0.5] }] };
+const LESION: LesionStudy = {
+  samples: 256,
+  exitBlocks: [3, 6, 9],
+  baseline: [0.6, 0.8, 0.9],
+  blocks: [{ block: 1, accuracy: [0.3, 0.4, 0.5] }],
+};
 const SUPERVISION: SupervisionShares = {
   method: 'multiway',
   weights: [0.25, 1, 1],
@@ -33,7 +38,13 @@ const SUPERVISION: SupervisionShares = {
   layers: [{ name: 'stem', norms: [1, 1, 2], shares: [0.25, 0.25, 0.5] }],
 };
 
-function shownRun(handlers: Parameters<typeof fakeStudio>[0] = { earlyExit: () => SWEEP, lesion: () => LESION, supervision: () => SUPERVISION }) {
+function shownRun(
+  handlers: Parameters<typeof fakeStudio>[0] = {
+    earlyExit: () => SWEEP,
+    lesion: () => LESION,
+    supervision: () => SUPERVISION,
+  },
+) {
   const studio = fakeStudio(handlers);
   provideStudioApi(studio.api);
   setActivePinia(createPinia());

@@ -31,7 +31,11 @@ const EVALUATION: Evaluation = ResponseSchemas.evaluate.parse({
   overthinking: { pairs: [{ shallow: 0, deep: 1, overthinking: 1, rescued: 2 }], oracle: [0.7, 0.8, 0.9] },
 });
 const PIXEL = 'data:image/png;base64,iVBORw0KGgo=';
-const IMAGES: EvaluationImages = { total: 1, offset: 0, images: [{ index: 4, label: 0, thumbnail: PIXEL, predictions: [{ predicted: 1, confidence: 0.6 }] }] };
+const IMAGES: EvaluationImages = {
+  total: 1,
+  offset: 0,
+  images: [{ index: 4, label: 0, thumbnail: PIXEL, predictions: [{ predicted: 1, confidence: 0.6 }] }],
+};
 
 function shownRun() {
   const studio = fakeStudio({ evaluate: () => EVALUATION, evaluationImages: () => IMAGES });
@@ -62,7 +66,10 @@ describe('evaluation store', () => {
     await store.compute();
     const selection = { kind: 'confusion', exit: 2, actual: 0, predicted: 1 } as const;
     expect(await store.openImages(selection)).toBe(true);
-    expect(studio.calls.at(-1)).toEqual({ method: 'evaluationImages', request: { run: RUN_DIR, split: 'test', selection, offset: 0, limit: 200 } });
+    expect(studio.calls.at(-1)).toEqual({
+      method: 'evaluationImages',
+      request: { run: RUN_DIR, split: 'test', selection, offset: 0, limit: 200 },
+    });
     expect(store.images).toEqual(IMAGES);
     store.split = 'validation';
     await settle();

@@ -3,7 +3,14 @@
  * embedded dataset, two epochs of four steps, the event stream the engine emits for it, and a
  * fake StudioApi that answers from canned handlers and lets a test push events.
  */
-import type { RunDetail, StudioApi, StudioEvent, StudioMethod, StudioRequest, StudioResponse } from '../../../shared/api.js';
+import type {
+  RunDetail,
+  StudioApi,
+  StudioEvent,
+  StudioMethod,
+  StudioRequest,
+  StudioResponse,
+} from '../../../shared/api.js';
 import { RequestSchemas } from '../../../shared/api.js';
 import type { DeploymentReport } from '../../../shared/deployment.js';
 import type {
@@ -27,7 +34,12 @@ export const TOTAL_STEPS = STEPS_PER_EPOCH * EPOCHS;
 
 export const config = parseRunConfig({ ...DEFAULT_RUN_CONFIG, epochs: EPOCHS, limitTrain: 512, limitTest: 256 });
 
-export const backend: BackendSummary = { name: 'wasm', label: 'WebAssembly (portable)', device: 'CPU, 4 threads', gpu: false };
+export const backend: BackendSummary = {
+  name: 'wasm',
+  label: 'WebAssembly (portable)',
+  device: 'CPU, 4 threads',
+  gpu: false,
+};
 
 export const dataset: DatasetSummary = {
   name: 'embedded',
@@ -49,7 +61,10 @@ export const exits: ExitInfo[] = [
 export const reports: ExitReport[] = exits.map((exit, k) => ({
   ...exit,
   top1: [0.712, 0.804, 0.836][k]!,
-  latencyMs: { batch1: { median: [0.41, 0.72, 1.05][k]!, p90: 1.2 }, batch32: { median: [3.1, 6.4, 9.9][k]!, p90: 11 } },
+  latencyMs: {
+    batch1: { median: [0.41, 0.72, 1.05][k]!, p90: 1.2 },
+    batch32: { median: [3.1, 6.4, 9.9][k]!, p90: 11 },
+  },
 }));
 
 export const start: RunStart = {
@@ -96,7 +111,14 @@ export function epoch(n: number): EpochMetrics {
 }
 
 export function state(status: RunState['status'], step: number, message?: string): RunState {
-  return { status, pid: 4242, updatedAt: '2026-11-23T09:42:00.000Z', epoch: Math.floor(step / STEPS_PER_EPOCH), step, ...(message ? { message } : {}) };
+  return {
+    status,
+    pid: 4242,
+    updatedAt: '2026-11-23T09:42:00.000Z',
+    epoch: Math.floor(step / STEPS_PER_EPOCH),
+    step,
+    ...(message ? { message } : {}),
+  };
 }
 
 export const summary: RunSummary = {
@@ -135,8 +157,18 @@ export function runStream(): RunEvent[] {
 
 /** The run folder as openRun reads it: state at `step`, metrics logged up to `loggedTo`. */
 export function detail(status: RunState['status'], step: number, loggedTo = step): RunDetail {
-  const metrics = runStream().filter((e): e is BatchMetrics | EpochMetrics => (e.type === 'batch' || e.type === 'epoch') && e.step <= loggedTo);
-  return { dir: RUN_DIR, config, state: state(status, step), exits, dataset, metrics, ...(status === 'completed' ? { summary } : {}) };
+  const metrics = runStream().filter(
+    (e): e is BatchMetrics | EpochMetrics => (e.type === 'batch' || e.type === 'epoch') && e.step <= loggedTo,
+  );
+  return {
+    dir: RUN_DIR,
+    config,
+    state: state(status, step),
+    exits,
+    dataset,
+    metrics,
+    ...(status === 'completed' ? { summary } : {}),
+  };
 }
 
 type Handlers = { [M in StudioMethod]?: (request: StudioRequest<M>) => StudioResponse<M> | Promise<StudioResponse<M>> };
@@ -160,7 +192,9 @@ export function fakeStudio(handlers: Handlers = {}): FakeStudio {
     if (!handler) throw new Error(`${method} is not available`);
     return handler(request);
   };
-  const methods = Object.fromEntries((Object.keys(RequestSchemas) as StudioMethod[]).map((m) => [m, answer(m)])) as Pick<StudioApi, StudioMethod>;
+  const methods = Object.fromEntries(
+    (Object.keys(RequestSchemas) as StudioMethod[]).map((m) => [m, answer(m)]),
+  ) as Pick<StudioApi, StudioMethod>;
   const push = (event: StudioEvent) => listeners.forEach((listener) => listener(event));
   return {
     api: {
@@ -184,5 +218,10 @@ export const EXPORT_DEPLOYMENT: DeploymentReport = {
   accuracy: { split: 'test', images: 2000, float32: 0.8035, int8: 0.8035, engine: 0.8035 },
   warnings: [],
   sizes: { onnxFloat32: 270_400, onnxInt8: 94_500, tfjsFloat32: 294_100, tfjsFloat16: 162_800 },
-  onnxruntimeBatch1: { float32: { median: 0.46, p90: 0.6 }, int8: { median: 0.8, p90: 1.1 }, version: '1.30.0', device: 'AMD EPYC (CPU execution provider)' },
+  onnxruntimeBatch1: {
+    float32: { median: 0.46, p90: 0.6 },
+    int8: { median: 0.8, p90: 1.1 },
+    version: '1.30.0',
+    device: 'AMD EPYC (CPU execution provider)',
+  },
 };

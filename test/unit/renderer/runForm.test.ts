@@ -17,7 +17,7 @@ describe('new-run form validation', () => {
     expect(validate({})).toEqual({ config: DEFAULT_RUN_CONFIG, errors: {} });
   });
 
-  it('puts each problem next to its field, in the engine\'s words', () => {
+  it("puts each problem next to its field, in the engine's words", () => {
     const { config, errors } = validate({ depth: 21, epochs: '', lr: 0, batchSize: 1.5, gamma: 'much' });
     expect(config).toBeUndefined();
     expect(errors).toEqual({
@@ -48,9 +48,15 @@ describe('new-run form validation', () => {
     expect(validate({ validationSplit: 0.9 }).errors).toEqual({ validationSplit: 'validation split is at most 0.5' });
   });
 
-  it('validates MobileNet\'s width multiplier and ignores the ResNet depth', () => {
-    expect(validate({ family: 'mobilenet', depth: 'n/a', width: 5 }).errors).toEqual({ width: 'width multiplier is at most 4' });
-    expect(validate({ family: 'mobilenet', width: 0.5 }).config?.arch).toEqual({ family: 'mobilenet', width: 0.5, exits: [3, 6] });
+  it("validates MobileNet's width multiplier and ignores the ResNet depth", () => {
+    expect(validate({ family: 'mobilenet', depth: 'n/a', width: 5 }).errors).toEqual({
+      width: 'width multiplier is at most 4',
+    });
+    expect(validate({ family: 'mobilenet', width: 0.5 }).config?.arch).toEqual({
+      family: 'mobilenet',
+      width: 0.5,
+      exits: [3, 6],
+    });
   });
 
   it('finds the field of a path by prefix', () => {
@@ -64,8 +70,18 @@ describe('new-run form validation', () => {
 
 describe('network drawing', () => {
   it('groups blocks into stages', () => {
-    expect(networkStages({ family: 'resnet', depth: 20, width: 1 })).toEqual([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
-    expect(networkStages({ family: 'mobilenet', width: 1 })).toEqual([[1], [2, 3], [4, 5], [6, 7, 8, 9, 10, 11], [12, 13]]);
+    expect(networkStages({ family: 'resnet', depth: 20, width: 1 })).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+      [7, 8, 9],
+    ]);
+    expect(networkStages({ family: 'mobilenet', width: 1 })).toEqual([
+      [1],
+      [2, 3],
+      [4, 5],
+      [6, 7, 8, 9, 10, 11],
+      [12, 13],
+    ]);
   });
 
   it('names architectures briefly', () => {
@@ -109,7 +125,9 @@ describe('new-run form store', () => {
     store.form.epochs = 1;
     store.form.limitTrain = 256;
     expect(await store.submit()).toBe(true);
-    expect(studio.calls).toEqual([{ method: 'startRun', request: { config: { ...DEFAULT_RUN_CONFIG, epochs: 1, limitTrain: 256 } } }]);
+    expect(studio.calls).toEqual([
+      { method: 'startRun', request: { config: { ...DEFAULT_RUN_CONFIG, epochs: 1, limitTrain: 256 } } },
+    ]);
     expect(useStudioStore().view).toBe('live');
   });
 

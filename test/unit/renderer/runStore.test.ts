@@ -44,7 +44,13 @@ describe('run store, following a live run', () => {
     expect(run.trace?.dir).toBe(RUN_DIR);
     expect(run.trace?.status).toBe('running');
     expect(run.trace?.backend).toEqual(start.backend);
-    expect(run.trace?.progress).toMatchObject({ step: 1, totalSteps: TOTAL_STEPS, epoch: 1, epochs: EPOCHS, etaSeconds: 3.5 });
+    expect(run.trace?.progress).toMatchObject({
+      step: 1,
+      totalSteps: TOTAL_STEPS,
+      epoch: 1,
+      epochs: EPOCHS,
+      etaSeconds: 3.5,
+    });
 
     const sixth = stream.findIndex((e) => e.type === 'batch' && e.step === 6);
     studio.emit(stream.slice(3, sixth + 1));
@@ -52,7 +58,9 @@ describe('run store, following a live run', () => {
     expect(trace.progress).toMatchObject({ step: 6, etaSeconds: 1, imagesPerSecond: 406 });
     expect(progressFraction(trace)).toBe(0.75);
     expect(trace.loss).toHaveLength(exits.length);
-    trace.loss.forEach((series, k) => expect(series).toEqual([1, 2, 3, 4, 5, 6].map((s) => ({ x: s, y: lossAt(s, k) }))));
+    trace.loss.forEach((series, k) =>
+      expect(series).toEqual([1, 2, 3, 4, 5, 6].map((s) => ({ x: s, y: lossAt(s, k) }))),
+    );
     expect(trace.testAccuracy.map((s) => s.map((p) => p.y))).toEqual(epoch(1).testAccuracy.map((a) => [a]));
     expect(trace.trainAccuracy.map((s) => s.map((p) => p.y))).toEqual(epoch(1).trainAccuracy.map((a) => [a]));
 
@@ -72,7 +80,9 @@ describe('run store, following a live run', () => {
     expect(trace.reports).toEqual(reports);
     expect(trace.summary).toEqual(summary);
     expect(progressFraction(trace)).toBe(1);
-    trace.testAccuracy.forEach((series, k) => expect(series).toEqual([1, 2].map((e) => ({ x: e, y: epoch(e).testAccuracy[k] }))));
+    trace.testAccuracy.forEach((series, k) =>
+      expect(series).toEqual([1, 2].map((e) => ({ x: e, y: epoch(e).testAccuracy[k] }))),
+    );
     expect(run.engineBusy).toBe(false);
   });
 
@@ -92,10 +102,12 @@ describe('run store, following a live run', () => {
     expect(studio.calls.map((c) => c.method)).toEqual(['pauseRun', 'continueRun', 'stopRun']);
   });
 
-  it('reports a refused action as an error toast with the engine\'s message', async () => {
+  it("reports a refused action as an error toast with the engine's message", async () => {
     const { run, app } = stores({ stopRun: () => Promise.reject(new Error('no run is training')) });
     expect(await run.stop()).toBe(false);
-    expect(app.toasts).toEqual([expect.objectContaining({ kind: 'error', text: 'Could not stop: no run is training' })]);
+    expect(app.toasts).toEqual([
+      expect.objectContaining({ kind: 'error', text: 'Could not stop: no run is training' }),
+    ]);
   });
 
   it('waits for the engine to announce a started run, then shows it', async () => {
@@ -133,7 +145,7 @@ describe('run store, runs read from disk', () => {
     expect(run.canPause).toBe(true);
   });
 
-  it('keeps a resumed run\'s history up to its checkpoint and drops the steps trained again', async () => {
+  it("keeps a resumed run's history up to its checkpoint and drops the steps trained again", async () => {
     // Stopped after step 6; the checkpoint is from the end of epoch 1 (step 4).
     const { run } = stores({ openRun: () => detail('stopped', 4, 6), resumeRun: () => ({ run: RUN_DIR }) });
     expect(await run.resume(RUN_DIR)).toBe(true);
@@ -143,7 +155,7 @@ describe('run store, runs read from disk', () => {
     expect(run.trace?.status).toBe('running');
   });
 
-  it('shows a past run without letting another run\'s events into it', async () => {
+  it("shows a past run without letting another run's events into it", async () => {
     const other = '/home/user/runs/older';
     const { run } = stores({ openRun: ({ run: dir }) => ({ ...detail('completed', 8, 8), dir }) });
     studio.emit([{ type: 'started', start }, batch(1)]);

@@ -12,7 +12,12 @@ const OTHER_DIR = '/home/user/runs/2026-11-22_16-10-00_resnet20_joint';
 const other: RunDetail = {
   ...detail('stopped', 4),
   dir: OTHER_DIR,
-  exits: [exits[0]!, { index: 1, block: 4, layer: 9, final: false, params: 30_000, macs: 12_000_000 }, { ...exits[1]!, index: 2 }, { ...exits[2]!, index: 3 }],
+  exits: [
+    exits[0]!,
+    { index: 1, block: 4, layer: 9, final: false, params: 30_000, macs: 12_000_000 },
+    { ...exits[1]!, index: 2 },
+    { ...exits[2]!, index: 3 },
+  ],
   metrics: [{ ...epoch(1), testAccuracy: [0.6, 0.62, 0.65, 0.7] }],
 };
 

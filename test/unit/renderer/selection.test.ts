@@ -2,7 +2,14 @@ import { createPinia, setActivePinia } from 'pinia';
 import { describe, expect, it } from 'vitest';
 import type { ExitReport } from '../../../shared/metrics.js';
 import { provideStudioApi } from '../../../renderer/src/api/current.js';
-import { bestWithinBudget, budgetCost, paretoFront, parseBudget, parseCount, type Budget } from '../../../renderer/src/selection.js';
+import {
+  bestWithinBudget,
+  budgetCost,
+  paretoFront,
+  parseBudget,
+  parseCount,
+  type Budget,
+} from '../../../renderer/src/selection.js';
 import { useSelectionStore } from '../../../renderer/src/stores/selection.js';
 import { useStudioStore } from '../../../renderer/src/stores/studio.js';
 import { EXPORT_DEPLOYMENT, RUN_DIR, exits, fakeStudio, reports, runStream, start } from './fixtures.js';
@@ -40,7 +47,8 @@ describe('paretoFront', () => {
     const next = random(7);
     for (let trial = 0; trial < 500; trial++) {
       const points = randomReports(next, 1 + Math.floor(next() * 12));
-      const dominated = (p: ExitReport) => points.some((q) => x(q) <= x(p) && y(q) >= y(p) && (x(q) < x(p) || y(q) > y(p)));
+      const dominated = (p: ExitReport) =>
+        points.some((q) => x(q) <= x(p) && y(q) >= y(p) && (x(q) < x(p) || y(q) > y(p)));
       const expected = points.filter((p) => !dominated(p));
       const front = paretoFront(points, x, y);
       expect(new Set(front)).toEqual(new Set(expected));
@@ -59,7 +67,8 @@ describe('bestWithinBudget', () => {
     const next = random(11);
     for (let trial = 0; trial < 500; trial++) {
       const points = randomReports(next, 1 + Math.floor(next() * 10));
-      const budget: Budget = next() < 0.5 ? { metric: 'latency', limit: next() * 3 } : { metric: 'params', limit: next() * 8000 };
+      const budget: Budget =
+        next() < 0.5 ? { metric: 'latency', limit: next() * 3 } : { metric: 'params', limit: next() * 8000 };
       const cost = (r: ExitReport) => budgetCost(r, budget.metric);
       const [expected] = points
         .filter((r) => cost(r) <= budget.limit)
@@ -138,7 +147,9 @@ describe('selection store', () => {
 
   it('exports the selected exit and keeps the files written', async () => {
     const files = ['model.json', 'group1-shard1of1.bin'].map((f) => `${RUN_DIR}/exports/exit-1/${f}`);
-    const { studio, selection } = evaluatedRun({ exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files, deployment: EXPORT_DEPLOYMENT }) });
+    const { studio, selection } = evaluatedRun({
+      exportExit: () => ({ directory: `${RUN_DIR}/exports/exit-1`, files, deployment: EXPORT_DEPLOYMENT }),
+    });
     selection.select(1);
     expect(await selection.exportSelected()).toBe(true);
     // Index 1 in the table is the exit after block 6: the API names it by its block.
@@ -155,7 +166,9 @@ describe('selection store', () => {
   });
 
   it('reports a failed export', async () => {
-    const { selection } = evaluatedRun({ exportExit: () => Promise.reject(new Error('onnx export needs onnxruntime')) });
+    const { selection } = evaluatedRun({
+      exportExit: () => Promise.reject(new Error('onnx export needs onnxruntime')),
+    });
     expect(await selection.exportSelected()).toBe(false);
     expect(selection.exportResult).toBeUndefined();
     expect(useStudioStore().toasts.map((t) => t.text)).toEqual(['Export failed: onnx export needs onnxruntime']);

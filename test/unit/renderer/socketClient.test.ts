@@ -23,7 +23,13 @@ const openNodeSocket: OpenSocket = (url, handlers) => {
   return { send: (data) => socket.send(data), close: () => socket.close() };
 };
 
-const info = { version: '0.1.0', backend: { name: 'wasm', label: 'WebAssembly', device: 'CPU', gpu: false }, backendNotes: [], runsRoot: '/runs', nativeDialogs: false };
+const info = {
+  version: '0.1.0',
+  backend: { name: 'wasm', label: 'WebAssembly', device: 'CPU', gpu: false },
+  backendNotes: [],
+  runsRoot: '/runs',
+  nativeDialogs: false,
+};
 
 type Serve = (call: WireCall, reply: (message: WireMessage | string) => void) => void;
 
@@ -72,7 +78,9 @@ beforeEach(async () => {
   server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   server.on('connection', (socket, request) => {
     requestUrls.push(request.url ?? '');
-    socket.on('message', (data) => serve(JSON.parse(String(data)) as WireCall, (m) => socket.send(typeof m === 'string' ? m : JSON.stringify(m))));
+    socket.on('message', (data) =>
+      serve(JSON.parse(String(data)) as WireCall, (m) => socket.send(typeof m === 'string' ? m : JSON.stringify(m))),
+    );
   });
   await once(server, 'listening');
 });
@@ -86,7 +94,9 @@ afterEach(async () => {
 
 describe('socket StudioApi', () => {
   it('builds the address from the page location and its token', () => {
-    expect(socketUrl({ protocol: 'http:', host: '127.0.0.1:5000', search: '?token=a+b%2Fc&x=1' })).toBe('ws://127.0.0.1:5000/api?token=a%20b%2Fc');
+    expect(socketUrl({ protocol: 'http:', host: '127.0.0.1:5000', search: '?token=a+b%2Fc&x=1' })).toBe(
+      'ws://127.0.0.1:5000/api?token=a%20b%2Fc',
+    );
     expect(socketUrl({ protocol: 'https:', host: 'studio.local', search: '' })).toBe('wss://studio.local/api?token=');
   });
 
@@ -117,17 +127,26 @@ describe('socket StudioApi', () => {
     const received: WireCall[] = [];
     serve = (call, reply) => {
       received.push(call);
-      reply({ id: call.id, ok: true, result: { files: ['a/model.json'], directory: 'a', deployment: EXPORT_DEPLOYMENT } });
+      reply({
+        id: call.id,
+        ok: true,
+        result: { files: ['a/model.json'], directory: 'a', deployment: EXPORT_DEPLOYMENT },
+      });
     };
     const api = connect();
     await api.exportExit({ run: RUN_DIR, exit: 1, format: 'onnx' });
-    expect(received).toEqual([{ id: expect.any(Number), method: 'exportExit', payload: { run: RUN_DIR, exit: 1, format: 'onnx' } }]);
+    expect(received).toEqual([
+      { id: expect.any(Number), method: 'exportExit', payload: { run: RUN_DIR, exit: 1, format: 'onnx' } },
+    ]);
   });
 
-  it('rejects with the server\'s message when a call fails', async () => {
+  it("rejects with the server's message when a call fails", async () => {
     serve = (call, reply) => reply({ id: call.id, ok: false, error: 'arch.depth: ResNet depth must be 6n+2' });
     const api = connect();
-    await expect(api.startRun({ config: {} })).rejects.toMatchObject({ name: 'ApiError', message: 'arch.depth: ResNet depth must be 6n+2' });
+    await expect(api.startRun({ config: {} })).rejects.toMatchObject({
+      name: 'ApiError',
+      message: 'arch.depth: ResNet depth must be 6n+2',
+    });
   });
 
   it('rejects a reply that does not match the response schema', async () => {
@@ -173,18 +192,32 @@ describe('socket StudioApi', () => {
 
   it('keeps a call made while the server is down until it comes up', async () => {
     const port = await freePort();
-    client = createSocketStudioApi({ url: `ws://127.0.0.1:${port}/api`, openSocket: openNodeSocket, retryDelayMs: () => 20, connectTimeoutMs: 5000 });
+    client = createSocketStudioApi({
+      url: `ws://127.0.0.1:${port}/api`,
+      openSocket: openNodeSocket,
+      retryDelayMs: () => 20,
+      connectTimeoutMs: 5000,
+    });
     const answer = client.getInfo({});
     await whenState(client, 'reconnecting');
     const late = new WebSocketServer({ host: '127.0.0.1', port });
-    late.on('connection', (socket) => socket.on('message', (data) => socket.send(JSON.stringify({ id: (JSON.parse(String(data)) as WireCall).id, ok: true, result: info }))));
+    late.on('connection', (socket) =>
+      socket.on('message', (data) =>
+        socket.send(JSON.stringify({ id: (JSON.parse(String(data)) as WireCall).id, ok: true, result: info })),
+      ),
+    );
     await expect(answer).resolves.toEqual(info);
     client.close();
     await new Promise((resolve) => late.close(resolve));
   });
 
   it('fails a call that waits too long for a connection, and everything once closed', async () => {
-    client = createSocketStudioApi({ url: `ws://127.0.0.1:${await freePort()}/api`, openSocket: openNodeSocket, retryDelayMs: () => 20, connectTimeoutMs: 100 });
+    client = createSocketStudioApi({
+      url: `ws://127.0.0.1:${await freePort()}/api`,
+      openSocket: openNodeSocket,
+      retryDelayMs: () => 20,
+      connectTimeoutMs: 100,
+    });
     await expect(client.getInfo({})).rejects.toThrow('getInfo: not connected to the studio');
     expect(client.connectionState).toBe('reconnecting');
     client.close();

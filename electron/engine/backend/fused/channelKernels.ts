@@ -58,7 +58,10 @@ const KERNELS: FusedKernel[] = [
     values: ['x', 'y'],
     channels: ['a', 'b', 'c'],
     outputs: ['out'],
-    body: store('out', `(f32x4.add (f32x4.add (f32x4.mul ${value('x')} ${channel('a')}) (f32x4.mul ${value('y')} ${channel('b')})) ${channel('c')})`),
+    body: store(
+      'out',
+      `(f32x4.add (f32x4.add (f32x4.mul ${value('x')} ${channel('a')}) (f32x4.mul ${value('y')} ${channel('b')})) ${channel('c')})`,
+    ),
   },
   {
     // out = y > 0 ? dy : 0 (ReLU's gradient from its output y)
@@ -76,7 +79,9 @@ const KERNELS: FusedKernel[] = [
  * 16) and $k is the offset inside them. Pointers are addresses of tfjs's tensors in the memory.
  */
 function watFunction(kernel: FusedKernel): string {
-  const params = [...kernel.values, ...kernel.channels, ...kernel.outputs, 'n', 'rowBytes'].map((p) => `(param $${p} i32)`).join(' ');
+  const params = [...kernel.values, ...kernel.channels, ...kernel.outputs, 'n', 'rowBytes']
+    .map((p) => `(param $${p} i32)`)
+    .join(' ');
   return `
   (func (export "${kernel.kernelName}") ${params}
     (local $i i32) (local $k i32) (local $end i32) (local $d v128)
@@ -197,7 +202,16 @@ function channelSumsKernel(run: KernelExport): KernelFunc {
     const scratch = wasm.makeOutput([6 * channels], 'float32');
     try {
       const accumulators = address(wasm, scratch);
-      run(address(wasm, x!), address(wasm, y!), address(wasm, sums[0]!), address(wasm, sums[1]!), tf.util.sizeFromShape(x!.shape), channels * 4, accumulators, accumulators + 8 * channels);
+      run(
+        address(wasm, x!),
+        address(wasm, y!),
+        address(wasm, sums[0]!),
+        address(wasm, sums[1]!),
+        tf.util.sizeFromShape(x!.shape),
+        channels * 4,
+        accumulators,
+        accumulators + 8 * channels,
+      );
     } finally {
       wasm.disposeData(scratch.dataId);
     }
@@ -236,11 +250,15 @@ export async function registerFusedKernels(): Promise<string | undefined> {
     return `the fused kernels do not compile here: ${(error as Error).message}`;
   }
   const kernelFuncs: [string, KernelFunc][] = [
-    ...KERNELS.map((kernel): [string, KernelFunc] => [kernel.kernelName, kernelFunc(kernel, exports[kernel.kernelName]!)]),
+    ...KERNELS.map((kernel): [string, KernelFunc] => [
+      kernel.kernelName,
+      kernelFunc(kernel, exports[kernel.kernelName]!),
+    ]),
     [FUSED_KERNELS.channelSums, channelSumsKernel(exports[FUSED_KERNELS.channelSums]!)],
   ];
   for (const [kernelName, func] of kernelFuncs) {
-    if (tf.getKernel(kernelName, 'wasm') === undefined) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: func });
+    if (tf.getKernel(kernelName, 'wasm') === undefined)
+      tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: func });
   }
   return undefined;
 }

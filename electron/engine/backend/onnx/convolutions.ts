@@ -51,7 +51,16 @@ type ConvLayout = { blocked: true; block: number } | { blocked: false };
  * output NHWC. `attributes` are the ONNX Conv's strides/pads/dilations/kernel_shape; the shapes
  * are the image's and the output's (NHWC).
  */
-function nhwcConv(g: GraphBuilder, layout: ConvLayout, image: string, filter: string, filterShape: Shape4D, attributes: OnnxAttribute[], [n, h, w]: Shape4D, [, ho, wo]: Shape4D): string {
+function nhwcConv(
+  g: GraphBuilder,
+  layout: ConvLayout,
+  image: string,
+  filter: string,
+  filterShape: Shape4D,
+  attributes: OnnxAttribute[],
+  [n, h, w]: Shape4D,
+  [, ho, wo]: Shape4D,
+): string {
   const [kh, kw, inChannels, outChannels] = filterShape;
   if (layout.blocked) {
     const b = layout.block;
@@ -61,30 +70,61 @@ function nhwcConv(g: GraphBuilder, layout: ConvLayout, image: string, filter: st
     // With exactly one block of channels, NHWC memory already is the blocked layout
     // ([N, 1, H, W, b]): a reshape relabels it, where a reorder would copy the whole tensor.
     const blockedImage =
-      inChannels === b ? g.reshape(image, [n, b, h, w]) : g.op('ReorderInput', [image], [intAttribute('channels_last', 1)], NCHWC_DOMAIN);
+      inChannels === b
+        ? g.reshape(image, [n, b, h, w])
+        : g.op('ReorderInput', [image], [intAttribute('channels_last', 1)], NCHWC_DOMAIN);
     const blockedOut = g.op('Conv', [blockedImage, blockedFilter], attributes, NCHWC_DOMAIN);
     if (outChannels === b) return g.reshape(blockedOut, [n, ho, wo, b]);
-    return g.op('ReorderOutput', [blockedOut], [intAttribute('channels_last', 1), intAttribute('channels', outChannels)], NCHWC_DOMAIN);
+    return g.op(
+      'ReorderOutput',
+      [blockedOut],
+      [intAttribute('channels_last', 1), intAttribute('channels', outChannels)],
+      NCHWC_DOMAIN,
+    );
   }
   const out = g.op('Conv', [g.transpose(image, [0, 3, 1, 2]), g.transpose(filter, [3, 2, 0, 1])], attributes);
   return g.transpose(out, [0, 2, 3, 1]);
 }
 
-function convAttributes(kernel: [number, number], strides: [number, number], dilations: [number, number], pads: number[]): OnnxAttribute[] {
-  return [intsAttribute('kernel_shape', kernel), intsAttribute('strides', strides), intsAttribute('dilations', dilations), intsAttribute('pads', pads)];
+function convAttributes(
+  kernel: [number, number],
+  strides: [number, number],
+  dilations: [number, number],
+  pads: number[],
+): OnnxAttribute[] {
+  return [
+    intsAttribute('kernel_shape', kernel),
+    intsAttribute('strides', strides),
+    intsAttribute('dilations', dilations),
+    intsAttribute('pads', pads),
+  ];
 }
 
 function blockedIf(block: number | undefined, ...channelCounts: number[]): ConvLayout {
-  return block !== undefined && channelCounts.every((c) => c % block === 0) ? { blocked: true, block } : { blocked: false };
+  return block !== undefined && channelCounts.every((c) => c % block === 0)
+    ? { blocked: true, block }
+    : { blocked: false };
 }
 
 function forwardGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
   const g = new GraphBuilder();
   const filterShape: Shape4D = [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels];
   const layout = blockedIf(block, info.inChannels, info.outChannels);
-  const attributes = convAttributes([info.filterHeight, info.filterWidth], [info.strideHeight, info.strideWidth], [info.dilationHeight, info.dilationWidth], pads);
+  const attributes = convAttributes(
+    [info.filterHeight, info.filterWidth],
+    [info.strideHeight, info.strideWidth],
+    [info.dilationHeight, info.dilationWidth],
+    pads,
+  );
   const output = nhwcConv(g, layout, 'x', 'filter', filterShape, attributes, info.inShape, info.outShape);
-  return { g, inputs: [['x', info.inShape], ['filter', filterShape]], outputs: [[output, info.outShape]] };
+  return {
+    g,
+    inputs: [
+      ['x', info.inShape],
+      ['filter', filterShape],
+    ],
+    outputs: [[output, info.outShape]],
+  };
 }
 
 function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
@@ -100,7 +140,16 @@ function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefi
     const flipped = g.slice('filter', [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
     const transposed = g.transpose(flipped, [0, 1, 3, 2]);
     const fullPads = [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right];
-    output = nhwcConv(g, layout, 'dy', transposed, [kh, kw, outChannels, inChannels], convAttributes([kh, kw], [1, 1], [1, 1], fullPads), info.outShape, info.inShape);
+    output = nhwcConv(
+      g,
+      layout,
+      'dy',
+      transposed,
+      [kh, kw, outChannels, inChannels],
+      convAttributes([kh, kw], [1, 1], [1, 1], fullPads),
+      info.outShape,
+      info.inShape,
+    );
   } else {
     // ConvTranspose's weight is [C_in of the transpose = Cout, Cin, kh, kw]; output_padding adds
     // the rows/columns the forward stride skipped at the end. It lies in [0, stride): that follows
@@ -109,13 +158,24 @@ function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefi
       info.inHeight - ((info.outHeight - 1) * info.strideHeight + kh - top - bottom),
       info.inWidth - ((info.outWidth - 1) * info.strideWidth + kw - left - right),
     ];
-    const dxNchw = g.op('ConvTranspose', [g.transpose('dy', [0, 3, 1, 2]), g.transpose('filter', [3, 2, 0, 1])], [
-      ...convAttributes([kh, kw], [info.strideHeight, info.strideWidth], [1, 1], pads),
-      intsAttribute('output_padding', outputPadding),
-    ]);
+    const dxNchw = g.op(
+      'ConvTranspose',
+      [g.transpose('dy', [0, 3, 1, 2]), g.transpose('filter', [3, 2, 0, 1])],
+      [
+        ...convAttributes([kh, kw], [info.strideHeight, info.strideWidth], [1, 1], pads),
+        intsAttribute('output_padding', outputPadding),
+      ],
+    );
     output = g.transpose(dxNchw, [0, 2, 3, 1]);
   }
-  return { g, inputs: [['dy', info.outShape], ['filter', filterShape]], outputs: [[output, info.inShape]] };
+  return {
+    g,
+    inputs: [
+      ['dy', info.outShape],
+      ['filter', filterShape],
+    ],
+    outputs: [[output, info.inShape]],
+  };
 }
 
 /**
@@ -128,15 +188,33 @@ function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefi
  */
 function filterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
   const g = new GraphBuilder();
-  const { inChannels, outChannels, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const {
+    inChannels,
+    outChannels,
+    outHeight: ho,
+    outWidth: wo,
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
-  const padded = top + left + bottom + right > 0 ? g.op('Pad', ['x', g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : 'x';
+  const padded =
+    top + left + bottom + right > 0 ? g.op('Pad', ['x', g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : 'x';
   const taps: string[] = [];
   for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) taps.push(g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]));
+    for (let j = 0; j < kw; j++)
+      taps.push(g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]));
   }
   const output = tapProducts(g, info, ho * wo, 'dy', taps);
-  return { g, inputs: [['x', info.inShape], ['dy', info.outShape]], outputs: [[output, [kh, kw, inChannels, outChannels]]] };
+  return {
+    g,
+    inputs: [
+      ['x', info.inShape],
+      ['dy', info.outShape],
+    ],
+    outputs: [[output, [kh, kw, inChannels, outChannels]]],
+  };
 }
 
 /**
@@ -165,7 +243,12 @@ function tapProducts(g: GraphBuilder, info: Conv2DInfo, positions: number, dy: s
   const rows = images * positions;
   const dyT = g.transpose(g.reshape(dy, [groups, rows, outChannels]), [0, 2, 1]);
   const products = taps.map((tap) => g.op('MatMul', [dyT, g.reshape(tap, [groups, rows, inChannels])]));
-  const perGroup = g.reshape(products.length > 1 ? g.op('Concat', products, [intAttribute('axis', 0)]) : products[0]!, [kh * kw, groups, outChannels, inChannels]);
+  const perGroup = g.reshape(products.length > 1 ? g.op('Concat', products, [intAttribute('axis', 0)]) : products[0]!, [
+    kh * kw,
+    groups,
+    outChannels,
+    inChannels,
+  ]);
   const summed = g.op('ReduceSum', [perGroup, g.int64s([1])], [intAttribute('keepdims', 0)]);
   return g.reshape(g.transpose(summed, [0, 2, 1]), [kh, kw, inChannels, outChannels]);
 }
@@ -194,7 +277,13 @@ function shiftedFilterGradientGraph(geometry: ConvGeometry): KernelGraph {
   for (let i = 0; i < info.filterHeight; i++) {
     for (let j = 0; j < info.filterWidth; j++) taps.push([`x${i}_${j}`, [info.batchSize * positions, info.inChannels]]);
   }
-  const output = tapProducts(g, info, positions, 'dy', taps.map(([name]) => name));
+  const output = tapProducts(
+    g,
+    info,
+    positions,
+    'dy',
+    taps.map(([name]) => name),
+  );
   return {
     g,
     inputs: [['dy', [info.batchSize * positions, info.outChannels]], ...taps],
@@ -209,7 +298,14 @@ function shiftedFilterGradientGraph(geometry: ConvGeometry): KernelGraph {
 const SHIFTED_MIN_CHANNELS = 8;
 
 /** Copies NHWC `source` [n, h, w, c] into `target` [n', h', w', c] at row `top`, column `left`, zeros elsewhere. */
-function placeOnGrid(source: Float32Array, [n, h, w, c]: Shape4D, target: Float32Array, [targetH, targetW]: [number, number], top: number, left: number): void {
+function placeOnGrid(
+  source: Float32Array,
+  [n, h, w, c]: Shape4D,
+  target: Float32Array,
+  [targetH, targetW]: [number, number],
+  top: number,
+  left: number,
+): void {
   target.fill(0);
   const row = w * c;
   for (let image = 0; image < n; image++) {
@@ -221,14 +317,22 @@ function placeOnGrid(source: Float32Array, [n, h, w, c]: Shape4D, target: Float3
 }
 
 /** Runs the shifted-taps program: lays x and dy out on the padded grid, then views the taps. */
-function runShiftedFilterGradient(program: OnnxProgram, geometry: ConvGeometry, x: TensorInfo, dy: TensorInfo): (backend: BackendWasm) => TensorInfo {
+function runShiftedFilterGradient(
+  program: OnnxProgram,
+  geometry: ConvGeometry,
+  x: TensorInfo,
+  dy: TensorInfo,
+): (backend: BackendWasm) => TensorInfo {
   return (backend) => {
     const { info, pads } = geometry;
     const { height, width } = paddedGrid(geometry);
     const positions = height * width;
     const gridX = backend.makeOutput([info.batchSize + 1, height, width, info.inChannels], 'float32');
     const gridDy = backend.makeOutput([info.batchSize, height, width, info.outChannels], 'float32');
-    const output = backend.makeOutput([info.filterHeight, info.filterWidth, info.inChannels, info.outChannels], 'float32');
+    const output = backend.makeOutput(
+      [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels],
+      'float32',
+    );
     try {
       // Views only after every allocation: growing the wasm heap detaches earlier ones.
       const heap = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
@@ -260,19 +364,46 @@ function runShiftedFilterGradient(program: OnnxProgram, geometry: ConvGeometry, 
  */
 function depthwiseFilterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
   const g = new GraphBuilder();
-  const { batchSize: n, inChannels: c, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw } = info;
+  const {
+    batchSize: n,
+    inChannels: c,
+    inHeight: h,
+    inWidth: w,
+    outHeight: ho,
+    outWidth: wo,
+    filterHeight: kh,
+    filterWidth: kw,
+  } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
-  const image = g.op('Pad', [g.reshape(g.transpose('x', [3, 0, 1, 2]), [1, c * n, h, w]), g.int64s([0, 0, top, left, 0, 0, bottom, right])]);
+  const image = g.op('Pad', [
+    g.reshape(g.transpose('x', [3, 0, 1, 2]), [1, c * n, h, w]),
+    g.int64s([0, 0, top, left, 0, 0, bottom, right]),
+  ]);
   const kernel = g.transpose('dy', [3, 0, 1, 2]);
-  let taps = g.op('Conv', [image, kernel], [...convAttributes([ho, wo], [1, 1], [info.strideHeight, info.strideWidth], [0, 0, 0, 0]), intAttribute('group', c)]);
+  let taps = g.op(
+    'Conv',
+    [image, kernel],
+    [
+      ...convAttributes([ho, wo], [1, 1], [info.strideHeight, info.strideWidth], [0, 0, 0, 0]),
+      intAttribute('group', c),
+    ],
+  );
   const rows = h + top + bottom - (ho - 1) * info.strideHeight;
   const cols = w + left + right - (wo - 1) * info.strideWidth;
   if (rows > kh || cols > kw) taps = g.slice(taps, [2, 3], [0, 0], [kh, kw]);
   const output = g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
-  return { g, inputs: [['x', info.inShape], ['dy', info.outShape]], outputs: [[output, [kh, kw, c, 1]]] };
+  return {
+    g,
+    inputs: [
+      ['x', info.inShape],
+      ['dy', info.outShape],
+    ],
+    outputs: [[output, [kh, kw, c, 1]]],
+  };
 }
 
-export type ConvKernelName = 'Conv2D' | 'Conv2DBackpropInput' | 'Conv2DBackpropFilter' | 'DepthwiseConv2dNativeBackpropFilter';
+export type ConvKernelName =
+  'Conv2D' | 'Conv2DBackpropInput' | 'Conv2DBackpropFilter' | 'DepthwiseConv2dNativeBackpropFilter';
 
 const GRAPHS: Record<ConvKernelName, (geometry: ConvGeometry, block: number | undefined) => KernelGraph> = {
   Conv2D: forwardGraph,
@@ -292,7 +423,8 @@ const KERNEL_INPUTS: Record<ConvKernelName, [string, string]> = {
 export const CONVOLUTION_KERNELS = Object.keys(GRAPHS) as ConvKernelName[];
 
 function shape4D(value: unknown): Shape4D | undefined {
-  if (!Array.isArray(value) || value.length !== 4 || !value.every((d) => Number.isInteger(d) && d > 0)) return undefined;
+  if (!Array.isArray(value) || value.length !== 4 || !value.every((d) => Number.isInteger(d) && d > 0))
+    return undefined;
   return value as Shape4D;
 }
 
@@ -300,10 +432,15 @@ function shape4D(value: unknown): Shape4D | undefined {
  * The geometry of one call, or undefined where our graphs would not reproduce the stock kernel:
  * NCHW data, dilated gradients, sizes an ONNX convolution would round differently, empty tensors.
  */
-function computeGeometry(kernel: ConvKernelName, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap): ConvGeometry | undefined {
+function computeGeometry(
+  kernel: ConvKernelName,
+  inputs: Record<string, TensorInfo>,
+  attrs: NamedAttrMap,
+): ConvGeometry | undefined {
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return undefined;
   const [first, second] = KERNEL_INPUTS[kernel].map((name) => inputs[name]);
-  if (first === undefined || second === undefined || first.dtype !== 'float32' || second.dtype !== 'float32') return undefined;
+  if (first === undefined || second === undefined || first.dtype !== 'float32' || second.dtype !== 'float32')
+    return undefined;
   const strides = attrs.strides as number | [number, number];
   const dilations = (attrs.dilations ?? 1) as number | [number, number];
   const pad = attrs.pad as backend_util.ExplicitPadding | 'same' | 'valid' | number;
@@ -324,14 +461,25 @@ function computeGeometry(kernel: ConvKernelName, inputs: Record<string, TensorIn
   const depthwise = kernel === 'DepthwiseConv2dNativeBackpropFilter';
   // Channel multipliers above 1 (never in our networks) keep the composed kernel.
   if (depthwise && filterShape[3] !== 1) return undefined;
-  const info = backend_util.computeConv2DInfo(xShape, filterShape, strides, dilations, pad, rounding, depthwise, 'channelsLast');
+  const info = backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    strides,
+    dilations,
+    pad,
+    rounding,
+    depthwise,
+    'channelsLast',
+  );
   if (kernel !== 'Conv2D' && (info.dilationHeight !== 1 || info.dilationWidth !== 1)) return undefined;
   const { top, left, bottom, right } = info.padInfo;
   if (Math.min(top, left, bottom, right) < 0 || info.outHeight <= 0 || info.outWidth <= 0) return undefined;
   const onnxOut = (size: number, before: number, after: number, k: number, dilation: number, stride: number) =>
     Math.floor((size + before + after - ((k - 1) * dilation + 1)) / stride) + 1;
-  if (onnxOut(info.inHeight, top, bottom, info.filterHeight, info.dilationHeight, info.strideHeight) !== info.outHeight) return undefined;
-  if (onnxOut(info.inWidth, left, right, info.filterWidth, info.dilationWidth, info.strideWidth) !== info.outWidth) return undefined;
+  if (onnxOut(info.inHeight, top, bottom, info.filterHeight, info.dilationHeight, info.strideHeight) !== info.outHeight)
+    return undefined;
+  if (onnxOut(info.inWidth, left, right, info.filterWidth, info.dilationWidth, info.strideWidth) !== info.outWidth)
+    return undefined;
   return { info, pads: [top, left, bottom, right] };
 }
 
@@ -343,7 +491,12 @@ function programKey(kernel: ConvKernelName, { info, pads }: ConvGeometry): strin
  * The onnxruntime version of `kernel`, compiling into `cache`; `fallback` (the kernel it replaces)
  * runs the calls the graphs do not cover. `block` is MLAS's NCHWc block size, if any.
  */
-export function convolutionKernel(kernel: ConvKernelName, cache: ProgramCache, block: number | undefined, fallback: KernelFunc): KernelFunc {
+export function convolutionKernel(
+  kernel: ConvKernelName,
+  cache: ProgramCache,
+  block: number | undefined,
+  fallback: KernelFunc,
+): KernelFunc {
   return onnxKernel(({ inputs, attrs }) => {
     const geometry = computeGeometry(kernel, inputs as Record<string, TensorInfo>, attrs ?? {});
     if (geometry === undefined) return undefined;
@@ -351,7 +504,12 @@ export function convolutionKernel(kernel: ConvKernelName, cache: ProgramCache, b
     // One input channel (a grayscale image layer): XNNPACK's NHWC convolution took 3.9 ms where
     // onnxruntime's NCHW one took 12.4 (128x32x32x1 -> 16); from 3 channels on onnxruntime is faster.
     if (kernel === 'Conv2D' && info.inChannels === 1) return undefined;
-    if (kernel === 'Conv2DBackpropFilter' && info.strideHeight === 1 && info.strideWidth === 1 && info.inChannels >= SHIFTED_MIN_CHANNELS) {
+    if (
+      kernel === 'Conv2DBackpropFilter' &&
+      info.strideHeight === 1 &&
+      info.strideWidth === 1 &&
+      info.inChannels >= SHIFTED_MIN_CHANNELS
+    ) {
       const program = cache.get(`${programKey(kernel, geometry)} shifted`, () => shiftedFilterGradientGraph(geometry));
       return { run: runShiftedFilterGradient(program, geometry, inputs.x!, inputs.dy!) };
     }
@@ -371,7 +529,12 @@ function maxDifference(a: Float32Array, b: Float32Array): number {
 }
 
 /** The probe convolution: 16 -> 16 channels, 3x3, 'same', on deterministic values. */
-const PROBE = { xShape: [2, 5, 5, 16] as Shape4D, filterShape: [3, 3, 16, 16] as Shape4D, x: randomArray(2 * 5 * 5 * 16, 1), filter: randomArray(9 * 16 * 16, 2) };
+const PROBE = {
+  xShape: [2, 5, 5, 16] as Shape4D,
+  filterShape: [3, 3, 16, 16] as Shape4D,
+  x: randomArray(2 * 5 * 5 * 16, 1),
+  filter: randomArray(9 * 16 * 16, 2),
+};
 
 /** The probe convolution through onnxruntime, blocked by `block` or plain. */
 function probeConvolution(block: number | undefined, threads: number): Float32Array {
@@ -400,7 +563,10 @@ export function probeOnnxConvolutions(threads: number): { block: number | undefi
     return tf.conv2d(x, filter, 1, 'same').dataSync() as Float32Array;
   });
   const difference = maxDifference(reference, expected);
-  if (!(difference < 1e-4)) throw new Error(`onnxruntime's convolution disagrees with the ${tf.getBackend()} backend's (max difference ${difference})`);
+  if (!(difference < 1e-4))
+    throw new Error(
+      `onnxruntime's convolution disagrees with the ${tf.getBackend()} backend's (max difference ${difference})`,
+    );
   for (const block of [16, 8]) {
     try {
       if (maxDifference(probeConvolution(block, threads), reference) < 1e-4) return { block };

@@ -48,7 +48,11 @@ export function enableOnnxKernels(): OnnxKernelsInfo {
   });
   CONVOLUTION_KERNELS.forEach((name, i) => {
     tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: convolutionKernel(name, cache, block, replaced[i]!.kernelFunc) });
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'wasm',
+      kernelFunc: convolutionKernel(name, cache, block, replaced[i]!.kernelFunc),
+    });
   });
   active = { threads, block, cache, replaced };
   return { threads, block };

@@ -11,12 +11,29 @@ import { createRequire } from 'node:module';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as ort from 'onnxruntime-node';
-import { encodeOnnxModel, int64Tensor, intsAttribute, tensorInfo, type OnnxAttribute, type OnnxNode, type OnnxTensor } from '../../onnx/proto.js';
+import {
+  encodeOnnxModel,
+  int64Tensor,
+  intsAttribute,
+  tensorInfo,
+  type OnnxAttribute,
+  type OnnxNode,
+  type OnnxTensor,
+} from '../../onnx/proto.js';
 
 /** The part of onnxruntime-node's native InferenceSession we use (onnxruntime-node/dist/binding.d.ts). */
 interface NativeSession {
-  loadModel(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, options: ort.InferenceSession.SessionOptions): void;
-  run(feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>, options: ort.InferenceSession.RunOptions): Record<string, ort.Tensor>;
+  loadModel(
+    buffer: ArrayBufferLike,
+    byteOffset: number,
+    byteLength: number,
+    options: ort.InferenceSession.SessionOptions,
+  ): void;
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches: Record<string, ort.Tensor | null>,
+    options: ort.InferenceSession.RunOptions,
+  ): Record<string, ort.Tensor>;
   dispose(): void;
 }
 
@@ -46,7 +63,14 @@ export class GraphBuilder {
 
   op(opType: string, inputs: string[], attributes: OnnxAttribute[] = [], domain?: string): string {
     const output = `v${this.count++}`;
-    this.nodes.push({ name: output, op_type: opType, input: inputs, output: [output], attribute: attributes, ...(domain ? { domain } : {}) });
+    this.nodes.push({
+      name: output,
+      op_type: opType,
+      input: inputs,
+      output: [output],
+      attribute: attributes,
+      ...(domain ? { domain } : {}),
+    });
     return output;
   }
 
@@ -88,7 +112,10 @@ export class OnnxProgram {
   ) {
     const bytes = encodeOnnxModel({
       ir_version: 8,
-      opset_import: [{ domain: '', version: OPSET }, { domain: NCHWC_DOMAIN, version: 1 }],
+      opset_import: [
+        { domain: '', version: OPSET },
+        { domain: NCHWC_DOMAIN, version: 1 },
+      ],
       producer_name: 'Mw Studio kernels',
       graph: {
         name: 'kernel',
@@ -181,7 +208,10 @@ export function onnxKernelCalls(): { onnx: number; fallback: number } {
 export type KernelPlan = { program: OnnxProgram; inputs: TensorInfo[] } | { run(backend: BackendWasm): TensorInfo };
 
 /** A kernel that runs `plan`'s program when it returns one, else `fallback` (the kernel it replaces). */
-export function onnxKernel(plan: (args: Parameters<KernelFunc>[0]) => KernelPlan | undefined, fallback: KernelFunc): KernelFunc {
+export function onnxKernel(
+  plan: (args: Parameters<KernelFunc>[0]) => KernelPlan | undefined,
+  fallback: KernelFunc,
+): KernelFunc {
   return (args) => {
     const planned = plan(args);
     if (planned === undefined) {

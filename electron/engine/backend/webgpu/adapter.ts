@@ -69,14 +69,19 @@ function systemVulkanProblem(): string | undefined {
     return problem && `MW_VULKAN_LOADER=${custom} cannot be loaded: ${problem}`;
   }
   // By soname, as Dawn will: fails only when no libvulkan.so.1 is on the library path.
-  return loadLibrary(VULKAN_LOADER) && `no Vulkan loader (${VULKAN_LOADER}): install libvulkan1 and your GPU's Vulkan driver, or set MW_VULKAN_LOADER`;
+  return (
+    loadLibrary(VULKAN_LOADER) &&
+    `no Vulkan loader (${VULKAN_LOADER}): install libvulkan1 and your GPU's Vulkan driver, or set MW_VULKAN_LOADER`
+  );
 }
 
 const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|microsoft basic render|warp/i;
 
 export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
   const { vendor, architecture, description } = adapter.info;
-  const software = SOFTWARE_ADAPTER.test(`${vendor} ${architecture} ${description}`) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const software =
+    SOFTWARE_ADAPTER.test(`${vendor} ${architecture} ${description}`) ||
+    (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   return { vendor, architecture, description, software };
 }
 
@@ -88,7 +93,9 @@ export function adapterName({ vendor, architecture, description }: AdapterDescri
 
 /** Why 'auto' passes over a software adapter. */
 export function softwareRefused(described: AdapterDescription): Error {
-  return new Error(`only a software adapter (${adapterName(described)}), which is slower than wasm-ort; force it with --backend webgpu`);
+  return new Error(
+    `only a software adapter (${adapterName(described)}), which is slower than wasm-ort; force it with --backend webgpu`,
+  );
 }
 
 type WebGpuModule = { create: (options: string[]) => GPU; globals: object };
@@ -97,7 +104,10 @@ async function loadDawn(): Promise<WebGpuModule> {
   try {
     return (await import('webgpu')) as WebGpuModule;
   } catch (error) {
-    throw new Error(`the npm package webgpu (Dawn) failed to load: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(
+      `the npm package webgpu (Dawn) failed to load: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
 }
 
@@ -108,7 +118,9 @@ async function requestAdapter(dawn: WebGpuModule): Promise<{ gpu: GPU; adapter: 
 
 /** SwiftShader from a folder that has both its driver and a loader, set up for the next Dawn instance. */
 function useSwiftShader(): string | undefined {
-  const dir = swiftShaderDirs().find((d) => existsSync(path.join(d, SWIFTSHADER_ICD)) && existsSync(path.join(d, VULKAN_LOADER)));
+  const dir = swiftShaderDirs().find(
+    (d) => existsSync(path.join(d, SWIFTSHADER_ICD)) && existsSync(path.join(d, VULKAN_LOADER)),
+  );
   if (dir === undefined) return undefined;
   const problem = loadLibrary(path.join(dir, VULKAN_LOADER));
   if (problem !== undefined) return undefined;
@@ -126,13 +138,16 @@ export async function openDevice({ allowSoftware }: { allowSoftware: boolean }):
   const vulkanProblem = systemVulkanProblem();
   let { gpu, adapter } = vulkanProblem === undefined ? await requestAdapter(dawn) : { gpu: undefined, adapter: null };
   let described = adapter && describeAdapter(adapter);
-  const hardwareProblem = vulkanProblem ?? (adapter === null ? 'Dawn found no GPU adapter (is the GPU driver installed?)' : undefined);
+  const hardwareProblem =
+    vulkanProblem ?? (adapter === null ? 'Dawn found no GPU adapter (is the GPU driver installed?)' : undefined);
   if (described?.software && !allowSoftware) throw softwareRefused(described);
   if (adapter === null) {
     if (!allowSoftware) throw new Error(hardwareProblem!);
     const dir = process.platform === 'linux' ? useSwiftShader() : undefined;
     if (dir === undefined) {
-      throw new Error(`${hardwareProblem}; no SwiftShader fallback either (install Debian's chromium, or set MW_SWIFTSHADER_DIR to a folder with ${SWIFTSHADER_ICD} and ${VULKAN_LOADER})`);
+      throw new Error(
+        `${hardwareProblem}; no SwiftShader fallback either (install Debian's chromium, or set MW_SWIFTSHADER_DIR to a folder with ${SWIFTSHADER_ICD} and ${VULKAN_LOADER})`,
+      );
     }
     ({ gpu, adapter } = await requestAdapter(dawn));
     if (adapter === null) throw new Error(`${hardwareProblem}; SwiftShader in ${dir} gave no adapter either`);

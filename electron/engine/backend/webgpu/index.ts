@@ -35,7 +35,12 @@ export async function startWebGpuBackend({ allowSoftware }: { allowSoftware: boo
     }
     // Node 21+ has a navigator (without gpu); Node 20 has none.
     const navigator = (globalThis as { navigator?: object }).navigator;
-    if (navigator === undefined) Object.defineProperty(globalThis, 'navigator', { value: { gpu: opened.gpu }, configurable: true, writable: true });
+    if (navigator === undefined)
+      Object.defineProperty(globalThis, 'navigator', {
+        value: { gpu: opened.gpu },
+        configurable: true,
+        writable: true,
+      });
     else Object.defineProperty(navigator, 'gpu', { value: opened.gpu, configurable: true, writable: true });
     const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
     if (tf.findBackendFactory(WEBGPU_BACKEND) != null) tf.removeBackend(WEBGPU_BACKEND);
