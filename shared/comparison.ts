@@ -16,6 +16,23 @@ interface Summarized {
   exits: readonly ExitTop1[];
 }
 
+/** The settings besides the backbone that a plain baseline must share with a run. */
+const BASELINE_RECIPE = [
+  'dataset',
+  'limitTrain',
+  'limitTest',
+  'validationSplit',
+  'imageSize',
+  'augment',
+  'epochs',
+  'batchSize',
+  'lr',
+  'momentum',
+  'weightDecay',
+  'schedule',
+  'milestones',
+] as const satisfies readonly (keyof RunConfig)[];
+
 /**
  * The backbone and recipe a plain baseline must share with a run: network (its exits aside:
  * under plain BP they are probes), data, and training schedule. The seed may differ.
@@ -26,35 +43,7 @@ function baselineKey(config: RunConfig): string {
     arch.family === 'resnet'
       ? { family: arch.family, depth: arch.depth, width: arch.width, block: resnetBlockOf(arch) }
       : { family: arch.family, width: arch.width };
-  const {
-    dataset,
-    limitTrain,
-    limitTest,
-    validationSplit,
-    augment,
-    epochs,
-    batchSize,
-    lr,
-    momentum,
-    weightDecay,
-    schedule,
-    milestones,
-  } = config;
-  return JSON.stringify([
-    backbone,
-    dataset,
-    limitTrain ?? null,
-    limitTest ?? null,
-    validationSplit,
-    augment,
-    epochs,
-    batchSize,
-    lr,
-    momentum,
-    weightDecay,
-    schedule,
-    milestones,
-  ]);
+  return JSON.stringify([backbone, ...BASELINE_RECIPE.map((field) => config[field] ?? null)]);
 }
 
 /** Label of a run's training method, "multiway+distill" when self-distilled. */
