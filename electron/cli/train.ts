@@ -215,12 +215,14 @@ export async function exitTaxLine(summary: RunSummary, runsRoot: string): Promis
 
 /**
  * Trains one run with progress on stderr; Ctrl-C stops after the current step and checkpoints.
+ * `started`, when given, hears the run folder before training begins (a study records it).
  * Returns the summary, or undefined when stopped (the run folder in `stopped`).
  */
 export async function trainOne(
   request: RunRequest,
   backend: Awaited<ReturnType<typeof initBackend>>,
   progress: ProgressReporter,
+  started?: (run: string) => Promise<void>,
 ): Promise<{ summary?: RunSummary; run: string }> {
   const trainer = await openRun(request, {
     backend: summarizeBackend(backend),
@@ -240,6 +242,12 @@ export async function trainOne(
       }
     },
   });
+  try {
+    await started?.(trainer.start.run);
+  } catch (error) {
+    trainer.dispose();
+    throw error;
+  }
   let interrupts = 0;
   const onSignal = () => {
     if (++interrupts > 1) process.exit(130);
