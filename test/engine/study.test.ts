@@ -112,6 +112,19 @@ describe('a study in the engine', () => {
       ['multiway', true, 7],
       ['multiway', true, 8],
     ]);
+    // Under self-distillation the step losses are each exit's objective, with the cross-entropy beside them.
+    const steps = async (run: string) =>
+      (await (await RunFolder.open(join(runsRoot, run))).metrics()).records.flatMap((r) =>
+        r.type === 'batch' ? [r] : [],
+      );
+    expect((await steps(done.record.runs[0]!.run!)).every((b) => b.crossEntropy === undefined)).toBe(true);
+    const distilledSteps = await steps(done.record.runs[2]!.run!);
+    expect(distilledSteps.length).toBeGreaterThan(0);
+    for (const b of distilledSteps) {
+      expect(b.crossEntropy).toHaveLength(3);
+      expect(b.losses[0]).not.toBe(b.crossEntropy![0]);
+      expect(b.losses[2]).toBe(b.crossEntropy![2]);
+    }
     const [plain, multiway] = done.rows;
     expect([plain!.method, plain!.runs, multiway!.method, multiway!.runs]).toEqual(['plain', 2, 'multiway+distill', 2]);
     multiway!.exits.forEach((exit, k) => {
