@@ -6,7 +6,7 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exitComparison, exitTax, methodLabel, type StudyRow } from '../../shared/comparison.js';
-import { exitLabel, formatPercent } from '../../shared/format.js';
+import { exitLabel, formatPercent, formatPoints } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
 import { parseRunConfig } from '../../shared/spec.js';
 import {
@@ -35,7 +35,6 @@ mw-studio compare RUN_DIR RUN_DIR [...] [--json]
 const STUDY_OPTIONS = { ...TRAIN_OPTIONS, methods: { type: 'string' }, seeds: { type: 'string' } } as const;
 
 const percent = (fraction: number) => formatPercent(fraction, 2);
-const points = (fraction: number) => `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(2)}`;
 
 export function studyText(rows: readonly StudyRow[]): string {
   const exits = rows[0]?.exits ?? [];
@@ -44,7 +43,7 @@ export function studyText(rows: readonly StudyRow[]): string {
     row.method,
     String(row.runs),
     ...row.exits.map((e) => `${percent(e.mean)} ± ${(e.spread * 100).toFixed(2)}`),
-    row.exitTax === undefined ? '' : points(row.exitTax),
+    row.exitTax === undefined ? '' : formatPoints(row.exitTax),
   ]);
   return `${renderTable(header, body)}\ntop-1 on the test set, mean ± sample standard deviation over the seeds; exit tax = mean final top-1 minus plain BP's`;
 }
@@ -106,7 +105,7 @@ export async function compare(argv: string[]): Promise<number> {
   const taxes = summaries.map((s) => exitTax(s, summaries));
   const header = ['exit', ...summaries.map((s, i) => `${i + 1}: ${methodLabel(s.config)} s${s.config.seed}`)];
   const body = rows.map((row) => [exitLabel(row), ...row.top1.map((t) => (t === undefined ? '' : percent(t)))]);
-  body.push(['exit tax (points)', ...taxes.map((t) => (t ? points(t.difference) : ''))]);
+  body.push(['exit tax (points)', ...taxes.map((t) => (t ? formatPoints(t.difference) : ''))]);
   const legend = summaries.map((s, i) => `${i + 1}: ${s.network}, ${s.run}`).join('\n');
   process.stdout.write(`${renderTable(header, body)}\n${legend}\n`);
   if (flags.json)

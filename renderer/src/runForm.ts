@@ -115,7 +115,7 @@ export function formFromConfig(config: RunConfig): RunForm {
 }
 
 /** Empty -> undefined (the schema then names the missing field); text that is no number -> NaN. */
-function numberOf(entry: NumberEntry): number | undefined {
+export function numberOf(entry: NumberEntry): number | undefined {
   if (typeof entry === 'number') return entry;
   const text = entry.trim();
   return text === '' ? undefined : Number(text);
