@@ -1,7 +1,8 @@
 /**
  * The studio API on top of the engine: one handler per method of shared/api.ts, holding at
- * most one active training run (a study's runs are that run in turn). It runs inside the engine process (Electron utility process,
- * or serve mode's child process), never on a UI thread. Run events are coalesced: batch
+ * most one active training run (a study's runs are that run in turn). It runs inside the
+ * engine process (Electron utility process, or serve mode's child process), never on a UI
+ * thread. Run events are coalesced: batch
  * metrics are flushed about every 100 ms, other events at once and in order, so the UI gets
  * a steady trickle however fast the steps are.
  */
@@ -170,7 +171,7 @@ export class EngineHost {
         return trained;
       },
     })
-      // A crashed run was reported (trainer-crashed) and marked the study failed.
+      // A failed run marked the study failed, saying why (a trainer crash also came as trainer-crashed).
       .catch(() => undefined)
       .finally(() => {
         if (this.study?.id === record.id) this.study = undefined;
