@@ -27,7 +27,7 @@ import {
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
-import { StudyIdSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
+import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
 
@@ -163,7 +163,7 @@ export const ResponseSchemas = {
   startStudy: z.object({ study: z.string() }),
   resumeStudy: z.object({ study: z.string() }),
   stopStudy: z.object({}),
-  listStudies: z.array(StudyViewSchema),
+  listStudies: StudyListSchema,
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 

@@ -120,8 +120,17 @@ export const StudyRowSchema = z.object({
 }) satisfies z.ZodType<StudyRow>;
 
 /** A study and its result so far: studyTable over its finished runs. */
-export const StudyViewSchema = z.object({ record: StudyRecordSchema, rows: z.array(StudyRowSchema) });
+export const StudyViewSchema = z.object({
+  record: StudyRecordSchema,
+  rows: z.array(StudyRowSchema),
+  /** Finished runs whose folders cannot be read any more (deleted, say): left out of rows, with why. */
+  missing: z.array(z.string()),
+});
 export type StudyView = z.infer<typeof StudyViewSchema>;
+
+/** The studies of a runs root, and the study files there that could not be read (each message names its file). */
+export const StudyListSchema = z.object({ studies: z.array(StudyViewSchema), problems: z.array(z.string()) });
+export type StudyList = z.infer<typeof StudyListSchema>;
 
 /** A new study's record: every queued run, none started. Validates the plan (studyQueue). */
 export function newStudyRecord(id: string, plan: StudyPlan, now = new Date()): StudyRecord {

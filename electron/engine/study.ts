@@ -14,6 +14,7 @@ import {
   StudyRecordSchema,
   newStudyRecord,
   studyQueue,
+  type StudyList,
   type StudyPlan,
   type StudyRecord,
   type StudyView,
@@ -74,26 +75,46 @@ export async function readStudy(runsRoot: string, id: string): Promise<StudyReco
   return orphaned ? { ...record, status: 'interrupted' } : record;
 }
 
-/** The study and its result so far: per-exit mean ± spread per method over its finished runs. */
+/**
+ * The study and its result so far: per-exit mean ± spread per method over its finished runs.
+ * A finished run whose folder cannot be read (the user deleted it) is left out and named.
+ */
 export async function studyView(runsRoot: string, record: StudyRecord): Promise<StudyView> {
   const summaries: RunSummary[] = [];
+  const missing: string[] = [];
   for (const entry of record.runs) {
     if (!entry.finishedAt || !entry.run) continue;
-    const summary = await (await RunFolder.open(join(runsRoot, entry.run))).summary();
-    if (summary) summaries.push(summary);
+    try {
+      const summary = await (await RunFolder.open(join(runsRoot, entry.run))).summary();
+      if (!summary) throw new FileError(`${join(runsRoot, entry.run)}: no summary.json`);
+      summaries.push(summary);
+    } catch (error) {
+      if (!(error instanceof FileError)) throw error;
+      missing.push(error.message);
+    }
   }
-  return { record, rows: studyTable(summaries) };
+  return { record, rows: studyTable(summaries), missing };
 }
 
-/** Every study in the runs root with its result, newest first. */
-export async function listStudies(runsRoot: string): Promise<StudyView[]> {
+/** Every study in the runs root with its result, newest first; a study file that cannot be read is a problem, not a failure. */
+export async function listStudies(runsRoot: string): Promise<StudyList> {
   const files = (await statIfExists(runsRoot)) ? await readdir(runsRoot) : [];
   const ids = files
     .filter((f) => f.endsWith(STUDY_FILE_SUFFIX) && !f.startsWith('.'))
     .map((f) => f.slice(0, -STUDY_FILE_SUFFIX.length))
     .sort()
     .reverse();
-  return Promise.all(ids.map(async (id) => studyView(runsRoot, await readStudy(runsRoot, id))));
+  const studies: StudyView[] = [];
+  const problems: string[] = [];
+  for (const id of ids) {
+    try {
+      studies.push(await studyView(runsRoot, await readStudy(runsRoot, id)));
+    } catch (error) {
+      if (!(error instanceof FileError)) throw error;
+      problems.push(error.message);
+    }
+  }
+  return { studies, problems };
 }
 
 /**

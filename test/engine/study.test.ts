@@ -4,7 +4,7 @@
  * disk, stopping and continuing, and bad calls refused at the boundary.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +13,7 @@ import { ApiError, StudioEventSchema, type StudioEvent } from '../../shared/api.
 import { mean, spread } from '../../shared/comparison.js';
 import type { RunEvent, RunSummary } from '../../shared/metrics.js';
 import { ConfigError, type RunConfigInput } from '../../shared/spec.js';
-import type { StudyView } from '../../shared/study.js';
+import type { StudyList, StudyView } from '../../shared/study.js';
 import { initBackend, type BackendInfo } from '../../electron/engine/backend/index.js';
 import { EngineHost } from '../../electron/engine/host.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
@@ -103,8 +103,8 @@ describe('a study in the engine', () => {
 
     // The persisted study is what the host reported, and its result is rebuilt from the run folders.
     expect(await readStudy(runsRoot, study)).toEqual(done.record);
-    const [listed] = await listStudies(runsRoot);
-    expect(listed).toEqual(done);
+    expect(await listStudies(runsRoot)).toEqual({ studies: [done], problems: [] });
+    expect(done.missing).toEqual([]);
     const summaries = await Promise.all(done.record.runs.map((r) => summaryOf(runsRoot, r.run!)));
     expect(summaries.map((s) => [s.config.method, s.config.distill, s.config.seed])).toEqual([
       ['plain', false, 7],
@@ -195,9 +195,20 @@ describe('a study in the engine', () => {
       ['plain', printed.runs[0]],
       ['joint', printed.runs[1]],
     ]);
-    const [listed] = await listStudies(runsRoot);
+    const {
+      studies: [listed],
+    } = await listStudies(runsRoot);
     expect(listed!.rows).toEqual(printed.rows);
     expect(stdout).toMatch(/^joint +1 +.* ± 0\.00/m);
+
+    // A run folder deleted afterwards is left out of the result and named; a corrupt study file is a problem, not a failure.
+    await rm(printed.runs[0]!, { recursive: true });
+    await writeFile(join(runsRoot, 'broken.study.json'), '{"id": ');
+    const after = await listStudies(runsRoot);
+    expect(after.problems).toEqual([expect.stringMatching(/broken\.study\.json: not valid JSON/)]);
+    expect(after.studies.map((v) => [v.record.id, v.rows.map((r) => r.method), v.missing])).toEqual([
+      [printed.study, ['joint'], [`${printed.runs[0]}: not a run folder (no such directory)`]],
+    ]);
   });
 
   it('reads a study whose engine process died as interrupted', async () => {
@@ -217,7 +228,9 @@ describe('a study in the engine', () => {
     };
     await writeFile(studyPath(runsRoot, id), JSON.stringify(record));
     expect((await readStudy(runsRoot, id)).status).toBe('interrupted');
-    const [view] = (await host.handle('listStudies', {})) as StudyView[];
+    const {
+      studies: [view],
+    } = (await host.handle('listStudies', {})) as StudyList;
     expect(view!.record.status).toBe('interrupted');
     // A record that names a run folder outside the runs root is not a study.
     await writeFile(
@@ -254,7 +267,7 @@ describe('a study in the engine', () => {
     await expect(host.handle('resumeStudy', { study: '../elsewhere' })).rejects.toThrow(/resumeStudy: study/);
     await expect(host.handle('resumeStudy', { study: 'nope' })).rejects.toThrow(/nope\.study\.json: file not found/);
     await expect(host.handle('stopStudy', {})).rejects.toThrow(/no study is training/);
-    expect(await host.handle('listStudies', {})).toEqual([]);
+    expect(await host.handle('listStudies', {})).toEqual({ studies: [], problems: [] });
     expect(await readdir(runsRoot)).toEqual([]);
   });
 });

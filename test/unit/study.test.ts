@@ -54,10 +54,12 @@ describe('the study protocol', () => {
     );
     expect(() => parseRequest('stopStudy', { now: true })).toThrow(/stopStudy/);
     const record = newStudyRecord('s1', { base, methods: [parseStudyMethod('joint')], seeds: 1 });
-    expect(StudioEventSchema.safeParse({ type: 'study', study: { record, rows: [] } }).success).toBe(true);
+    expect(StudioEventSchema.safeParse({ type: 'study', study: { record, rows: [], missing: [] } }).success).toBe(true);
     expect(
-      StudioEventSchema.safeParse({ type: 'study', study: { record: { ...record, status: 'done' }, rows: [] } })
-        .success,
+      StudioEventSchema.safeParse({
+        type: 'study',
+        study: { record: { ...record, status: 'done' }, rows: [], missing: [] },
+      }).success,
     ).toBe(false);
   });
 });

@@ -27,6 +27,8 @@ export const useStudyStore = defineStore('study', () => {
 
   /** Studies in the runs root, newest first. */
   const studies = ref<StudyView[]>([]);
+  /** Study files in the runs root that could not be read, each message naming its file. */
+  const problems = ref<string[]>([]);
   /** The study shown: the one training, or one picked from the list. */
   const shown = shallowRef<StudyView>();
   const loading = ref(false);
@@ -68,7 +70,9 @@ export const useStudyStore = defineStore('study', () => {
     studio.attempt(
       'Could not list the studies',
       async () => {
-        studies.value = await api.listStudies({});
+        const listed = await api.listStudies({});
+        studies.value = listed.studies;
+        problems.value = listed.problems;
         const id = shown.value?.record.id;
         shown.value =
           studies.value.find((s) => s.record.id === id) ??
@@ -113,6 +117,7 @@ export const useStudyStore = defineStore('study', () => {
     errors,
     valid: computed(() => validation.value.request !== undefined),
     studies,
+    problems,
     shown,
     loading,
     acting,

@@ -33,7 +33,7 @@ function view(finished: number): StudyView {
     ...(i < finished ? { finishedAt: t(i * 40 + 40) } : {}),
   }));
   record.status = finished === 2 ? 'completed' : 'running';
-  return { record, rows: [] };
+  return { record, rows: [], missing: [] };
 }
 
 describe('the study form', () => {
@@ -137,12 +137,13 @@ describe('study progress and results', () => {
   it('lists the studies, showing the one training, and stops and continues through the engine', async () => {
     const older = { ...view(2), record: { ...view(2).record, id: 'older' } };
     const { studio, study } = studyStore({
-      listStudies: () => [view(1), older],
+      listStudies: () => ({ studies: [view(1), older], problems: ['/runs/x.study.json: not valid JSON'] }),
       stopStudy: () => ({}),
       resumeStudy: ({ study: id }) => ({ study: id }),
     });
     await study.refresh();
     expect(study.shown?.record.id).toBe('2026-12-02_13-00-00_resnet20_study');
+    expect(study.problems).toEqual(['/runs/x.study.json: not valid JSON']);
     study.show('older');
     expect(study.shown?.record.id).toBe('older');
     await study.stop();
