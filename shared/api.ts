@@ -27,6 +27,7 @@ import {
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
+import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
 
@@ -83,6 +84,17 @@ export const RequestSchemas = {
     .strict(),
   /** The New-run page's look at a dataset before training: counts, thumbnails, augmentation draws. */
   previewDataset: DatasetPreviewRequestSchema,
+  /**
+   * A study: the config (validated in full per queued run) under each method and seed, trained
+   * one run after another in the engine. Seeds run from the config's seed upwards.
+   */
+  startStudy: z.object({ config: z.unknown(), methods: StudyMethodsSchema, seeds: StudySeedsSchema }).strict(),
+  /** Continues a stopped or interrupted study: the cut-short run from its checkpoint, then the rest. */
+  resumeStudy: z.object({ study: StudyIdSchema }).strict(),
+  /** Stops the study's live run (it checkpoints) and starts no further one. */
+  stopStudy: z.object({}).strict(),
+  /** The studies in the runs root with their results, newest first. */
+  listStudies: z.object({}).strict(),
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
@@ -96,6 +108,8 @@ export const StudioInfoSchema = z.object({
   /** Whether native dialogs exist (Electron) or paths are typed (browser). */
   nativeDialogs: z.boolean(),
   activeRun: z.string().optional(),
+  /** The study being trained, if any (its runs are the active run in turn). */
+  activeStudy: z.string().optional(),
 });
 export type StudioInfo = z.infer<typeof StudioInfoSchema>;
 
@@ -146,13 +160,20 @@ export const ResponseSchemas = {
   evaluate: EvaluationSchema,
   evaluationImages: EvaluationImagesSchema,
   previewDataset: DatasetPreviewSchema,
+  startStudy: z.object({ study: z.string() }),
+  resumeStudy: z.object({ study: z.string() }),
+  stopStudy: z.object({}),
+  listStudies: StudyListSchema,
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 
 /** Commands of the desktop app's menu that the page carries out (File > New Run shows the new-run view). */
 export const MENU_COMMANDS = ['new-run'] as const;
 
-/** Pushed to the renderer: run events (batches coalesced) and trainer crashes from the engine, menu commands from the shell. */
+/**
+ * Pushed to the renderer: run events (batches coalesced), trainer crashes and study progress
+ * (its record and result at every run's start and end) from the engine, menu commands from the shell.
+ */
 export const StudioEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('run'), events: z.array(RunEventSchema) }),
   z.object({ type: z.literal('trainer-crashed'), message: z.string(), run: z.string().optional() }),
@@ -164,6 +185,7 @@ export const StudioEventSchema = z.discriminatedUnion('type', [
     done: z.number().int().nonnegative(),
     total: z.number().int().nonnegative(),
   }),
+  z.object({ type: z.literal('study'), study: StudyViewSchema }),
 ]);
 export type StudioEvent = z.infer<typeof StudioEventSchema>;
 

@@ -27,6 +27,11 @@ export function formatMs(ms: number): string {
 }
 
 /** "exit @ block 3" or "final": how an exit is named everywhere. */
+/** A difference of two accuracies in percentage points, signed: +1.25, −0.40. */
+export function formatPoints(fraction: number, digits = 2): string {
+  return `${fraction >= 0 ? '+' : '−'}${Math.abs(fraction * 100).toFixed(digits)}`;
+}
+
 export function exitLabel(exit: { block: number; final: boolean }): string {
   return exit.final ? `final (block ${exit.block})` : `exit @ block ${exit.block}`;
 }

@@ -77,8 +77,13 @@ export const BatchMetricsSchema = z.object({
   /** Global step, 1-based. */
   step: z.number().int().positive(),
   totalSteps: z.number().int().positive(),
-  /** Mean cross-entropy of each exit on this batch. */
+  /**
+   * The loss each exit optimises, batch mean: its cross-entropy, or under self-distillation an
+   * auxiliary exit's (1 - alpha) * CE + alpha * T^2 * KL(final || exit).
+   */
   losses: z.array(finite),
+  /** Each exit's cross-entropy, given under self-distillation (where it differs from losses). */
+  crossEntropy: z.array(finite).optional(),
   lr: finite,
   imagesPerSecond: finite,
   etaSeconds: finite,

@@ -3,12 +3,20 @@
  * another, then per-exit top-1 as mean and spread over the seeds with the exit tax against
  * plain BP. `mw-studio compare`: per-exit top-1 of finished runs side by side.
  */
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { exitComparison, exitTax, methodLabel, studyTable, type StudyRow } from '../../shared/comparison.js';
-import { exitLabel, formatPercent } from '../../shared/format.js';
+import { exitComparison, exitTax, methodLabel, type StudyRow } from '../../shared/comparison.js';
+import { exitLabel, formatPercent, formatPoints } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
-import { METHODS, parseRunConfig, type Method } from '../../shared/spec.js';
-import { initBackend, RunFolder } from '../engine/index.js';
+import { parseRunConfig } from '../../shared/spec.js';
+import {
+  StudyMethodsSchema,
+  StudySeedsSchema,
+  finishedRuns,
+  parseStudyMethod,
+  studyQueue,
+} from '../../shared/study.js';
+import { createStudy, initBackend, RunFolder, runStudy, studyPath } from '../engine/index.js';
 import { ProgressReporter } from './progress.js';
 import { renderTable } from './table.js';
 import { configFromFlags, TRAIN_OPTIONS, trainOne } from './train.js';
@@ -26,24 +34,7 @@ mw-studio compare RUN_DIR RUN_DIR [...] [--json]
 
 const STUDY_OPTIONS = { ...TRAIN_OPTIONS, methods: { type: 'string' }, seeds: { type: 'string' } } as const;
 
-interface StudyMethod {
-  method: Method;
-  distill: boolean;
-  gradientEquilibrium: boolean;
-}
-
-export function parseStudyMethod(label: string): StudyMethod {
-  const [method, ...extras] = label.trim().split('+');
-  if (!METHODS.includes(method as Method))
-    throw new UsageError(`--methods: "${label}" does not start with one of ${METHODS.join(', ')}`);
-  const unknown = extras.filter((e) => e !== 'distill' && e !== 'ge');
-  if (unknown.length)
-    throw new UsageError(`--methods: "${label}" has "+${unknown[0]}"; the options are +distill and +ge`);
-  return { method: method as Method, distill: extras.includes('distill'), gradientEquilibrium: extras.includes('ge') };
-}
-
 const percent = (fraction: number) => formatPercent(fraction, 2);
-const points = (fraction: number) => `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(2)}`;
 
 export function studyText(rows: readonly StudyRow[]): string {
   const exits = rows[0]?.exits ?? [];
@@ -52,7 +43,7 @@ export function studyText(rows: readonly StudyRow[]): string {
     row.method,
     String(row.runs),
     ...row.exits.map((e) => `${percent(e.mean)} ± ${(e.spread * 100).toFixed(2)}`),
-    row.exitTax === undefined ? '' : points(row.exitTax),
+    row.exitTax === undefined ? '' : formatPoints(row.exitTax),
   ]);
   return `${renderTable(header, body)}\ntop-1 on the test set, mean ± sample standard deviation over the seeds; exit tax = mean final top-1 minus plain BP's`;
 }
@@ -65,33 +56,34 @@ export async function study(argv: string[]): Promise<number> {
   }
   if (!flags.methods)
     throw new UsageError('--methods is required, e.g. --methods plain,joint,multiway,multiway+distill');
-  const methods = flags.methods.split(',').map(parseStudyMethod);
-  const seeds = Number(flags.seeds ?? 3);
-  if (!Number.isInteger(seeds) || seeds < 1 || seeds > 100)
-    throw new UsageError('--seeds must be a whole number from 1 to 100');
-  const base = configFromFlags(flags);
-  const runsRoot = flags.out ?? 'runs';
+  const methods = StudyMethodsSchema.safeParse(flags.methods.split(',').map(parseStudyMethod));
+  if (!methods.success) throw new UsageError(`--methods: ${methods.error.issues[0]!.message}`);
+  const seeds = StudySeedsSchema.safeParse(Number(flags.seeds ?? 3));
+  if (!seeds.success) throw new UsageError(`--seeds: ${seeds.error.issues[0]!.message}`);
+  const runsRoot = resolve(flags.out ?? 'runs');
   // Every config is validated before the first run starts, so a bad combination fails at once.
-  const queue = methods.flatMap((m) =>
-    Array.from({ length: seeds }, (_, i) => ({ ...base, ...m, seed: base.seed + i })),
-  );
-  queue.forEach(parseRunConfig);
+  const plan = { base: parseRunConfig(configFromFlags(flags)), methods: methods.data, seeds: seeds.data };
+  const queue = studyQueue(plan);
   const progress = new ProgressReporter();
   const backend = await initBackend(flags.backend);
+  const record = await createStudy(runsRoot, plan);
   progress.line(`backend: ${backend.label} on ${backend.device}; ${queue.length} runs queued`);
-  const summaries: RunSummary[] = [];
-  for (const [i, config] of queue.entries()) {
-    progress.line(`study run ${i + 1}/${queue.length}: ${methodLabel(config)}, seed ${config.seed}`);
-    const { summary, run } = await trainOne({ kind: 'new', config, runsRoot }, backend, progress);
-    if (!summary) {
-      progress.line(`study stopped during ${run}; the ${summaries.length} finished runs are in ${runsRoot}`);
-      return 130;
-    }
-    summaries.push(summary);
+  progress.line(`study: ${studyPath(runsRoot, record.id)}`);
+  let trained = 0;
+  const result = await runStudy(runsRoot, record, {
+    train: async (request, started) => {
+      const config = queue[trained++]!;
+      progress.line(`study run ${trained}/${queue.length}: ${methodLabel(config)}, seed ${config.seed}`);
+      return (await trainOne(request, backend, progress, started)).summary;
+    },
+  });
+  if (result.record.status !== 'completed') {
+    progress.line(`study stopped; the ${finishedRuns(result.record)} finished runs are in ${runsRoot}`);
+    return 130;
   }
-  const rows = studyTable(summaries);
-  process.stdout.write(`\n${studyText(rows)}\n`);
-  if (flags.json) process.stdout.write(`${JSON.stringify({ runs: summaries.map((s) => s.run), rows })}\n`);
+  const runs = result.record.runs.map((r) => join(runsRoot, r.run!));
+  process.stdout.write(`\n${studyText(result.rows)}\n`);
+  if (flags.json) process.stdout.write(`${JSON.stringify({ study: record.id, runs, rows: result.rows })}\n`);
   return 0;
 }
 
@@ -113,7 +105,7 @@ export async function compare(argv: string[]): Promise<number> {
   const taxes = summaries.map((s) => exitTax(s, summaries));
   const header = ['exit', ...summaries.map((s, i) => `${i + 1}: ${methodLabel(s.config)} s${s.config.seed}`)];
   const body = rows.map((row) => [exitLabel(row), ...row.top1.map((t) => (t === undefined ? '' : percent(t)))]);
-  body.push(['exit tax (points)', ...taxes.map((t) => (t ? points(t.difference) : ''))]);
+  body.push(['exit tax (points)', ...taxes.map((t) => (t ? formatPoints(t.difference) : ''))]);
   const legend = summaries.map((s, i) => `${i + 1}: ${s.network}, ${s.run}`).join('\n');
   process.stdout.write(`${renderTable(header, body)}\n${legend}\n`);
   if (flags.json)

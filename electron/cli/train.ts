@@ -2,7 +2,7 @@
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exitTax } from '../../shared/comparison.js';
-import { exitLabel, formatCount, formatMs, formatPercent } from '../../shared/format.js';
+import { exitLabel, formatCount, formatMs, formatPercent, formatPoints } from '../../shared/format.js';
 import type { RunSummary } from '../../shared/metrics.js';
 import { MOBILENET_BLOCKS } from '../../shared/mobilenet.js';
 import {
@@ -209,18 +209,19 @@ export async function exitTaxLine(summary: RunSummary, runsRoot: string): Promis
   const others = (await listRuns(runsRoot)).flatMap((l) => (l.summary && l.dir !== summary.run ? [l.summary] : []));
   const tax = exitTax(summary, others);
   if (!tax) return undefined;
-  const points = (tax.difference * 100).toFixed(2);
-  return `exit tax: final top-1 ${formatPercent(summary.exits.at(-1)!.top1, 2)} vs ${formatPercent(tax.plainTop1, 2)} for plain BP (${tax.plainRuns} run${tax.plainRuns === 1 ? '' : 's'}): ${tax.difference >= 0 ? '+' : ''}${points} points`;
+  return `exit tax: final top-1 ${formatPercent(summary.exits.at(-1)!.top1, 2)} vs ${formatPercent(tax.plainTop1, 2)} for plain BP (${tax.plainRuns} run${tax.plainRuns === 1 ? '' : 's'}): ${formatPoints(tax.difference)} points`;
 }
 
 /**
  * Trains one run with progress on stderr; Ctrl-C stops after the current step and checkpoints.
+ * `started`, when given, hears the run folder before training begins (a study records it).
  * Returns the summary, or undefined when stopped (the run folder in `stopped`).
  */
 export async function trainOne(
   request: RunRequest,
   backend: Awaited<ReturnType<typeof initBackend>>,
   progress: ProgressReporter,
+  started?: (run: string) => Promise<void>,
 ): Promise<{ summary?: RunSummary; run: string }> {
   const trainer = await openRun(request, {
     backend: summarizeBackend(backend),
@@ -240,6 +241,12 @@ export async function trainOne(
       }
     },
   });
+  try {
+    await started?.(trainer.start.run);
+  } catch (error) {
+    trainer.dispose();
+    throw error;
+  }
   let interrupts = 0;
   const onSignal = () => {
     if (++interrupts > 1) process.exit(130);

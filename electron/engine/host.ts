@@ -1,7 +1,8 @@
 /**
  * The studio API on top of the engine: one handler per method of shared/api.ts, holding at
- * most one active training run. It runs inside the engine process (Electron utility process,
- * or serve mode's child process), never on a UI thread. Run events are coalesced: batch
+ * most one active training run (a study's runs are that run in turn). It runs inside the
+ * engine process (Electron utility process, or serve mode's child process), never on a UI
+ * thread. Run events are coalesced: batch
  * metrics are flushed about every 100 ms, other events at once and in order, so the UI gets
  * a steady trickle however fast the steps are.
  */
@@ -16,7 +17,9 @@ import {
   type StudioRequest,
   type StudioResponse,
 } from '../../shared/api.js';
-import type { RunEvent } from '../../shared/metrics.js';
+import type { RunEvent, RunSummary } from '../../shared/metrics.js';
+import { parseRunConfig } from '../../shared/spec.js';
+import type { StudyRecord } from '../../shared/study.js';
 import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
 import { EMBEDDED_SOURCE, loadDataset, loadRunDataset, makeBatch, selectionSet, type Dataset } from './data/index.js';
@@ -29,6 +32,7 @@ import { resourcesDir } from './resources.js';
 import { RunFolder, listRuns } from './runs/store.js';
 import { loadTrainedNetwork, type TrainedNetwork } from './runs/trained.js';
 import { openRun, type RunRequest } from './session.js';
+import { createStudy, listStudies, readStudy, runStudy } from './study.js';
 import type { Trainer } from './train/trainer.js';
 
 export const COALESCE_MS = 100;
@@ -89,6 +93,8 @@ export class EngineHost {
   /** Folders the user picked in a native dialog: the only paths outside runs/ the renderer may name. */
   private readonly chosen = new Set<string>();
   private loadedDataset: { dir: string; dataset: Promise<Dataset> } | undefined;
+  /** The study being trained: its runs are the active run in turn. */
+  private study: { id: string; stop: AbortController; done: Promise<unknown> } | undefined;
 
   constructor(private readonly options: EngineHostOptions) {
     this.runsRoot = resolve(options.runsRoot);
@@ -117,7 +123,11 @@ export class EngineHost {
     throw new ApiError(`${what} ${path} was not chosen in a dialog; choose it with the Browse button`);
   }
 
-  private async begin(request: RunRequest): Promise<{ run: string }> {
+  /**
+   * Opens a run and starts training it as the active run; `done` settles when it ends, with its
+   * summary (undefined: stopped), or with the error after a trainer-crashed event.
+   */
+  private async train(request: RunRequest): Promise<{ trainer: Trainer; done: Promise<RunSummary | undefined> }> {
     if (this.active) throw new ApiError(`a run is already active (${this.active.start.run}); stop it first`);
     const coalescer = new EventCoalescer((events) => this.options.emit({ type: 'run', events }));
     const trainer = await openRun(request, {
@@ -126,17 +136,62 @@ export class EngineHost {
       ...(this.options.latency ? { latency: this.options.latency } : {}),
     });
     this.active = trainer;
-    this.activeRun = trainer
+    const done = trainer
       .run()
-      .catch((error: Error) =>
-        this.options.emit({ type: 'trainer-crashed', message: error.message, run: trainer.start.run }),
-      )
+      .catch((error: Error) => {
+        this.options.emit({ type: 'trainer-crashed', message: error.message, run: trainer.start.run });
+        throw error;
+      })
       .finally(() => {
         coalescer.flush();
         trainer.dispose();
         if (this.active === trainer) this.active = undefined;
       });
+    this.activeRun = done.catch(() => undefined);
+    return { trainer, done };
+  }
+
+  /** A single run from the renderer: refused while a study owns the engine. */
+  private async begin(request: RunRequest): Promise<{ run: string }> {
+    if (this.study) throw new ApiError(`study ${this.study.id} is training; stop it first`);
+    const { trainer } = await this.train(request);
     return { run: trainer.start.run };
+  }
+
+  /** Trains a study's runs in the background, one at a time, each as the active run. */
+  private beginStudy(record: StudyRecord): { study: string } {
+    this.requireIdle();
+    const stop = new AbortController();
+    const done = runStudy(this.runsRoot, record, {
+      signal: stop.signal,
+      onUpdate: (study) => this.options.emit({ type: 'study', study }),
+      train: async (request, started) => {
+        const { trainer, done: trained } = await this.train(request);
+        await started(trainer.start.run);
+        return trained;
+      },
+    })
+      // A failed run marked the study failed, saying why (a trainer crash also came as trainer-crashed).
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.study?.id === record.id) this.study = undefined;
+      });
+    this.study = { id: record.id, stop, done };
+    return { study: record.id };
+  }
+
+  /** A study starts only when the engine trains nothing. */
+  private requireIdle(): void {
+    if (this.study) throw new ApiError(`study ${this.study.id} is already training; stop it first`);
+    if (this.active) throw new ApiError(`a run is already active (${this.active.start.run}); stop it first`);
+  }
+
+  /** The config the renderer sent, with a dataset path outside the runs root checked (userPath). */
+  private checkedConfig(config: unknown): unknown {
+    const dataset = (config as { dataset?: unknown } | null)?.dataset;
+    return typeof dataset === 'string' && dataset !== 'embedded'
+      ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') }
+      : config;
   }
 
   /** Loads a run's trained network and (capped) dataset, runs `analyse`, and frees the network. */
@@ -190,6 +245,7 @@ export class EngineHost {
       runsRoot: this.runsRoot,
       nativeDialogs: Boolean(this.options.chooseFolder),
       ...(this.active ? { activeRun: this.active.start.run } : {}),
+      ...(this.study ? { activeStudy: this.study.id } : {}),
     }),
     listRuns: async () => listRuns(this.runsRoot),
     openRun: async ({ run }) => {
@@ -211,14 +267,8 @@ export class EngineHost {
         metrics: metrics.records,
       };
     },
-    startRun: async ({ config }) => {
-      const dataset = (config as { dataset?: unknown } | null)?.dataset;
-      const checked =
-        typeof dataset === 'string' && dataset !== 'embedded'
-          ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') }
-          : config;
-      return this.begin({ kind: 'new', config: checked, runsRoot: this.runsRoot });
-    },
+    startRun: async ({ config }) =>
+      this.begin({ kind: 'new', config: this.checkedConfig(config), runsRoot: this.runsRoot }),
     resumeRun: async ({ run }) => this.begin({ kind: 'resume', dir: this.runPath(run) }),
     pauseRun: async () => (this.requireActive().pause(), {}),
     continueRun: async () => (this.requireActive().resume(), {}),
@@ -278,11 +328,30 @@ export class EngineHost {
       const source = dataset === EMBEDDED_SOURCE ? dataset : this.userPath(dataset, 'dataset');
       return previewDataset(await loadDataset(source, imageSize === undefined ? {} : { imageSize }), { augment, seed });
     },
+    startStudy: async ({ config, methods, seeds }) => {
+      this.requireIdle();
+      const base = parseRunConfig(this.checkedConfig(config));
+      return this.beginStudy(await createStudy(this.runsRoot, { base, methods, seeds }));
+    },
+    resumeStudy: async ({ study }) => {
+      const record = await readStudy(this.runsRoot, study);
+      if (record.status === 'completed') throw new ApiError(`study ${study} has completed`);
+      if (record.status === 'running') throw new ApiError(`study ${study} is being trained by process ${record.pid}`);
+      return this.beginStudy(record);
+    },
+    stopStudy: async () => {
+      if (!this.study) throw new ApiError('no study is training');
+      this.study.stop.abort();
+      this.active?.stop();
+      return {};
+    },
+    listStudies: async () => listStudies(this.runsRoot),
   };
 
-  /** Stops the active run and waits until it has checkpointed; used when the app quits. */
+  /** Stops the active run (and study) and waits until it has checkpointed; used when the app quits. */
   async shutdown(): Promise<void> {
+    this.study?.stop.abort();
     this.active?.stop();
-    await this.activeRun;
+    await Promise.all([this.activeRun, this.study?.done]);
   }
 }

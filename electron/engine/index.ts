@@ -3,7 +3,7 @@
  * the engine comes through here, so the folders behind it can move without touching them.
  * Layers, lowest first (a folder imports only from its own layer or below):
  *   root helpers (errors, random, timing, resources) -> onnx -> backend -> models -> data, runs
- *   -> evaluate -> train -> export, analysis -> session, host, worker.
+ *   -> evaluate -> train -> export, analysis -> session, study, host, worker.
  */
 export { BACKEND_PREFERENCES, describeBackend, initBackend, summarizeBackend } from './backend/index.js';
 export { makeBatch } from './data/batches.js';
@@ -21,4 +21,5 @@ export { resourcesDir } from './resources.js';
 export { FileError } from '../base/files.js';
 export { RunFolder, listRuns } from './runs/store.js';
 export { openRun, type RunRequest } from './session.js';
+export { createStudy, listStudies, readStudy, runStudy, studyPath, studyView } from './study.js';
 export { createTrainingMethod } from './train/methods.js';

@@ -1,54 +1,42 @@
-/** Two runs side by side: their exits lined up so each row compares like with like. */
-import type { RunDetail } from '../../shared/api.js';
-import { exitLabel } from '../../shared/format.js';
+/**
+ * Finished runs side by side: per-exit top-1 lined up by block and each run's exit tax against
+ * the plain runs among those compared, both computed by shared/comparison.ts as the CLI's
+ * `mw-studio compare` does.
+ */
+import type { RunListingView } from '../../shared/api.js';
+import { exitComparison, exitTax, methodLabel, type ExitTax } from '../../shared/comparison.js';
+import type { RunSummary } from '../../shared/metrics.js';
 
-export interface ComparedExit {
-  index: number;
-  block: number;
-  final: boolean;
-  top1?: number;
-  /** The accuracy is the last epoch's held-out accuracy: the run was never evaluated. */
-  provisional: boolean;
-}
-
-export interface ComparisonRow {
-  key: string;
+export interface ComparedRun {
+  dir: string;
+  name: string;
+  /** "multiway+distill, seed 1": what tells the runs apart in a legend. */
   label: string;
-  /** Position in the table: auxiliary exits by block, the final output last. */
-  order: number;
-  a?: ComparedExit;
-  b?: ComparedExit;
+  summary: RunSummary;
 }
 
-export function comparedExits(detail: RunDetail): ComparedExit[] {
-  const lastEpoch = detail.metrics.filter((record) => record.type === 'epoch').at(-1);
-  return detail.exits.map((exit) => {
-    const report = detail.summary?.exits.find((r) => r.index === exit.index);
-    const top1 = report?.top1 ?? lastEpoch?.testAccuracy[exit.index];
-    return {
-      index: exit.index,
-      block: exit.block,
-      final: exit.final,
-      top1,
-      provisional: !report && top1 !== undefined,
-    };
-  });
+export interface RunComparison {
+  runs: ComparedRun[];
+  /** One row per exit block found in any run, shallowest first; top1 has one entry per run. */
+  rows: ReturnType<typeof exitComparison>;
+  /** Per run: its exit tax against the plain runs compared with it, when there are any. */
+  taxes: (ExitTax | undefined)[];
 }
 
-/** Auxiliary exits line up by block; the two final outputs line up with each other whatever the depths. */
-export function compareExits(a: readonly ComparedExit[], b: readonly ComparedExit[]): ComparisonRow[] {
-  const rows = new Map<string, ComparisonRow>();
-  const place = (exit: ComparedExit, side: 'a' | 'b') => {
-    const key = exit.final ? 'final' : `block-${exit.block}`;
-    const row = rows.get(key) ?? {
-      key,
-      label: exit.final ? 'final output' : exitLabel(exit),
-      order: exit.final ? Infinity : exit.block,
-    };
-    row[side] = exit;
-    rows.set(key, row);
-  };
-  a.forEach((exit) => place(exit, 'a'));
-  b.forEach((exit) => place(exit, 'b'));
-  return [...rows.values()].sort((x, y) => x.order - y.order);
+/** Compares the finished runs among `listings`, in the order given. */
+export function compareRuns(listings: readonly RunListingView[]): RunComparison {
+  const runs = listings.flatMap((l) =>
+    l.summary
+      ? [
+          {
+            dir: l.dir,
+            name: l.name,
+            label: `${methodLabel(l.summary.config)}, seed ${l.summary.config.seed}`,
+            summary: l.summary,
+          },
+        ]
+      : [],
+  );
+  const summaries = runs.map((r) => r.summary);
+  return { runs, rows: exitComparison(summaries), taxes: summaries.map((s) => exitTax(s, summaries)) };
 }

@@ -20,6 +20,11 @@ export function exitColor(exit: { index: number; final: boolean }): string {
   return exit.final ? FINAL_COLOUR : AUXILIARY_COLOURS[exit.index % AUXILIARY_COLOURS.length]!;
 }
 
+/** One colour per compared run or method, from the same palette: series i of a chart. */
+export function seriesColor(i: number): string {
+  return AUXILIARY_COLOURS[i % AUXILIARY_COLOURS.length]!;
+}
+
 /** "#0072B2", 0.3 -> "rgba(0, 114, 178, 0.3)": fills and de-emphasised series in an exit's colour. */
 export function withAlpha(hex: string, alpha: number): string {
   const channels = [1, 3, 5].map((at) => parseInt(hex.slice(at, at + 2), 16));

@@ -38,6 +38,13 @@ export interface RunForm {
   lr: NumberEntry;
   seed: NumberEntry;
   schedule: RunConfig['schedule'];
+  /** Step schedule: fractions of training where the lr is cut, as typed ("0.4, 0.6"). */
+  milestones: string;
+  /** Self-distillation and gradient equilibrium apply to methods that train the exits (not plain). */
+  distill: boolean;
+  distillAlpha: NumberEntry;
+  distillTemperature: NumberEntry;
+  gradientEquilibrium: boolean;
   augment: boolean;
   validationSplit: NumberEntry;
   imageSize: NumberEntry;
@@ -60,6 +67,11 @@ const FIELD_PATHS = {
   lr: 'lr',
   seed: 'seed',
   schedule: 'schedule',
+  milestones: 'milestones',
+  distill: 'distill',
+  distillAlpha: 'distillAlpha',
+  distillTemperature: 'distillTemperature',
+  gradientEquilibrium: 'gradientEquilibrium',
   augment: 'augment',
   validationSplit: 'validationSplit',
   imageSize: 'imageSize',
@@ -89,6 +101,11 @@ export function formFromConfig(config: RunConfig): RunForm {
     lr: config.lr,
     seed: config.seed,
     schedule: config.schedule,
+    milestones: config.milestones.join(', '),
+    distill: config.distill,
+    distillAlpha: config.distillAlpha,
+    distillTemperature: config.distillTemperature,
+    gradientEquilibrium: config.gradientEquilibrium,
     augment: config.augment,
     validationSplit: config.validationSplit,
     imageSize: config.imageSize ?? '',
@@ -98,10 +115,19 @@ export function formFromConfig(config: RunConfig): RunForm {
 }
 
 /** Empty -> undefined (the schema then names the missing field); text that is no number -> NaN. */
-function numberOf(entry: NumberEntry): number | undefined {
+export function numberOf(entry: NumberEntry): number | undefined {
   if (typeof entry === 'number') return entry;
   const text = entry.trim();
   return text === '' ? undefined : Number(text);
+}
+
+/** "0.4, 0.6" -> [0.4, 0.6]; empty -> [] (no cut); a piece that is no number -> NaN, which the schema names. */
+function numberListOf(text: string): number[] {
+  return text
+    .split(',')
+    .map((piece) => piece.trim())
+    .filter((piece) => piece !== '')
+    .map(Number);
 }
 
 /** Optional settings left empty are omitted, so the schema's defaults apply. */
@@ -127,6 +153,12 @@ export function configInput(form: RunForm): unknown {
     lr: numberOf(form.lr),
     seed: numberOf(form.seed),
     schedule: form.schedule,
+    milestones: numberListOf(form.milestones),
+    // Hidden for plain BP, so a box ticked under another method does not carry over to it.
+    distill: form.method !== 'plain' && form.distill,
+    distillAlpha: numberOf(form.distillAlpha),
+    distillTemperature: numberOf(form.distillTemperature),
+    gradientEquilibrium: form.method !== 'plain' && form.gradientEquilibrium,
     augment: form.augment,
     ...optional('validationSplit', form.validationSplit),
     ...optional('imageSize', form.imageSize),

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startServer, type StudioServer } from '../../electron/serve/server.js';
 import { CHROMIUM, locate } from '../requirements.js';
-import { evaluateAndOpenCells, trainPickExportAnalyse, writeMixedFolder } from './studioFlow.js';
+import { evaluateAndOpenCells, studyAndCompareThree, trainPickExportAnalyse, writeMixedFolder } from './studioFlow.js';
 
 const chromiumPath = locate(CHROMIUM, 'the end-to-end flow in Chromium');
 const SCREENSHOTS = resolve('test-results/screenshots');
@@ -107,5 +107,9 @@ describe.runIf(chromiumPath)('the studio in Chromium', () => {
 
   it('evaluates the trained run per exit and opens exactly the images of a confusion cell and of an overthinking cell', async () => {
     await evaluateAndOpenCells(page, SCREENSHOTS, 'serve');
+  });
+
+  it('runs a tiny study (2 methods x 1 seed), shows its mean ± spread table, and compares three runs', async () => {
+    await studyAndCompareThree(page, SCREENSHOTS, 'serve');
   });
 });

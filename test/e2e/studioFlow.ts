@@ -214,3 +214,79 @@ export async function evaluateAndOpenCells(page: Page, screenshotDir: string, pr
   await page.getByTestId('overthinking').scrollIntoViewIfNeeded();
   await shot('10-overthinking');
 }
+
+/**
+ * After trainPickExportAnalyse: a tiny study (plain and multi-way BP, one seed each) from the New
+ * run form's settings, its progress and its mean ± spread table, rebuilt after a reload; then the
+ * three finished runs compared side by side with the exit tax of the multi-way one.
+ */
+export async function studyAndCompareThree(page: Page, screenshotDir: string, prefix: string): Promise<void> {
+  const shot = await screenshots(page, screenshotDir, prefix);
+  await page.getByTestId('nav-new').click();
+  await page.getByTestId('epochs').fill('1');
+  await page.locator('details.advanced summary').click();
+  await page.getByTestId('limit-train').fill('96');
+  await page.getByTestId('limit-test').fill('64');
+
+  await page.getByTestId('nav-study').click();
+  await expect
+    .poll(() => page.getByTestId('study-plan').textContent())
+    .toMatch(/ResNet-8 on embedded .*96 train \/ 64 test/);
+  expect(await page.getByTestId('study-method-plain').isChecked()).toBe(true);
+  expect(await page.getByTestId('study-method-multiway').isChecked()).toBe(true);
+  await page.getByTestId('study-seeds').fill('0');
+  await page.getByTestId('error-study-seeds').waitFor();
+  expect(await page.getByTestId('start-study').isEnabled()).toBe(false);
+  await page.getByTestId('study-seeds').fill('1');
+  await expect.poll(() => page.getByTestId('start-study').textContent()).toMatch(/Start study \(2 runs\)/);
+  await page.getByTestId('start-study').click();
+
+  await expect
+    .poll(async () => (await page.getByTestId('study-progress').textContent()) ?? '', { timeout: 120_000 })
+    .toMatch(/run 1 of 2: plain, seed 0/);
+  await shot('11-study-running');
+  await expect
+    .poll(async () => page.getByTestId('study-status').getAttribute('data-status'), {
+      timeout: 300_000,
+      interval: 1000,
+    })
+    .toBe('completed');
+  const table = async () =>
+    page
+      .getByTestId('study-table')
+      .locator('tbody tr')
+      .evaluateAll((rows) =>
+        rows.map((row) => [...row.querySelectorAll('th, td')].map((cell) => cell.textContent?.trim() ?? '')),
+      );
+  const rows = await table();
+  expect(rows.map((r) => r.slice(0, 2))).toEqual([
+    ['plain', '1'],
+    ['multiway', '1'],
+  ]);
+  // Three exits, each mean ± spread (one seed: no spread), then the exit tax of multi-way BP against plain.
+  for (const row of rows) for (const cell of row.slice(2, 5)) expect(cell).toMatch(/^\d+\.\d\d% ± 0\.00$/);
+  expect(rows[0]![5]).toBe('');
+  expect(rows[1]![5]).toMatch(/^[+−]\d+\.\d\d$/);
+  await page.getByTestId('study-chart').waitFor();
+  await shot('12-study-result');
+
+  // The study is kept in the runs folder: a fresh page rebuilds the same result.
+  await page.reload();
+  await page.getByTestId('nav-study').click();
+  await expect.poll(table, { timeout: 60_000 }).toEqual(rows);
+
+  await page.getByTestId('nav-runs').click();
+  await expect.poll(() => page.getByTestId('run-item').count(), { timeout: 30_000 }).toBe(3);
+  const boxes = page.getByTestId('run-compare');
+  for (let i = 0; i < 3; i++) await boxes.nth(i).check();
+  await page.getByTestId('compare').click();
+  const comparison = page.getByTestId('comparison');
+  await comparison.waitFor();
+  expect(await comparison.locator('thead th').count()).toBe(4);
+  expect(await comparison.locator('[data-testid^="compare-row-"]').count()).toBe(3);
+  // Newest first: the study's multi-way run, its plain run, the first run (no plain run of its recipe).
+  const taxes = await page.getByTestId('compare-exit-tax').locator('td').allTextContents();
+  expect(taxes.map((t) => t.trim())).toEqual([rows[1]![5], '', '']);
+  await page.getByTestId('compare-chart').waitFor();
+  await shot('13-compare-three');
+}

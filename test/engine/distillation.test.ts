@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_RUN_CONFIG, parseRunConfig, type ArchSpec } from '../../shared/spec.js';
 import { buildNetwork } from '../../electron/engine/models/index.js';
 import { GradSink } from '../../electron/engine/models/layers.js';
-import { distilledLogitGradient } from '../../electron/engine/train/distillation.js';
+import { distilledLogitGradient, distilledLoss } from '../../electron/engine/train/distillation.js';
 import { createTrainingMethod, type Hyperparameters } from '../../electron/engine/train/methods.js';
 import { expectClose, randomLabels, randomTensor, snapshot, useCpuBackend } from './helpers.js';
 
@@ -31,7 +31,45 @@ describe('self-distillation', () => {
         tf.grad(loss)(student),
         1e-6,
       );
+      // The loss reported for the exit is that same objective, from its cross-entropy.
+      const crossEntropy = tf.div(tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(student)))), 5) as tf.Scalar;
+      expectClose(distilledLoss(student, teacher, crossEntropy, { alpha: a, temperature: T }), loss(student), 1e-6);
     });
+  });
+
+  it("reports each exit's objective as its loss under every method, with the cross-entropy beside it", () => {
+    const arch: ArchSpec = { family: 'resnet', depth: 8, width: 0.25, block: 'preact', exits: [1, 2] };
+    const distillation = { alpha: 0.5, temperature: 3 };
+    for (const method of ['joint', 'pairwise', 'multiway'] as const) {
+      const net = buildNetwork(arch, [6, 6, 1], 3, 4);
+      const x = randomTensor([4, 6, 6, 1], 5) as tf.Tensor4D;
+      const labels = randomLabels(4, 3, 6);
+      const training = createTrainingMethod(method, net, {
+        lr: 0.1,
+        momentum: 0.9,
+        weightDecay: 1e-4,
+        gamma: 2,
+        distillation,
+      });
+      const result = training.step(x, labels, 1);
+      const [losses, crossEntropy] = [result.losses.arraySync(), result.crossEntropy!.arraySync()];
+      // The auxiliary exits add a positive distillation term; the final exit optimises its cross-entropy.
+      for (const k of [0, 1]) expect(losses[k]! - 0.5 * crossEntropy[k]!, method).toBeGreaterThan(0);
+      for (const k of [0, 1]) expect(losses[k], method).not.toBeCloseTo(crossEntropy[k]!, 6);
+      expect(losses[2], method).toBeCloseTo(crossEntropy[2]!, 6);
+      tf.dispose([x, labels, result.losses, result.correct, result.crossEntropy!]);
+      for (const opt of training.optimizers) opt.disposeState();
+      net.dispose();
+    }
+    const net = buildNetwork(arch, [6, 6, 1], 3, 4);
+    const x = randomTensor([4, 6, 6, 1], 5) as tf.Tensor4D;
+    const labels = randomLabels(4, 3, 6);
+    const training = createTrainingMethod('joint', net, { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 });
+    const result = training.step(x, labels, 1);
+    expect(result.crossEntropy).toBeUndefined();
+    tf.dispose([x, labels, result.losses, result.correct]);
+    for (const opt of training.optimizers) opt.disposeState();
+    net.dispose();
   });
 
   it('changes what the auxiliary heads learn and leaves the final exit as it was', () => {

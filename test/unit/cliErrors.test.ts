@@ -27,6 +27,13 @@ describe.concurrent('the CLI on a user mistake', () => {
     [['train', '--epochs', 'abc'], 2, /^mw-studio train: epochs: /],
     [['train', '--arch', 'vgg'], 2, /^mw-studio train: --arch must be resnet or mobilenet, not "vgg"/],
     [['train', '--frobnicate'], 2, /^mw-studio train: Unknown option '--frobnicate'.*--help lists the options/],
+    [
+      ['study', '--methods', 'plain+distill'],
+      2,
+      /^mw-studio study: plain\+distill: method: distillation trains the auxiliary exits' backbone/,
+    ],
+    [['study', '--methods', 'joint,joint'], 2, /^mw-studio study: --methods: methods must not repeat/],
+    [['study', '--methods', 'plain', '--seeds', '0'], 2, /^mw-studio study: --seeds: seeds must be at least 1/],
     [['export', '--run', 'x'], 2, /^mw-studio export: --run, --exit and --format are required/],
     [
       ['train', '--dataset', '/nonexistent/mw-dataset', '--epochs', '1'],

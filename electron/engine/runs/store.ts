@@ -38,7 +38,8 @@ export function runFolderName(config: RunConfig, now = new Date()): string {
   return `${stamp}_${arch}_${config.method}`;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process of that id exists (one owned by another user counts). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

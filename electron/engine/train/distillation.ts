@@ -14,6 +14,24 @@ export interface Distillation {
 }
 
 /**
+ * The batch-mean loss above, given the exit's batch-mean cross-entropy: what an auxiliary exit
+ * optimises under self-distillation, reported as its loss.
+ */
+export function distilledLoss(
+  logits: tf.Tensor2D,
+  teacher: tf.Tensor2D,
+  crossEntropy: tf.Scalar,
+  d: Distillation,
+): tf.Scalar {
+  return tf.tidy(() => {
+    const T = d.temperature;
+    const teacherLog = tf.logSoftmax(tf.div(teacher, T));
+    const kl = tf.mean(tf.sum(tf.mul(tf.exp(teacherLog), tf.sub(teacherLog, tf.logSoftmax(tf.div(logits, T)))), 1));
+    return tf.add(tf.mul(crossEntropy, 1 - d.alpha), tf.mul(kl, d.alpha * T * T)) as tf.Scalar;
+  });
+}
+
+/**
  * Gradient of the batch-mean loss above w.r.t. the student's logits: the cross-entropy part
  * (softmax(z) - y) / N and the distillation part T * (softmax(z / T) - softmax(t / T)) / N
  * (the T^2 factor keeps its size independent of T, as in Hinton et al.).

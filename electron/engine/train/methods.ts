@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Method } from '../../../shared/spec.js';
 import { GradSink, type MwNetwork, type Param, type TracedNetwork } from '../models/index.js';
 import { lossWeights, methodLossWeights, multiWayLearningRates } from './lossWeights.js';
-import { distilledLogitGradient, type Distillation } from './distillation.js';
+import { distilledLogitGradient, distilledLoss, type Distillation } from './distillation.js';
 import { SgdOptimizer, type SgdSettings } from './optimizer.js';
 
 export interface Hyperparameters {
@@ -23,8 +23,13 @@ export interface Hyperparameters {
 }
 
 export type StepResult = {
-  /** [exits] mean cross-entropy of each exit on the batch (without any distillation term). */
+  /**
+   * [exits] the batch-mean loss each exit optimises: its cross-entropy, or under self-distillation
+   * an auxiliary exit's (1 - a) * CE + a * T^2 * KL (train/distillation.ts).
+   */
   losses: tf.Tensor1D;
+  /** [exits] batch-mean cross-entropy of each exit, given under self-distillation (where losses differ). */
+  crossEntropy?: tf.Tensor1D;
   /** [exits] correct top-1 predictions of each exit on the batch. */
   correct: tf.Tensor1D;
 };
@@ -63,6 +68,8 @@ function gradientsFor(params: readonly Param[], run: (sink: GradSink) => void): 
 
 interface ExitLosses {
   losses: tf.Scalar[];
+  /** Under self-distillation only. */
+  crossEntropy?: tf.Scalar[];
   dLogits: tf.Tensor2D[];
   correct: tf.Scalar[];
 }
@@ -79,19 +86,24 @@ function exitLosses(
 ): ExitLosses {
   const oneHot = tf.oneHot(labels, net.description.classes) as tf.Tensor2D;
   const teacher = traced.logits.length === net.exits.length ? traced.logits.at(-1) : undefined;
-  const out: ExitLosses = { losses: [], dLogits: [], correct: [] };
+  const out: ExitLosses = { losses: [], dLogits: [], correct: [], ...(distillation ? { crossEntropy: [] } : {}) };
   traced.logits.forEach((logits, k) => {
     const { loss, dLogits } = softmaxCrossEntropy(logits, oneHot);
     const distilled = distillation && teacher && !net.exitAt(k).final;
-    out.losses.push(loss);
+    out.losses.push(distilled ? distilledLoss(logits, teacher, loss, distillation) : loss);
+    out.crossEntropy?.push(loss);
     out.dLogits.push(distilled ? distilledLogitGradient(logits, teacher, oneHot, distillation) : dLogits);
     out.correct.push(correctCount(logits, labels));
   });
   return out;
 }
 
-function result(e: Pick<ExitLosses, 'losses' | 'correct'>): StepResult {
-  return { losses: tf.stack(e.losses) as tf.Tensor1D, correct: tf.stack(e.correct) as tf.Tensor1D };
+function result(e: Pick<ExitLosses, 'losses' | 'correct' | 'crossEntropy'>): StepResult {
+  return {
+    losses: tf.stack(e.losses) as tf.Tensor1D,
+    correct: tf.stack(e.correct) as tf.Tensor1D,
+    ...(e.crossEntropy ? { crossEntropy: tf.stack(e.crossEntropy) as tf.Tensor1D } : {}),
+  };
 }
 
 function sgd(name: string, params: readonly Param[], h: Hyperparameters, lr = h.lr): SgdOptimizer {
@@ -186,17 +198,19 @@ function pairWise(net: MwNetwork, h: Hyperparameters): TrainingMethod {
       return tf.tidy(() => {
         const losses: tf.Scalar[] = [];
         const correct: tf.Scalar[] = [];
+        const crossEntropy: tf.Scalar[] = [];
         exits.forEach((opt, k) => {
-          const [loss, right] = tf.tidy(() => {
+          const [loss, right, ce] = tf.tidy(() => {
             const traced = net.trace(x, h.distillation ? undefined : k);
             const e = exitLosses(net, traced, labels, h.distillation);
             stepExit(opt, exitGradients(net, traced, k, e.dLogits[k]!, opt, h), lrFactor);
-            return [e.losses[k]!, e.correct[k]!];
+            return [e.losses[k]!, e.correct[k]!, ...(e.crossEntropy ? [e.crossEntropy[k]!] : [])];
           });
           losses.push(loss as tf.Scalar);
           correct.push(right as tf.Scalar);
+          if (ce) crossEntropy.push(ce as tf.Scalar);
         });
-        return result({ losses, correct });
+        return result({ losses, correct, ...(h.distillation ? { crossEntropy } : {}) });
       });
     },
   };

@@ -235,6 +235,7 @@ export class Trainer {
             step: this.step,
             totalSteps: this.totalSteps,
             losses: trained.values,
+            ...(trained.crossEntropy ? { crossEntropy: trained.crossEntropy } : {}),
             lr: config.lr * learningRateFactor(config.schedule, this.step - 1, this.totalSteps, config.milestones),
             imagesPerSecond: recentRate,
             etaSeconds: ((this.totalSteps - this.step) * this.batchSize) / sessionRate,
@@ -266,7 +267,7 @@ export class Trainer {
     }
   }
 
-  private async trainStep(order: Int32Array): Promise<{ values: number[]; images: number }> {
+  private async trainStep(order: Int32Array): Promise<{ values: number[]; crossEntropy?: number[]; images: number }> {
     const { config, dataset } = this.options;
     const begin = this.progress.stepInEpoch * this.batchSize;
     const indices = order.subarray(begin, begin + this.batchSize);
@@ -275,8 +276,12 @@ export class Trainer {
     const factor = learningRateFactor(config.schedule, this.step, this.totalSteps, config.milestones);
     const result = this.method.step(x, labels, factor);
     tf.dispose([x, labels]);
-    const [losses, correct] = await Promise.all([result.losses.data(), result.correct.data()]);
-    tf.dispose([result.losses, result.correct]);
+    const [losses, correct, crossEntropy] = await Promise.all([
+      result.losses.data(),
+      result.correct.data(),
+      result.crossEntropy?.data(),
+    ]);
+    tf.dispose([result.losses, result.correct, ...(result.crossEntropy ? [result.crossEntropy] : [])]);
     const bad = losses.findIndex((l) => !Number.isFinite(l));
     if (bad >= 0) {
       const exit = this.net.exits[bad]!;
@@ -290,7 +295,11 @@ export class Trainer {
     this.progress.seen += indices.length;
     losses.forEach((l, k) => (this.progress.lossSums[k]! += l * indices.length));
     correct.forEach((c, k) => (this.progress.correct[k]! += c));
-    return { values: Array.from(losses), images: indices.length };
+    return {
+      values: Array.from(losses),
+      ...(crossEntropy ? { crossEntropy: Array.from(crossEntropy) } : {}),
+      images: indices.length,
+    };
   }
 
   private async finishEpoch(epochNumber: number, seconds: number): Promise<EpochMetrics> {

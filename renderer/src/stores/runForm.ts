@@ -16,7 +16,9 @@ export const useRunFormStore = defineStore('runForm', () => {
 
   const validation = computed(() => validateRunForm(form));
   const errors = computed(() => validation.value.errors);
-  const valid = computed(() => validation.value.config !== undefined);
+  /** The run config the form describes, undefined while a field has a problem (a study starts from it). */
+  const validConfig = computed(() => validation.value.config);
+  const valid = computed(() => validConfig.value !== undefined);
   const network = computed(() => formNetwork(form));
   const blocks = computed(() => (network.value ? blockCount(network.value) : undefined));
   const stages = computed(() => (network.value ? networkStages(network.value) : []));
@@ -62,5 +64,18 @@ export const useRunFormStore = defineStore('runForm', () => {
     return started;
   }
 
-  return { form, errors, valid, blocks, stages, toggleExit, useDefaultExits, clearExits, load, chooseDataset, submit };
+  return {
+    form,
+    errors,
+    valid,
+    validConfig,
+    blocks,
+    stages,
+    toggleExit,
+    useDefaultExits,
+    clearExits,
+    load,
+    chooseDataset,
+    submit,
+  };
 });

@@ -1,16 +1,11 @@
-/** Past runs: the list, opening one into the Live and Exits views, and comparing two. */
+/** Past runs: the list, opening one into the Live and Exits views, and comparing finished ones. */
 import { defineStore } from 'pinia';
-import { computed, ref, shallowRef } from 'vue';
-import type { RunDetail, RunListingView } from '../../../shared/api.js';
+import { ref, shallowRef } from 'vue';
+import type { RunListingView } from '../../../shared/api.js';
 import { useStudioApi } from '../api/current.js';
-import { compareExits, comparedExits } from '../compare.js';
+import { compareRuns, type RunComparison } from '../compare.js';
 import { useRunStore } from './run.js';
 import { useStudioStore } from './studio.js';
-
-export interface Comparison {
-  a: RunDetail;
-  b: RunDetail;
-}
 
 export const useRunsStore = defineStore('runs', () => {
   const api = useStudioApi();
@@ -19,14 +14,9 @@ export const useRunsStore = defineStore('runs', () => {
 
   const runs = ref<RunListingView[]>([]);
   const loading = ref(false);
-  /** Run folders ticked for comparison, oldest tick first; at most two. */
+  /** Finished run folders ticked for comparison, in the order ticked. */
   const compareDirs = ref<string[]>([]);
-  const comparison = shallowRef<Comparison>();
-  const comparing = ref(false);
-
-  const comparisonRows = computed(() =>
-    comparison.value ? compareExits(comparedExits(comparison.value.a), comparedExits(comparison.value.b)) : [],
-  );
+  const comparison = shallowRef<RunComparison>();
 
   const refresh = () =>
     studio.attempt(
@@ -47,37 +37,20 @@ export const useRunsStore = defineStore('runs', () => {
     if (await run.resume(dir)) studio.show('live');
   }
 
-  /** Ticks or unticks a run for comparison; a third tick replaces the oldest. */
+  /** Ticks or unticks a run for comparison. */
   function toggleCompare(dir: string): void {
     const ticked = compareDirs.value;
-    compareDirs.value = ticked.includes(dir) ? ticked.filter((d) => d !== dir) : [...ticked, dir].slice(-2);
+    compareDirs.value = ticked.includes(dir) ? ticked.filter((d) => d !== dir) : [...ticked, dir];
     comparison.value = undefined;
   }
 
-  async function compare(): Promise<boolean> {
-    const [a, b] = compareDirs.value;
-    if (!a || !b) return false;
-    return studio.attempt(
-      'Could not compare the runs',
-      async () => {
-        const [detailA, detailB] = await Promise.all([api.openRun({ run: a }), api.openRun({ run: b })]);
-        comparison.value = { a: detailA, b: detailB };
-      },
-      comparing,
-    );
+  /** Compares the ticked runs that have finished (a summary), from the listing already loaded. */
+  function compare(): boolean {
+    const ticked = compareDirs.value.flatMap((dir) => runs.value.filter((l) => l.dir === dir && l.summary));
+    if (ticked.length < 2) return false;
+    comparison.value = compareRuns(ticked);
+    return true;
   }
 
-  return {
-    runs,
-    loading,
-    compareDirs,
-    comparison,
-    comparisonRows,
-    comparing,
-    refresh,
-    open,
-    resume,
-    toggleCompare,
-    compare,
-  };
+  return { runs, loading, compareDirs, comparison, refresh, open, resume, toggleCompare, compare };
 });

@@ -5,7 +5,7 @@ import type { StudioInfo } from '../../../shared/api.js';
 import { useStudioApi } from '../api/current.js';
 import { hasConnectionState, type ConnectionState } from '../api/socketClient.js';
 
-export const VIEWS = ['new', 'live', 'exits', 'runs', 'analyses', 'evaluation'] as const;
+export const VIEWS = ['new', 'live', 'exits', 'runs', 'analyses', 'evaluation', 'study'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 export interface Toast {

@@ -59,6 +59,55 @@ describe('new-run form validation', () => {
     });
   });
 
+  it('reads step milestones as a list and names a bad one at its field', () => {
+    expect(validate({ milestones: '0.5, 0.75' }).config?.milestones).toEqual([0.5, 0.75]);
+    expect(validate({ milestones: ' ' }).config?.milestones).toEqual([]);
+    expect(validate({ milestones: '0.6, 0.4' }).errors).toEqual({
+      milestones: 'milestones must increase (e.g. 0.4,0.6)',
+    });
+    expect(validate({ milestones: '0.4, soon' }).errors).toEqual({ milestones: 'a milestone must be a number' });
+    expect(validate({ milestones: '1.5' }).errors).toEqual({ milestones: 'milestones lie between 0 and 1' });
+  });
+
+  it('carries distillation and gradient equilibrium for methods that train exits, never for plain BP', () => {
+    const distilled = { distill: true, distillAlpha: 0.3, distillTemperature: '4', gradientEquilibrium: true };
+    expect(validate({ ...distilled, method: 'joint' }).config).toMatchObject({
+      method: 'joint',
+      distill: true,
+      distillAlpha: 0.3,
+      distillTemperature: 4,
+      gradientEquilibrium: true,
+    });
+    expect(validate({ ...distilled, method: 'plain' }).config).toMatchObject({
+      method: 'plain',
+      distill: false,
+      gradientEquilibrium: false,
+    });
+    expect(validate({ distill: true, distillAlpha: 1.5, distillTemperature: 0 }).errors).toEqual({
+      distillAlpha: 'distill alpha lies between 0 and 1',
+      distillTemperature: 'distill temperature must be a finite number above 0',
+    });
+  });
+
+  it('loads every training-science setting back from a config ("Run again")', () => {
+    const config = {
+      ...DEFAULT_RUN_CONFIG,
+      milestones: [0.5, 0.8],
+      distill: true,
+      distillAlpha: 0.7,
+      distillTemperature: 2,
+      gradientEquilibrium: true,
+    };
+    expect(formFromConfig(config)).toMatchObject({
+      milestones: '0.5, 0.8',
+      distill: true,
+      distillAlpha: 0.7,
+      distillTemperature: 2,
+      gradientEquilibrium: true,
+    });
+    expect(validateRunForm(formFromConfig(config))).toEqual({ config, errors: {} });
+  });
+
   it('finds the field of a path by prefix', () => {
     expect(fieldOfPath('arch.exits.2')).toBe('exits');
     expect(fieldOfPath('arch.depth')).toBe('depth');

@@ -4,6 +4,7 @@ import type { RunDetail } from '../../../shared/api.js';
 import { provideStudioApi } from '../../../renderer/src/api/current.js';
 import { useRunsStore } from '../../../renderer/src/stores/runs.js';
 import { useStudioStore } from '../../../renderer/src/stores/studio.js';
+import type { RunSummary } from '../../../shared/metrics.js';
 import { RUN_DIR, config, detail, epoch, exits, fakeStudio, reports, summary } from './fixtures.js';
 
 const OTHER_DIR = '/home/user/runs/2026-11-22_16-10-00_resnet20_joint';
@@ -55,21 +56,54 @@ describe('runs store', () => {
     expect(useStudioStore().view).toBe('live');
   });
 
-  it('compares two runs exit by exit, aligning auxiliary exits by block and the finals together', async () => {
-    const { runs } = runsStore();
+  it('compares three finished runs exit by exit, with each exit tax against the plain run among them', async () => {
+    const plainDir = '/home/user/runs/2026-11-22_15-00-00_resnet20_plain';
+    const jointDir = '/home/user/runs/2026-11-22_17-00-00_resnet20_joint';
+    const plain: RunSummary = {
+      ...summary,
+      run: plainDir,
+      config: { ...config, method: 'plain', seed: 1 },
+      exits: summary.exits.map((e, k) => ({ ...e, top1: [0.3, 0.5, 0.85][k]! })),
+    };
+    // Joint BP with an extra exit after block 4 and self-distillation.
+    const joint: RunSummary = {
+      ...summary,
+      run: jointDir,
+      config: { ...config, method: 'joint', distill: true },
+      exits: [
+        { ...reports[0]!, top1: 0.7 },
+        { ...reports[0]!, index: 1, block: 4, top1: 0.75 },
+        { ...reports[1]!, index: 2, top1: 0.8 },
+        { ...reports[2]!, index: 3, top1: 0.81 },
+      ],
+    };
+    const studio = fakeStudio({
+      listRuns: () => [
+        { dir: RUN_DIR, name: 'a', config, status: 'completed', summary },
+        { dir: OTHER_DIR, name: 'b', config, status: 'interrupted' },
+        { dir: plainDir, name: 'c', config: plain.config, status: 'completed', summary: plain },
+        { dir: jointDir, name: 'd', config: joint.config, status: 'completed', summary: joint },
+      ],
+    });
+    provideStudioApi(studio.api);
+    setActivePinia(createPinia());
+    const runs = useRunsStore();
+    await runs.refresh();
     runs.toggleCompare(RUN_DIR);
-    runs.toggleCompare('/somewhere/else');
-    runs.toggleCompare(OTHER_DIR);
-    expect(runs.compareDirs).toEqual(['/somewhere/else', OTHER_DIR]);
-    runs.toggleCompare('/somewhere/else');
-    runs.toggleCompare(RUN_DIR);
-    await runs.compare();
-    expect(runs.comparisonRows.map((row) => [row.label, row.a?.top1, row.b?.top1, row.b?.provisional])).toEqual([
-      ['exit @ block 3', 0.6, reports[0]!.top1, false],
-      ['exit @ block 4', 0.62, undefined, undefined],
-      ['exit @ block 6', 0.65, reports[1]!.top1, false],
-      ['final output', 0.7, reports[2]!.top1, false],
+    expect(runs.compare()).toBe(false);
+    // An unfinished run is left out of the comparison.
+    for (const dir of [OTHER_DIR, plainDir, jointDir]) runs.toggleCompare(dir);
+    expect(runs.compare()).toBe(true);
+    const comparison = runs.comparison!;
+    expect(comparison.runs.map((r) => r.label)).toEqual(['multiway, seed 0', 'plain, seed 1', 'joint+distill, seed 0']);
+    expect(comparison.rows.map((row) => [row.block, row.final, row.top1])).toEqual([
+      [3, false, [0.712, 0.3, 0.7]],
+      [4, false, [undefined, undefined, 0.75]],
+      [6, false, [0.804, 0.5, 0.8]],
+      [9, true, [0.836, 0.85, 0.81]],
     ]);
-    expect(runs.comparisonRows[0]!.a?.provisional).toBe(true);
+    expect(comparison.taxes.map((t) => t && Number(t.difference.toFixed(3)))).toEqual([-0.014, undefined, -0.04]);
+    runs.toggleCompare(plainDir);
+    expect(runs.comparison).toBeUndefined();
   });
 });
