@@ -11,8 +11,7 @@
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { FUSED_KERNELS } from '../fused/channelKernels.js';
-import { sumChunksProgram } from './convKernels.js';
-import { flatProgram, replaceKernel, runFlat } from './program.js';
+import { flatProgram, replaceKernel, runFlat, sumChunksProgram } from './program.js';
 
 /** Rows (pixels) of channels one invocation of the per-channel sums adds. */
 const ROWS_PER_CHUNK = 256;

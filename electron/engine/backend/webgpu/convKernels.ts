@@ -5,7 +5,8 @@
  * Why: tfjs-backend-webgpu 4.22 computes a filter gradient with one invocation per filter value,
  * each looping over every pixel of the batch with per-value index arithmetic: 2304 invocations
  * for a 3x3x16x16 filter, a few dozen workgroups, far too little parallelism for a GPU, and on
- * SwiftShader it ran at 0.07 GFLOP/s, half of a multi-way ResNet-8 step (scripts/profile-webgpu.ts).
+ * SwiftShader it ran at 0.07 GFLOP/s, half of a multi-way ResNet-8 step
+ * (`npx tsx scripts/profile-step.ts multiway 32 webgpu 8`).
  *
  * How: the sum over pixels is split into chunks (split-K). Each invocation takes one filter tap,
  * four input channels and four output channels (a 4x4 block of the gradient, 16 multiply-adds per
@@ -17,7 +18,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { fitsFlatDispatch, flatProgram, replaceKernel, runFlat, type ProgramCode } from './program.js';
+import {
+  fitsFlatDispatch,
+  flatProgram,
+  replaceKernel,
+  runFlat,
+  sumChunksProgram,
+  type ProgramCode,
+} from './program.js';
 
 /** Pixels one invocation sums: enough work per invocation, enough invocations for a GPU. */
 const PIXELS_PER_CHUNK = 256;
@@ -86,30 +94,6 @@ function partialFilterGradProgram(chunks: number, filterSize: number, inBlock: 1
         }
       }
       ${stores}
-    }`,
-  };
-}
-
-/**
- * Sums chunk partials: output vec4 i is the sum over chunks c of partials[c * stride + offset + i]
- * (uniforms chunks, stride, offset, in vec4s). Shared with channelKernels.ts.
- */
-export function sumChunksProgram(outputShape: number[]): ProgramCode {
-  return {
-    variableNames: ['partials'],
-    variableComponents: [4],
-    outputShape,
-    outputComponent: 4,
-    shaderKey: 'mwSumChunks',
-    uniforms: 'chunks : i32, stride : i32, offset : i32,',
-    getUserCode: () => `
-    fn main(index : i32) {
-      if (index >= uniforms.invocations) { return; }
-      var sum = vec4<f32>(0.0);
-      for (var c = 0; c < uniforms.chunks; c = c + 1) {
-        sum = sum + partials[c * uniforms.stride + uniforms.offset + index];
-      }
-      result[index] = sum;
     }`,
   };
 }

@@ -49,6 +49,30 @@ export function flatProgram(program: ProgramCode, invocations: number): Program 
 }
 
 /**
+ * Sums chunk partials: output vec4 i is the sum over chunks c of partials[c * stride + offset + i]
+ * (uniforms chunks, stride, offset, in vec4s): the second pass of a split sum.
+ */
+export function sumChunksProgram(outputShape: number[]): ProgramCode {
+  return {
+    variableNames: ['partials'],
+    variableComponents: [4],
+    outputShape,
+    outputComponent: 4,
+    shaderKey: 'mwSumChunks',
+    uniforms: 'chunks : i32, stride : i32, offset : i32,',
+    getUserCode: () => `
+    fn main(index : i32) {
+      if (index >= uniforms.invocations) { return; }
+      var sum = vec4<f32>(0.0);
+      for (var c = 0; c < uniforms.chunks; c = c + 1) {
+        sum = sum + partials[c * uniforms.stride + uniforms.offset + index];
+      }
+      result[index] = sum;
+    }`,
+  };
+}
+
+/**
  * Runs a flat program on `inputs`; `uniforms` are the program's own int32 uniforms in declaration
  * order (vec4s first, as WGSL aligns them), `invocations` is appended.
  */
