@@ -1,7 +1,8 @@
 /**
  * Element-wise steps of batch norm and ReLU as single ops: the fused kernels of the wasm backend
- * (backend/fused/channelKernels.ts) where they are registered and the tensor fits them, else the
- * same arithmetic composed from tfjs ops (every other backend; tests compare the two).
+ * (backend/fused/channelKernels.ts) or their WGSL counterparts on webgpu (backend/webgpu/
+ * channelKernels.ts) where they are registered and the tensor fits them, else the same
+ * arithmetic composed from tfjs ops (every other backend; tests compare the two).
  * Tensors are channels-last; per-channel vectors have the last axis' length.
  */
 import * as tf from '@tensorflow/tfjs-core';

@@ -64,6 +64,15 @@ export function summarizeDataset(dataset: Dataset): DatasetSummary {
   };
 }
 
+/** A training step whose work is queued and whose per-exit losses and correct counts are being read back. */
+interface QueuedStep {
+  /** The step's number (1-based over the run). */
+  step: number;
+  images: number;
+  queuedAt: number;
+  values: Promise<[tf.TypedArray, tf.TypedArray, tf.TypedArray | undefined]>;
+}
+
 function emptyProgress(exits: number): EpochProgress {
   return { stepInEpoch: 0, lossSums: new Array(exits).fill(0), correct: new Array(exits).fill(0), seen: 0, seconds: 0 };
 }
@@ -79,6 +88,12 @@ export class Trainer {
   private progress: EpochProgress;
   /** Seconds spent in training steps this session (not evaluation or checkpoints): the throughput figure. */
   private trainingSeconds = 0;
+  /** The step queued but not yet read back (see run). */
+  private inFlight: QueuedStep | undefined;
+  private lastCompletedAt = 0;
+  private recentRate = 0;
+  private sessionStart = 0;
+  private sessionStartStep = 0;
 
   constructor(readonly options: TrainerOptions) {
     const { config, dataset, folder, backend } = options;
@@ -201,15 +216,18 @@ export class Trainer {
     await this.setState('running');
     const checkpointMs = (this.options.checkpointSeconds ?? 300) * 1000;
     let lastCheckpoint = performance.now();
-    const sessionStart = performance.now();
-    const sessionStartStep = this.step;
-    let recentRate = 0;
+    this.sessionStart = performance.now();
+    this.sessionStartStep = this.step;
     try {
       while (this.epoch < config.epochs) {
         const epochNumber = this.epoch + 1;
         const order = epochOrder(dataset.train.count, derivedRandom(config.seed, 0, epochNumber));
         const epochStart = performance.now() - this.progress.seconds * 1000;
-        while (this.progress.stepInEpoch < this.stepsPerEpoch) {
+        // One step stays in flight: step k+1 is queued before step k's losses are read (below), so
+        // a GPU never idles while they travel back. Stopping, pausing and checkpointing settle it first.
+        while (this.progress.stepInEpoch < this.stepsPerEpoch || this.inFlight) {
+          const checkpointDue = performance.now() - lastCheckpoint > checkpointMs;
+          if (this.pauseGate || this.stopRequested || checkpointDue) await this.settleInFlight(epochNumber);
           if (this.pauseGate) {
             await this.setState('paused');
             await this.pauseGate.promise;
@@ -221,32 +239,14 @@ export class Trainer {
             await this.setState('stopped', `stopped at step ${this.step}; resume continues from here`);
             return undefined;
           }
-          const stepStart = performance.now();
-          const trained = await this.trainStep(order);
-          const stepSeconds = (performance.now() - stepStart) / 1000;
-          this.trainingSeconds += stepSeconds;
-          const rate = trained.images / stepSeconds;
-          recentRate = recentRate ? 0.9 * recentRate + 0.1 * rate : rate;
-          const sessionRate =
-            ((this.step - sessionStartStep) * this.batchSize) / ((performance.now() - sessionStart) / 1000);
-          const record = {
-            type: 'batch' as const,
-            epoch: epochNumber,
-            step: this.step,
-            totalSteps: this.totalSteps,
-            losses: trained.values,
-            ...(trained.crossEntropy ? { crossEntropy: trained.crossEntropy } : {}),
-            lr: config.lr * learningRateFactor(config.schedule, this.step - 1, this.totalSteps, config.milestones),
-            imagesPerSecond: recentRate,
-            etaSeconds: ((this.totalSteps - this.step) * this.batchSize) / sessionRate,
-          };
-          await folder.appendMetrics([record]);
-          this.emit(record);
-          if (performance.now() - lastCheckpoint > checkpointMs) {
+          if (checkpointDue) {
             this.progress.seconds = (performance.now() - epochStart) / 1000;
             await this.checkpoint();
             lastCheckpoint = performance.now();
           }
+          const previous = this.inFlight;
+          this.inFlight = this.progress.stepInEpoch < this.stepsPerEpoch ? this.queueStep(order) : undefined;
+          if (previous) await this.completeStep(previous, epochNumber);
           await new Promise((resolve) => setImmediate(resolve));
         }
         const seconds = (performance.now() - epochStart) / 1000;
@@ -256,50 +256,88 @@ export class Trainer {
         await this.checkpoint();
         lastCheckpoint = performance.now();
       }
-      const summary = await this.summarize(sessionStartStep);
+      const summary = await this.summarize(this.sessionStartStep);
       await folder.writeSummary(summary);
       await this.setState('completed');
       this.emit({ type: 'finished', summary });
       return summary;
     } catch (error) {
+      // A step still in flight disposes its tensors once read; nothing waits for it any more.
+      this.inFlight?.values.catch(() => undefined);
+      this.inFlight = undefined;
       await this.setState('failed', (error as Error).message);
       throw error;
     }
   }
 
-  private async trainStep(order: Int32Array): Promise<{ values: number[]; crossEntropy?: number[]; images: number }> {
+  /** Runs the step in flight to its end: its losses read, checked and counted, its record written. */
+  private async settleInFlight(epochNumber: number): Promise<void> {
+    const step = this.inFlight;
+    this.inFlight = undefined;
+    if (step) await this.completeStep(step, epochNumber);
+  }
+
+  /**
+   * Queues one training step (on a GPU the work is only enqueued) and starts reading its losses
+   * and correct counts back. The position advances now, so the next step can be queued; what is
+   * counted from the losses waits for completeStep.
+   */
+  private queueStep(order: Int32Array): QueuedStep {
     const { config, dataset } = this.options;
     const begin = this.progress.stepInEpoch * this.batchSize;
     const indices = order.subarray(begin, begin + this.batchSize);
     const augment = config.augment ? derivedRandom(config.seed, 1, this.step) : null;
     const { x, labels } = makeBatch(dataset, dataset.train, indices, augment);
     const factor = learningRateFactor(config.schedule, this.step, this.totalSteps, config.milestones);
+    const queuedAt = performance.now();
     const result = this.method.step(x, labels, factor);
     tf.dispose([x, labels]);
-    const [losses, correct, crossEntropy] = await Promise.all([
-      result.losses.data(),
-      result.correct.data(),
-      result.crossEntropy?.data(),
-    ]);
-    tf.dispose([result.losses, result.correct, ...(result.crossEntropy ? [result.crossEntropy] : [])]);
+    const read = [result.losses, result.correct, ...(result.crossEntropy ? [result.crossEntropy] : [])];
+    const values = Promise.all([result.losses.data(), result.correct.data(), result.crossEntropy?.data()]).finally(() =>
+      tf.dispose(read),
+    );
+    this.step++;
+    this.progress.stepInEpoch++;
+    return { step: this.step, images: indices.length, queuedAt, values };
+  }
+
+  /** Waits for a queued step's losses, checks them, adds them to the epoch's sums and emits its record. */
+  private async completeStep(queued: QueuedStep, epochNumber: number): Promise<void> {
+    const { config, folder } = this.options;
+    const [losses, correct, crossEntropy] = await queued.values;
     const bad = losses.findIndex((l) => !Number.isFinite(l));
     if (bad >= 0) {
       const exit = this.net.exits[bad]!;
+      const queuedAfter = this.step > queued.step ? ` (found once step ${this.step} was already queued)` : '';
       throw new NonFiniteLossError(
-        `loss of the ${exit.final ? 'final exit' : `exit after block ${exit.block}`} became ${losses[bad]} at step ${this.step + 1}; ` +
+        `loss of the ${exit.final ? 'final exit' : `exit after block ${exit.block}`} became ${losses[bad]} at step ${queued.step}${queuedAfter}; ` +
           'the run stopped and keeps its last good checkpoint. Try a lower learning rate.',
       );
     }
-    this.step++;
-    this.progress.stepInEpoch++;
-    this.progress.seen += indices.length;
-    losses.forEach((l, k) => (this.progress.lossSums[k]! += l * indices.length));
+    this.progress.seen += queued.images;
+    losses.forEach((l, k) => (this.progress.lossSums[k]! += l * queued.images));
     correct.forEach((c, k) => (this.progress.correct[k]! += c));
-    return {
-      values: Array.from(losses),
+    // A step's time runs from when it was queued, or from when the one before it finished if later.
+    const now = performance.now();
+    const stepSeconds = (now - Math.max(queued.queuedAt, this.lastCompletedAt)) / 1000;
+    this.lastCompletedAt = now;
+    this.trainingSeconds += stepSeconds;
+    const rate = queued.images / stepSeconds;
+    this.recentRate = this.recentRate ? 0.9 * this.recentRate + 0.1 * rate : rate;
+    const sessionRate = ((queued.step - this.sessionStartStep) * this.batchSize) / ((now - this.sessionStart) / 1000);
+    const record = {
+      type: 'batch' as const,
+      epoch: epochNumber,
+      step: queued.step,
+      totalSteps: this.totalSteps,
+      losses: Array.from(losses),
       ...(crossEntropy ? { crossEntropy: Array.from(crossEntropy) } : {}),
-      images: indices.length,
+      lr: config.lr * learningRateFactor(config.schedule, queued.step - 1, this.totalSteps, config.milestones),
+      imagesPerSecond: this.recentRate,
+      etaSeconds: ((this.totalSteps - queued.step) * this.batchSize) / sessionRate,
     };
+    await folder.appendMetrics([record]);
+    this.emit(record);
   }
 
   private async finishEpoch(epochNumber: number, seconds: number): Promise<EpochMetrics> {

@@ -12,6 +12,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { adapterName, openDevice, softwareRefused, type AdapterDescription } from './adapter.js';
+import { registerWebGpuChannelKernels } from './channelKernels.js';
+import { registerWebGpuConvKernels } from './convKernels.js';
 
 export type { AdapterDescription } from './adapter.js';
 export { adapterName } from './adapter.js';
@@ -45,6 +47,8 @@ export async function startWebGpuBackend({ allowSoftware }: { allowSoftware: boo
     const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
     if (tf.findBackendFactory(WEBGPU_BACKEND) != null) tf.removeBackend(WEBGPU_BACKEND);
     tf.registerBackend(WEBGPU_BACKEND, () => new WebGPUBackend(opened.device, opened.adapter.info), 0);
+    registerWebGpuConvKernels(WEBGPU_BACKEND, opened.described.software);
+    registerWebGpuChannelKernels(WEBGPU_BACKEND);
     registered = opened.described;
   } else if (registered.software && !allowSoftware) {
     throw softwareRefused(registered);
