@@ -1,16 +1,18 @@
 /**
  * The webgpu backend on a real adapter (SwiftShader where there is no GPU, so sizes stay tiny:
  * it runs convolutions at about 0.2 GFLOP/s): the kernels training uses against the cpu
- * backend, one step of every method against wasm, and a run that trains, stops and resumes,
- * leaking nothing. Skipped with one line where no adapter can be created; a failure under CI=true.
+ * backend, one step of every method against wasm, the analyses against wasm, and a run that
+ * trains, stops and resumes, leaking nothing. Skipped with one line where no adapter can be created; a failure under CI=true.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import type { LesionStudy, SupervisionShares } from '../../shared/analysis.js';
 import type { ArchSpec, Method, RunConfigInput } from '../../shared/spec.js';
 import type { RunEvent } from '../../shared/metrics.js';
+import { exitProbabilities, lesionStudy, supervisionShares } from '../../electron/engine/analysis/index.js';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
 import {
   channelAffine,
@@ -26,6 +28,7 @@ import {
   depthwiseInputGrad,
   type ExplicitPad,
 } from '../../electron/engine/backend/gradKernels.js';
+import { loadDataset, makeBatch } from '../../electron/engine/data/index.js';
 import { IDX_FILES, encodeIdx } from '../../electron/engine/data/idx.js';
 import { buildNetwork } from '../../electron/engine/models/index.js';
 import { Random } from '../../electron/engine/random.js';
@@ -190,7 +193,7 @@ describe.runIf(webgpu)('one training step on webgpu equals the same step on wasm
 });
 
 /** An idx dataset of 8x8 images: training on SwiftShader at 28x28 would take minutes. */
-async function tinyIdxFolder(): Promise<string> {
+async function tinyIdxFolder(trainCount = 12, testCount = 4): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mw-webgpu-data-'));
   const rng = new Random(12);
   const images = (count: number) =>
@@ -203,12 +206,45 @@ async function tinyIdxFolder(): Promise<string> {
       [count],
       Uint8Array.from({ length: count }, (_, i) => i % CLASSES),
     );
-  await writeFile(join(dir, IDX_FILES.trainImages), images(12));
-  await writeFile(join(dir, IDX_FILES.trainLabels), labels(12));
-  await writeFile(join(dir, IDX_FILES.testImages), images(4));
-  await writeFile(join(dir, IDX_FILES.testLabels), labels(4));
+  await writeFile(join(dir, IDX_FILES.trainImages), images(trainCount));
+  await writeFile(join(dir, IDX_FILES.trainLabels), labels(trainCount));
+  await writeFile(join(dir, IDX_FILES.testImages), images(testCount));
+  await writeFile(join(dir, IDX_FILES.testLabels), labels(testCount));
   return dir;
 }
+
+/** The three analyses of one seeded network on backend `name`, with the values they are built from. */
+async function analysesOn(name: 'wasm' | 'webgpu', dataDir: string) {
+  await initBackend(name);
+  const dataset = await loadDataset(dataDir, { seed: 1 });
+  const net = buildNetwork({ family: 'resnet', depth: 8, width: 0.5, exits: [1, 2] }, [8, 8, 1], CLASSES, 5);
+  const probabilities = await exitProbabilities(net, dataset, dataset.test);
+  const lesion = await lesionStudy(net, dataset, dataset.test);
+  const batch = makeBatch(dataset, dataset.test, [0, 1, 2, 3, 4, 5, 6, 7], null);
+  const supervision = await supervisionShares(net, batch, 'multiway', 2);
+  tf.dispose([batch.x, batch.labels]);
+  net.dispose();
+  return { probabilities, lesion, supervision };
+}
+
+describe.runIf(webgpu)('the analyses on webgpu', () => {
+  it('give the early-exit probabilities, lesion study and supervision shares that wasm gives', async () => {
+    const dataDir = await tinyIdxFolder(4, 16);
+    const expected = await analysesOn('wasm', dataDir);
+    const tensorsBefore = tf.memory().numTensors;
+    const actual = await analysesOn('webgpu', dataDir);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(worstRelative(actual.probabilities.probabilities, expected.probabilities.probabilities)).toBeLessThan(1e-4);
+    // Accuracies count argmaxes: allow one of the 16 images to flip on a near tie.
+    const accuracies = (l: LesionStudy) => [l.baseline, ...l.blocks.map((b) => b.accuracy ?? [])].flat();
+    accuracies(actual.lesion).forEach((a, i) =>
+      expect(Math.abs(a - accuracies(expected.lesion)[i]!)).toBeLessThanOrEqual(1 / 16),
+    );
+    expect(actual.lesion.blocks.map((b) => b.block)).toEqual([1, 2, 3]);
+    const shares = (s: SupervisionShares) => [Float32Array.from(s.layers.flatMap((l) => l.shares))];
+    expect(worstRelative(shares(actual.supervision), shares(expected.supervision))).toBeLessThan(1e-3);
+  });
+});
 
 describe.runIf(webgpu)('a training run on webgpu', () => {
   const LATENCY = { warmup: 0, minRepeats: 1, maxRepeats: 1 };

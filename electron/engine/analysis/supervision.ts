@@ -15,8 +15,12 @@ export interface LabelledBatch {
   labels: tf.Tensor1D;
 }
 
+/**
+ * Stacked, not tf.addN: tfjs-webgpu's AddN binds every input in one shader and fails validation
+ * past the adapter's storage-buffer limit (8 by default), leaving zeros; stack splits its inputs.
+ */
 function gradientNorm(params: readonly Param[], sink: GradSink): tf.Scalar {
-  return tf.sqrt(tf.addN(params.map((p) => tf.sum(tf.square(sink.get(p) ?? tf.zeros([])))))) as tf.Scalar;
+  return tf.sqrt(tf.sum(tf.stack(params.map((p) => tf.sum(tf.square(sink.get(p) ?? tf.zeros([]))))))) as tf.Scalar;
 }
 
 export async function supervisionShares(

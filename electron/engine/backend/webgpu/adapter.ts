@@ -163,6 +163,8 @@ export async function openDevice({ allowSoftware }: { allowSoftware: boolean }):
       maxBufferSize: limits.maxBufferSize,
       maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
       maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+      // tfjs binds a kernel's inputs at once (AddN, concat chunks): the default 8 is the smallest any GPU allows.
+      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
     },
   });
   return { gpu: gpu!, adapter, device, described: described!, globals: dawn.globals };
