@@ -85,6 +85,17 @@ export async function trainPickExportAnalyse(
   await page.locator('details.advanced summary').click();
   await page.getByTestId('limit-train').fill('320');
   await page.getByTestId('limit-test').fill('128');
+  // The method settings: distillation's weight shows only when it is on and is validated per field.
+  expect(await page.getByTestId('distill-alpha').count()).toBe(0);
+  await page.getByTestId('distill').check();
+  await page.getByTestId('distill-alpha').fill('2');
+  await page.getByTestId('error-distill-alpha').waitFor();
+  expect(await page.getByTestId('start').isEnabled()).toBe(false);
+  await page.getByTestId('distill-alpha').fill('0.5');
+  await page.getByTestId('distill').uncheck();
+  await page.getByTestId('gradient-equilibrium').check();
+  expect(await page.getByTestId('gradient-equilibrium').getAttribute('aria-invalid')).toBeNull();
+  await page.getByTestId('gradient-equilibrium').uncheck();
   await shot('1-new-run');
   await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
   await page.getByTestId('start').click();
