@@ -63,17 +63,17 @@ export async function study(argv: string[]): Promise<number> {
   const runsRoot = resolve(flags.out ?? 'runs');
   // Every config is validated before the first run starts, so a bad combination fails at once.
   const plan = { base: parseRunConfig(configFromFlags(flags)), methods: methods.data, seeds: seeds.data };
-  const queue = studyQueue(plan);
+  studyQueue(plan);
   const progress = new ProgressReporter();
   const backend = await initBackend(flags.backend);
   const record = await createStudy(runsRoot, plan);
-  progress.line(`backend: ${backend.label} on ${backend.device}; ${queue.length} runs queued`);
+  const queued = record.runs;
+  progress.line(`backend: ${backend.label} on ${backend.device}; ${queued.length} runs queued`);
   progress.line(`study: ${studyPath(runsRoot, record.id)}`);
-  let trained = 0;
   const result = await runStudy(runsRoot, record, {
-    train: async (request, started) => {
-      const config = queue[trained++]!;
-      progress.line(`study run ${trained}/${queue.length}: ${methodLabel(config)}, seed ${config.seed}`);
+    train: async (request, started, index) => {
+      const { method, seed } = queued[index]!;
+      progress.line(`study run ${index + 1}/${queued.length}: ${method}, seed ${seed}`);
       return (await trainOne(request, backend, progress, started)).summary;
     },
   });

@@ -27,11 +27,12 @@ import type { RunRequest } from './session.js';
 /**
  * Trains one run of a study the face's way (its events, its stop button): opens the run, calls
  * `started` with its folder before training, and resolves with its summary, or undefined when
- * the run was stopped.
+ * the run was stopped. `index` is the run's place in the record's queue (`record.runs`).
  */
 export type StudyTrain = (
   request: RunRequest,
   started: (run: string) => Promise<void>,
+  index: number,
 ) => Promise<RunSummary | undefined>;
 
 export interface StudyOptions {
@@ -154,11 +155,15 @@ export async function runStudy(runsRoot: string, start: StudyRecord, options: St
     if (!summary) {
       const request: RunRequest = dir ? { kind: 'resume', dir } : { kind: 'new', config, runsRoot };
       try {
-        summary = await options.train(request, async (run) => {
-          entry.run = basename(run);
-          entry.startedAt ??= new Date().toISOString();
-          await save();
-        });
+        summary = await options.train(
+          request,
+          async (run) => {
+            entry.run = basename(run);
+            entry.startedAt ??= new Date().toISOString();
+            await save();
+          },
+          i,
+        );
       } catch (error) {
         await finish('failed', `${entry.method}, seed ${entry.seed}: ${(error as Error).message}`);
         throw error;
