@@ -1,14 +1,23 @@
 /** One factory for every family: the run spec's architecture -> an Mw-network. */
-import { resnetBlockOf, resolveExits, type ArchSpec } from '../../../shared/spec.js';
+import { resnetBlockOf, resolveExits, type ArchSpec, type HeadKind } from '../../../shared/spec.js';
 import { Random } from '../random.js';
-import { ParamFactory, type FeatureShape } from './layers.js';
+import { headMaker } from './blocks.js';
+import { ParamFactory, StepClock, type FeatureShape } from './layers.js';
 import { buildMobileNet } from './mobilenet.js';
 import type { MwNetwork } from './network.js';
 import { buildResNet } from './resnet.js';
 
-export function buildNetwork(arch: ArchSpec, inputShape: FeatureShape, classes: number, seed: number): MwNetwork {
+export function buildNetwork(
+  arch: ArchSpec,
+  inputShape: FeatureShape,
+  classes: number,
+  seed: number,
+  headKind: HeadKind = 'bn-relu',
+): MwNetwork {
   const make = new ParamFactory(new Random(seed));
   const exits = resolveExits(arch);
+  const clock = new StepClock();
+  const head = headMaker(headKind, classes, clock);
   return arch.family === 'resnet'
     ? buildResNet(make, {
         depth: arch.depth,
@@ -17,8 +26,10 @@ export function buildNetwork(arch: ArchSpec, inputShape: FeatureShape, classes: 
         exits,
         inputShape,
         classes,
+        head,
+        clock,
       })
-    : buildMobileNet(make, { width: arch.width, exits, inputShape, classes });
+    : buildMobileNet(make, { width: arch.width, exits, inputShape, classes, head, clock });
 }
 
 export type { MwNetwork, ExitCost, ExitPoint, TracedNetwork } from './network.js';
