@@ -236,6 +236,14 @@ export function backboneLrScaleOf(config: Pick<RunConfig, 'arch' | 'backboneLrSc
   return config.backboneLrScale ?? (isPretrained(config.arch) ? 0.1 : 1);
 }
 
+/** Input side of a pretrained backbone whose file leaves the size open (torchvision's ImageNet size). */
+export const PRETRAINED_INPUT_SIZE = 224;
+
+/** The square input side a pretrained backbone takes: the size its file declares, else 224; undefined from scratch. */
+export function backboneInputSize(arch: { family: string; inputSize?: number | undefined }): number | undefined {
+  return isPretrained(arch) ? (arch.inputSize ?? PRETRAINED_INPUT_SIZE) : undefined;
+}
+
 /** The run's input normalisation: as set, else the backbone's for a pretrained network and the dataset's otherwise. */
 export function normalizationOf(config: Pick<RunConfig, 'arch' | 'normalize'>): Normalization {
   return config.normalize ?? (isPretrained(config.arch) ? 'backbone' : 'dataset');
