@@ -27,6 +27,7 @@ import {
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
+import { BackboneListingSchema, BackboneNameSchema } from './backbones.js';
 import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
@@ -95,6 +96,10 @@ export const RequestSchemas = {
   stopStudy: z.object({}).strict(),
   /** The studies in the runs root with their results, newest first. */
   listStudies: z.object({}).strict(),
+  /** The pinned ImageNet-pretrained backbones and whether each is in the user's cache. */
+  listBackbones: z.object({}).strict(),
+  /** Downloads one pinned backbone into the cache (checked against its SHA-256); answers its path. */
+  fetchBackbone: z.object({ name: BackboneNameSchema }).strict(),
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
@@ -164,6 +169,8 @@ export const ResponseSchemas = {
   resumeStudy: z.object({ study: z.string() }),
   stopStudy: z.object({}),
   listStudies: StudyListSchema,
+  listBackbones: z.array(BackboneListingSchema),
+  fetchBackbone: z.object({ path: z.string() }),
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 

@@ -33,6 +33,7 @@ import { RunFolder, listRuns } from './runs/store.js';
 import { loadTrainedNetwork, type TrainedNetwork } from './runs/trained.js';
 import { openRun, type RunRequest } from './session.js';
 import { createStudy, listStudies, readStudy, runStudy } from './study.js';
+import { fetchBackbone, listBackbones } from './onnx/zoo.js';
 import type { Trainer } from './train/trainer.js';
 
 export const COALESCE_MS = 100;
@@ -346,6 +347,8 @@ export class EngineHost {
       return {};
     },
     listStudies: async () => listStudies(this.runsRoot),
+    listBackbones: async () => listBackbones(),
+    fetchBackbone: async ({ name }) => ({ path: (await fetchBackbone(name)).path }),
   };
 
   /** Stops the active run (and study) and waits until it has checkpointed; used when the app quits. */
