@@ -14,7 +14,7 @@ export { exitLatency, measureLatency } from './evaluate/index.js';
 export { cachedEvaluation, evaluateRun } from './evaluate/runEvaluation.js';
 export { exportExit, predictImages, type Prediction } from './export/index.js';
 export { buildNetwork } from './models/index.js';
-export { openSubModelSession } from './models/onnxModel.js';
+export { openSubModelSession } from './models/onnxSubModel.js';
 export { onnxLatency } from './onnx/runtime.js';
 export { Random } from './random.js';
 export { resourcesDir } from './resources.js';

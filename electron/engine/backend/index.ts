@@ -27,9 +27,9 @@ import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendSummary } from '../../../shared/metrics.js';
 import { BackendError } from '../errors.js';
 import { cudaMismatch } from './cuda.js';
-import { disableOnnxKernels, enableOnnxKernels, type OnnxKernelsInfo } from './onnx/index.js';
-import { registerFusedKernels } from './fused/channelKernels.js';
-import { registerGradientKernels } from './wasmGradients.js';
+import { disableOnnxKernels, enableOnnxKernels, type OnnxKernelsInfo } from './ortConvolutions/index.js';
+import { registerFusedKernels } from './wasm/channelKernels.js';
+import { registerGradientKernels } from './portableConvGradients.js';
 import { adapterName, startWebGpuBackend, WEBGPU_BACKEND } from './webgpu/index.js';
 
 export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm-ort' | 'wasm' | 'cpu';
@@ -304,7 +304,7 @@ async function startWasm(): Promise<Started> {
 }
 
 /**
- * wasm with onnxruntime's convolutions (onnx/): the same WebAssembly backend, so it
+ * wasm with onnxruntime's convolutions (ortConvolutions/): the same WebAssembly backend, so it
  * needs 'wasm' to start; `enableOnnxKernels` checks onnxruntime against wasm on a probe first.
  */
 async function startWasmOrt(): Promise<Started> {

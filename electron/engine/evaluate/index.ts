@@ -8,10 +8,10 @@ import type { ExitReport, Latency } from '../../../shared/metrics.js';
 import type { Dataset, ImageSet } from '../data/dataset.js';
 import { makeBatch } from '../data/batches.js';
 import type { ForwardOptions, MwNetwork } from '../models/network.js';
-import { onnxKernelsActive } from '../backend/onnx/index.js';
+import { onnxKernelsActive } from '../backend/ortConvolutions/index.js';
 import { webGpuRuntime } from '../backend/webgpu/index.js';
 import { ONNX_TIMING, onnxBatchLatency } from '../onnx/runtime.js';
-import { openSubModelSession } from '../models/onnxModel.js';
+import { openSubModelSession } from '../models/onnxSubModel.js';
 import { timeRepeated, type LatencyOptions } from '../timing.js';
 
 /** Images per evaluation batch; per-image predictions use the same, so their counts match these accuracies. */

@@ -22,7 +22,7 @@ import { ExportError } from '../errors.js';
 import { EXPORT_FILES, writeExportFolder, writeFileFlushed } from './folder.js';
 import { exportGraph, type ExportGraph } from '../models/inferenceGraph.js';
 import { buildModelCard, modelCardMarkdown, preprocessingOf, type CardInput, type ModelCard } from './modelCard.js';
-import { onnxModelOf } from '../models/onnxModel.js';
+import { onnxModelOf } from '../models/onnxSubModel.js';
 import { encodeOnnxModel } from '../onnx/proto.js';
 import { onnxLatency, onnxRuntimeInfo, openOnnxSession, runOnnx } from '../onnx/runtime.js';
 import { buildLayersModel } from './tfjsModel.js';
