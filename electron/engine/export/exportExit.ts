@@ -20,7 +20,7 @@ import { ExportError } from '../errors.js';
 import { int8Model } from './deployment.js';
 import { exportImages, type ExportImages } from './heldOut.js';
 import type { ExportJob } from './job.js';
-import { preprocessingOf } from './modelCard.js';
+import { preprocessingOf } from './buildModelCard.js';
 import { writeLayersExport, writeOnnxExport } from './writeModel.js';
 
 export interface ExportRequest {

@@ -13,7 +13,9 @@ import { deploymentReport, type ScoredExport } from './deployment.js';
 import { writeDemo } from './demo.js';
 import { EXPORT_FILES, writeFileFlushed } from './folder.js';
 import { heldOutTop1, type ExportedRunner, type ExportImages } from './heldOut.js';
-import { buildModelCard, modelCardMarkdown, type CardInput, type ModelCard } from './modelCard.js';
+import { buildModelCard, type CardInput } from './buildModelCard.js';
+import type { ModelCard } from './modelCard.js';
+import { modelCardMarkdown } from './modelCardMarkdown.js';
 
 async function writeCard(dir: string, card: ModelCard): Promise<void> {
   await writeFileFlushed(join(dir, EXPORT_FILES.cardJson), `${JSON.stringify(card, null, 2)}\n`);
