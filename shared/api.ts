@@ -107,10 +107,11 @@ const SharedRequestSchemas = {
 export const RequestSchemas = {
   ...SharedRequestSchemas,
   /**
-   * The native folder picker, answered by the Electron main process itself, which then tells the
-   * engine the folder may be used (allowFolder); serve mode answers {} (the page types paths).
+   * The native folder picker (for 'backbone', a picker of one .onnx file), answered by the Electron
+   * main process itself, which then tells the engine the path may be used (allowFolder); serve
+   * mode answers {} (the page types paths).
    */
-  chooseFolder: z.object({ purpose: z.enum(['dataset', 'export']) }).strict(),
+  chooseFolder: z.object({ purpose: z.enum(['dataset', 'export', 'backbone']) }).strict(),
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;

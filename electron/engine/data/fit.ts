@@ -1,18 +1,19 @@
 /**
  * Bringing a dataset to a pretrained backbone's input: every image resized to its side and
- * made 3-channel (gray replicated), still as uint8, so memory stays at size * size * 3 bytes
+ * given its channel count (gray replicated to RGB; RGB made gray by luma for a gray backbone,
+ * such as one of the studio's own exports), still as uint8, so memory stays at size * size * 3 bytes
  * an image (150 KB at 224) and the float conversion and normalisation stay per batch
  * (batches.ts). It runs after the limits and the validation hold-out, so only the images a run
  * keeps are enlarged.
  */
-import { imageBytes, type DatasetShape, type ImageSet } from './dataset.js';
+import { DatasetError, imageBytes, type DatasetShape, type ImageSet } from './dataset.js';
 import { fail } from './files.js';
 import { resizeImage } from './resize.js';
 
-/** A backbone's input: square side and channel count. */
+/** A backbone's input: square side and channel count (1 or 3). */
 export interface BackboneInput {
   size: number;
-  channels: 3;
+  channels: number;
 }
 
 /** torchvision's ImageNet normalisation, which its pretrained weights (and timm's defaults) expect. */
@@ -23,10 +24,14 @@ export function fittedShape(input: BackboneInput): DatasetShape {
   return { height: input.size, width: input.size, channels: input.channels };
 }
 
-/** The images of `set` (shape `from`) resized to the input's side and given 3 channels. */
+/** The images of `set` (shape `from`) resized to the input's side and given its channels. */
 export function fitImageSet(set: ImageSet, from: DatasetShape, input: BackboneInput, source: string): ImageSet {
   if (from.channels !== 1 && from.channels !== 3)
     fail(source, `has ${from.channels}-channel images; a backbone takes gray or RGB images`);
+  if (input.channels !== 1 && input.channels !== 3)
+    throw new DatasetError(
+      `the backbone takes ${input.channels}-channel images; only gray and RGB backbones are supported`,
+    );
   const to = fittedShape(input);
   const inBytes = imageBytes(from);
   const outBytes = imageBytes(to);
@@ -34,8 +39,11 @@ export function fitImageSet(set: ImageSet, from: DatasetShape, input: BackboneIn
   for (let i = 0; i < set.count; i++) {
     const resized = resizeImage(set.images.subarray(i * inBytes, (i + 1) * inBytes), from, from.channels, to);
     const out = images.subarray(i * outBytes, (i + 1) * outBytes);
-    if (from.channels === 3) out.set(resized);
-    else for (let p = 0; p < resized.length; p++) out.fill(resized[p]!, 3 * p, 3 * p + 3);
+    if (from.channels === input.channels) out.set(resized);
+    else if (input.channels === 3) for (let p = 0; p < resized.length; p++) out.fill(resized[p]!, 3 * p, 3 * p + 3);
+    else
+      for (let p = 0; p < out.length; p++)
+        out[p] = Math.round(0.299 * resized[3 * p]! + 0.587 * resized[3 * p + 1]! + 0.114 * resized[3 * p + 2]!);
   }
   return { images, labels: set.labels, count: set.count };
 }
