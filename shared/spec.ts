@@ -239,9 +239,18 @@ export function backboneLrScaleOf(config: Pick<RunConfig, 'arch' | 'backboneLrSc
 /** Input side of a pretrained backbone whose file leaves the size open (torchvision's ImageNet size). */
 export const PRETRAINED_INPUT_SIZE = 224;
 
-/** The square input side a pretrained backbone takes: the size its file declares, else 224; undefined from scratch. */
-export function backboneInputSize(arch: { family: string; inputSize?: number | undefined }): number | undefined {
-  return isPretrained(arch) ? (arch.inputSize ?? PRETRAINED_INPUT_SIZE) : undefined;
+/**
+ * The input a pretrained backbone takes, as its file declares it (recorded in the arch when a
+ * run starts): square side (else 224) and channels (else RGB); undefined for a network from scratch.
+ */
+export function backboneInput(arch: {
+  family: string;
+  inputSize?: number | undefined;
+  channels?: number | undefined;
+}): { size: number; channels: number } | undefined {
+  return isPretrained(arch)
+    ? { size: arch.inputSize ?? PRETRAINED_INPUT_SIZE, channels: arch.channels ?? 3 }
+    : undefined;
 }
 
 /** The run's input normalisation: as set, else the backbone's for a pretrained network and the dataset's otherwise. */

@@ -335,7 +335,12 @@ export class EngineHost {
     },
     listStudies: async () => listStudies(this.runsRoot),
     listBackbones: async () => listBackbones(),
-    fetchBackbone: async ({ name }) => ({ path: (await fetchBackbone(name)).path }),
+    fetchBackbone: async ({ name }) => {
+      const { path } = await fetchBackbone(name);
+      // A file the studio fetched into its cache may be trained on, as one chosen in a dialog.
+      this.chosen.add(path);
+      return { path };
+    },
   };
 
   /** Stops the active run (and study) and waits until it has checkpointed; used when the app quits. */

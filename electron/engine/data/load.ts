@@ -3,7 +3,7 @@
  * with limits, validation hold-out and normalization applied.
  */
 import { basename, dirname, join } from 'node:path';
-import { backboneInputSize, isPretrained, normalizationOf, type RunConfig } from '../../../shared/spec.js';
+import { backboneInput, normalizationOf, type RunConfig } from '../../../shared/spec.js';
 import { Random } from '../random.js';
 import { resourcesDir } from '../resources.js';
 import { findCifarFolder, isArchiveName, loadCifarArchive, loadCifarFolder } from './cifar.js';
@@ -154,16 +154,17 @@ function holdOutValidation(
 
 /** The run's dataset as it trained on it; `maxTest` caps the test images (analyses keep a class-balanced subset). */
 export function loadRunDataset(config: RunConfig, maxTest = Infinity): Promise<Dataset> {
-  const side = backboneInputSize(config.arch);
+  const input = backboneInput(config.arch);
   return loadDataset(config.dataset, {
     limitTrain: config.limitTrain,
     limitTest: Math.min(config.limitTest ?? Infinity, maxTest),
     validationSplit: config.validationSplit,
     seed: config.seed,
     ...(config.imageSize !== undefined ? { imageSize: config.imageSize } : {}),
-    ...(side !== undefined ? { input: { size: side, channels: 3 } } : {}),
-    // A network from scratch learns with the training set's statistics; a pretrained one expects its own.
-    imagenet: isPretrained(config.arch) && normalizationOf(config) === 'backbone',
+    ...(input ? { input } : {}),
+    // A network from scratch learns with the training set's statistics; a pretrained RGB one
+    // expects ImageNet's (a gray backbone, such as one of the studio's own exports, keeps the data's).
+    imagenet: input?.channels === 3 && normalizationOf(config) === 'backbone',
   });
 }
 
