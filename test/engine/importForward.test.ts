@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { importBackbone } from '../../electron/engine/onnx/import/backbone.js';
+import { importBackbone } from '../../electron/engine/models/import/backbone.js';
 import { ParamFactory } from '../../electron/engine/models/layers.js';
 import { Random } from '../../electron/engine/random.js';
 import { initBackend } from '../../electron/engine/backend/index.js';

@@ -5,8 +5,8 @@
  * concatenated features).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Block } from '../../models/blocks.js';
-import type { FeatureShape, GradSink, Param, Traced } from '../../models/layers.js';
+import type { Block } from '../blocks.js';
+import type { FeatureShape, GradSink, Param, Traced } from '../layers.js';
 import type { ImportedNode } from './graph.js';
 import type { TracedOp } from './ops.js';
 

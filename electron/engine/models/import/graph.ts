@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ImportError } from '../../errors.js';
-import { BatchNorm, Dense, Relu, type ParamFactory } from '../../models/layers.js';
+import { BatchNorm, Dense, Relu, type ParamFactory } from '../layers.js';
 import {
   ATTRIBUTE_TYPE,
   decodeOnnxModel,
@@ -20,7 +20,7 @@ import {
   type OnnxModel,
   type OnnxNode,
   type OnnxTensor,
-} from '../proto.js';
+} from '../../onnx/proto.js';
 import {
   BinaryOp,
   ChainOp,

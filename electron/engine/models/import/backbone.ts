@@ -10,7 +10,7 @@
  * blocks, or, in a graph without such names, where a branch begins (a residual block's input).
  */
 import { ImportError } from '../../errors.js';
-import { parameterCount, type ParamFactory } from '../../models/layers.js';
+import { parameterCount, type ParamFactory } from '../layers.js';
 import { GraphBlock } from './block.js';
 import { importGraph, type ImportedGraph, type ImportedNode } from './graph.js';
 

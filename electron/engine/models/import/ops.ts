@@ -14,7 +14,7 @@ import {
   depthwiseInputGrad,
   type ExplicitPad,
 } from '../../backend/gradKernels.js';
-import type { GradSink, Layer, Param } from '../../models/layers.js';
+import type { GradSink, Layer, Param } from '../layers.js';
 
 export interface TracedOp {
   y: tf.Tensor;
