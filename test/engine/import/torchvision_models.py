@@ -35,20 +35,26 @@ def save(path, tensor):
     tensor.detach().contiguous().numpy().astype('<f4').tofile(path)
 
 
+def make_model(item):
+    """The torchvision model of `item` with seeded random weights, in eval mode; the same every call."""
+    torch.manual_seed(item.get('seed', 0))
+    model = getattr(torchvision.models, item['name'])(weights=None).eval()
+    # Random but non-trivial batch-norm statistics, so folding and keeping them both matter.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model
+
+
 def main():
     out_dir, spec = sys.argv[1], json.loads(sys.argv[2])
     index = []
     for item in spec:
-        torch.manual_seed(item.get('seed', 0))
-        model = getattr(torchvision.models, item['name'])(weights=None).eval()
-        # Random but non-trivial batch-norm statistics, so folding and keeping them both matter.
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.5, 0.5)
-                    m.running_var.uniform_(0.5, 2.0)
-                    m.weight.uniform_(0.5, 1.5)
-                    m.bias.uniform_(-0.2, 0.2)
+        model = make_model(item)
         size, batch = item['size'], item['batch']
         x = torch.randn(batch, 3, size, size)
         tag = f"{item['name']}-op{item['opset']}-{'folded' if item['fold'] else 'kept'}"
