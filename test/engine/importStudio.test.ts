@@ -111,7 +111,7 @@ describe("the studio's own ONNX export as a backbone", () => {
     expect(config.arch.sha256).toMatch(/^[0-9a-f]{64}$/);
 
     const changed = readFileSync(backbone);
-    changed[changed.length - 1] ^= 1;
+    changed.writeUInt8(changed.readUInt8(changed.length - 1) ^ 1, changed.length - 1);
     writeFileSync(backbone, changed);
     const resume = cli(['train', '--resume', join(runs, run!)]);
     expect(resume.status).toBe(1);
