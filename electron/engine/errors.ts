@@ -16,3 +16,8 @@ export function messageOf(error: unknown): string {
 export class BackboneFetchError extends Error {
   override readonly name = 'BackboneFetchError';
 }
+
+/** An ONNX backbone the importer cannot read or translate exactly; the message names the operator and the node. */
+export class ImportError extends Error {
+  override readonly name = 'ImportError';
+}

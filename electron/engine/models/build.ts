@@ -6,7 +6,9 @@ import { ParamFactory, StepClock, type FeatureShape } from './layers.js';
 import { buildMobileNet } from './mobilenet.js';
 import type { MwNetwork } from './network.js';
 import { buildResNet } from './resnet.js';
+import { backboneName, buildImportedNetwork, readBackbone } from './import/network.js';
 
+/** An imported backbone brings its own input shape; `inputShape` is that of the other families. */
 export function buildNetwork(
   arch: ArchSpec,
   inputShape: FeatureShape,
@@ -14,10 +16,19 @@ export function buildNetwork(
   seed: number,
   headKind: HeadKind = 'bn-relu',
 ): MwNetwork {
-  const make = new ParamFactory(new Random(seed));
-  const exits = resolveExits(arch);
   const clock = new StepClock();
   const head = headMaker(headKind, classes, clock);
+  if (arch.family === 'imported')
+    return buildImportedNetwork(readBackbone(arch), {
+      ...(arch.exits ? { exits: arch.exits } : {}),
+      classes,
+      seed,
+      head,
+      clock,
+      name: `MwImported-${backboneName(arch.backbone)}`,
+    });
+  const make = new ParamFactory(new Random(seed));
+  const exits = resolveExits(arch);
   return arch.family === 'resnet'
     ? buildResNet(make, {
         depth: arch.depth,
