@@ -30,7 +30,7 @@ import type { Contract } from './protocol.js';
 
 export { ApiError } from './protocol.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
-import { BackboneListingSchema, BackboneNameSchema } from './backbones.js';
+import { BackboneInspectionSchema, BackboneListingSchema, BackboneNameSchema } from './backbones.js';
 import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
@@ -101,6 +101,8 @@ const SharedRequestSchemas = {
   listBackbones: z.object({}).strict(),
   /** Downloads one pinned backbone into the cache (checked against its SHA-256); answers its path. */
   fetchBackbone: z.object({ name: BackboneNameSchema }).strict(),
+  /** A backbone file's exit candidates (with parameters and MACs up to each), default exits and input. */
+  inspectBackbone: z.object({ path: z.string().min(1, 'backbone path is required').max(4096) }).strict(),
 } as const;
 
 /** Request payloads of the studio API, one schema per method: what the page may ask. */
@@ -190,6 +192,7 @@ const SharedResponseSchemas = {
   listStudies: StudyListSchema,
   listBackbones: z.array(BackboneListingSchema),
   fetchBackbone: z.object({ path: z.string() }),
+  inspectBackbone: BackboneInspectionSchema,
 } as const satisfies Record<keyof typeof SharedRequestSchemas, z.ZodType>;
 
 /** Responses of the studio API, checked by the page's side of either transport. */

@@ -35,6 +35,8 @@ export interface RunForm {
   datasetSource: 'embedded' | 'path';
   datasetPath: string;
   family: ArchSpec['family'];
+  /** An imported backbone's ONNX file (family 'imported'). */
+  backbonePath: string;
   depth: NumberEntry;
   width: NumberEntry;
   /** ResNet block variant (ignored for MobileNet). */
@@ -75,6 +77,7 @@ export interface RunForm {
 const FIELD_PATHS = {
   dataset: 'dataset',
   family: 'arch.family',
+  backbonePath: 'arch.backbone',
   depth: 'arch.depth',
   width: 'arch.width',
   block: 'arch.block',
@@ -114,6 +117,7 @@ export function formFromConfig(config: RunConfig): RunForm {
     datasetSource: config.dataset === EMBEDDED_DATASET ? 'embedded' : 'path',
     datasetPath: config.dataset === EMBEDDED_DATASET ? '' : config.dataset,
     family: arch.family,
+    backbonePath: arch.family === 'imported' ? arch.backbone : '',
     depth: arch.family === 'resnet' ? arch.depth : 20,
     width: arch.family === 'imported' ? 1 : arch.width,
     block: arch.family === 'resnet' ? resnetBlockOf(arch) : DEFAULT_RESNET_BLOCK,
@@ -174,7 +178,9 @@ export function configInput(form: RunForm): unknown {
     arch:
       form.family === 'resnet'
         ? { family: 'resnet', depth: numberOf(form.depth), width, block: form.block, exits }
-        : { family: 'mobilenet', width, exits },
+        : form.family === 'imported'
+          ? { family: 'imported', backbone: form.backbonePath.trim(), exits }
+          : { family: 'mobilenet', width, exits },
     method: form.method,
     gamma: numberOf(form.gamma),
     epochs: numberOf(form.epochs),

@@ -304,9 +304,9 @@ export async function studyAndCompareThree(page: Page, screenshotDir: string, pr
 
 /**
  * A backbone file picked in the New run form ("from a file…", its path typed as serve mode
- * offers): its exit candidates on the block strip, drawn by MACs; SDN IC-only on it (heads only,
- * features cached); the exits table; an exit exported to ONNX, whose file re-scores to the
- * figure the studio measured. `backbone` is an ONNX file and `candidates` its candidate count.
+ * offers): its exit candidates on the block strip, drawn by MACs, and the pinned ImageNet
+ * backbones offered beside it; SDN IC-only on it (heads only, features cached, as the live
+ * view says); the exits table. `backbone` is an ONNX file and `candidates` its candidate count.
  */
 export async function trainOnBackbone(
   page: Page,
@@ -323,12 +323,12 @@ export async function trainOnBackbone(
   await page.getByTestId(`block-${candidates}`).waitFor({ timeout: 60_000 });
   expect(await page.locator('[data-testid^="block-"]').count()).toBe(candidates);
   expect(await page.getByTestId('block-1').getAttribute('title')).toMatch(/MACs up to here/);
-  // The pinned ImageNet backbones are offered beside the file, each with whether it is cached.
   expect(await page.getByTestId('pinned-backbone').count()).toBeGreaterThan(0);
   await page.getByTestId('freeze').selectOption('all');
   await page.getByTestId('head').selectOption('elastic');
   await page.getByTestId('epochs').fill('2');
   await page.getByTestId('batch').fill('32');
+  if (!(await page.getByTestId('limit-train').isVisible())) await page.locator('details.advanced summary').click();
   await page.getByTestId('augment').uncheck();
   await page.getByTestId('limit-train').fill('320');
   await page.getByTestId('limit-test').fill('128');
@@ -347,16 +347,6 @@ export async function trainOnBackbone(
 
   await page.getByTestId('nav-exits').click();
   await page.getByTestId('exit-row-0').waitFor();
-  const rows = await page.locator('[data-testid^="exit-row-"]').count();
-  expect(rows).toBeGreaterThan(1);
-  await page.getByTestId('exit-row-0').click();
-  await page.getByTestId('export-format').selectOption('onnx');
-  await page.getByTestId('export').click();
-  await expect
-    .poll(() => page.getByTestId('export-accuracy').textContent(), { timeout: 120_000 })
-    .toMatch(/The exported file scores/);
-  const text = (await page.getByTestId('export-accuracy').textContent())!.replace(/\s+/g, ' ');
-  const [, exported, measured] = /scores (\d+\.\d+)% top-1 .*the studio measured (\d+\.\d+)%/.exec(text)!;
-  expect(exported).toBe(measured);
-  await shot('13-exported-backbone');
+  expect(await page.locator('[data-testid^="exit-row-"]').count()).toBeGreaterThan(1);
+  await shot('13-exits-backbone');
 }
