@@ -54,15 +54,8 @@ describe('imported torchvision models equal PyTorch', () => {
       const { candidates, blocks, classifier } = backbone;
       expect(candidates.length).toBeGreaterThanOrEqual(4);
       expect(candidates.map((c) => c.id)).toEqual(candidates.map((_, i) => i + 1));
-      // Parameters and compute grow along the network (DenseNet's last block, its final batch norm, adds no MACs).
-      candidates.slice(1).forEach((c, i) => {
-        expect(c.macs).toBeGreaterThanOrEqual(candidates[i]!.macs);
-        expect(c.params + c.macs).toBeGreaterThan(candidates[i]!.params + candidates[i]!.macs);
-      });
-      // ResNet-18's blocks with an identity shortcut can be lesioned: each stage's second (the first
-      // block of stage 1 holds the stem, the first of stages 2 to 4 a strided projection shortcut).
-      if (request.name === 'resnet18')
-        expect(blocks.map((b) => b.skippable)).toEqual([false, true, false, true, false, true, false, true]);
+      // Parameters and compute grow along the network.
+      candidates.slice(1).forEach((c, i) => expect(c.macs).toBeGreaterThan(candidates[i]!.macs));
       tf.tidy(() => {
         const input = exports!.read(`${model.tag}.input.bin`, [BATCH, 3, SIZE, SIZE]);
         let h: tf.Tensor = tf.transpose(input, [0, 2, 3, 1]);

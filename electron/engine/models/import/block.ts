@@ -13,13 +13,8 @@ import type { TracedOp } from './ops.js';
 export class GraphBlock implements Block {
   readonly params: readonly Param[];
   readonly buffers: readonly Param[];
-  /**
-   * A residual block (its output the sum of its input and a branch, maybe through a ReLU) can be
-   * deleted at test time, keeping the identity shortcut (Veit et al. 2016); other blocks cannot.
-   */
-  readonly skippable: boolean;
-  /** Whether a ReLU follows the residual sum (torchvision's ResNets), applied to the input when skipped. */
-  private readonly reluAfterSum: boolean;
+  /** The graph decides what a block is; deleting one (a lesion) is not defined for it. */
+  readonly skippable = false;
   private readonly totalMacs: number;
   /** For each value, the index of the last node reading it (forward frees values after it). */
   private readonly lastUse = new Map<string, number>();
@@ -34,11 +29,6 @@ export class GraphBlock implements Block {
     this.buffers = nodes.flatMap((n) => n.operation.buffers);
     this.totalMacs = nodes.reduce((sum, n) => sum + n.macs, 0);
     nodes.forEach((node, i) => node.inputs.forEach((v) => this.lastUse.set(v, i)));
-    const last = nodes.at(-1);
-    const beforeLast = nodes.at(-2);
-    this.reluAfterSum = last?.op === 'Relu' && beforeLast?.op === 'Add' && last.inputs[0] === beforeLast.output;
-    const sum = this.reluAfterSum ? beforeLast : last;
-    this.skippable = sum?.op === 'Add' && sum.inputs.includes(input);
   }
 
   forward(x: tf.Tensor): tf.Tensor {
@@ -65,9 +55,8 @@ export class GraphBlock implements Block {
     };
   }
 
-  lesionForward(x: tf.Tensor): tf.Tensor | null {
-    if (!this.skippable) return null;
-    return this.reluAfterSum ? tf.relu(x) : x;
+  lesionForward(): null {
+    return null;
   }
 
   outputShape(): FeatureShape {
