@@ -11,3 +11,8 @@ export class BackendError extends Error {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** An ONNX backbone the importer cannot read or translate exactly; the message names the operator and the node. */
+export class ImportError extends Error {
+  override readonly name = 'ImportError';
+}
