@@ -6,14 +6,14 @@
  * backward returns one gradient per input.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { channelSum, reluGrad } from '../../backend/fusedOps.js';
+import { channelSum, reluGrad } from '../../backend/channelOps.js';
 import {
   conv2dFilterGrad,
   conv2dInputGrad,
   depthwiseFilterGrad,
   depthwiseInputGrad,
   type ExplicitPad,
-} from '../../backend/gradKernels.js';
+} from '../../backend/convGradientOps.js';
 import type { GradSink, Layer, Param } from '../layers.js';
 
 export interface TracedOp {
