@@ -71,6 +71,14 @@ export function buildImportedNetwork(bytes: Uint8Array, options: ImportedNetwork
   );
 }
 
+/** The candidates and input of a backbone file, its weights read and released again. */
+function candidatesOf(bytes: Uint8Array): { candidates: ExitCandidate[]; inputShape: [number, number, number] } {
+  const backbone = importBackbone(bytes, new ParamFactory(new Random(0)));
+  const all = [...backbone.blocks, ...(backbone.classifier ? [backbone.classifier] : [])];
+  for (const layer of all) for (const p of [...layer.params, ...layer.buffers]) p.variable.dispose();
+  return { candidates: backbone.candidates, inputShape: backbone.inputShape };
+}
+
 export function sha256Of(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -104,12 +112,17 @@ export function backboneName(path: string): string {
  */
 export function recordBackbone(arch: ImportedArch): ImportedArch {
   const bytes = readBackbone(arch);
-  const backbone = importBackbone(bytes, new ParamFactory(new Random(0)));
-  try {
-    checkedExits(backbone.candidates, arch.exits);
-  } finally {
-    const all = [...backbone.blocks, ...(backbone.classifier ? [backbone.classifier] : [])];
-    for (const layer of all) for (const p of [...layer.params, ...layer.buffers]) p.variable.dispose();
-  }
-  return { ...arch, sha256: sha256Of(bytes), blocks: backbone.candidates.length };
+  const { candidates } = candidatesOf(bytes);
+  checkedExits(candidates, arch.exits);
+  return { ...arch, sha256: sha256Of(bytes), blocks: candidates.length };
+}
+
+/** What `mw-studio inspect --backbone` shows: the candidates, the default exits and the input. */
+export function inspectBackbone(path: string): {
+  candidates: ExitCandidate[];
+  defaultExits: number[];
+  inputShape: [number, number, number];
+} {
+  const { candidates, inputShape } = candidatesOf(readBackbone({ family: 'imported', backbone: path }));
+  return { candidates, defaultExits: defaultImportedExits(candidates), inputShape };
 }
