@@ -110,11 +110,25 @@ export function backboneName(path: string): string {
  * against its candidates. Reads and translates the whole file, so an unsupported operator is
  * refused here, before any run folder exists.
  */
-export function recordBackbone(arch: ImportedArch): ImportedArch {
+export function recordBackbone(arch: ImportedArch): { arch: ImportedArch; inputShape: [number, number, number] } {
   const bytes = readBackbone(arch);
-  const { candidates } = candidatesOf(bytes);
+  const { candidates, inputShape } = candidatesOf(bytes);
   checkedExits(candidates, arch.exits);
-  return { ...arch, sha256: sha256Of(bytes), blocks: candidates.length };
+  return { arch: { ...arch, sha256: sha256Of(bytes), blocks: candidates.length }, inputShape };
+}
+
+/**
+ * The network trains at the backbone's input size: a dataset of other images is refused until
+ * the data path brings images to it (resizing, gray to three channels).
+ */
+export function checkBackboneInput(
+  [height, width, channels]: readonly [number, number, number],
+  dataset: { height: number; width: number; channels: number },
+): void {
+  if (dataset.height === height && dataset.width === width && dataset.channels === channels) return;
+  throw new ConfigError(
+    `arch.backbone: the backbone takes ${width}x${height} images with ${channels} channels and the dataset's are ${dataset.width}x${dataset.height} with ${dataset.channels}; use an image folder of ${channels === 3 ? 'colour' : 'gray'} images with --image-size ${height}`,
+  );
 }
 
 /** What `mw-studio inspect --backbone` shows: the candidates, the default exits and the input. */
