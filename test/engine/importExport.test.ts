@@ -26,12 +26,15 @@ import {
   type ModelCard,
 } from '../../electron/engine/export/index.js';
 import { buildLayersModel } from '../../electron/engine/export/tfjsModel.js';
+import { importBackbone } from '../../electron/engine/models/import/backbone.js';
 import { buildImportedNetwork } from '../../electron/engine/models/import/network.js';
+import { ParamFactory } from '../../electron/engine/models/layers.js';
 import { exportGraph } from '../../electron/engine/models/inferenceGraph.js';
 import type { MwNetwork } from '../../electron/engine/models/index.js';
 import { onnxModelBytes } from '../../electron/engine/models/onnxSubModel.js';
 import { decodeOnnxModel } from '../../electron/engine/onnx/proto.js';
 import { openOnnxSession, runOnnx } from '../../electron/engine/onnx/runtime.js';
+import { Random } from '../../electron/engine/random.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
 import { writeFashionFolder } from './import/fashionFolder.js';
@@ -223,6 +226,24 @@ describe('every export format of an imported mobilenet_v2', () => {
       .map((n) => n.attribute!.find((a) => a.name === 'group')!.i);
     // features.0's stem, then features.1's depthwise (32 channels) and projection.
     expect(groups.slice(0, 3)).toEqual([1, 32, 1]);
+  });
+});
+
+describe('continuing from an export', () => {
+  it("imports the ONNX export of an imported network's exit again as a backbone, with the same predictions", async () => {
+    if (!exports) return;
+    const { directory } = await exportExit({ run: dir, exit: EXITS[1]!, format: 'onnx' });
+    const backbone = importBackbone(
+      await readFile(join(directory, EXPORT_FILES.onnxModel)),
+      new ParamFactory(new Random(0)),
+    );
+    const logits = tf.tidy(() => {
+      const features = backbone.blocks.reduce((h: tf.Tensor, block) => block.forward(h), images);
+      return backbone.classifier!.forward(features).dataSync();
+    });
+    expect(relativeDiff(logits, networkLogits(1))).toBeLessThanOrEqual(TOLERANCE);
+    for (const layer of [...backbone.blocks, backbone.classifier!])
+      for (const p of [...layer.params, ...layer.buffers]) p.variable.dispose();
   });
 });
 
