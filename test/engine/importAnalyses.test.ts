@@ -27,7 +27,7 @@ import { RunFolder } from '../../electron/engine/runs/store.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
 import type { Trainer } from '../../electron/engine/train/trainer.js';
-import { expectClose, expectSameWeights, snapshot } from './helpers.js';
+import { callHost, expectClose, expectSameWeights, snapshot } from './helpers.js';
 import { writeFashionFolder } from './import/fashionFolder.js';
 import { exportTorchvision, type ExportRequest, type Exports } from './import/torchvision.js';
 
@@ -157,15 +157,15 @@ describe('a trained run on an imported mobilenet_v2', () => {
     const host = new EngineHost({ backend, runsRoot: join(root, 'runs'), emit: () => {} });
     const before = tf.memory().numTensors;
 
-    const evaluation = ResponseSchemas.evaluate.parse(await host.handle('evaluate', { run: dir, split: 'test' }));
+    const evaluation = ResponseSchemas.evaluate.parse(await callHost(host, 'evaluate', { run: dir, split: 'test' }));
     expect(evaluation.exits.map((e) => e.top1)).toEqual(summary.exits.map((e) => e.top1));
 
     const early = ResponseSchemas.earlyExit.parse(
-      await host.handle('earlyExit', { run: dir, criterion: 'max-softmax' }),
+      await callHost(host, 'earlyExit', { run: dir, criterion: 'max-softmax' }),
     );
     expect(early.samples).toBe(16);
-    const lesion = ResponseSchemas.lesion.parse(await host.handle('lesion', { run: dir }));
-    const supervision = ResponseSchemas.supervision.parse(await host.handle('supervision', { run: dir }));
+    const lesion = ResponseSchemas.lesion.parse(await callHost(host, 'lesion', { run: dir }));
+    const supervision = ResponseSchemas.supervision.parse(await callHost(host, 'supervision', { run: dir }));
     expect(tf.memory().numTensors).toBe(before);
 
     const { net, start } = await loadTrainedNetwork(dir);
