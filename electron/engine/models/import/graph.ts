@@ -194,6 +194,11 @@ class Attributes {
   }
 }
 
+/** "/layer1/layer1.0/conv1/Conv" -> "layer1.layer1.0.conv1.Conv": a node's name as a scope of weight and layer names. */
+export function nodeScope(name: string): string {
+  return name.replace(/^\/+/, '').replace(/[/:]+/g, '.');
+}
+
 /** NCHW axis of a 4-D value -> NHWC axis. */
 const NHWC_AXIS = [0, 3, 1, 2];
 
@@ -331,7 +336,7 @@ class GraphReader {
       if (x.length !== 3) refuse(node, `operator ${node.op_type} on a ${x.length + 1}-D value`);
       return x as [number, number, number];
     };
-    const child = this.make.child(node.name.replace(/^\/+/, '').replace(/[/:]+/g, '.'));
+    const child = this.make.child(nodeScope(node.name));
 
     switch (node.op_type) {
       case 'Conv': {
