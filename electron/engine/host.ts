@@ -37,6 +37,8 @@ import { RunFolder, listRuns } from './runs/store.js';
 import { loadTrainedNetwork, type TrainedNetwork } from './runs/trained.js';
 import { openRun, type RunRequest } from './session.js';
 import { createStudy, listStudies, readStudy, runStudy } from './study.js';
+import { fetchBackbone, listBackbones } from './onnx/zoo.js';
+import { inspectBackbone } from './models/import/network.js';
 import type { Trainer } from './train/trainer.js';
 
 export const COALESCE_MS = 100;
@@ -188,10 +190,15 @@ export class EngineHost {
 
   /** The config the renderer sent, with a dataset path outside the runs root checked (userPath). */
   private checkedConfig(config: unknown): unknown {
-    const dataset = (config as { dataset?: unknown } | null)?.dataset;
-    return typeof dataset === 'string' && dataset !== 'embedded'
-      ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') }
-      : config;
+    const { dataset, arch } = (config ?? {}) as { dataset?: unknown; arch?: { backbone?: unknown } };
+    const checked =
+      typeof dataset === 'string' && dataset !== 'embedded'
+        ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') }
+        : config;
+    // An imported backbone is a user's file too.
+    return typeof arch?.backbone === 'string'
+      ? { ...(checked as object), arch: { ...arch, backbone: this.userPath(arch.backbone, 'backbone') } }
+      : checked;
   }
 
   /**
@@ -358,6 +365,14 @@ export class EngineHost {
       return {};
     },
     listStudies: async () => listStudies(this.runsRoot),
+    listBackbones: async () => listBackbones(),
+    fetchBackbone: async ({ name }) => {
+      const { path } = await fetchBackbone(name);
+      // A file the studio fetched into its cache may be trained on, as one chosen in a dialog.
+      this.chosen.add(path);
+      return { path };
+    },
+    inspectBackbone: async ({ path }) => inspectBackbone(this.userPath(path, 'backbone')),
   };
 
   /** Stops the active run (and study) and waits until it has checkpointed; used when the app quits. */

@@ -13,7 +13,7 @@ export { BACKEND_PREFERENCES, describeBackend, initBackend, summarizeBackend } f
 export { makeBatch } from './data/batches.js';
 export { DatasetError } from './data/dataset.js';
 export { loadDataset } from './data/index.js';
-export { BackendError, ExportError, ImportError } from './errors.js';
+export { BackboneFetchError, BackendError, ExportError, ImportError } from './errors.js';
 export { exitLatency, measureLatency } from './evaluate/index.js';
 export { cachedEvaluation, evaluateRun } from './evaluate/runEvaluation.js';
 export { exportExit, predictImages, type Prediction } from './export/index.js';
@@ -21,6 +21,7 @@ export { buildNetwork } from './models/index.js';
 export { inspectBackbone } from './models/import/network.js';
 export { openSubModelSession } from './models/onnxSubModel.js';
 export { onnxLatency } from './onnx/runtime.js';
+export { fetchBackbone, listBackbones } from './onnx/zoo.js';
 export { Random } from './random.js';
 export { resourcesDir } from './resources.js';
 export { FileError } from '../base/files.js';

@@ -277,6 +277,25 @@ describe('MobileNet export', () => {
 });
 
 describe('model card', () => {
+  it('exports Elastic heads (pool, dropout, FC; dropout is the identity at inference) to ONNX and tfjs', async () => {
+    const elastic = await trainRun({ ...RESNET, head: 'elastic', freezeBackbone: true, augment: false });
+    try {
+      for (const [index, exit] of RESNET_EXITS.entries()) {
+        const onnx = await exportExit({ run: elastic.dir, exit, format: 'onnx' });
+        const path = join(onnx.directory, EXPORT_FILES.onnxModel);
+        expect(maxAbsDiff(await predictOnnx(path, elastic.images), expected(elastic, index))).toBeLessThanOrEqual(
+          TOLERANCE,
+        );
+        const layers = await exportExit({ run: elastic.dir, exit, format: 'tfjs' });
+        const [logits] = await predictLayers(layers.directory, elastic.images);
+        expect(maxAbsDiff(logits!, expected(elastic, index))).toBeLessThanOrEqual(TOLERANCE);
+      }
+    } finally {
+      elastic.net.dispose();
+      elastic.images.dispose();
+    }
+  });
+
   it('describes the exit, its training, accuracy, latency and the exact preprocessing', async () => {
     const { directory } = await exportExit({ run: resnet.dir, exit: 2, format: 'onnx' });
     const card = await readModelCard(directory);
