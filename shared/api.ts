@@ -35,7 +35,10 @@ import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, S
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
 
-/** Test images an analysis uses at most, class-balanced: enough for stable accuracies, quick to run. */
+/**
+ * Images an analysis uses at most, of the validation hold-out (the test set for a run that held
+ * out nothing), class-balanced: enough for stable accuracies, quick to run.
+ */
 export const ANALYSIS_MAX_IMAGES = 2000;
 
 export { EXPORT_FORMATS, type ExportFormat } from './deployment.js';
@@ -63,7 +66,7 @@ const SharedRequestSchemas = {
       threshold: z.number().gt(0, 'threshold must be above 0').max(1, 'threshold is at most 1').optional(),
     })
     .strict(),
-  /** Analyses of a trained run, on its validation hold-out (on at most ANALYSIS_MAX_IMAGES of its test set when it has none). */
+  /** Analyses of a trained run, on at most ANALYSIS_MAX_IMAGES of its validation hold-out (of its test set when it has none). */
   earlyExit: z.object({ run: runDir, criterion: z.enum(EXIT_CRITERIA) }).strict(),
   lesion: z.object({ run: runDir }).strict(),
   supervision: z.object({ run: runDir }).strict(),

@@ -4,8 +4,9 @@
  * Layers, lowest first (a folder imports only from its own layer or below):
  *   root helpers (errors, random, timing, resources) -> onnx -> backend -> models -> data, runs
  *   -> evaluate -> train -> export, analysis -> session, study, host, worker.
- * ONNX has one home per layer: onnx/ (format, runtime, quantisation, import), backend/ortConvolutions/
- * (training kernels run in onnxruntime) and models/onnxSubModel.ts (a network's sub-model as ONNX).
+ * ONNX by layer: onnx/ (the format: protobuf subset, onnxruntime sessions, int8 quantisation),
+ * backend/ortConvolutions/ (training kernels run in onnxruntime) and, where the network's types are
+ * needed, models/: onnxSubModel.ts (a sub-model as ONNX) and import/ (an ONNX file as a backbone).
  * This file and every folder's index.ts only re-export (eslint.config.js refuses code in them).
  */
 export { BACKEND_PREFERENCES, describeBackend, initBackend, summarizeBackend } from './backend/index.js';

@@ -50,6 +50,22 @@ export async function trainPickExportAnalyse(
 ): Promise<void> {
   const shot = await screenshots(page, screenshotDir, prefix);
   await page.getByTestId('start').waitFor();
+  // The backends passed over sit behind a closed disclosure in the sidebar, each with its reason once opened.
+  const skipped = page.getByTestId('skipped-backends');
+  if (await skipped.count()) {
+    expect(await skipped.getAttribute('open')).toBeNull();
+    expect(await skipped.locator('.note').first().isVisible()).toBe(false);
+  }
+  // The Architecture select has room for its longest label: the box less its padding and the arrow (about 20 px).
+  const labelRoom = await page.evaluate(`(() => {
+    const select = document.querySelector('[data-testid="family"]');
+    const style = getComputedStyle(select);
+    const context = document.createElement('canvas').getContext('2d');
+    context.font = style.font;
+    const widest = Math.max(...[...select.options].map((option) => context.measureText(option.text).width));
+    return select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20 - widest;
+  })()`);
+  expect(labelRoom).toBeGreaterThanOrEqual(0);
   // The embedded data previewed before training: 10 classes with examples, 8 augmentation draws.
   await page.getByTestId('preview-dataset').click();
   await page.getByTestId('class-counts-chart').waitFor({ timeout: 60_000 });
