@@ -5,7 +5,15 @@
  */
 import { ApiError } from '../../shared/api.js';
 import { ConfigError } from '../../shared/spec.js';
-import { BackendError, DatasetError, describeBackend, ExportError, initBackend, FileError } from '../engine/index.js';
+import {
+  BackendError,
+  DatasetError,
+  describeBackend,
+  ExportError,
+  initBackend,
+  FileError,
+  SlurmError,
+} from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EVALUATE_USAGE, evaluateCommand } from './evaluate.js';
@@ -62,7 +70,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 };
 
 /** Errors that describe what the user asked for or has, each with a message that says what to do. */
-const USER_ERRORS = [ConfigError, DatasetError, FileError, ExportError, BackendError, ApiError];
+const USER_ERRORS = [ConfigError, DatasetError, FileError, ExportError, BackendError, ApiError, SlurmError];
 
 const oneLine = (message: string) => message.replace(/\s*\n\s*/g, ' ');
 

@@ -11,3 +11,8 @@ export class BackendError extends Error {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A Slurm command that failed or cannot run (not installed, controller unreachable, option refused); the message says what to do. */
+export class SlurmError extends Error {
+  override readonly name = 'SlurmError';
+}

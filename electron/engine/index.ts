@@ -3,13 +3,13 @@
  * the engine comes through here, so the folders behind it can move without touching them.
  * Layers, lowest first (a folder imports only from its own layer or below):
  *   root helpers (errors, random, timing, resources) -> onnx -> backend -> models -> data, runs
- *   -> evaluate -> train -> export, analysis -> session, study, host, worker.
+ *   -> evaluate -> train -> export, analysis -> session, study, slurm, host, worker.
  */
 export { BACKEND_PREFERENCES, describeBackend, initBackend, summarizeBackend } from './backend/index.js';
 export { makeBatch } from './data/batches.js';
 export { DatasetError } from './data/dataset.js';
 export { loadDataset } from './data/index.js';
-export { BackendError, ExportError } from './errors.js';
+export { BackendError, ExportError, SlurmError } from './errors.js';
 export { exitLatency, measureLatency } from './evaluate/index.js';
 export { cachedEvaluation, evaluateRun } from './evaluate/runEvaluation.js';
 export { exportExit, predictImages, type Prediction } from './export/index.js';
@@ -22,4 +22,6 @@ export { FileError } from '../base/files.js';
 export { RunFolder, listRuns } from './runs/store.js';
 export { openRun, type RunRequest } from './session.js';
 export { createStudy, listStudies, readStudy, runStudy, studyPath, studyView } from './study.js';
+export { checkSlurmSettings, sbatchOnPath } from './slurm.js';
+export { runSlurmStudy, slurmFolder } from './slurmStudy.js';
 export { createTrainingMethod } from './train/methods.js';
