@@ -27,7 +27,14 @@ import {
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
 import { RunConfigSchema, describeIssues } from './spec.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
-import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
+import {
+  ExecutorSchema,
+  StudyIdSchema,
+  StudyListSchema,
+  StudyMethodsSchema,
+  StudySeedsSchema,
+  StudyViewSchema,
+} from './study.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
 
@@ -86,12 +93,20 @@ export const RequestSchemas = {
   previewDataset: DatasetPreviewRequestSchema,
   /**
    * A study: the config (validated in full per queued run) under each method and seed, trained
-   * one run after another in the engine. Seeds run from the config's seed upwards.
+   * one run after another in the engine, or as one Slurm job array (the controller checks the
+   * Slurm settings before the study exists). Seeds run from the config's seed upwards.
    */
-  startStudy: z.object({ config: z.unknown(), methods: StudyMethodsSchema, seeds: StudySeedsSchema }).strict(),
-  /** Continues a stopped or interrupted study: the cut-short run from its checkpoint, then the rest. */
+  startStudy: z
+    .object({
+      config: z.unknown(),
+      methods: StudyMethodsSchema,
+      seeds: StudySeedsSchema,
+      executor: ExecutorSchema.default({ kind: 'local' }),
+    })
+    .strict(),
+  /** Continues a stopped or interrupted study: cut-short runs from their checkpoints, then the rest (Slurm: jobs still queued are watched again). */
   resumeStudy: z.object({ study: StudyIdSchema }).strict(),
-  /** Stops the study's live run (it checkpoints) and starts no further one. */
+  /** Stops the study's live run (it checkpoints) and starts no further one; a Slurm study's jobs are cancelled (scancel). */
   stopStudy: z.object({}).strict(),
   /** The studies in the runs root with their results, newest first. */
   listStudies: z.object({}).strict(),
@@ -110,6 +125,8 @@ export const StudioInfoSchema = z.object({
   activeRun: z.string().optional(),
   /** The study being trained, if any (its runs are the active run in turn). */
   activeStudy: z.string().optional(),
+  /** Whether Slurm's sbatch is on the PATH of the machine the engine runs on (the Study view offers the Slurm executor). */
+  slurm: z.boolean(),
 });
 export type StudioInfo = z.infer<typeof StudioInfoSchema>;
 

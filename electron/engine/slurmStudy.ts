@@ -208,12 +208,13 @@ export async function runSlurmStudy(
         if (record.runs[e.index]!.slurm!.state === 'CANCELLED') cancelledOutside = e.why;
         else failures.push(e.resubmittable ? `${e.why}; resubmitted ${MAX_SLURM_RESUBMITS} times already` : e.why);
       }
+      // Saved first, so the record (and whoever watches it) sees how a job ended before its successor.
+      if (JSON.stringify(record.runs) !== before) await save();
       if (retry.length)
         await submit(
           retry.map((e) => e.index),
           true,
         );
-      else if (JSON.stringify(record.runs) !== before) await save();
     }
     if (failures.length) return finish('failed', failures.join('; '));
     if (cancelledOutside) return finish('stopped', `cancelled outside the studio: ${cancelledOutside}`);
