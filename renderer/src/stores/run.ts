@@ -113,6 +113,11 @@ export const useRunStore = defineStore('run', () => {
 
   const act = (doing: string, action: () => Promise<unknown>) => studio.attempt(doing, action, acting);
 
+  /** Follows the engine's next run as it starts (a study's runs, say), replacing what is shown. */
+  function followLive(): void {
+    followsLive.value = true;
+  }
+
   /** Starts training; the run appears when the engine announces it ('started'). */
   function start(config: RunConfig): Promise<boolean> {
     followsLive.value = true;
@@ -149,6 +154,7 @@ export const useRunStore = defineStore('run', () => {
     engineBusy,
     waitingForStart,
     applyEvents,
+    followLive,
     open,
     follow,
     start,
