@@ -184,8 +184,11 @@ export const ResponseSchemas = {
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 
-/** Commands of the desktop app's menu that the page carries out (File > New Run shows the new-run view). */
-export const MENU_COMMANDS = ['new-run'] as const;
+/**
+ * Commands of the desktop app's menu that the page carries out: File > New Run shows the new-run
+ * view, File > Connect to a Remote Studio its form.
+ */
+export const MENU_COMMANDS = ['new-run', 'connect-remote'] as const;
 
 /**
  * Pushed to the renderer: run events (batches coalesced), trainer crashes and study progress

@@ -9,6 +9,11 @@ import { ApiError, MENU_COMMANDS, type StudioEvent } from './api.js';
 /** ipcRenderer.invoke(STUDIO_CALL, method, payload) -> CallOutcome. */
 export const STUDIO_CALL = 'studio:call';
 
+/** ipcRenderer.invoke(REMOTE_CONNECT, {address, token}) -> CallOutcome: keep and open a remote studio (shared/remote.ts). */
+export const REMOTE_CONNECT = 'studio:remote-connect';
+/** ipcRenderer.invoke(REMOTE_SAVED) -> CallOutcome with {address?}: the remote studio kept, without its token. */
+export const REMOTE_SAVED = 'studio:remote-saved';
+
 /** Main -> preload, once per page load: carries the MessagePort that engine events arrive on. */
 export const STUDIO_EVENTS = 'studio:events';
 
@@ -43,5 +48,6 @@ export function isStudioEvent(data: unknown): data is StudioEvent {
   if (event.type === 'menu-command') return (MENU_COMMANDS as readonly unknown[]).includes(event.command);
   if (event.type === 'evaluation-progress')
     return typeof event.run === 'string' && typeof event.done === 'number' && typeof event.total === 'number';
+  if (event.type === 'study') return typeof event.study === 'object' && event.study !== null;
   return event.type === 'trainer-crashed' && typeof event.message === 'string';
 }

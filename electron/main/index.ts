@@ -16,6 +16,7 @@ import {
   Menu,
   MessageChannelMain,
   protocol,
+  safeStorage,
   screen,
   session,
   shell,
@@ -25,13 +26,15 @@ import {
   type OpenDialogOptions,
   type WebContents,
 } from 'electron';
-import { ApiError, type StudioEvent } from '../../shared/api.js';
+import { ApiError, type MENU_COMMANDS, type StudioEvent } from '../../shared/api.js';
 import { CONTENT_SECURITY_POLICY } from '../../shared/contentSecurityPolicy.js';
 import { readStaticFile } from '../base/staticFiles.js';
-import { outcomeOf, STUDIO_CALL, STUDIO_EVENTS } from '../../shared/ipc.js';
+import { outcomeOf, REMOTE_CONNECT, REMOTE_SAVED, STUDIO_CALL, STUDIO_EVENTS } from '../../shared/ipc.js';
+import { remoteStudioUrl, type RemoteStudio } from '../../shared/remote.js';
 import { EngineRelay, StderrTail, type EngineProcess, type FolderPurpose } from '../relay/engineRelay.js';
 import { BUILT_FILES } from './layout.js';
 import { applicationMenu } from './menu.js';
+import { isRemoteNavigation, RemoteStudioStore, remoteToConnect } from './remoteStudio.js';
 import { isRendererUrl, RENDERER_ENTRY, RENDERER_SCHEME, rendererFile } from './rendererProtocol.js';
 import {
   denyPermission,
@@ -131,6 +134,57 @@ function secureSession(): void {
   session.defaultSession.setPermissionCheckHandler(denyPermissionCheck);
 }
 
+/**
+ * A remote studio (serve mode on a cluster's login node, through an SSH tunnel) in a window of
+ * its own: its page is the same renderer, served by that engine, talking to it over its socket.
+ * No preload (the page needs no bridge there), sandboxed, and kept on that studio's origin.
+ */
+function openRemoteWindow(remote: RemoteStudio): void {
+  const window = new BrowserWindow({
+    width: 1400,
+    height: 900,
+    minWidth: MIN_WINDOW_SIZE.width,
+    minHeight: MIN_WINDOW_SIZE.height,
+    title: `Mw Studio: ${remote.address}`,
+    webPreferences: { sandbox: true, contextIsolation: true, nodeIntegration: false, webSecurity: true },
+  });
+  const contents = window.webContents;
+  contents.on('will-navigate', (event) => {
+    if (!isRemoteNavigation(remote, event.url)) event.preventDefault();
+  });
+  contents.setWindowOpenHandler(denyWindowOpen);
+  void window.loadURL(remoteStudioUrl(remote)).catch((error: Error) => {
+    window.close();
+    dialog.showErrorBox(
+      'Could not reach the remote studio',
+      `${remote.address}: ${error.message}\n\nIs the SSH tunnel open and mw-studio serve running on the login node?`,
+    );
+  });
+}
+
+/** The page's remote-studio form: checked here again, kept through the OS keychain, opened. */
+function relayRemoteStudio(): void {
+  const store = new RemoteStudioStore(join(app.getPath('userData'), 'remote-studio.bin'), safeStorage);
+  const fromStudioPage = (url: string | undefined) => {
+    if (!isRendererUrl(url)) throw new ApiError('remote studios are opened only from the studio page');
+  };
+  ipcMain.handle(REMOTE_CONNECT, (event, given: unknown) =>
+    outcomeOf(async () => {
+      fromStudioPage(event.senderFrame?.url);
+      const remote = remoteToConnect(given, await store.load());
+      openRemoteWindow(remote);
+      await store.save(remote);
+    }),
+  );
+  ipcMain.handle(REMOTE_SAVED, (event) =>
+    outcomeOf(async () => {
+      fromStudioPage(event.senderFrame?.url);
+      const kept = await store.load();
+      return kept ? { address: kept.address } : {};
+    }),
+  );
+}
+
 function relayCalls(engine: EngineRelay): void {
   ipcMain.handle(STUDIO_CALL, (event, method: unknown, payload: unknown) =>
     outcomeOf(async () => {
@@ -164,8 +218,8 @@ function showAbout(): void {
 }
 
 /** Menu commands reach the page as declared events on the same port as the engine's (shared/api.ts). */
-function showNewRunView(): void {
-  eventPort?.postMessage({ type: 'menu-command', command: 'new-run' } satisfies StudioEvent);
+function menuCommand(command: (typeof MENU_COMMANDS)[number]): void {
+  eventPort?.postMessage({ type: 'menu-command', command } satisfies StudioEvent);
 }
 
 async function createWindow(): Promise<void> {
@@ -230,6 +284,7 @@ async function main(): Promise<void> {
   serveRenderer();
   const engine = new EngineRelay({ start: startEngine, emit: (event) => eventPort?.postMessage(event), chooseFolder });
   relayCalls(engine);
+  relayRemoteStudio();
   shutDownBeforeQuit(engine);
   const isMac = process.platform === 'darwin';
   Menu.setApplicationMenu(
@@ -237,7 +292,12 @@ async function main(): Promise<void> {
       applicationMenu({
         isMac,
         isDev: !app.isPackaged,
-        actions: { newRun: showNewRunView, openRunsFolder: () => void openRunsFolder(), about: showAbout },
+        actions: {
+          newRun: () => menuCommand('new-run'),
+          connectRemote: () => menuCommand('connect-remote'),
+          openRunsFolder: () => void openRunsFolder(),
+          about: showAbout,
+        },
       }),
     ),
   );

@@ -1,11 +1,20 @@
 /**
- * The preload: exposes `window.studio` (shared/api.ts's StudioApi) through contextBridge and
- * nothing else; ipcRenderer itself never reaches the page. Built as CommonJS, because a
+ * The preload: exposes `window.studio` (shared/api.ts's StudioApi) and `window.studioShell`
+ * (remote studios, shared/remote.ts) through contextBridge and nothing else; ipcRenderer itself
+ * never reaches the page. Built as CommonJS, because a
  * sandboxed preload cannot be an ES module.
  */
 import './zodJitless.js';
 import { contextBridge, ipcRenderer } from 'electron';
-import { STUDIO_CALL, STUDIO_EVENTS, type CallOutcome } from '../../shared/ipc.js';
+import {
+  REMOTE_CONNECT,
+  REMOTE_SAVED,
+  resultOf,
+  STUDIO_CALL,
+  STUDIO_EVENTS,
+  type CallOutcome,
+} from '../../shared/ipc.js';
+import type { StudioShell } from '../../shared/remote.js';
 import { createStudioApi } from './studioApi.js';
 
 const listeners = new Set<(data: unknown) => void>();
@@ -30,3 +39,17 @@ const api = createStudioApi({
 });
 
 contextBridge.exposeInMainWorld('studio', api);
+
+/** The desktop app's own offers to the page: remote studios (shared/remote.ts); checked again in the main process. */
+const shell: StudioShell = {
+  connectRemote: async (remote) => {
+    resultOf(
+      (await ipcRenderer.invoke(REMOTE_CONNECT, {
+        address: String(remote.address),
+        token: String(remote.token),
+      })) as CallOutcome,
+    );
+  },
+  savedRemote: async () => resultOf((await ipcRenderer.invoke(REMOTE_SAVED)) as CallOutcome) as { address?: string },
+};
+contextBridge.exposeInMainWorld('studioShell', shell);
