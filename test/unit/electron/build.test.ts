@@ -12,7 +12,8 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestSchemas, type StudioApi, type StudioInfo } from '../../../shared/api.js';
 import { BUILT_FILES } from '../../../electron/main/layout.js';
-import { STUDIO_CALL, STUDIO_EVENTS } from '../../../shared/ipc.js';
+import { REMOTE_CONNECT, STUDIO_CALL, STUDIO_EVENTS } from '../../../shared/ipc.js';
+import type { StudioShell } from '../../../shared/remote.js';
 
 let outRoot: string;
 const built = (file: string) => join(outRoot, file);
@@ -33,7 +34,7 @@ describe('build-electron', () => {
     expect(manifest).toMatchObject({ main: BUILT_FILES.main, type: 'module' });
   });
 
-  it('writes a CommonJS preload that exposes window.studio in a sandbox', async () => {
+  it('writes a CommonJS preload that exposes window.studio and window.studioShell in a sandbox', async () => {
     const code = await readFile(built(BUILT_FILES.preload), 'utf8');
     expect(code).not.toMatch(/^import /m);
     const exposed = new Map<string, unknown>();
@@ -59,7 +60,7 @@ describe('build-electron', () => {
     expect(required).toEqual(['electron']);
 
     const studio = exposed.get('studio') as StudioApi;
-    expect([...exposed.keys()]).toEqual(['studio']);
+    expect([...exposed.keys()]).toEqual(['studio', 'studioShell']);
     expect(Object.keys(studio).sort()).toEqual([...Object.keys(RequestSchemas), 'onEvent'].sort());
     await expect(studio.listRuns({})).resolves.toEqual({ runs: [] });
     await expect(studio.openRun({ run: 5 } as never)).rejects.toThrow(/openRun: .*run/);
@@ -72,6 +73,13 @@ describe('build-electron', () => {
     port.onmessage?.({ data: { type: 'trainer-crashed', message: 'gone' } });
     port.onmessage?.({ data: { nonsense: true } });
     expect(events).toEqual([{ type: 'trainer-crashed', message: 'gone' }]);
+
+    // The shell's remote-studio calls go to their own channels, as plain strings.
+    const shell = exposed.get('studioShell') as StudioShell;
+    expect(Object.keys(shell).sort()).toEqual(['connectRemote', 'savedRemote']);
+    invoked.length = 0;
+    await shell.connectRemote({ address: 'http://127.0.0.1:5178', token: 'abc', extra: 1 } as never);
+    expect(invoked).toEqual([[REMOTE_CONNECT, { address: 'http://127.0.0.1:5178', token: 'abc' }]]);
   });
 
   it('writes an engine worker that starts with plain Node and answers calls', async () => {

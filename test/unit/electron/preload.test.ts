@@ -98,6 +98,10 @@ describe('call outcomes between main and preload', () => {
     expect(isStudioEvent({ type: 'trainer-crashed' })).toBe(false);
     expect(isStudioEvent({ type: 'run', events: 'many' })).toBe(false);
     expect(isStudioEvent({ type: 'menu-command', command: 'new-run' })).toBe(true);
+    expect(isStudioEvent({ type: 'menu-command', command: 'connect-remote' })).toBe(true);
+    // Study progress reaches the desktop app's page too.
+    expect(isStudioEvent({ type: 'study', study: { record: {}, rows: [], missing: [] } })).toBe(true);
+    expect(isStudioEvent({ type: 'study' })).toBe(false);
     expect(isStudioEvent({ type: 'menu-command', command: 'format-disk' })).toBe(false);
     expect(isStudioEvent({ type: 'evaluation-progress', run: 'r', split: 'test', done: 3, total: 9 })).toBe(true);
     expect(isStudioEvent({ type: 'evaluation-progress', run: 'r', done: '3' })).toBe(false);
