@@ -60,11 +60,3 @@ export function splitStudioUrl(text: string): { address: string; token: string }
 export function remoteStudioUrl(remote: RemoteStudio): string {
   return `${remote.address}/?token=${encodeURIComponent(remote.token)}`;
 }
-
-/** What the desktop app's preload offers the page for remote studios (`window.studioShell`); absent in a browser. */
-export interface StudioShell {
-  /** Checks, keeps (encrypted by the OS keychain) and opens the remote studio in a window of its own. */
-  connectRemote(remote: { address: string; token: string }): Promise<void>;
-  /** The address kept from the last connection (never its token), to fill the form. */
-  savedRemote(): Promise<{ address?: string }>;
-}

@@ -12,7 +12,6 @@ import {
   app,
   BrowserWindow,
   dialog,
-  ipcMain,
   Menu,
   MessageChannelMain,
   protocol,
@@ -26,12 +25,15 @@ import {
   type OpenDialogOptions,
   type WebContents,
 } from 'electron';
-import { ApiError, type MENU_COMMANDS, type StudioEvent } from '../../shared/api.js';
+import type { StudioContract } from '../../shared/api.js';
 import { CONTENT_SECURITY_POLICY } from '../../shared/contentSecurityPolicy.js';
-import { readStaticFile } from '../base/staticFiles.js';
-import { outcomeOf, REMOTE_CONNECT, REMOTE_SAVED, STUDIO_CALL, STUDIO_EVENTS } from '../../shared/ipc.js';
+import type { Answerer } from '../../shared/peer.js';
+import { STUDIO_PORT_CHANNEL } from '../../shared/protocol.js';
 import { remoteStudioUrl, type RemoteStudio } from '../../shared/remote.js';
-import { EngineRelay, StderrTail, type EngineProcess, type FolderPurpose } from '../relay/engineRelay.js';
+import { readStaticFile } from '../base/staticFiles.js';
+import { engineProcess } from '../relay/engineProcess.js';
+import { EngineRelay, type EngineProcess } from '../relay/engineRelay.js';
+import { pageChannel, type FolderPurpose } from '../relay/pageChannel.js';
 import { BUILT_FILES } from './layout.js';
 import { applicationMenu } from './menu.js';
 import { isRemoteNavigation, RemoteStudioStore, remoteToConnect } from './remoteStudio.js';
@@ -53,8 +55,8 @@ protocol.registerSchemesAsPrivileged([
 const fromApp = (path: string) => join(app.getAppPath(), path);
 
 let mainWindow: BrowserWindow | undefined;
-/** Main's end of the channel that carries engine events to the page; replaced on every page load. */
-let eventPort: MessagePortMain | undefined;
+/** Main's end of the port the page's calls and events travel on; replaced on every page load. */
+let pagePort: MessagePortMain | undefined;
 /** The window-state write started when the window closed; quitting waits for it. */
 let savingWindowState: Promise<void> = Promise.resolve();
 
@@ -83,17 +85,7 @@ function startEngine(): EngineProcess {
     env,
     stdio: ['ignore', 'inherit', 'pipe'],
   });
-  const stderr = new StderrTail();
-  child.stderr?.on('data', (chunk: Buffer) => {
-    process.stderr.write(chunk);
-    stderr.add(chunk);
-  });
-  return {
-    send: (message) => child.postMessage(message),
-    onMessage: (listener) => child.on('message', listener),
-    onExit: (listener) => child.on('exit', (code) => listener(code, stderr.reason)),
-    kill: () => void child.kill(),
-  };
+  return engineProcess(child, (message) => child.postMessage(message));
 }
 
 async function chooseFolder(purpose: FolderPurpose): Promise<string | undefined> {
@@ -105,12 +97,20 @@ async function chooseFolder(purpose: FolderPurpose): Promise<string | undefined>
   return result.canceled ? undefined : result.filePaths[0];
 }
 
-/** A fresh MessageChannel per page load: the preload of the new page takes its end. */
-function connectEvents(contents: WebContents): void {
-  eventPort?.close();
+/**
+ * A fresh MessageChannel per page load, and only for our own page (not a frame that somehow
+ * navigated elsewhere): the preload of the new page takes its end.
+ */
+function connectPage(contents: WebContents, page: Answerer<StudioContract>): void {
+  pagePort?.close();
+  page.disconnect();
+  if (!isRendererUrl(contents.getURL())) return;
   const { port1, port2 } = new MessageChannelMain();
-  eventPort = port1;
-  contents.postMessage(STUDIO_EVENTS, null, [port2]);
+  pagePort = port1;
+  port1.on('message', (message) => page.receive(message.data));
+  port1.start();
+  page.connect((message) => port1.postMessage(message));
+  contents.postMessage(STUDIO_PORT_CHANNEL, null, [port2]);
 }
 
 function serveRenderer(): void {
@@ -132,6 +132,13 @@ function secureSession(): void {
   });
   session.defaultSession.setPermissionRequestHandler(denyPermission);
   session.defaultSession.setPermissionCheckHandler(denyPermissionCheck);
+}
+
+async function openRunsFolder(): Promise<void> {
+  const folder = runsRoot();
+  await mkdir(folder, { recursive: true });
+  const problem = await shell.openPath(folder);
+  if (problem) dialog.showErrorBox('Could not open the runs folder', `${folder}: ${problem}`);
 }
 
 /**
@@ -162,45 +169,20 @@ function openRemoteWindow(remote: RemoteStudio): void {
   });
 }
 
-/** The page's remote-studio form: checked here again, kept through the OS keychain, opened. */
-function relayRemoteStudio(): void {
+/** The page's remote-studio form: checked here, kept through the OS keychain (safeStorage), opened. */
+function remoteStudios() {
   const store = new RemoteStudioStore(join(app.getPath('userData'), 'remote-studio.bin'), safeStorage);
-  const fromStudioPage = (url: string | undefined) => {
-    if (!isRendererUrl(url)) throw new ApiError('remote studios are opened only from the studio page');
-  };
-  ipcMain.handle(REMOTE_CONNECT, (event, given: unknown) =>
-    outcomeOf(async () => {
-      fromStudioPage(event.senderFrame?.url);
+  return {
+    async connect(given: unknown): Promise<void> {
       const remote = remoteToConnect(given, await store.load());
       openRemoteWindow(remote);
       await store.save(remote);
-    }),
-  );
-  ipcMain.handle(REMOTE_SAVED, (event) =>
-    outcomeOf(async () => {
-      fromStudioPage(event.senderFrame?.url);
+    },
+    async saved(): Promise<{ address?: string }> {
       const kept = await store.load();
       return kept ? { address: kept.address } : {};
-    }),
-  );
-}
-
-function relayCalls(engine: EngineRelay): void {
-  ipcMain.handle(STUDIO_CALL, (event, method: unknown, payload: unknown) =>
-    outcomeOf(async () => {
-      // Only our own page may call; a frame that somehow navigated elsewhere may not.
-      if (!isRendererUrl(event.senderFrame?.url))
-        throw new ApiError('studio calls are accepted only from the studio page');
-      return engine.call(method, payload);
-    }),
-  );
-}
-
-async function openRunsFolder(): Promise<void> {
-  const folder = runsRoot();
-  await mkdir(folder, { recursive: true });
-  const problem = await shell.openPath(folder);
-  if (problem) dialog.showErrorBox('Could not open the runs folder', `${folder}: ${problem}`);
+    },
+  };
 }
 
 function showAbout(): void {
@@ -217,12 +199,7 @@ function showAbout(): void {
   void (mainWindow ? dialog.showMessageBox(mainWindow, options) : dialog.showMessageBox(options));
 }
 
-/** Menu commands reach the page as declared events on the same port as the engine's (shared/api.ts). */
-function menuCommand(command: (typeof MENU_COMMANDS)[number]): void {
-  eventPort?.postMessage({ type: 'menu-command', command } satisfies StudioEvent);
-}
-
-async function createWindow(): Promise<void> {
+async function createWindow(page: Answerer<StudioContract>): Promise<void> {
   const stateFile = join(app.getPath('userData'), 'window-state.json');
   const workAreas = [screen.getPrimaryDisplay(), ...screen.getAllDisplays()].map((display) => display.workArea);
   const state = await loadWindowState(stateFile, workAreas);
@@ -246,8 +223,9 @@ async function createWindow(): Promise<void> {
   });
   window.on('closed', () => {
     if (mainWindow === window) mainWindow = undefined;
-    eventPort?.close();
-    eventPort = undefined;
+    pagePort?.close();
+    pagePort = undefined;
+    page.disconnect();
   });
 
   const contents = window.webContents;
@@ -255,7 +233,7 @@ async function createWindow(): Promise<void> {
     if (!isAllowedNavigation(contents.getURL(), event.url)) event.preventDefault();
   });
   contents.setWindowOpenHandler(denyWindowOpen);
-  contents.on('did-finish-load', () => connectEvents(contents));
+  contents.on('did-finish-load', () => connectPage(contents, page));
   await window.loadURL(RENDERER_ENTRY);
 }
 
@@ -282,9 +260,10 @@ async function main(): Promise<void> {
   await app.whenReady();
   secureSession();
   serveRenderer();
-  const engine = new EngineRelay({ start: startEngine, emit: (event) => eventPort?.postMessage(event), chooseFolder });
-  relayCalls(engine);
-  relayRemoteStudio();
+  const engine = new EngineRelay({ start: startEngine });
+  // The preload has checked the page's calls; the engine checks them again for its own process.
+  const page = pageChannel(engine, { validates: false, chooseFolder, remote: remoteStudios() });
+  engine.onEvent((event) => page.emit(event));
   shutDownBeforeQuit(engine);
   const isMac = process.platform === 'darwin';
   Menu.setApplicationMenu(
@@ -292,9 +271,10 @@ async function main(): Promise<void> {
       applicationMenu({
         isMac,
         isDev: !app.isPackaged,
+        // Menu commands reach the page as declared events on the same port as the engine's (shared/api.ts).
         actions: {
-          newRun: () => menuCommand('new-run'),
-          connectRemote: () => menuCommand('connect-remote'),
+          newRun: () => page.emit({ type: 'menu-command', command: 'new-run' }),
+          connectRemote: () => page.emit({ type: 'menu-command', command: 'connect-remote' }),
           openRunsFolder: () => void openRunsFolder(),
           about: showAbout,
         },
@@ -306,9 +286,9 @@ async function main(): Promise<void> {
     if (!isMac) app.quit();
   });
   app.on('activate', () => {
-    if (!mainWindow) void createWindow();
+    if (!mainWindow) void createWindow(page);
   });
-  await createWindow();
+  await createWindow(page);
 }
 
 // A second start hands over to the running studio (which focuses its window) and leaves.

@@ -3,11 +3,10 @@ import './zodJitless.js';
 import { createPinia } from 'pinia';
 import { createApp } from 'vue';
 import App from './App.vue';
-import { provideStudioApi, provideStudioShell } from './api/current.js';
-import { studioApi, studioShell } from './api/studioApi.js';
+import { provideStudioApi } from './api/current.js';
+import { studioApi } from './api/studioApi.js';
 import './styles.css';
 
 // Protocol errors are bugs on one side or the other: worth the console, not the user's attention.
 provideStudioApi(studioApi((message) => console.warn(`[studio socket] ${message}`)));
-provideStudioShell(studioShell());
 createApp(App).use(createPinia()).mount('#app');

@@ -3,7 +3,6 @@
  * rather than a global lookup, so nothing reachable from the stores touches `window`.
  */
 import type { StudioApi } from '../../../shared/api.js';
-import type { StudioShell } from '../../../shared/remote.js';
 
 let current: StudioApi | undefined;
 
@@ -14,15 +13,4 @@ export function provideStudioApi(api: StudioApi): void {
 export function useStudioApi(): StudioApi {
   if (!current) throw new Error('no StudioApi: call provideStudioApi() before using the stores');
   return current;
-}
-
-let shell: StudioShell | undefined;
-
-/** The desktop app's offers (remote studios); none in a browser. */
-export function provideStudioShell(given: StudioShell | undefined): void {
-  shell = given;
-}
-
-export function useStudioShell(): StudioShell | undefined {
-  return shell;
 }

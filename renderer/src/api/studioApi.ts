@@ -3,15 +3,12 @@
  * mode's WebSocket at the page's own host, authenticated by the page's `?token=`.
  */
 import type { StudioApi } from '../../../shared/api.js';
-import type { StudioShell } from '../../../shared/remote.js';
 import { createSocketStudioApi, socketUrl, type OpenSocket } from './socketClient.js';
 
 declare global {
   interface Window {
     /** Set by the Electron preload (contextBridge); absent in a browser. */
     studio?: StudioApi;
-    /** Set by the Electron preload as well: remote studios (shared/remote.ts). */
-    studioShell?: StudioShell;
   }
 }
 
@@ -28,9 +25,4 @@ export function studioApi(onProtocolError?: (message: string) => void): StudioAp
   return (
     window.studio ?? createSocketStudioApi({ url: socketUrl(location), openSocket: openBrowserSocket, onProtocolError })
   );
-}
-
-/** The desktop app's shell offers, where the page runs in it. */
-export function studioShell(): StudioShell | undefined {
-  return window.studioShell;
 }

@@ -1,18 +1,17 @@
 /**
- * The desktop app's "Connect to a remote studio" form (File menu): the address of an SSH
- * tunnel's local end and the token `mw-studio serve` printed on the cluster's login node. The
- * app checks them again, keeps them encrypted by the OS keychain and opens that studio in a
+ * The desktop app's "Connect to a remote studio" form (File menu, whose command opens it): the
+ * address of an SSH tunnel's local end and the token `mw-studio serve` printed on the cluster's
+ * login node. The app's main process checks them again, keeps them encrypted by the OS keychain and opens that studio in a
  * window of its own. Pasting the whole printed address fills both fields.
  */
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
 import { RemoteStudioSchema, splitStudioUrl } from '../../../shared/remote.js';
-import { useStudioApi, useStudioShell } from '../api/current.js';
+import { useStudioApi } from '../api/current.js';
 import { useStudioStore } from './studio.js';
 
 export const useRemoteStore = defineStore('remote', () => {
   const api = useStudioApi();
-  const shell = useStudioShell();
   const studio = useStudioStore();
 
   const open = ref(false);
@@ -38,9 +37,8 @@ export const useRemoteStore = defineStore('remote', () => {
   const valid = computed(() => !errors.value.address && !errors.value.token);
 
   async function show(): Promise<void> {
-    if (!shell) return;
     open.value = true;
-    const kept = await shell.savedRemote().catch(() => ({}) as { address?: string });
+    const kept = await api.savedRemote({}).catch(() => ({}) as { address?: string });
     keptAddress.value = kept.address;
     if (kept.address && !address.value) address.value = kept.address;
   }
@@ -66,10 +64,10 @@ export const useRemoteStore = defineStore('remote', () => {
   }
 
   async function connect(): Promise<boolean> {
-    if (!shell || !valid.value) return false;
+    if (!valid.value) return false;
     const connected = await studio.attempt(
       'Could not connect to the remote studio',
-      () => shell.connectRemote({ address: address.value, token: token.value.trim() }),
+      () => api.connectRemote({ address: address.value, token: token.value.trim() }),
       connecting,
     );
     if (connected) close();

@@ -1,13 +1,11 @@
 /**
  * The desktop app's remote-studio form as its store runs it: opened by the File menu's command,
  * a pasted serve address filling both fields, each field checked by the shared rules, the
- * connection handed to the app's shell, its refusal shown. The shell is the Electron preload's
- * (absent here): a recording stand-in answers for it.
+ * connection asked of the app's main process (connectRemote), its refusal shown.
  */
 import { createPinia, setActivePinia } from 'pinia';
 import { describe, expect, it } from 'vitest';
-import type { StudioShell } from '../../../shared/remote.js';
-import { provideStudioApi, provideStudioShell } from '../../../renderer/src/api/current.js';
+import { provideStudioApi } from '../../../renderer/src/api/current.js';
 import { useRemoteStore } from '../../../renderer/src/stores/remote.js';
 import { useStudioStore } from '../../../renderer/src/stores/studio.js';
 import { fakeStudio } from './fixtures.js';
@@ -15,17 +13,16 @@ import { fakeStudio } from './fixtures.js';
 const TOKEN = '0123456789abcdef0123456789abcdef';
 
 function remoteStore(kept: { address?: string } = {}, refuse?: string) {
-  const studio = fakeStudio();
   const connections: { address: string; token: string }[] = [];
-  const shell: StudioShell = {
-    connectRemote: async (remote) => {
+  const studio = fakeStudio({
+    connectRemote: (remote) => {
       if (refuse) throw new Error(refuse);
       connections.push(remote);
+      return {};
     },
-    savedRemote: async () => kept,
-  };
+    savedRemote: () => kept,
+  });
   provideStudioApi(studio.api);
-  provideStudioShell(shell);
   setActivePinia(createPinia());
   return { studio, connections, remote: useRemoteStore() };
 }
