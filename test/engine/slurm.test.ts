@@ -14,6 +14,7 @@ import type { RunSummary } from '../../shared/metrics.js';
 import { StudyRecordSchema, type StudyRecord } from '../../shared/study.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 import { locate, SLURM } from '../requirements.js';
+import { finalWeights, maxDifference } from '../runWeights.js';
 
 const slurm = locate(SLURM, 'the Slurm executor tests');
 const CLI = resolve('bin/mw-studio.js');
@@ -96,20 +97,6 @@ async function summaries(root: string): Promise<Map<string, RunSummary>> {
     byRun.set(`${entry.method} seed ${entry.seed}`, summary!);
   }
   return byRun;
-}
-
-async function finalWeights(dir: string): Promise<Float32Array> {
-  const manifest = JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')) as { weightsFile: string };
-  const bytes = await readFile(join(dir, manifest.weightsFile));
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-}
-
-/** The largest elementwise difference of two weight vectors of the same length. */
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  a.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - b[i]!))));
-  return worst;
 }
 
 describe.skipIf(!slurm)('a study on Slurm', () => {
