@@ -19,7 +19,8 @@ import { finalWeights, maxDifference } from '../runWeights.js';
 const slurm = locate(SLURM, 'the Slurm executor tests');
 const CLI = resolve('bin/mw-studio.js');
 /** A tiny study: ResNet-8 at half width with two auxiliary exits, 2 methods x 2 seeds, one backend everywhere. */
-const STUDY = ['--methods', 'plain,multiway', '--seeds', '2', '--depth', '8', '--width', '0.5', '--exits', '1,2'];
+const NETWORK = ['--depth', '8', '--width', '0.5', '--exits', '1,2'];
+const STUDY = ['--methods', 'plain,multiway', '--seeds', '2', ...NETWORK];
 const RECIPE = ['--batch', '32', '--lr', '0.05', '--seed', '5', '--validation', '0', '--backend', 'wasm'];
 const TINY = [...RECIPE, '--epochs', '1', '--limit-train', '64', '--limit-test', '32'];
 /** Long enough (16 steps an epoch) to be caught mid-training. */
@@ -151,11 +152,24 @@ describe.skipIf(!slurm)('a study on Slurm', () => {
     // The printed result is the same table.
     const table = (out: string) => out.slice(out.indexOf('method'));
     expect(table(onSlurm.stdout)).toBe(table(localStudy.stdout));
-  });
+  }, 600_000);
 
   it('cancels every job when stopped, then continues the runs from their checkpoints', async () => {
     const root = await tempRoot();
-    const study = cli(['study', ...STUDY, ...LONGER, '--executor', 'slurm', '--out', root]);
+    // One seed: both runs train side by side on the two CPUs, and both are cut short.
+    const study = cli([
+      'study',
+      '--methods',
+      'plain,multiway',
+      '--seeds',
+      '1',
+      ...NETWORK,
+      ...LONGER,
+      '--executor',
+      'slurm',
+      '--out',
+      root,
+    ]);
     await until('a run under way', () => runUnderWay(root, 0));
     const { id } = await studyIn(root);
     study.child.kill('SIGINT');
@@ -181,7 +195,7 @@ describe.skipIf(!slurm)('a study on Slurm', () => {
       expect(start?.resumedFrom?.step, run).toBeGreaterThan(0);
     }
     expect(liveJobs(id)).toEqual([]);
-  });
+  }, 600_000);
 
   it('resubmits a run stopped by scancel --signal=TERM, which ends with the weights of an uninterrupted run', async () => {
     const [straight, signalled] = [await tempRoot(), await tempRoot()];
@@ -216,7 +230,7 @@ describe.skipIf(!slurm)('a study on Slurm', () => {
     const [straightEntry] = (await studyIn(straight)).runs;
     const uninterrupted = await finalWeights(join(straight, straightEntry!.run!));
     expect(maxDifference(await finalWeights(folder.dir), uninterrupted)).toBeLessThan(1e-5);
-  });
+  }, 600_000);
 
   it('refuses bad settings in one line before anything is queued', async () => {
     const root = await tempRoot();
