@@ -85,6 +85,22 @@ export const ArchSpecSchema = z.discriminatedUnion('family', [
     width: finitePositive('width multiplier').refine((w) => w <= 4, 'width multiplier is at most 4'),
     exits: exitList,
   }),
+  z
+    .object({
+      family: z.literal('imported'),
+      /** The ONNX file of the backbone (torchvision, timm, tf2onnx or this studio's own export). */
+      backbone: z.string().min(1, 'backbone must name an .onnx file'),
+      /** The file's SHA-256, recorded when the run starts: resuming refuses a file that changed. */
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex digits')
+        .optional(),
+      /** Exit candidates of the backbone (mw-studio inspect --backbone), recorded with the checksum. */
+      blocks: positiveInt('blocks').optional(),
+      /** Candidate ids followed by an auxiliary exit; the final output is always added. */
+      exits: exitList,
+    })
+    .strict(),
 ]);
 export type ArchSpec = z.infer<typeof ArchSpecSchema>;
 
@@ -207,6 +223,8 @@ export function parseRunConfig(input: unknown): RunConfig {
       `method: ${config.distill ? 'distillation' : 'gradient equilibrium'} trains the auxiliary exits' backbone, which plain BP does not; use joint, multiway or pairwise`,
     );
   }
+  // An imported backbone's candidates are known once its file is read (the engine checks them there).
+  if (config.arch.family === 'imported' && config.arch.blocks === undefined) return config;
   const blocks = blockCount(config.arch);
   const outside = (config.arch.exits ?? []).filter((b) => b >= blocks);
   if (outside.length) {
@@ -217,8 +235,19 @@ export function parseRunConfig(input: unknown): RunConfig {
   return config;
 }
 
+/** Blocks of the network; for an imported backbone, its exit candidates once recorded (0 before its file is read). */
 export function blockCount(arch: ArchSpec): number {
+  if (arch.family === 'imported') return arch.blocks ?? 0;
   return arch.family === 'resnet' ? resnetBlockCount(arch.depth) : MOBILENET_BLOCKS;
+}
+
+/** "resnet20", "mobilenet0.5", "imported-resnet18": an architecture in a file-name-safe word (run and study folders). */
+export function archSlug(arch: ArchSpec): string {
+  if (arch.family === 'imported') {
+    const file = arch.backbone.split(/[\\/]/).at(-1) ?? 'backbone';
+    return `imported-${file.replace(/\.onnx$/i, '').replace(/[^A-Za-z0-9._-]+/g, '-')}`;
+  }
+  return arch.family === 'resnet' ? `resnet${arch.depth}` : `mobilenet${arch.width}`;
 }
 
 /** Layer index of the output of block b (stem conv is layer 1, each block adds two). */

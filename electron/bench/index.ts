@@ -14,12 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { exitLabel, formatMs } from '../../shared/format.js';
+import type { Latency } from '../../shared/metrics.js';
 import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, parseRunConfig, resolveExits, type Method } from '../../shared/spec.js';
 import {
   buildNetwork,
   createTrainingMethod,
   exitLatency,
   initBackend,
+  inspectBackbone,
   measureLatency,
   onnxLatency,
   openSubModelSession,
@@ -31,7 +33,7 @@ import { BACKEND_CHOICES, UsageError } from '../cli/usage.js';
 const BENCH_METHODS: Method[] = ['plain', 'joint', 'multiway'];
 const TORCH_MODES: Record<string, string> = { plain: 'final', joint: 'joint', multiway: 'multiway' };
 
-export const BENCH_USAGE = `mw-studio bench [--backend ${BACKEND_CHOICES}] [--depth ${DEFAULT_ARCH.depth}] [--shape 28x28x1] [--exits ${DEFAULT_ARCH.exits!.join(',')}]
+export const BENCH_USAGE = `mw-studio bench [--backend ${BACKEND_CHOICES}] [--depth ${DEFAULT_ARCH.depth} | --backbone FILE.onnx] [--shape 28x28x1] [--exits ${DEFAULT_ARCH.exits!.join(',')}]
                 [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6] [--baseline wasm|wasm-ort|none] [--out bench.json] [--no-torch]
   training images/s per method (also on --baseline: wasm by default on wasm-ort, wasm-ort on webgpu), per-exit
   latency as the engine measures it next to the backend's tfjs kernels and onnxruntime on the same exported
@@ -99,6 +101,7 @@ export async function bench(argv: string[]): Promise<number> {
       backend: { type: 'string' },
       shape: { type: 'string' },
       depth: TRAIN_OPTIONS.depth,
+      backbone: TRAIN_OPTIONS.backbone,
       exits: TRAIN_OPTIONS.exits,
       batch: TRAIN_OPTIONS.batch,
       steps: { type: 'string' },
@@ -109,22 +112,33 @@ export async function bench(argv: string[]): Promise<number> {
     strict: true,
   });
   // The network and batch go through train's parser, so a bad setting gets train's one-line error.
+  const defaultExits = values.backbone === undefined ? DEFAULT_ARCH.exits!.join(',') : undefined;
   const config = parseRunConfig(
-    configFromFlags({ depth: values.depth, exits: values.exits ?? DEFAULT_ARCH.exits!.join(','), batch: values.batch }),
+    configFromFlags({
+      depth: values.depth,
+      backbone: values.backbone,
+      exits: values.exits ?? defaultExits,
+      batch: values.batch,
+    }),
   );
-  if (config.arch.family !== 'resnet') throw new UsageError('the bench measures MwResNet only');
-  const { depth } = config.arch;
-  const exits = resolveExits(config.arch);
+  if (config.arch.family === 'mobilenet') throw new UsageError('the bench measures MwResNet or an imported backbone');
+  if (config.arch.family === 'imported' && values.shape !== undefined)
+    throw new UsageError('--shape comes from the backbone with --backbone; leave it out');
   const batch = config.batchSize;
   const steps = Number(values.steps ?? 6);
   if (!Number.isInteger(steps) || steps < 1)
     throw new UsageError(`--steps must be a whole number of at least 1, not "${values.steps}"`);
-  const [height, width, channels] = parseShape(values.shape ?? '28x28x1');
-  const settings: BenchShape = { depth, exits, shape: [height, width, channels], batch, steps };
   const backend = await initBackend(values.backend);
+  // An imported backbone brings its input size and its candidates (reading it needs the backend).
+  const inspected = config.arch.family === 'imported' ? inspectBackbone(config.arch.backbone) : undefined;
+  const depth = config.arch.family === 'resnet' ? config.arch.depth : undefined;
+  const exits =
+    config.arch.family === 'resnet' ? resolveExits(config.arch) : (config.arch.exits ?? inspected!.defaultExits);
+  const [height, width, channels] = inspected?.inputShape ?? parseShape(values.shape ?? '28x28x1');
   const arch = { ...config.arch, exits };
+  const name = depth === undefined ? `the backbone ${values.backbone}` : `MwResNet-${depth}`;
   process.stderr.write(
-    `bench: MwResNet-${depth} exits ${exits.join(',')}, ${height}x${width}x${channels}, batch ${batch}, ${steps} timed steps, backend ${backend.label} on ${backend.device}\n`,
+    `bench: ${name} exits ${exits.join(',')}, ${height}x${width}x${channels}, batch ${batch}, ${steps} timed steps, backend ${backend.label} on ${backend.device}\n`,
   );
 
   let peakBytes = 0;
@@ -171,8 +185,15 @@ export async function bench(argv: string[]): Promise<number> {
     const entry: (typeof training)[string] = { imagesPerSecond };
     training[method] = entry;
     // PyTorch right after the same method, so both see the (shared, drifting) machine alike.
-    if (!values['no-torch']) {
-      const torch = torchReference(TORCH_MODES[method]!, settings);
+    if (depth === undefined) entry.torchSkipped = 'the PyTorch reference trains the CIFAR ResNet only';
+    else if (!values['no-torch']) {
+      const torch = torchReference(TORCH_MODES[method]!, {
+        depth,
+        exits,
+        shape: [height, width, channels],
+        batch,
+        steps,
+      });
       if ('skipped' in torch) entry.torchSkipped = torch.skipped;
       else {
         entry.torchImagesPerSecond = torch.train_img_per_s;
@@ -209,15 +230,18 @@ export async function bench(argv: string[]): Promise<number> {
     const tfjsKernels = await measureLatency(() =>
       net.predict(image, { upToExit: exit.index, onlyLast: true }),
     ).finally(() => image.dispose());
-    const session = await openSubModelSession(net, [exit.index]);
-    const onnx = await onnxLatency(session, [height, width, channels]).finally(() => session.release());
+    // The ONNX writer does not write an imported backbone's blocks (yet): no onnxruntime comparison there.
+    let onnx: Latency | undefined;
+    if (depth !== undefined) {
+      const session = await openSubModelSession(net, [exit.index]);
+      onnx = await onnxLatency(session, [height, width, channels]).finally(() => session.release());
+    }
     latency.push({
       exit: exitLabel(exit),
       block: exit.block,
       ...ours,
       tfjsKernelsBatch1: tfjsKernels,
-      onnxBatch1: onnx,
-      ratioToOnnx: ours.batch1.median / onnx.median,
+      ...(onnx ? { onnxBatch1: onnx, ratioToOnnx: ours.batch1.median / onnx.median } : {}),
     });
   }
   net.dispose();
@@ -227,9 +251,9 @@ export async function bench(argv: string[]): Promise<number> {
     label: backend.label,
     baseline,
     device: backend.device,
-    depth,
+    ...(depth === undefined ? { backbone: values.backbone } : { depth }),
     exits,
-    shape: settings.shape,
+    shape: [height, width, channels],
     batch,
     steps,
     training,
@@ -265,8 +289,8 @@ export async function bench(argv: string[]): Promise<number> {
         formatMs(l.batch1.p90),
         formatMs(l.batch32.median),
         formatMs(l.tfjsKernelsBatch1.median),
-        formatMs(l.onnxBatch1.median),
-        `${l.ratioToOnnx.toFixed(2)}x`,
+        l.onnxBatch1 ? formatMs(l.onnxBatch1.median) : '-',
+        l.ratioToOnnx ? `${l.ratioToOnnx.toFixed(2)}x` : '-',
       ]),
     )}\n`,
   );

@@ -12,12 +12,14 @@ import {
   ExportError,
   initBackend,
   FileError,
+  ImportError,
   SlurmError,
 } from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EVALUATE_USAGE, evaluateCommand } from './evaluate.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
+import { INSPECT_USAGE, inspectCommand } from './inspect.js';
 import { PREDICT_USAGE, predictCommand } from './predict.js';
 import { STUDY_USAGE, compare, study } from './study.js';
 import { TRAIN_USAGE, train } from './train.js';
@@ -31,6 +33,7 @@ commands:
   train    train an Mw-network and report every exit (mw-studio train --help)
   info     show the compute backend in use and why
   evaluate per-class results, confusion and overthinking of every exit (mw-studio evaluate --help)
+  inspect  an ONNX backbone's exit candidates (mw-studio inspect --backbone FILE)
   export   one exit of a trained run as a TensorFlow.js or ONNX model (mw-studio export --help)
   predict  an exported model's top classes for image files (mw-studio predict --help)
   serve    the studio in a browser (loopback only, token-protected)
@@ -42,6 +45,8 @@ commands:
 ${TRAIN_USAGE}
 
 ${EVALUATE_USAGE}
+
+${INSPECT_USAGE}
 
 ${EXPORT_USAGE}
 
@@ -56,6 +61,7 @@ ${STUDY_USAGE}`;
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
   evaluate: evaluateCommand,
+  inspect: inspectCommand,
   export: exportCommand,
   predict: predictCommand,
   serve: (argv) => serve(argv),
@@ -70,7 +76,16 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 };
 
 /** Errors that describe what the user asked for or has, each with a message that says what to do. */
-const USER_ERRORS = [ConfigError, DatasetError, FileError, ExportError, BackendError, ApiError, SlurmError];
+const USER_ERRORS = [
+  ConfigError,
+  DatasetError,
+  FileError,
+  ExportError,
+  BackendError,
+  ImportError,
+  ApiError,
+  SlurmError,
+];
 
 const oneLine = (message: string) => message.replace(/\s*\n\s*/g, ' ');
 

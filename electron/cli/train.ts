@@ -31,7 +31,11 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --block ${RESNET_BLOCKS.join('|')}   ResNet block (default ${DEFAULT_RESNET_BLOCK}: pre-activation, option-A
                               shortcuts, the paper's parameter counts; projection = 1x1 conv + BN
                               shortcut, as the PyTorch yardstick)
-  --exits B1,B2,...           blocks followed by an auxiliary exit (default: the paper's placement)
+  --backbone FILE.onnx        start from an imported ONNX backbone (torchvision, timm, tf2onnx or
+                              this studio's export) instead of --arch; its exit candidates:
+                              mw-studio inspect --backbone FILE
+  --exits B1,B2,...           blocks (or the backbone's candidate ids) followed by an auxiliary exit
+                              (default: the paper's placement; about four by compute on a backbone)
   --method ${METHODS.join('|')}   (default ${d.method})
   --gamma G                   loss-weight exponent (default ${d.gamma}; 0 = equal weights)
   --epochs E  --batch B  --lr LR  --seed S  --schedule step|cosine
@@ -56,6 +60,7 @@ export const TRAIN_USAGE = `mw-studio train [options]
 export const TRAIN_OPTIONS = {
   dataset: { type: 'string' },
   arch: { type: 'string' },
+  backbone: { type: 'string' },
   depth: { type: 'string' },
   width: { type: 'string' },
   block: { type: 'string' },
@@ -103,7 +108,11 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
   const family = flags.arch ?? DEFAULT_ARCH.family;
   const exits = flags.exits === undefined ? undefined : numberList(flags.exits);
   let arch: RunConfigInput['arch'];
-  if (family === 'resnet') {
+  if (flags.backbone !== undefined) {
+    const others = (['arch', 'depth', 'width', 'block'] as const).filter((f) => flags[f] !== undefined);
+    if (others.length) throw new UsageError(`--backbone brings its own network; leave out --${others.join(', --')}`);
+    arch = { family: 'imported', backbone: flags.backbone, ...(exits ? { exits } : {}) };
+  } else if (family === 'resnet') {
     const block = (flags.block ?? DEFAULT_RESNET_BLOCK) as ResNetBlock;
     arch = {
       family,

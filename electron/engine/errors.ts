@@ -12,6 +12,11 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** An ONNX backbone the importer cannot read or translate exactly; the message names the operator and the node. */
+export class ImportError extends Error {
+  override readonly name = 'ImportError';
+}
+
 /** A Slurm command that failed or cannot run (not installed, controller unreachable, option refused); the message says what to do. */
 export class SlurmError extends Error {
   override readonly name = 'SlurmError';

@@ -12,11 +12,12 @@ export { BACKEND_PREFERENCES, describeBackend, initBackend, summarizeBackend } f
 export { makeBatch } from './data/batches.js';
 export { DatasetError } from './data/dataset.js';
 export { loadDataset } from './data/index.js';
-export { BackendError, ExportError, SlurmError } from './errors.js';
+export { BackendError, ExportError, ImportError, SlurmError } from './errors.js';
 export { exitLatency, measureLatency } from './evaluate/index.js';
 export { cachedEvaluation, evaluateRun } from './evaluate/runEvaluation.js';
 export { exportExit, predictImages, type Prediction } from './export/index.js';
 export { buildNetwork } from './models/index.js';
+export { inspectBackbone } from './models/import/network.js';
 export { openSubModelSession } from './models/onnxSubModel.js';
 export { onnxLatency } from './onnx/runtime.js';
 export { Random } from './random.js';

@@ -15,6 +15,7 @@ export function networkStages(arch: ArchSpec): number[][] {
 
 /** "ResNet-20", "ResNet-32 x2", "MobileNet x0.5": an architecture in a few characters. */
 export function architectureLabel(arch: ArchSpec): string {
+  if (arch.family === 'imported') return arch.backbone.split(/[\\/]/).at(-1) ?? arch.backbone;
   const width = arch.width === 1 ? '' : ` \u00d7${arch.width}`;
   return arch.family === 'resnet' ? `ResNet-${arch.depth}${width}` : `MobileNet${width || ' \u00d71'}`;
 }

@@ -91,7 +91,7 @@ export function formFromConfig(config: RunConfig): RunForm {
     datasetPath: config.dataset === EMBEDDED_DATASET ? '' : config.dataset,
     family: arch.family,
     depth: arch.family === 'resnet' ? arch.depth : 20,
-    width: arch.width,
+    width: arch.family === 'imported' ? 1 : arch.width,
     block: arch.family === 'resnet' ? resnetBlockOf(arch) : DEFAULT_RESNET_BLOCK,
     exits: resolveExits(arch),
     method: config.method,

@@ -56,6 +56,8 @@ export interface RunTrace {
   progress: RunProgress;
   /** One series per exit, shallowest first: loss per step, train and test accuracy per epoch. */
   loss: Point[][];
+  /** Each exit's plain cross-entropy per step, where it differs from the loss (self-distillation); else empty. */
+  crossEntropy: Point[][];
   trainAccuracy: Point[][];
   testAccuracy: Point[][];
 }
@@ -99,6 +101,7 @@ export function traceFromStart(start: RunStart, previous?: RunTrace): RunTrace {
       totalSteps: history?.progress.totalSteps,
     },
     loss: keep(history?.loss, from.step),
+    crossEntropy: keep(history?.crossEntropy, from.step),
     trainAccuracy: keep(history?.trainAccuracy, from.epoch),
     testAccuracy: keep(history?.testAccuracy, from.epoch),
   };
@@ -121,6 +124,7 @@ export function traceFromDetail(detail: RunDetail): RunTrace {
     statusMessage: state?.message,
     progress: { step: state?.step ?? 0, epoch: state?.epoch ?? 0, epochs: detail.config.epochs },
     loss: emptySeries(detail.exits.length),
+    crossEntropy: emptySeries(detail.exits.length),
     trainAccuracy: emptySeries(detail.exits.length),
     testAccuracy: emptySeries(detail.exits.length),
   };
@@ -136,6 +140,7 @@ export function applyRecord(trace: RunTrace, record: MetricsRecord): void {
   if (record.type === 'batch') {
     if (record.step <= lastX(trace.loss)) return;
     record.losses.forEach((loss, k) => trace.loss[k]?.push({ x: record.step, y: loss }));
+    record.crossEntropy?.forEach((entropy, k) => trace.crossEntropy[k]?.push({ x: record.step, y: entropy }));
     progress.step = record.step;
     progress.totalSteps = record.totalSteps;
     progress.epoch = record.epoch;

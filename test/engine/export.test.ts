@@ -20,7 +20,7 @@ import {
   exportExit,
   layersFolderHandler,
   loadExportedModel,
-  type ModelCard,
+  readModelCard,
 } from '../../electron/engine/export/index.js';
 import { decodeOnnxModel } from '../../electron/engine/onnx/proto.js';
 import type { MwNetwork } from '../../electron/engine/models/index.js';
@@ -144,10 +144,6 @@ async function editManifest(dir: string, edit: (weights: { name: string; shape: 
   await writeFile(path, JSON.stringify(json));
 }
 
-async function readCard(dir: string): Promise<ModelCard> {
-  return JSON.parse(await readFile(join(dir, EXPORT_FILES.cardJson), 'utf8')) as ModelCard;
-}
-
 describe('tfjs export', () => {
   it('loads back with tf.loadLayersModel and predicts what the network predicts at every exit', async () => {
     const names = ['exit-block1-tfjs', 'exit-block2-tfjs', 'final-tfjs'];
@@ -252,7 +248,7 @@ describe('multi-exit export', () => {
     await exportExit({ run: resnet.dir, exit: 2, format: 'multi', destination, threshold: 0.75 });
     expect(await predictLayers(destination, resnet.images)).toHaveLength(2);
     expect(JSON.parse(await readFile(join(destination, EXPORT_FILES.earlyExit), 'utf8')).threshold).toBe(0.75);
-    expect((await readCard(destination)).earlyExit).toEqual({ file: EXPORT_FILES.earlyExit, threshold: 0.75 });
+    expect((await readModelCard(destination)).earlyExit).toEqual({ file: EXPORT_FILES.earlyExit, threshold: 0.75 });
   });
 });
 
@@ -277,7 +273,7 @@ describe('MobileNet export', () => {
 describe('model card', () => {
   it('describes the exit, its training, accuracy, latency and the exact preprocessing', async () => {
     const { directory } = await exportExit({ run: resnet.dir, exit: 2, format: 'onnx' });
-    const card = await readCard(directory);
+    const card = await readModelCard(directory);
     const report = resnet.summary.exits[1]!;
     expect(card.format).toBe('onnx');
     expect(card.dataset.name).toBe('Fashion-MNIST (embedded subset)');
@@ -333,7 +329,7 @@ describe('model card', () => {
     await cp(resnet.dir, copy, { recursive: true });
     await rm(join(copy, 'summary.json'));
     const { directory } = await exportExit({ run: copy, exit: 1, format: 'tfjs' });
-    const [exit] = (await readCard(directory)).exits;
+    const [exit] = (await readModelCard(directory)).exits;
     expect(exit!.top1).toBeUndefined();
     expect(exit!.latencyMs).toEqual({});
     expect(await readFile(join(directory, EXPORT_FILES.cardMarkdown), 'utf8')).toContain('run not finished');
@@ -387,7 +383,7 @@ describe('bad requests and destinations', () => {
     await exportExit({ run: resnet.dir, exit: 1, format: 'tfjs', destination: target });
     await exportExit({ run: resnet.dir, exit: 2, format: 'onnx', destination: target });
     expect((await readdir(target)).sort()).toEqual(ONNX_FOLDER);
-    expect((await readCard(target)).exits[0]!.block).toBe(2);
+    expect((await readModelCard(target)).exits[0]!.block).toBe(2);
     expect((await readdir(root)).sort()).toEqual(['export', 'mine']);
   });
 

@@ -5,8 +5,17 @@ import { ParamFactory, type FeatureShape } from './layers.js';
 import { buildMobileNet } from './mobilenet.js';
 import type { MwNetwork } from './network.js';
 import { buildResNet } from './resnet.js';
+import { backboneName, buildImportedNetwork, readBackbone } from './import/network.js';
 
+/** An imported backbone brings its own input shape; `inputShape` is that of the other families. */
 export function buildNetwork(arch: ArchSpec, inputShape: FeatureShape, classes: number, seed: number): MwNetwork {
+  if (arch.family === 'imported')
+    return buildImportedNetwork(readBackbone(arch), {
+      ...(arch.exits ? { exits: arch.exits } : {}),
+      classes,
+      seed,
+      name: `MwImported-${backboneName(arch.backbone)}`,
+    });
   const make = new ParamFactory(new Random(seed));
   const exits = resolveExits(arch);
   return arch.family === 'resnet'

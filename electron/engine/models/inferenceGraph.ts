@@ -195,6 +195,11 @@ export function exportGraph(net: MwNetwork, exits: readonly number[]): ExportGra
   };
 }
 
+/** Whether the writer knows every block of the network (an imported backbone's graph blocks it does not write yet). */
+export function exportable(net: MwNetwork): boolean {
+  return net.blocks.every((b) => b instanceof SeparableBlock || b instanceof ResidualBlock);
+}
+
 function asSequence(layer: Layer): Sequence {
   return layer instanceof Sequence ? layer : new Sequence([layer]);
 }

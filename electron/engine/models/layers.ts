@@ -113,6 +113,11 @@ export class ParamFactory {
     return this.make(name, values, false);
   }
 
+  /** A parameter with given values, e.g. imported weights (takes ownership of `values`). */
+  given(name: string, values: tf.Tensor, trainable = true): Param {
+    return this.make(name, values, trainable);
+  }
+
   private make(name: string, initial: tf.Tensor, trainable = true): Param {
     // tfjs variable names are process-global; ours only need to be unique within a network.
     const variable = tf.variable(initial, trainable);
@@ -288,6 +293,17 @@ export class DepthwiseConv2d implements Layer {
 export const BN_EPSILON = 1e-5;
 const BN_MOMENTUM = 0.1;
 
+/** Values of an existing batch norm (an imported network's), with its own epsilon and momentum. */
+export interface BatchNormValues {
+  gamma: tf.Tensor;
+  beta: tf.Tensor;
+  mean: tf.Tensor;
+  variance: tf.Tensor;
+  epsilon: number;
+  /** PyTorch's convention: the weight of the batch's statistics in the running ones. */
+  momentum: number;
+}
+
 export class BatchNorm implements Layer {
   readonly gamma: Param;
   readonly beta: Param;
@@ -295,15 +311,25 @@ export class BatchNorm implements Layer {
   readonly runningVar: Param;
   readonly params: readonly Param[];
   readonly buffers: readonly Param[];
+  readonly epsilon: number;
+  readonly momentum: number;
 
+  /** A new batch norm (gamma 1, beta 0, running statistics 0 and 1), or one holding `values` (taken over). */
   constructor(
     make: ParamFactory,
     readonly channels: number,
+    values?: BatchNormValues,
   ) {
-    this.gamma = make.constant('gamma', [channels], 1);
-    this.beta = make.constant('beta', [channels], 0);
-    this.runningMean = make.constant('runningMean', [channels], 0, false);
-    this.runningVar = make.constant('runningVar', [channels], 1, false);
+    this.gamma = values ? make.given('gamma', values.gamma) : make.constant('gamma', [channels], 1);
+    this.beta = values ? make.given('beta', values.beta) : make.constant('beta', [channels], 0);
+    this.runningMean = values
+      ? make.given('runningMean', values.mean, false)
+      : make.constant('runningMean', [channels], 0, false);
+    this.runningVar = values
+      ? make.given('runningVar', values.variance, false)
+      : make.constant('runningVar', [channels], 1, false);
+    this.epsilon = values?.epsilon ?? BN_EPSILON;
+    this.momentum = values?.momentum ?? BN_MOMENTUM;
     this.params = [this.gamma, this.beta];
     this.buffers = [this.runningMean, this.runningVar];
   }
@@ -316,12 +342,12 @@ export class BatchNorm implements Layer {
         this.runningVar.variable,
         this.beta.variable,
         this.gamma.variable,
-        BN_EPSILON,
+        this.epsilon,
       );
     }
     // (x - mean) * scale + beta as x * scale + shift (tf.batchNorm's fused kernel took 5.6 ms on
     // wasm for [128,28,28,16], two per-channel passes 0.6 ms).
-    const scale = tf.mul(this.gamma.variable, tf.rsqrt(tf.add(this.runningVar.variable, BN_EPSILON)));
+    const scale = tf.mul(this.gamma.variable, tf.rsqrt(tf.add(this.runningVar.variable, this.epsilon)));
     const shift = tf.sub(this.beta.variable, tf.mul(this.runningMean.variable, scale));
     return channelAffine(x, scale, shift);
   }
@@ -335,7 +361,7 @@ export class BatchNorm implements Layer {
     // y = (x - mean) * (gamma * invStd) + beta takes two passes fewer than normalising first.
     const centered = channelAffine(x, tf.onesLike(mean), tf.neg(mean));
     const variance = tf.div(channelSums(centered, centered)[1], count);
-    const invStd = tf.rsqrt(tf.add(variance, BN_EPSILON));
+    const invStd = tf.rsqrt(tf.add(variance, this.epsilon));
     // A new tensor, so later optimizer steps do not change what backward uses (as Conv2d's clone).
     const scale = tf.mul(this.gamma.variable, invStd);
     const y = channelAffine(centered, scale, this.beta.variable);
@@ -361,10 +387,10 @@ export class BatchNorm implements Layer {
     tf.tidy(() => {
       const unbiased = tf.mul(variance, count / Math.max(1, count - 1));
       this.runningMean.variable.assign(
-        tf.add(tf.mul(this.runningMean.variable, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)),
+        tf.add(tf.mul(this.runningMean.variable, 1 - this.momentum), tf.mul(mean, this.momentum)),
       );
       this.runningVar.variable.assign(
-        tf.add(tf.mul(this.runningVar.variable, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)),
+        tf.add(tf.mul(this.runningVar.variable, 1 - this.momentum), tf.mul(unbiased, this.momentum)),
       );
     });
   }

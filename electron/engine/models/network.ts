@@ -26,8 +26,8 @@ export interface ExitCost extends ExitPoint {
 }
 
 export interface NetworkDescription {
-  family: 'resnet' | 'mobilenet';
-  /** "MwResNet-20-3", "MwMobileNet-0.5-5". */
+  family: 'resnet' | 'mobilenet' | 'imported';
+  /** "MwResNet-20-3", "MwMobileNet-0.5-5", "MwImported-resnet18-5". */
   name: string;
   inputShape: FeatureShape;
   classes: number;

@@ -113,7 +113,7 @@ export const useRunStore = defineStore('run', () => {
 
   const act = (doing: string, action: () => Promise<unknown>) => studio.attempt(doing, action, acting);
 
-  /** Follows the engine's next run as it starts (a study's runs, say), replacing what is shown. */
+  /** Shows the next run the engine starts as it trains (a study's runs, one after another). */
   function followLive(): void {
     followsLive.value = true;
   }
@@ -154,9 +154,9 @@ export const useRunStore = defineStore('run', () => {
     engineBusy,
     waitingForStart,
     applyEvents,
-    followLive,
     open,
     follow,
+    followLive,
     start,
     resume,
     pause,

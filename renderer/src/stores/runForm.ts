@@ -4,7 +4,7 @@ import { computed, reactive, watch } from 'vue';
 import { DEFAULT_RUN_CONFIG, blockCount, defaultExits, type RunConfig } from '../../../shared/spec.js';
 import { useStudioApi } from '../api/current.js';
 import { networkStages } from '../network.js';
-import { formFromConfig, formNetwork, validateRunForm } from '../runForm.js';
+import { formFromConfig, formNetwork, validateRunForm, type RunForm } from '../runForm.js';
 import { useRunStore } from './run.js';
 import { useStudioStore } from './studio.js';
 
@@ -27,6 +27,11 @@ export const useRunFormStore = defineStore('runForm', () => {
   watch(blocks, (count) => {
     if (count !== undefined) form.exits = form.exits.filter((block) => block < count);
   });
+
+  /** Sets one field as the user edits it (the form's inputs write through this, never into `form`). */
+  function setField<K extends keyof RunForm>(key: K, value: RunForm[K]): void {
+    form[key] = value;
+  }
 
   function toggleExit(block: number): void {
     form.exits = form.exits.includes(block)
@@ -71,6 +76,7 @@ export const useRunFormStore = defineStore('runForm', () => {
     validConfig,
     blocks,
     stages,
+    setField,
     toggleExit,
     useDefaultExits,
     clearExits,
