@@ -2,10 +2,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import { readCheckpointManifest } from '../electron/engine/runs/checkpoint.js';
 
 /** Every float of the run folder's last checkpoint (weights, buffers, momentum), in file order. */
 export async function finalWeights(dir: string): Promise<Float32Array> {
-  const manifest = JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')) as { weightsFile: string };
+  const manifest = await readCheckpointManifest(dir);
   const bytes = await readFile(join(dir, manifest.weightsFile));
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }

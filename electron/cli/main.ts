@@ -6,6 +6,7 @@
 import { ApiError } from '../../shared/api.js';
 import { ConfigError } from '../../shared/spec.js';
 import {
+  BackboneFetchError,
   BackendError,
   DatasetError,
   describeBackend,
@@ -16,6 +17,7 @@ import {
   SlurmError,
 } from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
+import { BACKBONE_USAGE, backboneCommand } from './backbone.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EVALUATE_USAGE, evaluateCommand } from './evaluate.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
@@ -41,6 +43,7 @@ commands:
   bench    training and inference speed, against PyTorch where available
   study    one network under several methods and seeds: per-exit mean ± spread, exit tax
   compare  per-exit top-1 of finished runs side by side
+  backbone list or fetch ImageNet-pretrained ONNX backbones (mw-studio backbone --help)
 
 ${TRAIN_USAGE}
 
@@ -56,7 +59,9 @@ ${SERVE_USAGE}
 
 ${BENCH_USAGE}
 
-${STUDY_USAGE}`;
+${STUDY_USAGE}
+
+${BACKBONE_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
@@ -69,6 +74,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench,
   study,
   compare,
+  backbone: backboneCommand,
   info: async () => {
     process.stdout.write(`${describeBackend(await initBackend())}\n`);
     return 0;
@@ -83,6 +89,7 @@ const USER_ERRORS = [
   ExportError,
   BackendError,
   ImportError,
+  BackboneFetchError,
   ApiError,
   SlurmError,
 ];

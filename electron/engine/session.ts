@@ -17,6 +17,7 @@ export interface OpenRunOptions {
   onEvent?: (event: RunEvent) => void;
   checkpointSeconds?: number;
   latency?: LatencyOptions;
+  featureCacheBytes?: number;
 }
 
 export async function openRun(request: RunRequest, options: OpenRunOptions): Promise<Trainer> {

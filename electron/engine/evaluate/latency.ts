@@ -8,7 +8,6 @@ import type { MwNetwork } from '../models/network.js';
 import { onnxKernelsActive } from '../backend/ortConvolutions/index.js';
 import { webGpuRuntime } from '../backend/webgpu/index.js';
 import { ONNX_TIMING, onnxBatchLatency } from '../onnx/runtime.js';
-import { exportable } from '../models/inferenceGraph.js';
 import { openSubModelSession } from '../models/onnxSubModel.js';
 import { timeRepeated, type LatencyOptions } from '../timing.js';
 
@@ -39,8 +38,7 @@ export async function exitLatency(
   options: LatencyOptions = {},
 ): Promise<ExitReport['latencyMs']> {
   const [h, w, c] = net.description.inputShape;
-  // Without an ONNX writer for its blocks (an imported backbone), the network is timed in tfjs.
-  if (onnxKernelsActive() && exportable(net)) {
+  if (onnxKernelsActive()) {
     const session = await openSubModelSession(net, [exit]);
     try {
       const timeAt = (batch: number) => onnxBatchLatency(session, [h, w, c], batch, { ...ONNX_TIMING, ...options });

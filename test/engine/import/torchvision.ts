@@ -18,6 +18,8 @@ export interface ExportRequest {
   fold: boolean;
   size: number;
   batch: number;
+  /** Passed to the model's constructor: { width_mult: 0.25 } makes a MobileNet small. */
+  kwargs?: Record<string, number>;
 }
 
 export interface ExportedModel extends ExportRequest {

@@ -3,7 +3,8 @@ with each model's input, logits and the features at the given module outputs (fo
 saved beside it as raw little-endian float32 (.bin) with a JSON index.
 
 usage: torchvision_models.py OUT_DIR SPEC_JSON
-SPEC_JSON: [{"name": "resnet18", "opset": 11, "fold": true, "size": 64, "batch": 2}, ...]
+SPEC_JSON: [{"name": "resnet18", "opset": 11, "fold": true, "size": 64, "batch": 2}, ...]; an item's
+optional "kwargs" go to the model's constructor ({"width_mult": 0.25}: a small network).
 """
 import json
 import os
@@ -38,7 +39,7 @@ def save(path, tensor):
 def make_model(item):
     """The torchvision model of `item` with seeded random weights, in eval mode; the same every call."""
     torch.manual_seed(item.get('seed', 0))
-    model = getattr(torchvision.models, item['name'])(weights=None).eval()
+    model = getattr(torchvision.models, item['name'])(weights=None, **item.get('kwargs', {})).eval()
     # Random but non-trivial batch-norm statistics, so folding and keeping them both matter.
     with torch.no_grad():
         for m in model.modules():
@@ -57,7 +58,8 @@ def main():
         model = make_model(item)
         size, batch = item['size'], item['batch']
         x = torch.randn(batch, 3, size, size)
-        tag = f"{item['name']}-op{item['opset']}-{'folded' if item['fold'] else 'kept'}"
+        options = ''.join(f'-{key}{value}' for key, value in sorted(item.get('kwargs', {}).items()))
+        tag = f"{item['name']}{options}-op{item['opset']}-{'folded' if item['fold'] else 'kept'}"
         onnx_path = os.path.join(out_dir, tag + '.onnx')
         training = torch.onnx.TrainingMode.EVAL if item['fold'] else torch.onnx.TrainingMode.PRESERVE
         torch.onnx.export(model, x, onnx_path, opset_version=item['opset'], do_constant_folding=item['fold'],

@@ -70,8 +70,8 @@ export interface ImportedGraph {
   opset: number;
 }
 
-/** Operators the importer reads (glue included), for the refusal message. */
-export const SUPPORTED_OPERATORS = [
+/** Operators the importer reads (glue included), named when it refuses another. */
+const SUPPORTED_OPERATORS = [
   'Conv',
   'BatchNormalization',
   'Relu',
@@ -100,8 +100,13 @@ export const SUPPORTED_OPERATORS = [
   'Cast',
 ] as const;
 
+/** The one-line refusal: what is not supported, at which node, and what the importer does read. */
 function refuse(node: OnnxNode, why: string): never {
-  throw new ImportError(`Unsupported ONNX ${why} at node "${node.name}" (${node.op_type})`);
+  const known = (SUPPORTED_OPERATORS as readonly string[]).includes(node.op_type);
+  const advice = known
+    ? `the importer reads ${node.op_type} in the forms torchvision models use; re-export without this one`
+    : `the importer reads ${SUPPORTED_OPERATORS.join(', ')}`;
+  throw new ImportError(`Unsupported ONNX ${why} at node "${node.name}": ${advice}`);
 }
 
 function littleEndian(raw: Uint8Array): DataView {
@@ -187,6 +192,11 @@ class Attributes {
     const a = this.byName.get(name);
     if (a && !allowed(a)) refuse(this.node, what);
   }
+}
+
+/** "/layer1/layer1.0/conv1/Conv" -> "layer1.layer1.0.conv1.Conv": a node's name as a scope of weight and layer names. */
+export function nodeScope(name: string): string {
+  return name.replace(/^\/+/, '').replace(/[/:]+/g, '.');
 }
 
 /** NCHW axis of a 4-D value -> NHWC axis. */
@@ -326,7 +336,7 @@ class GraphReader {
       if (x.length !== 3) refuse(node, `operator ${node.op_type} on a ${x.length + 1}-D value`);
       return x as [number, number, number];
     };
-    const child = this.make.child(node.name.replace(/^\/+/, '').replace(/[/:]+/g, '.'));
+    const child = this.make.child(nodeScope(node.name));
 
     switch (node.op_type) {
       case 'Conv': {
@@ -609,10 +619,8 @@ class GraphReader {
       }
       case 'Unsqueeze': {
         const data = ints(0);
-        this.constants.set(output, {
-          dims: [...data.dims, 1].slice(0, Math.max(1, data.dims.length + 1)),
-          ints: data.ints!,
-        });
+        // Only the element count matters to the shapes these lists become.
+        this.constants.set(output, { dims: [...data.dims, 1], ints: data.ints! });
         return;
       }
       case 'Concat': {
