@@ -13,7 +13,7 @@ import { expect } from 'vitest';
 
 type Shot = (name: string) => Promise<unknown>;
 
-async function screenshots(page: Page, screenshotDir: string, prefix: string): Promise<Shot> {
+export async function screenshots(page: Page, screenshotDir: string, prefix: string): Promise<Shot> {
   await mkdir(screenshotDir, { recursive: true });
   return (name: string) => page.screenshot({ path: join(screenshotDir, `${prefix}-${name}.png`), fullPage: true });
 }
