@@ -22,7 +22,8 @@ if ! munge -n </dev/null >/dev/null 2>&1; then
 fi
 
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-running "$state/slurmctld.pid" || /usr/sbin/slurmctld -f "$conf"
+# -c: a fresh controller forgets the jobs and node states of an earlier session.
+running "$state/slurmctld.pid" || /usr/sbin/slurmctld -c -f "$conf"
 running "$state/slurmd.pid" || /usr/sbin/slurmd -f "$conf"
 
 for _ in $(seq 60); do
