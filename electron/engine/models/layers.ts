@@ -286,7 +286,7 @@ export class DepthwiseConv2d implements Layer {
 
 /** PyTorch's BatchNorm2d defaults: eps 1e-5, running statistics momentum 0.1, unbiased running variance. */
 export const BN_EPSILON = 1e-5;
-const BN_MOMENTUM = 0.1;
+export const BN_MOMENTUM = 0.1;
 
 export class BatchNorm implements Layer {
   readonly gamma: Param;

@@ -39,6 +39,13 @@ export interface TrainingMethod {
   readonly lossWeights: readonly number[];
   readonly optimizers: readonly SgdOptimizer[];
   step(x: tf.Tensor4D, labels: tf.Tensor1D, lrFactor: number): StepResult;
+  /**
+   * Brings the network's variables and the optimizers' buffers up to date, for a method that
+   * keeps them elsewhere between steps (train/ort/); call before reading them.
+   */
+  settle?(): void;
+  /** Frees what the method holds outside tfjs. */
+  release?(): void;
 }
 
 /** Mean softmax cross-entropy and its gradient w.r.t. the logits. */

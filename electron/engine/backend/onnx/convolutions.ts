@@ -37,7 +37,7 @@ type Shape4D = [number, number, number, number];
 type Conv2DInfo = backend_util.Conv2DInfo;
 
 /** Where a convolution's geometry comes from: tfjs's own computation, as the stock kernels use. */
-interface ConvGeometry {
+export interface ConvGeometry {
   info: Conv2DInfo;
   /** [top, left, bottom, right], ONNX's order. */
   pads: number[];
@@ -106,8 +106,14 @@ function blockedIf(block: number | undefined, ...channelCounts: number[]): ConvL
     : { blocked: false };
 }
 
-function forwardGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
-  const g = new GraphBuilder();
+/** The convolution of NHWC `x` with the [kh, kw, I, O] `filter` into `g`; returns the NHWC output. */
+export function emitConvForward(
+  g: GraphBuilder,
+  { info, pads }: ConvGeometry,
+  block: number | undefined,
+  x: string,
+  filter: string,
+): string {
   const filterShape: Shape4D = [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels];
   const layout = blockedIf(block, info.inChannels, info.outChannels);
   const attributes = convAttributes(
@@ -116,34 +122,44 @@ function forwardGraph({ info, pads }: ConvGeometry, block: number | undefined): 
     [info.dilationHeight, info.dilationWidth],
     pads,
   );
-  const output = nhwcConv(g, layout, 'x', 'filter', filterShape, attributes, info.inShape, info.outShape);
+  return nhwcConv(g, layout, x, filter, filterShape, attributes, info.inShape, info.outShape);
+}
+
+function forwardGraph(geometry: ConvGeometry, block: number | undefined): KernelGraph {
+  const g = new GraphBuilder();
+  const { info } = geometry;
   return {
     g,
     inputs: [
       ['x', info.inShape],
-      ['filter', filterShape],
+      ['filter', [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels]],
     ],
-    outputs: [[output, info.outShape]],
+    outputs: [[emitConvForward(g, geometry, block, 'x', 'filter'), info.outShape]],
   };
 }
 
-function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
-  const g = new GraphBuilder();
+/** The gradient of emitConvForward's output `dy` with respect to its image, NHWC. */
+export function emitConvInputGradient(
+  g: GraphBuilder,
+  { info, pads }: ConvGeometry,
+  block: number | undefined,
+  dy: string,
+  filter: string,
+): string {
   const { filterHeight: kh, filterWidth: kw, inChannels, outChannels } = info;
-  const filterShape: Shape4D = [kh, kw, inChannels, outChannels];
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const stride1 = info.strideHeight === 1 && info.strideWidth === 1;
   const layout = blockedIf(block, inChannels, outChannels);
   let output: string;
   if (stride1 && layout.blocked && Math.max(top, bottom) < kh && Math.max(left, right) < kw) {
     // Flip both spatial axes ([kh, kw] read backwards), then swap I and O.
-    const flipped = g.slice('filter', [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
+    const flipped = g.slice(filter, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
     const transposed = g.transpose(flipped, [0, 1, 3, 2]);
     const fullPads = [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right];
     output = nhwcConv(
       g,
       layout,
-      'dy',
+      dy,
       transposed,
       [kh, kw, outChannels, inChannels],
       convAttributes([kh, kw], [1, 1], [1, 1], fullPads),
@@ -160,7 +176,7 @@ function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefi
     ];
     const dxNchw = g.op(
       'ConvTranspose',
-      [g.transpose('dy', [0, 3, 1, 2]), g.transpose('filter', [3, 2, 0, 1])],
+      [g.transpose(dy, [0, 3, 1, 2]), g.transpose(filter, [3, 2, 0, 1])],
       [
         ...convAttributes([kh, kw], [info.strideHeight, info.strideWidth], [1, 1], pads),
         intsAttribute('output_padding', outputPadding),
@@ -168,13 +184,19 @@ function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefi
     );
     output = g.transpose(dxNchw, [0, 2, 3, 1]);
   }
+  return output;
+}
+
+function inputGradientGraph(geometry: ConvGeometry, block: number | undefined): KernelGraph {
+  const g = new GraphBuilder();
+  const { info } = geometry;
   return {
     g,
     inputs: [
       ['dy', info.outShape],
-      ['filter', filterShape],
+      ['filter', [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels]],
     ],
-    outputs: [[output, info.inShape]],
+    outputs: [[emitConvInputGradient(g, geometry, block, 'dy', 'filter'), info.inShape]],
   };
 }
 
@@ -186,8 +208,7 @@ function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefi
  * the taps took 8.5 ms for 28x28x16 -> 16 against 18.7 ms, 0.6 against 8.7 ms for the 1x1 stride-2
  * shortcut, and never slower on the other MwResNet-20 shapes (scripts/bench-onnx-kernels.ts times them now).
  */
-function filterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
-  const g = new GraphBuilder();
+export function emitConvFilterGradient(g: GraphBuilder, { info, pads }: ConvGeometry, x: string, dy: string): string {
   const {
     inChannels,
     outChannels,
@@ -200,20 +221,30 @@ function filterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
   } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const padded =
-    top + left + bottom + right > 0 ? g.op('Pad', ['x', g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : 'x';
+    top + left + bottom + right > 0 ? g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : x;
   const taps: string[] = [];
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++)
       taps.push(g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]));
   }
-  const output = tapProducts(g, info, ho * wo, 'dy', taps);
+  return tapProducts(g, info, ho * wo, dy, taps);
+}
+
+function filterGradientGraph(geometry: ConvGeometry): KernelGraph {
+  const g = new GraphBuilder();
+  const { info } = geometry;
   return {
     g,
     inputs: [
       ['x', info.inShape],
       ['dy', info.outShape],
     ],
-    outputs: [[output, [kh, kw, inChannels, outChannels]]],
+    outputs: [
+      [
+        emitConvFilterGradient(g, geometry, 'x', 'dy'),
+        [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels],
+      ],
+    ],
   };
 }
 
@@ -362,8 +393,12 @@ function runShiftedFilterGradient(
  * [C, N, Ho, Wo], dilated by the stride; the output [1, C, kh', kw'] is sliced to kh x kw.
  * 52-69 ms against 142 ms for the composed wasm kernel (128x32x32x32, 3x3, stride 1).
  */
-function depthwiseFilterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
-  const g = new GraphBuilder();
+export function emitDepthwiseFilterGradient(
+  g: GraphBuilder,
+  { info, pads }: ConvGeometry,
+  x: string,
+  dy: string,
+): string {
   const {
     batchSize: n,
     inChannels: c,
@@ -376,10 +411,10 @@ function depthwiseFilterGradientGraph({ info, pads }: ConvGeometry): KernelGraph
   } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const image = g.op('Pad', [
-    g.reshape(g.transpose('x', [3, 0, 1, 2]), [1, c * n, h, w]),
+    g.reshape(g.transpose(x, [3, 0, 1, 2]), [1, c * n, h, w]),
     g.int64s([0, 0, top, left, 0, 0, bottom, right]),
   ]);
-  const kernel = g.transpose('dy', [3, 0, 1, 2]);
+  const kernel = g.transpose(dy, [3, 0, 1, 2]);
   let taps = g.op(
     'Conv',
     [image, kernel],
@@ -391,14 +426,21 @@ function depthwiseFilterGradientGraph({ info, pads }: ConvGeometry): KernelGraph
   const rows = h + top + bottom - (ho - 1) * info.strideHeight;
   const cols = w + left + right - (wo - 1) * info.strideWidth;
   if (rows > kh || cols > kw) taps = g.slice(taps, [2, 3], [0, 0], [kh, kw]);
-  const output = g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
+  return g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
+}
+
+function depthwiseFilterGradientGraph(geometry: ConvGeometry): KernelGraph {
+  const g = new GraphBuilder();
+  const { info } = geometry;
   return {
     g,
     inputs: [
       ['x', info.inShape],
       ['dy', info.outShape],
     ],
-    outputs: [[output, [kh, kw, c, 1]]],
+    outputs: [
+      [emitDepthwiseFilterGradient(g, geometry, 'x', 'dy'), [info.filterHeight, info.filterWidth, info.inChannels, 1]],
+    ],
   };
 }
 

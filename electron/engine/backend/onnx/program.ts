@@ -106,9 +106,11 @@ export interface KernelGraph {
 export class OnnxProgram {
   private readonly session: NativeSession;
 
+  /** `options` adds to or replaces the session options below (a training step spins, for one). */
   constructor(
     private readonly graph: KernelGraph,
     threads: number,
+    options: ort.InferenceSession.SessionOptions = {},
   ) {
     const bytes = encodeOnnxModel({
       ir_version: 8,
@@ -133,6 +135,7 @@ export class OnnxProgram {
       // Without spinning, onnxruntime's idle threads sleep instead of competing with the
       // single-threaded wasm work between kernel calls.
       extra: { session: { intra_op: { allow_spinning: '0' } } },
+      ...options,
     });
   }
 
