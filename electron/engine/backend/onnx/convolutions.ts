@@ -210,8 +210,6 @@ function inputGradientGraph(geometry: ConvGeometry, block: number | undefined): 
  */
 export function emitConvFilterGradient(g: GraphBuilder, { info, pads }: ConvGeometry, x: string, dy: string): string {
   const {
-    inChannels,
-    outChannels,
     outHeight: ho,
     outWidth: wo,
     filterHeight: kh,
