@@ -19,7 +19,7 @@ export const EXPORT_USAGE = `mw-studio export --run DIR --exit BLOCK|final --for
                               and carries a demo page (index.html) and a README
   --out PATH                  folder to create (default DIR/exports/<exit>-<format>)
   --threshold P               multi-exit formats: max-softmax probability at which an exit answers (default 0.9)
-  --backend auto|tensorflow-gpu|tensorflow|wasm-ort|wasm|cpu   backend that checks the tfjs export`;
+  --backend auto|tensorflow-gpu|tensorflow|ort|wasm-ort|wasm|cpu   backend that checks the tfjs export`;
 
 const OPTIONS = {
   run: { type: 'string' },

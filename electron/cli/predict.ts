@@ -9,7 +9,7 @@ export const PREDICT_USAGE = `mw-studio predict --model DIR IMAGE... [options]
   IMAGE...                    PNG or JPEG files; resized to the model's input and preprocessed as its card says
   --top K                     how many classes to print per image (default 3)
   --json                      one JSON object per image instead of text
-  --backend auto|tensorflow-gpu|tensorflow|wasm-ort|wasm|cpu   backend that runs a tfjs model`;
+  --backend auto|tensorflow-gpu|tensorflow|ort|wasm-ort|wasm|cpu   backend that runs a tfjs model`;
 
 const OPTIONS = {
   model: { type: 'string' },

@@ -2,12 +2,19 @@
  * The ort backend's compiled training step (train/ort/) against the existing path: one step of
  * every method, with self-distillation and with gradient equilibrium, on every architecture,
  * matches the same step on wasm-ort (tfjs layers with onnxruntime convolutions) for every
- * weight, batch-norm statistic, momentum buffer and loss, within 1e-4 relative.
+ * weight, batch-norm statistic, momentum buffer and loss, within 1e-4 relative; and a run on ort
+ * stopped and resumed (on ort, or on wasm-ort from its checkpoint) ends where an uninterrupted one does.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ArchSpec, Method } from '../../shared/spec.js';
-import { initBackend } from '../../electron/engine/backend/index.js';
+import type { RunEvent } from '../../shared/metrics.js';
+import type { ArchSpec, Method, RunConfigInput } from '../../shared/spec.js';
+import { initBackend, summarizeBackend, type BackendInfo } from '../../electron/engine/backend/index.js';
+import { openRun } from '../../electron/engine/session.js';
+import type { Trainer } from '../../electron/engine/train/trainer.js';
 import { onnxConvolutionSupport } from '../../electron/engine/backend/onnx/index.js';
 import { buildNetwork, type MwNetwork } from '../../electron/engine/models/index.js';
 import {
@@ -16,7 +23,7 @@ import {
   type TrainingMethod,
 } from '../../electron/engine/train/methods.js';
 import { OrtTrainingMethod } from '../../electron/engine/train/ort/method.js';
-import { randomLabels, randomTensor } from './helpers.js';
+import { expectSameWeights, randomLabels, randomTensor } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend('wasm-ort');
@@ -148,5 +155,69 @@ describe.each(ARCHITECTURES)('ort step on $name matches wasm-ort', ({ arch, inpu
     reference.dispose();
     compiled.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+const RUN: RunConfigInput = {
+  dataset: 'embedded',
+  arch: { family: 'resnet', depth: 8, width: 0.5, exits: [1, 2] },
+  method: 'multiway',
+  gamma: 2,
+  epochs: 2,
+  batchSize: 32,
+  lr: 0.05,
+  seed: 3,
+  limitTrain: 176,
+  limitTest: 64,
+};
+const LATENCY = { warmup: 1, minRepeats: 2, maxRepeats: 2 };
+
+async function newRun(backend: BackendInfo, onEvent?: (e: RunEvent, t: Trainer) => void): Promise<Trainer> {
+  const root = await mkdtemp(join(tmpdir(), 'mw-ort-runs-'));
+  const trainer: Trainer = await openRun(
+    { kind: 'new', config: RUN, runsRoot: root },
+    { backend: summarizeBackend(backend), latency: LATENCY, onEvent: (e) => onEvent?.(e, trainer) },
+  );
+  return trainer;
+}
+
+function weights(trainer: Trainer): Map<string, Float32Array> {
+  return new Map([...trainer.net.namedTensors()].map(([name, v]) => [name, Float32Array.from(v.dataSync())]));
+}
+
+describe('a training run on ort', () => {
+  it('stopped mid-epoch and resumed (on ort, or on wasm-ort from its checkpoint) ends where an uninterrupted run ends', async () => {
+    const ort = await initBackend('ort');
+    expect(ort.name).toBe('ort');
+    const tensorsAtEpochEnd: number[] = [];
+    const straight = await newRun(ort, (e) => {
+      if (e.type === 'epoch') tensorsAtEpochEnd.push(tf.memory().numTensors);
+    });
+    expect(straight.method).toBeInstanceOf(OrtTrainingMethod);
+    const straightSummary = (await straight.run())!;
+    // 176 images in batches of 32: five full steps and one of 16 per epoch, so two compiled graphs.
+    expect(tensorsAtEpochEnd).toHaveLength(2);
+    expect(tensorsAtEpochEnd[1]).toBe(tensorsAtEpochEnd[0]);
+    const expected = weights(straight);
+    straight.dispose();
+
+    for (const resumeOn of ['ort', 'wasm-ort'] as const) {
+      await initBackend('ort');
+      const stopped = await newRun(ort, (e, t) => {
+        if (e.type === 'batch' && e.step === 7) t.stop();
+      });
+      expect(await stopped.run()).toBeUndefined();
+      const dir = stopped.start.run;
+      stopped.dispose();
+      const backend = await initBackend(resumeOn);
+      const resumed = await openRun({ kind: 'resume', dir }, { backend: summarizeBackend(backend), latency: LATENCY });
+      expect(resumed.start.resumedFrom).toEqual({ epoch: 1, step: 8 });
+      const resumedSummary = (await resumed.run())!;
+      // The same graph gives the same numbers; wasm-ort's kernels round differently for the last steps.
+      expectSameWeights(weights(resumed), expected, resumeOn === 'ort' ? 1e-6 : 1e-4);
+      if (resumeOn === 'ort')
+        expect(resumedSummary.exits.map((e) => e.top1)).toEqual(straightSummary.exits.map((e) => e.top1));
+      resumed.dispose();
+    }
   });
 });

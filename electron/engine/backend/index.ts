@@ -6,6 +6,8 @@
  *                   GPU through Vulkan, Metal or D3D12; 'auto' takes a hardware adapter only,
  *                   a software one (SwiftShader) runs when forced (webgpu/)
  *   tensorflow      @tensorflow/tfjs-node: libtensorflow on the CPU
+ *   ort             wasm-ort for tfjs, and each whole training step as one onnxruntime graph
+ *                   (train/ort/; portable like wasm-ort, on every core)
  *   wasm-ort        wasm, with its convolutions run by onnxruntime-node's multi-threaded
  *                   CPU kernels (portable: onnxruntime-node ships its CPU library in the npm package)
  *   wasm            @tensorflow/tfjs-backend-wasm: XNNPACK compiled to WebAssembly (portable)
@@ -27,12 +29,12 @@ import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendSummary } from '../../../shared/metrics.js';
 import { BackendError } from '../errors.js';
 import { cudaMismatch } from './cuda.js';
-import { disableOnnxKernels, enableOnnxKernels, type OnnxKernelsInfo } from './onnx/index.js';
+import { disableOnnxKernels, enableOnnxKernels, onnxConvolutionSupport, type OnnxKernelsInfo } from './onnx/index.js';
 import { registerFusedKernels } from './fused/channelKernels.js';
 import { registerGradientKernels } from './wasmGradients.js';
 import { adapterName, startWebGpuBackend, WEBGPU_BACKEND } from './webgpu/index.js';
 
-export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm-ort' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'ort' | 'wasm-ort' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
 
 export interface BackendInfo {
@@ -49,10 +51,18 @@ export interface BackendInfo {
 }
 
 /** Candidates in the order 'auto' tries them. */
-const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm-ort', 'wasm', 'cpu'];
+const BACKEND_NAMES: readonly BackendName[] = [
+  'tensorflow-gpu',
+  'webgpu',
+  'tensorflow',
+  'ort',
+  'wasm-ort',
+  'wasm',
+  'cpu',
+];
 
 /** The candidates that need no native library, fastest first: each falls back to the ones after it. */
-const PORTABLE_NAMES: readonly BackendName[] = ['wasm-ort', 'wasm', 'cpu'];
+const PORTABLE_NAMES: readonly BackendName[] = ['ort', 'wasm-ort', 'wasm', 'cpu'];
 
 /** Every value `initBackend` (and MW_BACKEND) accepts. */
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', ...BACKEND_NAMES];
@@ -75,6 +85,7 @@ const ENGINE_BACKEND: Record<BackendName, string> = {
   'tensorflow-gpu': 'tensorflow',
   webgpu: WEBGPU_BACKEND,
   tensorflow: 'tensorflow',
+  ort: 'wasm',
   'wasm-ort': 'wasm',
   wasm: 'wasm',
   cpu: 'cpu',
@@ -110,7 +121,7 @@ export function parseBackendPreference(value: string): BackendPreference {
 /**
  * Sets up the compute backend and says which one runs. 'auto' takes the fastest that works here;
  * naming a native backend or webgpu insists on it (an Error says why it cannot run), while a portable one
- * falls back to the portable ones after it ('wasm-ort' -> 'wasm' -> 'cpu'). Results are cached:
+ * falls back to the portable ones after it ('ort' -> 'wasm-ort' -> 'wasm' -> 'cpu'). Results are cached:
  * the same preference returns the same info, and makes its backend the active one again.
  * An empty MW_BACKEND counts as unset.
  */
@@ -126,8 +137,8 @@ export async function initBackend(preference: string = process.env.MW_BACKEND ||
   const info = await pending;
   // Another preference may have switched backends since; switching back to an initialised one is cheap.
   if (tf.getBackend() !== ENGINE_BACKEND[info.name]) await tf.setBackend(ENGINE_BACKEND[info.name]);
-  // wasm and wasm-ort share tfjs's 'wasm' backend and differ only in some of its kernels.
-  if (info.name === 'wasm-ort') enableOnnxKernels();
+  // wasm, wasm-ort and ort share tfjs's 'wasm' backend and differ only in some of its kernels.
+  if (info.name === 'wasm-ort' || info.name === 'ort') enableOnnxKernels();
   else if (info.name === 'wasm') disableOnnxKernels();
   return info;
 }
@@ -187,6 +198,8 @@ function start(name: BackendName, options: StartOptions): Promise<Started> {
       return startNative(name);
     case 'webgpu':
       return startWebGpu(options);
+    case 'ort':
+      return startOrt();
     case 'wasm-ort':
       return startWasmOrt();
     case 'wasm':
@@ -326,6 +339,21 @@ async function startWasmOrt(): Promise<Started> {
   };
 }
 
+/**
+ * wasm-ort for everything tfjs runs, and each training step compiled into one onnxruntime graph
+ * (train/ort/; where a network's step cannot be compiled the trainer says why and keeps wasm-ort's).
+ */
+async function startOrt(): Promise<Started> {
+  const wasmOrt = await attemptOnce('wasm-ort');
+  if ('unavailable' in wasmOrt) throw new Error(`it needs wasm-ort: ${wasmOrt.unavailable}`);
+  const { threads } = onnxConvolutionSupport();
+  return {
+    ...wasmOrt.started,
+    name: 'ort',
+    label: `onnxruntime training steps (${threads} thread${threads === 1 ? '' : 's'}); ${wasmOrt.started.label} for the rest`,
+  };
+}
+
 async function startWebGpu(options: StartOptions): Promise<Started> {
   const adapter = await startWebGpuBackend(options);
   const name = adapterName(adapter);
@@ -371,6 +399,7 @@ function fasterHint(name: BackendName): string | undefined {
       return undefined;
     case 'tensorflow':
       return `For the GPU: ${installCommand('tensorflow-gpu')}.`;
+    case 'ort':
     case 'wasm-ort':
     case 'wasm':
     case 'cpu':

@@ -25,7 +25,8 @@ import { Random } from '../random.js';
 import { loadCheckpoint, saveCheckpoint, type EpochProgress } from '../runs/checkpoint.js';
 import type { RunFolder } from '../runs/store.js';
 import { assignNetworkTensors } from '../runs/trained.js';
-import { createTrainingMethod, type TrainingMethod } from './methods.js';
+import type { TrainingMethod } from './methods.js';
+import { createTrainingMethodOn } from './ort/index.js';
 import { learningRateFactor } from './schedule.js';
 
 export interface TrainerOptions {
@@ -99,7 +100,7 @@ export class Trainer {
     const { config, dataset, folder, backend } = options;
     const { height, width, channels } = dataset.shape;
     this.net = buildNetwork(config.arch, [height, width, channels], dataset.classes.length, config.seed);
-    this.method = createTrainingMethod(config.method, this.net, {
+    this.method = createTrainingMethodOn(backend.name, config.method, this.net, {
       lr: config.lr,
       momentum: config.momentum,
       weightDecay: config.weightDecay,
@@ -160,6 +161,8 @@ export class Trainer {
   /** Restores weights, optimizer state and position from the run folder's checkpoint. */
   async restore(): Promise<void> {
     const checkpoint = await loadCheckpoint(this.options.folder.dir);
+    // A method that keeps its state outside tfjs reads it back from the variables on its next step.
+    this.method.settle?.();
     try {
       assignNetworkTensors(this.net, checkpoint.network, this.options.folder.dir);
       this.method.optimizers.forEach((opt, k) => {
@@ -196,6 +199,7 @@ export class Trainer {
   }
 
   private async checkpoint(): Promise<void> {
+    this.method.settle?.();
     await saveCheckpoint(this.options.folder.dir, {
       epoch: this.epoch,
       step: this.step,
@@ -343,6 +347,7 @@ export class Trainer {
   private async finishEpoch(epochNumber: number, seconds: number): Promise<EpochMetrics> {
     const { config, dataset } = this.options;
     this.emit({ type: 'evaluating', what: `epoch ${epochNumber} accuracy` });
+    this.method.settle?.();
     const { top1 } = await exitAccuracy(this.net, dataset, selectionSet(dataset));
     const { seen, lossSums, correct } = this.progress;
     const record: EpochMetrics = {
@@ -364,6 +369,7 @@ export class Trainer {
   private async summarize(fromStep: number): Promise<RunSummary> {
     const { config, dataset, backend, latency } = this.options;
     this.emit({ type: 'evaluating', what: 'test accuracy and latency of every exit' });
+    this.method.settle?.();
     const exits: ExitReport[] = await exitReports(this.net, dataset, dataset.test, latency);
     if (dataset.validation) {
       // The same figure on validation, so a validation-set evaluation has a summary to match.
@@ -387,6 +393,7 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.method.release?.();
     for (const opt of this.method.optimizers) opt.disposeState();
     this.net.dispose();
   }
