@@ -209,14 +209,7 @@ function inputGradientGraph(geometry: ConvGeometry, block: number | undefined): 
  * shortcut, and never slower on the other MwResNet-20 shapes (scripts/bench-onnx-kernels.ts times them now).
  */
 export function emitConvFilterGradient(g: GraphBuilder, { info, pads }: ConvGeometry, x: string, dy: string): string {
-  const {
-    outHeight: ho,
-    outWidth: wo,
-    filterHeight: kh,
-    filterWidth: kw,
-    strideHeight: sh,
-    strideWidth: sw,
-  } = info;
+  const { outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const padded =
     top + left + bottom + right > 0 ? g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : x;

@@ -34,6 +34,7 @@ interface NativeSession {
     fetches: Record<string, ort.Tensor | null>,
     options: ort.InferenceSession.RunOptions,
   ): Record<string, ort.Tensor>;
+  endProfiling(): void;
   dispose(): void;
 }
 
@@ -150,6 +151,11 @@ export class OnnxProgram {
     const fetches: Record<string, ort.Tensor> = {};
     this.graph.outputs.forEach(([name, shape], i) => (fetches[name] = new ort.Tensor('float32', outs[i]!, shape)));
     this.session.run(feeds, fetches, {});
+  }
+
+  /** Writes the profile of a session opened with `enableProfiling` (a JSON file named by its prefix). */
+  endProfiling(): void {
+    this.session.endProfiling();
   }
 
   dispose(): void {

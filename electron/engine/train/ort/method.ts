@@ -8,6 +8,7 @@
  * backend); the next step reads them back, so whatever changed them in between (a restore) counts.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type * as ort from 'onnxruntime-node';
 import { OnnxProgram } from '../../backend/onnx/program.js';
 import type { MwNetwork, Param } from '../../models/index.js';
 import type { Hyperparameters, StepResult, TrainingMethod } from '../methods.js';
@@ -46,6 +47,8 @@ export interface OrtStepOptions {
   threads: number;
   /** MLAS's NCHWc block size, if the blocked operators run here. */
   block: number | undefined;
+  /** Extra session options (profiling). */
+  session?: ort.InferenceSession.SessionOptions;
 }
 
 export class OrtTrainingMethod implements TrainingMethod {
@@ -102,6 +105,7 @@ export class OrtTrainingMethod implements TrainingMethod {
       const program = new OnnxProgram({ g: spec.g, inputs: spec.inputs, outputs: spec.outputs }, this.options.threads, {
         // The step is one long run: threads that spin between operators save their wake-ups.
         extra: { session: { intra_op: { allow_spinning: '1' } } },
+        ...this.options.session,
       });
       step = { program, spec };
       this.compiled.set(batch, step);
@@ -198,6 +202,11 @@ export class OrtTrainingMethod implements TrainingMethod {
         tf.dispose([...saved.values()]);
       });
     this.live = false;
+  }
+
+  /** Ends profiling of every compiled step (sessions opened with `enableProfiling`). */
+  endProfiling(): void {
+    for (const { program } of this.compiled.values()) program.endProfiling();
   }
 
   release(): void {
