@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: training throughput of plain, joint and multi-way BP, per-exit inference
- * latency and peak memory on the active backend, and, where /usr/bin/python3 has torch, the
+ * `npm run bench`: training throughput of plain, joint and multi-way BP (MwResNet, or MwMobileNet
+ * with --arch mobilenet), per-exit inference latency and peak memory on the active backend, and,
+ * where /usr/bin/python3 has torch, the
  * PyTorch reference (torch_throughput.py beside this file, or MW_TORCH_REFERENCE; on CUDA when
  * torch sees a GPU) on the same settings in the same run. Prints the ratios and writes them as
  * JSON. A benchmark, not a test: figures from one run on one machine are compared only with
@@ -17,7 +18,7 @@ import { exitLabel, formatMs } from '../../shared/format.js';
 import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, parseRunConfig, resolveExits, type Method } from '../../shared/spec.js';
 import {
   buildNetwork,
-  createTrainingMethod,
+  createTrainingMethodOn,
   exitLatency,
   initBackend,
   measureLatency,
@@ -31,9 +32,10 @@ import { UsageError } from '../cli/usage.js';
 const BENCH_METHODS: Method[] = ['plain', 'joint', 'multiway'];
 const TORCH_MODES: Record<string, string> = { plain: 'final', joint: 'joint', multiway: 'multiway' };
 
-export const BENCH_USAGE = `mw-studio bench [--backend auto|webgpu|wasm-ort|...] [--depth ${DEFAULT_ARCH.depth}] [--shape 28x28x1] [--exits ${DEFAULT_ARCH.exits!.join(',')}]
-                [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6] [--baseline wasm|wasm-ort|none] [--out bench.json] [--no-torch]
-  training images/s per method (also on --baseline: wasm by default on wasm-ort, wasm-ort on webgpu), per-exit
+export const BENCH_USAGE = `mw-studio bench [--backend auto|webgpu|ort|wasm-ort|...] [--arch resnet|mobilenet] [--depth ${DEFAULT_ARCH.depth}] [--width 1]
+                [--shape 28x28x1] [--exits ${DEFAULT_ARCH.exits!.join(',')}] [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6]
+                [--baseline wasm|wasm-ort|none] [--out bench.json] [--no-torch]
+  training images/s per method (also on --baseline: wasm-ort by default on ort and webgpu, wasm on wasm-ort), per-exit
   latency as the engine measures it next to the backend's tfjs kernels and onnxruntime on the same exported
   sub-model, and peak memory, against PyTorch (CUDA when torch sees a GPU) when available`;
 
@@ -43,6 +45,8 @@ interface TorchResult {
   train_img_per_s: number;
   /** The CUDA GPU's name, or 'cpu'. */
   device: string;
+  /** The torch process's peak resident memory. */
+  peak_rss_bytes: number;
 }
 
 function parseShape(text: string): [number, number, number] {
@@ -54,7 +58,10 @@ function parseShape(text: string): [number, number, number] {
 }
 
 interface BenchShape {
+  /** 'resnet' (with depth) or 'mobilenet' (with width). */
+  family: 'resnet' | 'mobilenet';
   depth: number;
+  width: number;
   exits: number[];
   shape: [number, number, number];
   batch: number;
@@ -63,13 +70,17 @@ interface BenchShape {
 
 function torchReference(
   mode: string,
-  { depth, exits, shape, batch, steps }: BenchShape,
+  { family, depth, width, exits, shape, batch, steps }: BenchShape,
 ): TorchResult | { skipped: string } {
   const script = process.env.MW_TORCH_REFERENCE ?? fileURLToPath(new URL('torch_throughput.py', import.meta.url));
   const python = process.env.MW_PYTHON ?? '/usr/bin/python3';
   if (!existsSync(python)) return { skipped: `${python} not found (set MW_PYTHON)` };
   if (!existsSync(script)) return { skipped: `${script} not found (set MW_TORCH_REFERENCE)` };
   const args = [
+    '--arch',
+    family,
+    '--width',
+    String(width),
     '--depth',
     String(depth),
     '--exits',
@@ -98,6 +109,8 @@ export async function bench(argv: string[]): Promise<number> {
     options: {
       backend: { type: 'string' },
       shape: { type: 'string' },
+      arch: TRAIN_OPTIONS.arch,
+      width: TRAIN_OPTIONS.width,
       depth: TRAIN_OPTIONS.depth,
       exits: TRAIN_OPTIONS.exits,
       batch: TRAIN_OPTIONS.batch,
@@ -109,29 +122,51 @@ export async function bench(argv: string[]): Promise<number> {
     strict: true,
   });
   // The network and batch go through train's parser, so a bad setting gets train's one-line error.
+  const family = values.arch ?? 'resnet';
   const config = parseRunConfig(
-    configFromFlags({ depth: values.depth, exits: values.exits ?? DEFAULT_ARCH.exits!.join(','), batch: values.batch }),
+    configFromFlags({
+      arch: family,
+      depth: values.depth,
+      width: values.width,
+      // MwResNet-20's exits by default, as the issue's measurements; MobileNet's own default placement.
+      exits: values.exits ?? (family === 'resnet' ? DEFAULT_ARCH.exits!.join(',') : undefined),
+      batch: values.batch,
+    }),
   );
-  if (config.arch.family !== 'resnet') throw new UsageError('the bench measures MwResNet only');
-  const { depth } = config.arch;
+  const depth = config.arch.family === 'resnet' ? config.arch.depth : 0;
   const exits = resolveExits(config.arch);
   const batch = config.batchSize;
   const steps = Number(values.steps ?? 6);
   if (!Number.isInteger(steps) || steps < 1)
     throw new UsageError(`--steps must be a whole number of at least 1, not "${values.steps}"`);
   const [height, width, channels] = parseShape(values.shape ?? '28x28x1');
-  const settings: BenchShape = { depth, exits, shape: [height, width, channels], batch, steps };
+  const settings: BenchShape = {
+    family: config.arch.family,
+    depth,
+    width: config.arch.width,
+    exits,
+    shape: [height, width, channels],
+    batch,
+    steps,
+  };
   const backend = await initBackend(values.backend);
   const arch = { ...config.arch, exits };
+  const networkName = buildNetwork(arch, [height, width, channels], CLASSES, 0);
   process.stderr.write(
-    `bench: MwResNet-${depth} exits ${exits.join(',')}, ${height}x${width}x${channels}, batch ${batch}, ${steps} timed steps, backend ${backend.label} on ${backend.device}\n`,
+    `bench: ${networkName.description.name} exits ${exits.join(',')}, ${height}x${width}x${channels}, batch ${batch}, ${steps} timed steps, backend ${backend.label} on ${backend.device}\n`,
   );
+  networkName.dispose();
 
   let peakBytes = 0;
   let peakGpuBytes = 0;
-  const trainingThroughput = async (method: Method): Promise<number> => {
+  const trainingThroughput = async (method: Method, backendName: string): Promise<number> => {
     const net = buildNetwork(arch, [height, width, channels], CLASSES, 0);
-    const trainer = createTrainingMethod(method, net, { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 });
+    const trainer = createTrainingMethodOn(backendName, method, net, {
+      lr: 0.1,
+      momentum: 0.9,
+      weightDecay: 1e-4,
+      gamma: 2,
+    });
     let timed = 0;
     for (let s = 0; s < steps + 2; s++) {
       const x = tf.randomNormal([batch, height, width, channels]) as tf.Tensor4D;
@@ -150,6 +185,7 @@ export async function bench(argv: string[]): Promise<number> {
       );
       for (const t of [x, labels, result.losses, result.correct]) t.dispose();
     }
+    trainer.release?.();
     for (const opt of trainer.optimizers) opt.disposeState();
     net.dispose();
     return (steps * batch) / (timed / 1000);
@@ -162,12 +198,13 @@ export async function bench(argv: string[]): Promise<number> {
       baselineImagesPerSecond?: number;
       torchImagesPerSecond?: number;
       torchDevice?: string;
+      torchPeakMemoryBytes?: number;
       ratio?: number;
       torchSkipped?: string;
     }
   > = {};
   for (const method of BENCH_METHODS) {
-    const imagesPerSecond = await trainingThroughput(method);
+    const imagesPerSecond = await trainingThroughput(method, backend.name);
     const entry: (typeof training)[string] = { imagesPerSecond };
     training[method] = entry;
     // PyTorch right after the same method, so both see the (shared, drifting) machine alike.
@@ -177,6 +214,7 @@ export async function bench(argv: string[]): Promise<number> {
       else {
         entry.torchImagesPerSecond = torch.train_img_per_s;
         entry.torchDevice = torch.device;
+        entry.torchPeakMemoryBytes = torch.peak_rss_bytes;
         entry.ratio = imagesPerSecond / torch.train_img_per_s;
       }
     }
@@ -186,14 +224,17 @@ export async function bench(argv: string[]): Promise<number> {
         : `, torch ${entry.torchImagesPerSecond.toFixed(1)} img/s on ${entry.torchDevice}`;
     process.stderr.write(`  ${method}: ${imagesPerSecond.toFixed(1)} img/s${torchText}\n`);
   }
-  // The path this one improves on, measured in the same run: wasm-ort against plain wasm.
-  const defaultBaseline = backend.name === 'wasm-ort' ? 'wasm' : backend.name === 'webgpu' ? 'wasm-ort' : undefined;
+  // The backend's own peak: the baseline and the latency runs below come after it.
+  const backendPeakBytes = peakBytes;
+  // The path this one improves on, measured in the same run: wasm-ort against plain wasm, ort and webgpu against wasm-ort.
+  const defaultBaseline =
+    backend.name === 'wasm-ort' ? 'wasm' : backend.name === 'webgpu' || backend.name === 'ort' ? 'wasm-ort' : undefined;
   const baseline = values.baseline === 'none' ? undefined : (values.baseline ?? defaultBaseline);
   if (baseline !== undefined) {
     const baselineInfo = await initBackend(baseline);
     process.stderr.write(`baseline: ${baselineInfo.label}\n`);
     for (const method of BENCH_METHODS) {
-      training[method]!.baselineImagesPerSecond = await trainingThroughput(method);
+      training[method]!.baselineImagesPerSecond = await trainingThroughput(method, baselineInfo.name);
       process.stderr.write(`  ${method}: ${training[method]!.baselineImagesPerSecond!.toFixed(1)} img/s\n`);
     }
     await initBackend(backend.name);
@@ -235,6 +276,8 @@ export async function bench(argv: string[]): Promise<number> {
     training,
     latency,
     peakMemoryBytes: peakBytes,
+    backendPeakMemoryBytes: backendPeakBytes,
+    torchPeakMemoryBytes: Math.max(0, ...BENCH_METHODS.map((m) => training[m]!.torchPeakMemoryBytes ?? 0)),
     ...(peakGpuBytes > 0 ? { peakGpuBytes } : {}),
     date: new Date().toISOString(),
   };
@@ -271,7 +314,7 @@ export async function bench(argv: string[]): Promise<number> {
     )}\n`,
   );
   process.stdout.write(
-    `peak resident memory ${(peakBytes / 2 ** 20).toFixed(0)} MiB${peakGpuBytes > 0 ? `, GPU buffers ${(peakGpuBytes / 2 ** 20).toFixed(0)} MiB` : ''}\n`,
+    `peak resident memory ${(backendPeakBytes / 2 ** 20).toFixed(0)} MiB while training on ${backend.name} (${(peakBytes / 2 ** 20).toFixed(0)} MiB over the whole bench)${peakGpuBytes > 0 ? `, GPU buffers ${(peakGpuBytes / 2 ** 20).toFixed(0)} MiB` : ''}${report.torchPeakMemoryBytes > 0 ? `; torch ${(report.torchPeakMemoryBytes / 2 ** 20).toFixed(0)} MiB` : ''}\n`,
   );
   const out = values.out ?? 'bench.json';
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);

@@ -23,3 +23,4 @@ export { RunFolder, listRuns } from './runs/store.js';
 export { openRun, type RunRequest } from './session.js';
 export { createStudy, listStudies, readStudy, runStudy, studyPath, studyView } from './study.js';
 export { createTrainingMethod } from './train/methods.js';
+export { createTrainingMethodOn } from './train/ort/index.js';
