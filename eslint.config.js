@@ -10,6 +10,9 @@
  * - The faces (cli, bench, main, serve, relay) reach the engine only through its index.
  * - electron/base/ (crash-safe writes) sits under both the engine and the shell.
  * - No import cycles anywhere.
+ * - An engine folder's index.ts only re-exports: its code lives in files named for what they do.
+ *   (The entry points of the desktop shell and the bench, electron/main/ and electron/bench/,
+ *   keep their code: they are not engine folders.)
  */
 import js from '@eslint/js';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
@@ -110,6 +113,19 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': [
         'error',
         { argsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
+      ],
+    },
+  },
+  {
+    files: ['electron/engine/**/index.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'Program > :not(ExportNamedDeclaration[source], ExportAllDeclaration)',
+          message:
+            "an engine folder's index.ts only re-exports (export { name } from './file.js'): move this into a file named for what it does",
+        },
       ],
     },
   },

@@ -1,6 +1,6 @@
 /**
  * Times the convolution gradient kernels on the portable backends: the stock tfjs kernel (where
- * the backend has one) against ours from electron/engine/backend/wasmGradients.ts.
+ * the backend has one) against ours from electron/engine/backend/portableConvGradients.ts.
  *
  *   npx tsx scripts/bench-kernels.ts [batch=128]
  *
@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { KernelBackend, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { gradientKernelConfigs, type PortableBackendName } from '../electron/engine/backend/wasmGradients.js';
+import { gradientKernelConfigs, type PortableBackendName } from '../electron/engine/backend/portableConvGradients.js';
 
 const N = Number(process.argv[2] ?? 128);
 const H = 28;

@@ -1,6 +1,6 @@
 /**
  * Times the three convolution kernels on every convolution shape of MwResNet-20 (28x28x1 input),
- * on the wasm-ort path (onnxruntime graphs, backend/onnx/) against plain wasm:
+ * on the wasm-ort path (onnxruntime graphs, backend/ortConvolutions/) against plain wasm:
  *
  *   npx tsx scripts/bench-onnx-kernels.ts [batch=128]
  *
@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../electron/engine/backend/index.js';
-import { conv2dFilterGrad, conv2dInputGrad, type ExplicitPad } from '../electron/engine/backend/gradKernels.js';
+import { conv2dFilterGrad, conv2dInputGrad, type ExplicitPad } from '../electron/engine/backend/convGradientOps.js';
 
 type Shape4 = [number, number, number, number];
 const N = Number(process.argv[2] ?? 128);

@@ -1,7 +1,8 @@
 /**
  * Bundles the Electron side of the studio with esbuild: the main process and the engine
  * worker as ES modules (the package is "type": "module"), the preload as CommonJS, because a
- * sandboxed preload cannot be an ES module. vite builds the renderer (`npm run build` runs both).
+ * sandboxed preload cannot be an ES module. vite builds the renderer (`npm run build` type-checks
+ * both sides first, then runs both).
  *
  *   tsx scripts/build-electron.ts [--out DIR]   DIR replaces the package root as the place out/ goes
  */

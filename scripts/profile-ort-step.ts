@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ArchSpec, Method } from '../shared/spec.js';
 import { initBackend } from '../electron/engine/backend/index.js';
-import { onnxConvolutionSupport } from '../electron/engine/backend/onnx/index.js';
+import { onnxConvolutionSupport } from '../electron/engine/backend/ortConvolutions/index.js';
 import { buildNetwork } from '../electron/engine/models/index.js';
 import { createTrainingMethod } from '../electron/engine/train/methods.js';
 import { OrtTrainingMethod } from '../electron/engine/train/ort/method.js';

@@ -25,7 +25,10 @@ import {
   MAX_THUMBNAILS,
 } from './evaluation.js';
 import { DatasetPreviewRequestSchema, DatasetPreviewSchema } from './preview.js';
-import { RunConfigSchema, describeIssues } from './spec.js';
+import { RunConfigSchema } from './spec.js';
+import type { Contract } from './protocol.js';
+
+export { ApiError } from './protocol.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
 import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
 
@@ -36,8 +39,8 @@ export const ANALYSIS_MAX_IMAGES = 2000;
 
 export { EXPORT_FORMATS, type ExportFormat } from './deployment.js';
 
-/** Request payloads, one schema per API method. */
-export const RequestSchemas = {
+/** Request payloads of the calls the page and the engine both answer, one schema per method. */
+const SharedRequestSchemas = {
   getInfo: z.object({}).strict(),
   listRuns: z.object({}).strict(),
   openRun: z.object({ run: runDir }).strict(),
@@ -59,8 +62,6 @@ export const RequestSchemas = {
       threshold: z.number().gt(0, 'threshold must be above 0').max(1, 'threshold is at most 1').optional(),
     })
     .strict(),
-  /** Native folder picker (Electron); serve mode answers with the path typed in the page. */
-  chooseFolder: z.object({ purpose: z.enum(['dataset', 'export']) }).strict(),
   /** Analyses of a trained run, on its validation hold-out (on at most ANALYSIS_MAX_IMAGES of its test set when it has none). */
   earlyExit: z.object({ run: runDir, criterion: z.enum(EXIT_CRITERIA) }).strict(),
   lesion: z.object({ run: runDir }).strict(),
@@ -96,8 +97,27 @@ export const RequestSchemas = {
   /** The studies in the runs root with their results, newest first. */
   listStudies: z.object({}).strict(),
 } as const;
+
+/** Request payloads of the studio API, one schema per method: what the page may ask. */
+export const RequestSchemas = {
+  ...SharedRequestSchemas,
+  /**
+   * The native folder picker, answered by the Electron main process itself, which then tells the
+   * engine the folder may be used (allowFolder); serve mode answers {} (the page types paths).
+   */
+  chooseFolder: z.object({ purpose: z.enum(['dataset', 'export']) }).strict(),
+} as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
+
+/** What a face may ask its engine process: the studio API but the dialog, which the face shows itself. */
+export const EngineRequestSchemas = {
+  ...SharedRequestSchemas,
+  /** A folder the user chose in the native dialog: paths under it may be used (with native dialogs, only those). */
+  allowFolder: z.object({ path: z.string().min(1).max(4096) }).strict(),
+} as const;
+export type EngineMethod = keyof typeof EngineRequestSchemas;
+export type EngineRequest<M extends EngineMethod> = z.infer<(typeof EngineRequestSchemas)[M]>;
 
 export const StudioInfoSchema = z.object({
   version: z.string(),
@@ -142,8 +162,7 @@ export const ExportResultSchema = z.object({
 });
 export type ExportResult = z.infer<typeof ExportResultSchema>;
 
-/** Responses, for validation on the renderer side of a socket. */
-export const ResponseSchemas = {
+const SharedResponseSchemas = {
   getInfo: StudioInfoSchema,
   listRuns: z.array(RunListingSchema),
   openRun: RunDetailSchema,
@@ -153,7 +172,6 @@ export const ResponseSchemas = {
   continueRun: z.object({}),
   stopRun: z.object({}),
   exportExit: ExportResultSchema,
-  chooseFolder: z.object({ path: z.string().optional() }),
   earlyExit: EarlyExitSweepSchema,
   lesion: LesionStudySchema,
   supervision: SupervisionSharesSchema,
@@ -164,8 +182,20 @@ export const ResponseSchemas = {
   resumeStudy: z.object({ study: z.string() }),
   stopStudy: z.object({}),
   listStudies: StudyListSchema,
+} as const satisfies Record<keyof typeof SharedRequestSchemas, z.ZodType>;
+
+/** Responses of the studio API, checked by the page's side of either transport. */
+export const ResponseSchemas = {
+  ...SharedResponseSchemas,
+  chooseFolder: z.object({ path: z.string().optional() }),
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
+
+export const EngineResponseSchemas = {
+  ...SharedResponseSchemas,
+  allowFolder: z.object({}),
+} as const satisfies Record<EngineMethod, z.ZodType>;
+export type EngineResponse<M extends EngineMethod> = z.infer<(typeof EngineResponseSchemas)[M]>;
 
 /** Commands of the desktop app's menu that the page carries out (File > New Run shows the new-run view). */
 export const MENU_COMMANDS = ['new-run'] as const;
@@ -197,24 +227,18 @@ export type StudioApi = {
   onEvent(listener: (event: StudioEvent) => void): () => void;
 };
 
-export class ApiError extends Error {
-  override readonly name = 'ApiError';
-}
+/** The page and its face (Electron's main process through the preload, or serve mode's server). */
+export const STUDIO_CONTRACT = {
+  requests: RequestSchemas,
+  responses: ResponseSchemas,
+  events: StudioEventSchema,
+} as const satisfies Contract;
+export type StudioContract = typeof STUDIO_CONTRACT;
 
-export function isStudioMethod(name: unknown): name is StudioMethod {
-  return typeof name === 'string' && Object.hasOwn(RequestSchemas, name);
-}
-
-/** Validates a request arriving at the engine; throws ApiError naming the method and field. */
-export function parseRequest<M extends StudioMethod>(
-  method: unknown,
-  payload: unknown,
-): { method: M; request: StudioRequest<M> } {
-  if (!isStudioMethod(method))
-    throw new ApiError(
-      `unknown method ${JSON.stringify(method)}; expected one of ${Object.keys(RequestSchemas).join(', ')}`,
-    );
-  const parsed = RequestSchemas[method].safeParse(payload ?? {});
-  if (!parsed.success) throw new ApiError(`${method}: ${describeIssues(parsed.error)}`);
-  return { method: method as M, request: parsed.data as StudioRequest<M> };
-}
+/** A face and its engine process (electron/relay/ and electron/engine/worker.ts). */
+export const ENGINE_CONTRACT = {
+  requests: EngineRequestSchemas,
+  responses: EngineResponseSchemas,
+  events: StudioEventSchema,
+} as const satisfies Contract;
+export type EngineContract = typeof ENGINE_CONTRACT;

@@ -1,22 +1,82 @@
 /**
- * Every message of the studio's request/reply protocol, declared once. The same three shapes
- * travel on each channel: a call ({id, method, payload}), its reply ({id, ok, result|error}),
- * and an event ({event}) that needs none. shared/peer.ts implements the calls and replies for
- * all sides:
+ * The studio's request/reply protocol, declared once. Every channel speaks a Contract: the
+ * calls its answering side serves (a request schema and a response schema per method) and the
+ * events it pushes. The same three messages travel on each: a call ({id, method, payload}), its
+ * reply ({id, ok, result|error}) and an event ({event}) that needs none. shared/peer.ts
+ * implements both ends for every channel:
  *
- * - serve mode's WebSocket: the page calls the server; the server replies and pushes events;
- * - the engine worker's channel (electron/engine/worker.ts <-> electron/relay/): the parent
- *   calls the studio API; the worker replies, pushes events, says once that it is ready, and
- *   calls its parent for what only the parent can do (WORKER_CALLS: native dialogs).
+ * - the page and its face (shared/api.ts's STUDIO_CONTRACT): Electron's preload and main
+ *   process over a MessagePort, or serve mode's page and server over a WebSocket;
+ * - a face and its engine process (ENGINE_CONTRACT): the relay (electron/relay/) and the worker
+ *   (electron/engine/worker.ts), over Electron's utility-process port or Node's IPC channel.
  *
- * Each direction numbers its own calls; a reply answers a call of the side receiving it.
+ * A request is validated once per trust boundary, by the side that answers it (or, for the
+ * page, by the preload or the server before it goes further).
  */
 import { z } from 'zod';
-import { RequestSchemas, ResponseSchemas, StudioEventSchema } from './api.js';
+import { describeIssues } from './spec.js';
+
+/** The calls one side of a channel answers, and the events it pushes. */
+export interface Contract<M extends string = string> {
+  readonly requests: { readonly [K in M]: z.ZodType };
+  readonly responses: { readonly [K in M]: z.ZodType };
+  readonly events: z.ZodType;
+}
+
+export type Method<C extends Contract> = keyof C['requests'] & string;
+/** A request as its schema returns it: what callers pass and answering sides work with. */
+export type ParsedRequestOf<C extends Contract, M extends Method<C>> = z.output<C['requests'][M]>;
+export type ResponseOf<C extends Contract, M extends Method<C>> = z.output<C['responses'][M]>;
+export type EventOf<C extends Contract> = z.output<C['events']>;
+
+/** A refused or failed call, with a message for the user (never wrapped in "Error invoking ..."). */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+}
+
+/** `name` as one of the contract's methods; throws an error listing them if it is none. */
+export function methodOf<C extends Contract>(contract: C, name: unknown): Method<C> {
+  if (typeof name === 'string' && Object.hasOwn(contract.requests, name)) return name;
+  throw new ApiError(
+    `unknown method ${JSON.stringify(name)}; expected one of ${Object.keys(contract.requests).join(', ')}`,
+  );
+}
+
+/**
+ * `schema.safeParse(data)`, typed by the schema. zod types the output of a schema whose type is
+ * a generic parameter (a contract's schema for a method M) as unknown; this says it is the
+ * schema's output, as it is.
+ */
+export function safeParse<S extends z.ZodType>(schema: S, data: unknown): z.ZodSafeParseResult<z.output<S>> {
+  return schema.safeParse(data) as z.ZodSafeParseResult<z.output<S>>;
+}
+
+/** Validates a request for `method`; throws an error naming the method and the field. */
+export function parseRequest<C extends Contract, M extends Method<C>>(
+  contract: C,
+  method: M,
+  payload: unknown,
+): ParsedRequestOf<C, M> {
+  const schemas: C['requests'] = contract.requests;
+  const schema: C['requests'][M] = schemas[method];
+  const parsed = safeParse(schema, payload ?? {});
+  if (!parsed.success) throw new ApiError(`${method}: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Validates a call as it arrived: a method of the contract and its request. */
+export function parseCall<C extends Contract>(
+  contract: C,
+  name: unknown,
+  payload: unknown,
+): { method: Method<C>; request: ParsedRequestOf<C, Method<C>> } {
+  const method = methodOf(contract, name);
+  return { method, request: parseRequest(contract, method, payload) };
+}
 
 const callId = z.number().int().nonnegative();
 
-/** A call; the method and payload are validated by the side that answers it. */
+/** A call; its method and payload are checked against the contract by the side that answers it. */
 export const CallSchema = z.object({ id: callId, method: z.string().max(64), payload: z.unknown() }).strict();
 export type Call = z.infer<typeof CallSchema>;
 
@@ -26,30 +86,18 @@ export const ReplySchema = z.union([
 ]);
 export type Reply = z.infer<typeof ReplySchema>;
 
-/** What a peer sends and receives itself; events and the worker's ready message are its owner's. */
-export type PeerMessage = Call | Reply;
+/** An event; its content is checked against the contract by the calling side. */
+export const EventMessageSchema = z.object({ event: z.unknown() }).strict();
 
-export const EventMessageSchema = z.object({ event: StudioEventSchema }).strict();
-export type EventMessage = z.infer<typeof EventMessageSchema>;
+/** What the answering side of a channel receives, and what the calling side receives. */
+export const ToAnswererSchema = CallSchema;
+export const ToCallerSchema = z.union([ReplySchema, EventMessageSchema]);
+export type ToCaller = z.infer<typeof ToCallerSchema>;
+export type ProtocolMessage = Call | ToCaller;
 
-/** Worker -> parent, once its backend is up: calls sent before this wait for it. */
+/** Engine worker -> parent, once its backend is up: calls sent before this wait for it. */
 export const ReadyMessageSchema = z.object({ ready: z.object({ backend: z.string() }).strict() }).strict();
 export type ReadyMessage = z.infer<typeof ReadyMessageSchema>;
 
-/** Serve mode, page -> server. */
-export const PageMessageSchema = CallSchema;
-/** Serve mode, server -> page: validated in the page, which trusts whatever holds the port no more than it must. */
-export const ServerMessageSchema = z.union([ReplySchema, EventMessageSchema]);
-export type ServerMessage = z.infer<typeof ServerMessageSchema>;
-
-/** Parent -> engine worker: calls of the studio API, and replies to the worker's calls. */
-export const ToWorkerMessageSchema = z.union([CallSchema, ReplySchema]);
-/** Engine worker -> parent. */
-export const FromWorkerMessageSchema = z.union([CallSchema, ReplySchema, EventMessageSchema, ReadyMessageSchema]);
-export type FromWorkerMessage = z.infer<typeof FromWorkerMessageSchema>;
-
-/** What the engine worker may ask its parent: the native folder dialog (no answer: cancelled, or none here). */
-export const WORKER_CALLS = {
-  chooseFolder: { request: RequestSchemas.chooseFolder, response: ResponseSchemas.chooseFolder },
-} as const;
-export type WorkerCall = keyof typeof WORKER_CALLS;
+/** Main -> preload, once per page load (Electron IPC): carries the MessagePort the page's calls and events travel on. */
+export const STUDIO_PORT_CHANNEL = 'studio:port';

@@ -27,12 +27,12 @@ import {
 } from '../engine/index.js';
 import { renderTable } from '../cli/table.js';
 import { configFromFlags, TRAIN_OPTIONS } from '../cli/train.js';
-import { UsageError } from '../cli/usage.js';
+import { BACKEND_CHOICES, UsageError } from '../cli/usage.js';
 
 const BENCH_METHODS: Method[] = ['plain', 'joint', 'multiway'];
 const TORCH_MODES: Record<string, string> = { plain: 'final', joint: 'joint', multiway: 'multiway' };
 
-export const BENCH_USAGE = `mw-studio bench [--backend auto|webgpu|ort|wasm-ort|...] [--arch resnet|mobilenet] [--depth ${DEFAULT_ARCH.depth}] [--width 1]
+export const BENCH_USAGE = `mw-studio bench [--backend ${BACKEND_CHOICES}] [--arch resnet|mobilenet] [--depth ${DEFAULT_ARCH.depth}] [--width 1]
                 [--shape 28x28x1] [--exits ${DEFAULT_ARCH.exits!.join(',')}] [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6]
                 [--baseline wasm|wasm-ort|none] [--out bench.json] [--no-torch]
   training images/s per method (also on --baseline: wasm-ort by default on ort and webgpu, wasm on wasm-ort), per-exit

@@ -4,12 +4,12 @@ import { EVALUATION_SPLITS, type Evaluation, type EvaluationSplit } from '../../
 import { exitLabel, formatPercent } from '../../shared/format.js';
 import { cachedEvaluation, evaluateRun, initBackend } from '../engine/index.js';
 import { renderTable } from './table.js';
-import { UsageError } from './usage.js';
+import { BACKEND_CHOICES, UsageError } from './usage.js';
 
 export const EVALUATE_USAGE = `mw-studio evaluate --run DIR [--split validation|test] [--json]
   --run DIR                   a trained (or checkpointed) run folder
   --split validation|test     the held-out validation images (default) or the test set
-  --backend auto|tensorflow-gpu|tensorflow|ort|wasm-ort|wasm|cpu
+  --backend ${BACKEND_CHOICES}
   --json                      print the evaluation as one JSON object on the last line of stdout:
                               {"run", "split", "classes", "exits": [{"block", "top1", "perClass",
                               "confusion" (row = true class, column = predicted)}], "overthinking"}

@@ -6,7 +6,7 @@ import { exitLabel, formatBytes, formatMs, formatPercent } from '../../shared/fo
 import type { DeploymentReport } from '../../shared/deployment.js';
 import type { ExitInfo } from '../../shared/metrics.js';
 import { exportExit, initBackend, FileError, RunFolder } from '../engine/index.js';
-import { UsageError } from './usage.js';
+import { BACKEND_CHOICES, UsageError } from './usage.js';
 
 export const EXPORT_USAGE = `mw-studio export --run DIR --exit BLOCK|final --format FORMAT [options]
   --run DIR                   a run folder (trained, or at least checkpointed)
@@ -19,7 +19,7 @@ export const EXPORT_USAGE = `mw-studio export --run DIR --exit BLOCK|final --for
                               and carries a demo page (index.html) and a README
   --out PATH                  folder to create (default DIR/exports/<exit>-<format>)
   --threshold P               multi-exit formats: max-softmax probability at which an exit answers (default 0.9)
-  --backend auto|tensorflow-gpu|tensorflow|ort|wasm-ort|wasm|cpu   backend that checks the tfjs export`;
+  --backend ${BACKEND_CHOICES}   backend that checks the tfjs export`;
 
 const OPTIONS = {
   run: { type: 'string' },

@@ -2,14 +2,14 @@
 import { parseArgs } from 'node:util';
 import { formatCount, formatPercent } from '../../shared/format.js';
 import { initBackend, predictImages } from '../engine/index.js';
-import { UsageError } from './usage.js';
+import { BACKEND_CHOICES, UsageError } from './usage.js';
 
 export const PREDICT_USAGE = `mw-studio predict --model DIR IMAGE... [options]
   --model DIR                 an export folder (tfjs, ONNX or multi-exit, with its model card)
   IMAGE...                    PNG or JPEG files; resized to the model's input and preprocessed as its card says
   --top K                     how many classes to print per image (default 3)
   --json                      one JSON object per image instead of text
-  --backend auto|tensorflow-gpu|tensorflow|ort|wasm-ort|wasm|cpu   backend that runs a tfjs model`;
+  --backend ${BACKEND_CHOICES}   backend that runs a tfjs model`;
 
 const OPTIONS = {
   model: { type: 'string' },

@@ -14,17 +14,10 @@ import {
   type ResNetBlock,
   type RunConfigInput,
 } from '../../shared/spec.js';
-import {
-  BACKEND_PREFERENCES,
-  initBackend,
-  listRuns,
-  openRun,
-  type RunRequest,
-  summarizeBackend,
-} from '../engine/index.js';
+import { initBackend, listRuns, openRun, type RunRequest, summarizeBackend } from '../engine/index.js';
 import { ProgressReporter } from './progress.js';
 import { renderTable } from './table.js';
-import { UsageError } from './usage.js';
+import { BACKEND_CHOICES, UsageError } from './usage.js';
 
 const d = DEFAULT_RUN_CONFIG;
 
@@ -57,7 +50,7 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --no-augment                no random crop / flip
   --out DIR                   where run folders go (default runs/)
   --resume DIR                continue a stopped or interrupted run from its checkpoint
-  --backend ${BACKEND_PREFERENCES.join('|')}
+  --backend ${BACKEND_CHOICES}
   --json                      print the result as one JSON object on the last line of stdout`;
 
 export const TRAIN_OPTIONS = {

@@ -8,15 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import {
-  ANALYSIS_MAX_IMAGES,
-  ApiError,
-  parseRequest,
-  type StudioEvent,
-  type StudioMethod,
-  type StudioRequest,
-  type StudioResponse,
-} from '../../shared/api.js';
+import { ANALYSIS_MAX_IMAGES, ApiError, type EngineContract, type StudioEvent } from '../../shared/api.js';
+import type { Handlers } from '../../shared/peer.js';
 import type { RunEvent, RunSummary } from '../../shared/metrics.js';
 import { parseRunConfig } from '../../shared/spec.js';
 import type { StudyRecord } from '../../shared/study.js';
@@ -42,12 +35,13 @@ export interface EngineHostOptions {
   runsRoot: string;
   /** Pushes an event to the renderer(s). */
   emit: (event: StudioEvent) => void;
-  /** Native folder dialog (Electron). Absent in serve mode, where paths are typed. */
-  chooseFolder?: (purpose: 'dataset' | 'export') => Promise<string | undefined>;
+  /**
+   * Whether the face has native dialogs (Electron): then paths outside the runs root must be
+   * under a folder the user chose in one (allowFolder). In serve mode paths are typed.
+   */
+  nativeDialogs?: boolean;
   latency?: { warmup?: number; minRepeats?: number; maxRepeats?: number };
 }
-
-type Handlers = { [M in StudioMethod]: (request: StudioRequest<M>) => Promise<StudioResponse<M>> };
 
 /** The app's version: given by the Electron shell (a packaged app has no package.json beside its resources), else read from the project. */
 function version(): string {
@@ -100,13 +94,6 @@ export class EngineHost {
     this.runsRoot = resolve(options.runsRoot);
   }
 
-  /** Validates and dispatches one call from the renderer. */
-  async handle(method: unknown, payload: unknown): Promise<unknown> {
-    const { method: name, request } = parseRequest(method, payload);
-    const handler = this.handlers[name] as (r: unknown) => Promise<unknown>;
-    return handler(request);
-  }
-
   /** A run folder named by the renderer must be inside the runs root. */
   private runPath(run: string): string {
     const path = resolve(this.runsRoot, run);
@@ -117,7 +104,7 @@ export class EngineHost {
   /** With native dialogs, paths outside runs/ must be ones the user chose; typed paths are for serve mode. */
   private userPath(path: string, what: string): string {
     const resolved = resolve(path);
-    if (!this.options.chooseFolder) return resolved;
+    if (!this.options.nativeDialogs) return resolved;
     const allowed = [...this.chosen].some((c) => resolved === c || resolved.startsWith(c + sep));
     if (allowed || resolved.startsWith(this.runsRoot + sep)) return resolved;
     throw new ApiError(`${what} ${path} was not chosen in a dialog; choose it with the Browse button`);
@@ -237,13 +224,14 @@ export class EngineHost {
     return this.active;
   }
 
-  private readonly handlers: Handlers = {
+  /** One per method of the engine's contract; the worker's end of the channel checks each call before it gets here. */
+  readonly handlers: Handlers<EngineContract> = {
     getInfo: async () => ({
       version: version(),
       backend: summarizeBackend(this.options.backend),
       backendNotes: this.options.backend.skipped.map((s) => `${s.name}: ${s.reason}`),
       runsRoot: this.runsRoot,
-      nativeDialogs: Boolean(this.options.chooseFolder),
+      nativeDialogs: Boolean(this.options.nativeDialogs),
       ...(this.active ? { activeRun: this.active.start.run } : {}),
       ...(this.study ? { activeStudy: this.study.id } : {}),
     }),
@@ -281,10 +269,9 @@ export class EngineHost {
         ...(destination ? { destination: this.userPath(destination, 'export folder') } : {}),
         ...(threshold !== undefined ? { threshold } : {}),
       }),
-    chooseFolder: async ({ purpose }) => {
-      const path = await this.options.chooseFolder?.(purpose);
-      if (path) this.chosen.add(resolve(path));
-      return path ? { path } : {};
+    allowFolder: async ({ path }) => {
+      this.chosen.add(resolve(path));
+      return {};
     },
     earlyExit: async ({ run, criterion }) =>
       this.analyse(run, async (trained, dataset) =>

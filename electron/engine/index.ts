@@ -4,6 +4,9 @@
  * Layers, lowest first (a folder imports only from its own layer or below):
  *   root helpers (errors, random, timing, resources) -> onnx -> backend -> models -> data, runs
  *   -> evaluate -> train -> export, analysis -> session, study, host, worker.
+ * ONNX has one home per layer: onnx/ (format, runtime, quantisation, import), backend/ortConvolutions/
+ * (training kernels run in onnxruntime) and models/onnxSubModel.ts (a network's sub-model as ONNX).
+ * This file and every folder's index.ts only re-export (eslint.config.js refuses code in them).
  */
 export { BACKEND_PREFERENCES, describeBackend, initBackend, summarizeBackend } from './backend/index.js';
 export { makeBatch } from './data/batches.js';
@@ -14,7 +17,7 @@ export { exitLatency, measureLatency } from './evaluate/index.js';
 export { cachedEvaluation, evaluateRun } from './evaluate/runEvaluation.js';
 export { exportExit, predictImages, type Prediction } from './export/index.js';
 export { buildNetwork } from './models/index.js';
-export { openSubModelSession } from './models/onnxModel.js';
+export { openSubModelSession } from './models/onnxSubModel.js';
 export { onnxLatency } from './onnx/runtime.js';
 export { Random } from './random.js';
 export { resourcesDir } from './resources.js';

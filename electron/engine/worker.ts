@@ -1,63 +1,63 @@
 /**
- * The engine process: hosts the studio API (EngineHost) for one parent, the Electron main
+ * The engine process: hosts the engine's API (EngineHost) for one parent, the Electron main
  * process (as a utility process, talking over process.parentPort) or serve mode (a forked
  * child, talking over process.send). Training blocks this process' thread, never a UI's.
  *
- * The messages are shared/protocol.ts's: the parent calls the studio API, the worker replies,
- * pushes events, says once that it is ready, and calls its parent for native dialogs
- * (WORKER_CALLS); shared/peer.ts keeps the calls in both directions.
+ * The channel speaks shared/api.ts's ENGINE_CONTRACT through shared/peer.ts: the parent calls,
+ * the worker checks each call against the contract (it is its own process' trust boundary),
+ * answers, pushes events, and says once that it is ready.
  */
 import { resolve } from 'node:path';
-import type { StudioEvent } from '../../shared/api.js';
-import { Peer } from '../../shared/peer.js';
-import { ToWorkerMessageSchema, WORKER_CALLS, type EventMessage, type ReadyMessage } from '../../shared/protocol.js';
+import { ENGINE_CONTRACT } from '../../shared/api.js';
+import { Answerer } from '../../shared/peer.js';
+import type { ProtocolMessage, ReadyMessage } from '../../shared/protocol.js';
 import { initBackend } from './backend/index.js';
 import { EngineHost } from './host.js';
 
 interface ParentChannel {
-  send(message: unknown): void;
+  send(message: ProtocolMessage | ReadyMessage): void;
   onMessage(listener: (message: unknown) => void): void;
+}
+
+/** Electron's utility process gives the worker `process.parentPort`, which Node's types do not declare. */
+interface ElectronParentPort {
+  postMessage(message: unknown): void;
+  on(event: 'message', listener: (event: { data: unknown }) => void): void;
+}
+
+function isElectronParentPort(port: unknown): port is ElectronParentPort {
+  return typeof port === 'object' && port !== null && 'postMessage' in port && 'on' in port;
 }
 
 /** Electron's utility process exposes parentPort; a Node child process has process.send. */
 function parentChannel(): ParentChannel {
-  const electronPort = (
-    process as unknown as {
-      parentPort?: { postMessage(m: unknown): void; on(e: 'message', l: (e: { data: unknown }) => void): void };
-    }
-  ).parentPort;
-  if (electronPort)
+  const electronPort: unknown = Reflect.get(process, 'parentPort');
+  if (isElectronParentPort(electronPort))
     return { send: (m) => electronPort.postMessage(m), onMessage: (l) => electronPort.on('message', (e) => l(e.data)) };
-  if (process.send) return { send: (m) => process.send!(m), onMessage: (l) => process.on('message', l) };
+  if (process.send) return { send: (m) => void process.send?.(m), onMessage: (l) => process.on('message', l) };
   throw new Error('the engine worker must be started by Mw Studio (no parent channel)');
 }
 
 async function main(): Promise<void> {
   const parent = parentChannel();
   const backend = await initBackend();
-  const { chooseFolder } = WORKER_CALLS;
-  const host: EngineHost = new EngineHost({
+  const host = new EngineHost({
     backend,
     runsRoot: resolve(process.env.MW_RUNS_ROOT ?? 'runs'),
-    emit: (event: StudioEvent) => parent.send({ event } satisfies EventMessage),
-    ...(process.env.MW_NATIVE_DIALOGS === '1'
-      ? {
-          chooseFolder: async (purpose): Promise<string | undefined> =>
-            ((await peer.call('chooseFolder', { purpose }, (r) => chooseFolder.response.parse(r))) as { path?: string })
-              .path,
-        }
-      : {}),
+    nativeDialogs: process.env.MW_NATIVE_DIALOGS === '1',
+    emit: (event) => parent.send({ event }),
   });
-  const peer: Peer = new Peer({ remote: 'the studio', answer: (method, payload) => host.handle(method, payload) });
-  peer.connect((message) => parent.send(message));
-  parent.onMessage((message) => {
-    const parsed = ToWorkerMessageSchema.safeParse(message);
-    // Nothing to reply to: the parent validates what it sends.
-    if (parsed.success) peer.receive(parsed.data);
+  const parentSide = new Answerer({
+    contract: ENGINE_CONTRACT,
+    handlers: host.handlers,
+    // A message that is no call has no id to reply to; the parent's log shows it (it is a bug there).
+    onProtocolError: (problem) => console.error(`[engine] ${problem}`),
   });
+  parentSide.connect((message) => parent.send(message));
+  parent.onMessage((message) => parentSide.receive(message));
   // The parent asks us to end: let an active run reach a checkpoint, then exit.
   process.on('SIGTERM', () => void host.shutdown().finally(() => process.exit(0)));
-  parent.send({ ready: { backend: backend.label } } satisfies ReadyMessage);
+  parent.send({ ready: { backend: backend.label } });
 }
 
 await main();

@@ -12,7 +12,6 @@ import {
   app,
   BrowserWindow,
   dialog,
-  ipcMain,
   Menu,
   MessageChannelMain,
   protocol,
@@ -25,11 +24,14 @@ import {
   type OpenDialogOptions,
   type WebContents,
 } from 'electron';
-import { ApiError, type StudioEvent } from '../../shared/api.js';
+import type { StudioContract } from '../../shared/api.js';
 import { CONTENT_SECURITY_POLICY } from '../../shared/contentSecurityPolicy.js';
+import type { Answerer } from '../../shared/peer.js';
+import { STUDIO_PORT_CHANNEL } from '../../shared/protocol.js';
 import { readStaticFile } from '../base/staticFiles.js';
-import { outcomeOf, STUDIO_CALL, STUDIO_EVENTS } from '../../shared/ipc.js';
-import { EngineRelay, StderrTail, type EngineProcess, type FolderPurpose } from '../relay/engineRelay.js';
+import { engineProcess } from '../relay/engineProcess.js';
+import { EngineRelay, type EngineProcess } from '../relay/engineRelay.js';
+import { pageChannel, type FolderPurpose } from '../relay/pageChannel.js';
 import { BUILT_FILES } from './layout.js';
 import { applicationMenu } from './menu.js';
 import { isRendererUrl, RENDERER_ENTRY, RENDERER_SCHEME, rendererFile } from './rendererProtocol.js';
@@ -50,8 +52,8 @@ protocol.registerSchemesAsPrivileged([
 const fromApp = (path: string) => join(app.getAppPath(), path);
 
 let mainWindow: BrowserWindow | undefined;
-/** Main's end of the channel that carries engine events to the page; replaced on every page load. */
-let eventPort: MessagePortMain | undefined;
+/** Main's end of the port the page's calls and events travel on; replaced on every page load. */
+let pagePort: MessagePortMain | undefined;
 /** The window-state write started when the window closed; quitting waits for it. */
 let savingWindowState: Promise<void> = Promise.resolve();
 
@@ -80,17 +82,7 @@ function startEngine(): EngineProcess {
     env,
     stdio: ['ignore', 'inherit', 'pipe'],
   });
-  const stderr = new StderrTail();
-  child.stderr?.on('data', (chunk: Buffer) => {
-    process.stderr.write(chunk);
-    stderr.add(chunk);
-  });
-  return {
-    send: (message) => child.postMessage(message),
-    onMessage: (listener) => child.on('message', listener),
-    onExit: (listener) => child.on('exit', (code) => listener(code, stderr.reason)),
-    kill: () => void child.kill(),
-  };
+  return engineProcess(child, (message) => child.postMessage(message));
 }
 
 async function chooseFolder(purpose: FolderPurpose): Promise<string | undefined> {
@@ -102,12 +94,20 @@ async function chooseFolder(purpose: FolderPurpose): Promise<string | undefined>
   return result.canceled ? undefined : result.filePaths[0];
 }
 
-/** A fresh MessageChannel per page load: the preload of the new page takes its end. */
-function connectEvents(contents: WebContents): void {
-  eventPort?.close();
+/**
+ * A fresh MessageChannel per page load, and only for our own page (not a frame that somehow
+ * navigated elsewhere): the preload of the new page takes its end.
+ */
+function connectPage(contents: WebContents, page: Answerer<StudioContract>): void {
+  pagePort?.close();
+  page.disconnect();
+  if (!isRendererUrl(contents.getURL())) return;
   const { port1, port2 } = new MessageChannelMain();
-  eventPort = port1;
-  contents.postMessage(STUDIO_EVENTS, null, [port2]);
+  pagePort = port1;
+  port1.on('message', (message) => page.receive(message.data));
+  port1.start();
+  page.connect((message) => port1.postMessage(message));
+  contents.postMessage(STUDIO_PORT_CHANNEL, null, [port2]);
 }
 
 function serveRenderer(): void {
@@ -131,17 +131,6 @@ function secureSession(): void {
   session.defaultSession.setPermissionCheckHandler(denyPermissionCheck);
 }
 
-function relayCalls(engine: EngineRelay): void {
-  ipcMain.handle(STUDIO_CALL, (event, method: unknown, payload: unknown) =>
-    outcomeOf(async () => {
-      // Only our own page may call; a frame that somehow navigated elsewhere may not.
-      if (!isRendererUrl(event.senderFrame?.url))
-        throw new ApiError('studio calls are accepted only from the studio page');
-      return engine.call(method, payload);
-    }),
-  );
-}
-
 async function openRunsFolder(): Promise<void> {
   const folder = runsRoot();
   await mkdir(folder, { recursive: true });
@@ -163,12 +152,7 @@ function showAbout(): void {
   void (mainWindow ? dialog.showMessageBox(mainWindow, options) : dialog.showMessageBox(options));
 }
 
-/** Menu commands reach the page as declared events on the same port as the engine's (shared/api.ts). */
-function showNewRunView(): void {
-  eventPort?.postMessage({ type: 'menu-command', command: 'new-run' } satisfies StudioEvent);
-}
-
-async function createWindow(): Promise<void> {
+async function createWindow(page: Answerer<StudioContract>): Promise<void> {
   const stateFile = join(app.getPath('userData'), 'window-state.json');
   const workAreas = [screen.getPrimaryDisplay(), ...screen.getAllDisplays()].map((display) => display.workArea);
   const state = await loadWindowState(stateFile, workAreas);
@@ -192,8 +176,9 @@ async function createWindow(): Promise<void> {
   });
   window.on('closed', () => {
     if (mainWindow === window) mainWindow = undefined;
-    eventPort?.close();
-    eventPort = undefined;
+    pagePort?.close();
+    pagePort = undefined;
+    page.disconnect();
   });
 
   const contents = window.webContents;
@@ -201,7 +186,7 @@ async function createWindow(): Promise<void> {
     if (!isAllowedNavigation(contents.getURL(), event.url)) event.preventDefault();
   });
   contents.setWindowOpenHandler(denyWindowOpen);
-  contents.on('did-finish-load', () => connectEvents(contents));
+  contents.on('did-finish-load', () => connectPage(contents, page));
   await window.loadURL(RENDERER_ENTRY);
 }
 
@@ -228,8 +213,10 @@ async function main(): Promise<void> {
   await app.whenReady();
   secureSession();
   serveRenderer();
-  const engine = new EngineRelay({ start: startEngine, emit: (event) => eventPort?.postMessage(event), chooseFolder });
-  relayCalls(engine);
+  const engine = new EngineRelay({ start: startEngine });
+  // The preload has checked the page's calls; the engine checks them again for its own process.
+  const page = pageChannel(engine, { validates: false, chooseFolder });
+  engine.onEvent((event) => page.emit(event));
   shutDownBeforeQuit(engine);
   const isMac = process.platform === 'darwin';
   Menu.setApplicationMenu(
@@ -237,7 +224,12 @@ async function main(): Promise<void> {
       applicationMenu({
         isMac,
         isDev: !app.isPackaged,
-        actions: { newRun: showNewRunView, openRunsFolder: () => void openRunsFolder(), about: showAbout },
+        // Menu commands reach the page as declared events on the same port as the engine's (shared/api.ts).
+        actions: {
+          newRun: () => page.emit({ type: 'menu-command', command: 'new-run' }),
+          openRunsFolder: () => void openRunsFolder(),
+          about: showAbout,
+        },
       }),
     ),
   );
@@ -246,9 +238,9 @@ async function main(): Promise<void> {
     if (!isMac) app.quit();
   });
   app.on('activate', () => {
-    if (!mainWindow) void createWindow();
+    if (!mainWindow) void createWindow(page);
   });
-  await createWindow();
+  await createWindow(page);
 }
 
 // A second start hands over to the running studio (which focuses its window) and leaves.

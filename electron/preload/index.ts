@@ -1,32 +1,19 @@
 /**
  * The preload: exposes `window.studio` (shared/api.ts's StudioApi) through contextBridge and
- * nothing else; ipcRenderer itself never reaches the page. Built as CommonJS, because a
+ * nothing else; ipcRenderer itself never reaches the page. Calls, replies and events travel on
+ * a MessagePort the main process sends once the page has loaded. Built as CommonJS, because a
  * sandboxed preload cannot be an ES module.
  */
 import './zodJitless.js';
 import { contextBridge, ipcRenderer } from 'electron';
-import { STUDIO_CALL, STUDIO_EVENTS, type CallOutcome } from '../../shared/ipc.js';
-import { createStudioApi } from './studioApi.js';
+import { STUDIO_PORT_CHANNEL } from '../../shared/protocol.js';
+import { createPreloadStudio } from './studioApi.js';
 
-const listeners = new Set<(data: unknown) => void>();
+const studio = createPreloadStudio();
 
-// The main process sends a fresh port on every page load; listeners registered before it
-// arrives are served by it as soon as it does.
-ipcRenderer.on(STUDIO_EVENTS, (event) => {
+ipcRenderer.on(STUDIO_PORT_CHANNEL, (event) => {
   const [port] = event.ports;
-  if (!port) return;
-  // Assigning onmessage (unlike addEventListener) also starts the port.
-  port.onmessage = (message: { data: unknown }) => {
-    for (const listener of listeners) listener(message.data);
-  };
+  if (port) studio.attach(port);
 });
 
-const api = createStudioApi({
-  invoke: (method, payload) => ipcRenderer.invoke(STUDIO_CALL, method, payload) as Promise<CallOutcome>,
-  subscribe(listener) {
-    listeners.add(listener);
-    return () => listeners.delete(listener);
-  },
-});
-
-contextBridge.exposeInMainWorld('studio', api);
+contextBridge.exposeInMainWorld('studio', studio.api);

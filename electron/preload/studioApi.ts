@@ -1,37 +1,34 @@
 /**
- * The object the preload exposes as `window.studio`: one named function per method of
- * shared/api.ts plus onEvent, never a generic invoke. Payloads are validated here as well as
- * in the main process, so a bad call fails in the page with the field named and never
- * crosses the process boundary. Built from an `invoke` and a `subscribe` so tests exercise it
- * without Electron.
+ * The object the preload exposes as `window.studio`, and the port it speaks over. The preload is
+ * the page's trust boundary on the desktop: a call is checked here, once, and a bad one fails in
+ * the page with the field named, without leaving it. Replies and events are checked against
+ * the same contract as serve mode's socket client checks them. No Electron import, so tests
+ * exercise it over a plain MessageChannel.
  */
-import { parseRequest, RequestSchemas, type StudioApi, type StudioEvent, type StudioMethod } from '../../shared/api.js';
-import { isStudioEvent, resultOf, type CallOutcome } from '../../shared/ipc.js';
+import { STUDIO_CONTRACT, type StudioApi } from '../../shared/api.js';
+import { Caller } from '../../shared/peer.js';
+import { studioClient } from '../../shared/studioClient.js';
 
-export interface StudioBridge {
-  /** Sends a validated call to the main process. */
-  invoke(method: StudioMethod, payload: unknown): Promise<CallOutcome>;
-  /** Registers for raw messages from the engine's event port; returns the unsubscribe function. */
-  subscribe(listener: (data: unknown) => void): () => void;
+/** The page's end of the MessageChannel main sends on every page load (a DOM MessagePort). */
+export interface PagePort {
+  postMessage(message: unknown): void;
+  onmessage: ((message: { data: unknown }) => void) | null;
 }
 
-export function createStudioApi(bridge: StudioBridge): StudioApi {
-  const call = async (method: StudioMethod, payload: unknown) => {
-    const { request } = parseRequest(method, payload);
-    return resultOf(await bridge.invoke(method, request));
-  };
-  const methods = Object.fromEntries(
-    (Object.keys(RequestSchemas) as StudioMethod[]).map((method) => [
-      method,
-      (payload: unknown) => call(method, payload),
-    ]),
-  ) as Pick<StudioApi, StudioMethod>;
+export interface PreloadStudio {
+  api: StudioApi;
+  /** Calls made before the port arrives wait for it. */
+  attach(port: PagePort): void;
+}
+
+export function createPreloadStudio(warn: (message: string) => void = console.warn): PreloadStudio {
+  const caller = new Caller({ contract: STUDIO_CONTRACT, remote: 'the studio', checked: true, onProtocolError: warn });
   return {
-    ...methods,
-    onEvent(listener: (event: StudioEvent) => void) {
-      return bridge.subscribe((data) => {
-        if (isStudioEvent(data)) listener(data);
-      });
+    api: studioClient(caller, { validates: true }),
+    attach(port) {
+      // Assigning onmessage (unlike addEventListener) also starts the port.
+      port.onmessage = (message) => caller.receive(message.data);
+      caller.connect((message) => port.postMessage(message));
     },
   };
 }

@@ -11,10 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { StudioEvent } from '../../shared/api.js';
-import { Peer } from '../../shared/peer.js';
-import { PageMessageSchema, type ServerMessage } from '../../shared/protocol.js';
+import type { Answerer } from '../../shared/peer.js';
+import type { StudioContract } from '../../shared/api.js';
 import { confinedFile, readStaticFile } from '../base/staticFiles.js';
 import { EngineRelay } from '../relay/engineRelay.js';
+import { pageChannel } from '../relay/pageChannel.js';
 import { forkEngine } from './engineProcess.js';
 
 /** Largest WebSocket message accepted: API calls are small; anything bigger is hostile. */
@@ -59,18 +60,13 @@ function cookieToken(request: IncomingMessage): string | undefined {
 export async function startServer(options: ServeOptions): Promise<StudioServer> {
   const token = randomBytes(24).toString('hex');
   const rendererDir = resolve(options.rendererDir);
-  const sockets = new Set<WebSocket>();
+  const sockets = new Map<WebSocket, Answerer<StudioContract>>();
   const broadcast = (event: StudioEvent) => {
-    const text = JSON.stringify({ event } satisfies ServerMessage);
-    for (const socket of sockets) socket.send(text);
+    for (const page of sockets.values()) page.emit(event);
   };
   const engineEnv = { MW_RUNS_ROOT: resolve(options.runsRoot), ...options.engineEnv };
-  // No native dialogs in a browser: the page lets the user type paths instead.
-  const engine = new EngineRelay({
-    start: () => forkEngine(engineEnv),
-    emit: broadcast,
-    chooseFolder: async () => undefined,
-  });
+  const engine = new EngineRelay({ start: () => forkEngine(engineEnv) });
+  engine.onEvent(broadcast);
 
   const serveFile = async (request: IncomingMessage, response: ServerResponse, url: URL) => {
     const fromQuery = url.searchParams.get('token');
@@ -115,20 +111,20 @@ export async function startServer(options: ServeOptions): Promise<StudioServer> 
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
-      sockets.add(ws);
-      // The relay validates each call before anything crosses the process boundary.
-      const page = new Peer({ remote: 'the page', answer: (method, payload) => engine.call(method, payload) });
+      // The server is the page's trust boundary: each call is checked here before it goes on.
+      // No native dialogs in a browser: the page lets the user type paths instead. A message
+      // that is no call has no id to answer: the page is told once and let go.
+      const page = pageChannel(engine, {
+        validates: true,
+        onProtocolError: () => ws.close(1008, 'malformed call: expected {id, method, payload}'),
+      });
+      sockets.set(ws, page);
       page.connect((message) => ws.send(JSON.stringify(message)));
       ws.on('close', () => {
         sockets.delete(ws);
-        page.disconnect(() => 'the page went away');
+        page.disconnect();
       });
-      ws.on('message', (data) => {
-        const call = PageMessageSchema.safeParse(parseJson(data.toString()));
-        // A message that is no call has no id to answer: the page is told once and let go.
-        if (call.success) page.receive(call.data);
-        else ws.close(1008, 'malformed call: expected {id, method, payload}');
-      });
+      ws.on('message', (data) => page.receive(parseJson(data.toString())));
     });
   });
 
@@ -144,7 +140,7 @@ export async function startServer(options: ServeOptions): Promise<StudioServer> 
     engine,
     close: async () => {
       await engine.stop();
-      for (const ws of sockets) ws.terminate();
+      for (const ws of sockets.keys()) ws.terminate();
       wss.close();
       await new Promise<void>((done) => server.close(() => done()));
     },

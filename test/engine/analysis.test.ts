@@ -27,7 +27,7 @@ import { Random } from '../../electron/engine/random.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
 import { methodLossWeights } from '../../electron/engine/train/lossWeights.js';
-import { randomLabels, randomTensor } from './helpers.js';
+import { callHost, randomLabels, randomTensor } from './helpers.js';
 
 const CONFIG: RunConfigInput = {
   dataset: 'embedded',
@@ -284,18 +284,18 @@ describe('analysis API', () => {
     const host = new EngineHost({ backend, runsRoot, emit: () => {} });
     const before = tf.memory().numTensors;
     const early = ResponseSchemas.earlyExit.parse(
-      await host.handle('earlyExit', { run: runDir, criterion: 'entropy' }),
+      await callHost(host, 'earlyExit', { run: runDir, criterion: 'entropy' }),
     );
     expect(early.criterion).toBe('entropy');
     // On the validation hold-out, 10% of the 256 training images by default, not on the test set.
     expect(early.samples).toBe(Math.round(CONFIG.limitTrain! * 0.1));
-    const lesion = ResponseSchemas.lesion.parse(await host.handle('lesion', { run: runDir }));
+    const lesion = ResponseSchemas.lesion.parse(await callHost(host, 'lesion', { run: runDir }));
     expect(lesion.blocks).toHaveLength(3);
-    const supervision = ResponseSchemas.supervision.parse(await host.handle('supervision', { run: runDir }));
+    const supervision = ResponseSchemas.supervision.parse(await callHost(host, 'supervision', { run: runDir }));
     expect(supervision.method).toBe('joint');
     expect(supervision.batchSize).toBe(CONFIG.batchSize);
     expect(tf.memory().numTensors).toBe(before);
-    await expect(host.handle('lesion', { run: '/etc' })).rejects.toThrow(/outside/);
-    await expect(host.handle('earlyExit', { run: runDir, criterion: 'margin' })).rejects.toThrow(/criterion/);
+    await expect(callHost(host, 'lesion', { run: '/etc' })).rejects.toThrow(/outside/);
+    await expect(callHost(host, 'earlyExit', { run: runDir, criterion: 'margin' })).rejects.toThrow(/criterion/);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Backend selection, and the composed convolution gradient kernels (wasmGradients.ts) against
+ * Backend selection, and the composed convolution gradient kernels (portableConvGradients.ts) against
  * tfjs's own. Real tfjs throughout: the reference is the cpu backend's stock kernel, captured
  * below before anything calls registerGradientKernels('cpu') and replaces it.
  */
@@ -8,13 +8,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { describeBackend, initBackend } from '../../electron/engine/backend/index.js';
-import { onnxKernelCalls } from '../../electron/engine/backend/onnx/index.js';
-import { GRADIENT_KERNEL_NAMES, registerGradientKernels } from '../../electron/engine/backend/wasmGradients.js';
+import { onnxKernelCalls } from '../../electron/engine/backend/ortConvolutions/index.js';
+import { GRADIENT_KERNEL_NAMES, registerGradientKernels } from '../../electron/engine/backend/portableConvGradients.js';
 import { buildNetwork } from '../../electron/engine/models/index.js';
 import { createTrainingMethod } from '../../electron/engine/train/methods.js';
 import { exitLatency, SUB_MODEL_RUNTIME } from '../../electron/engine/evaluate/index.js';
 import { runOnnx } from '../../electron/engine/onnx/runtime.js';
-import { openSubModelSession } from '../../electron/engine/models/onnxModel.js';
+import { openSubModelSession } from '../../electron/engine/models/onnxSubModel.js';
 import { Random } from '../../electron/engine/random.js';
 // Also registers tfjs's gradient functions, so tf.grads works.
 import { expectClose, randomLabels, randomTensor, snapshot } from './helpers.js';

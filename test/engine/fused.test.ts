@@ -1,18 +1,18 @@
 /**
- * The wasm backend's fused element-wise kernels (backend/fused/) against the same arithmetic
+ * The wasm backend's fused element-wise kernels (backend/wasm/) against the same arithmetic
  * written out in JavaScript, on shapes the SIMD loops take and shapes they must leave to tfjs ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
-import { FUSED_KERNELS } from '../../electron/engine/backend/fused/channelKernels.js';
+import { FUSED_KERNELS } from '../../electron/engine/backend/wasm/channelKernels.js';
 import {
   channelAffine,
   channelAffine2,
   channelSum,
   channelSums,
   reluGrad,
-} from '../../electron/engine/backend/fusedOps.js';
+} from '../../electron/engine/backend/channelOps.js';
 import { randomTensor } from './helpers.js';
 
 /** Channels-last shapes: multiples of 4 channels run fused; 6 and 3 channels are composed. */

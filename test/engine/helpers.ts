@@ -4,6 +4,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { expect } from 'vitest';
+import { ENGINE_CONTRACT } from '../../shared/api.js';
+import { carryOut } from '../../shared/peer.js';
+import { parseCall } from '../../shared/protocol.js';
+import type { EngineHost } from '../../electron/engine/host.js';
 import { Random } from '../../electron/engine/random.js';
 
 export async function useCpuBackend(): Promise<void> {
@@ -56,4 +60,10 @@ export function expectSameWeights(
     values.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - reference[i]!))));
     expect(worst, name).toBeLessThan(tolerance);
   }
+}
+
+/** A call as the engine worker takes one off its channel: checked against the engine's contract, then carried out. */
+export function callHost(host: EngineHost, method: unknown, payload: unknown): Promise<unknown> {
+  const { method: name, request } = parseCall(ENGINE_CONTRACT, method, payload);
+  return carryOut(host.handlers, name, request);
 }

@@ -15,7 +15,7 @@ import type { ArchSpec, Method, RunConfigInput } from '../../shared/spec.js';
 import { initBackend, summarizeBackend, type BackendInfo } from '../../electron/engine/backend/index.js';
 import { openRun } from '../../electron/engine/session.js';
 import type { Trainer } from '../../electron/engine/train/trainer.js';
-import { onnxConvolutionSupport } from '../../electron/engine/backend/onnx/index.js';
+import { onnxConvolutionSupport } from '../../electron/engine/backend/ortConvolutions/index.js';
 import { buildNetwork, type MwNetwork } from '../../electron/engine/models/index.js';
 import {
   createTrainingMethod,

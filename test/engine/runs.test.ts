@@ -9,6 +9,7 @@ import { initBackend } from '../../electron/engine/backend/index.js';
 import { EngineHost } from '../../electron/engine/host.js';
 import { FileError, writeJsonAtomic } from '../../electron/engine/runs/files.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
+import { callHost } from './helpers.js';
 
 const batchLine = (step: number) =>
   JSON.stringify({
@@ -63,12 +64,14 @@ describe('engine host paths', () => {
     const runsRoot = await mkdtemp(join(tmpdir(), 'mw-host-'));
     const host = new EngineHost({ backend: await initBackend('cpu'), runsRoot, emit: () => {} });
     for (const run of ['../', '../../etc', '/etc', runsRoot]) {
-      await expect(host.handle('openRun', { run })).rejects.toThrow(ApiError);
+      await expect(callHost(host, 'openRun', { run })).rejects.toThrow(ApiError);
     }
-    await expect(host.handle('exportExit', { run: '../x', exit: 'final', format: 'tfjs' })).rejects.toThrow(/outside/);
-    await expect(host.handle('openRun', { run: 5 })).rejects.toThrow(/openRun: run/);
-    await expect(host.handle('rmrf', {})).rejects.toThrow(/unknown method/);
-    await expect(host.handle('exportExit', { run: 'x', exit: 1, format: 'multi', threshold: 2 })).rejects.toThrow(
+    await expect(callHost(host, 'exportExit', { run: '../x', exit: 'final', format: 'tfjs' })).rejects.toThrow(
+      /outside/,
+    );
+    await expect(callHost(host, 'openRun', { run: 5 })).rejects.toThrow(/openRun: run/);
+    await expect(callHost(host, 'rmrf', {})).rejects.toThrow(/unknown method/);
+    await expect(callHost(host, 'exportExit', { run: 'x', exit: 1, format: 'multi', threshold: 2 })).rejects.toThrow(
       /exportExit: threshold: threshold is at most 1/,
     );
   });
@@ -80,13 +83,13 @@ describe('engine host paths', () => {
       backend: await initBackend('cpu'),
       runsRoot,
       emit: () => {},
-      chooseFolder: async () => chosen,
+      nativeDialogs: true,
     });
     const config = { ...DEFAULT_RUN_CONFIG, dataset: '/etc' };
-    await expect(host.handle('startRun', { config })).rejects.toThrow(/dataset \/etc was not chosen in a dialog/);
-    await expect(host.handle('chooseFolder', { purpose: 'dataset' })).resolves.toEqual({ path: chosen });
+    await expect(callHost(host, 'startRun', { config })).rejects.toThrow(/dataset \/etc was not chosen in a dialog/);
+    await expect(callHost(host, 'allowFolder', { path: chosen })).resolves.toEqual({});
     // Now chosen: the path passes the boundary and fails only as a dataset (an empty folder).
-    await expect(host.handle('startRun', { config: { ...config, dataset: chosen } })).rejects.toThrow(
+    await expect(callHost(host, 'startRun', { config: { ...config, dataset: chosen } })).rejects.toThrow(
       `${chosen}: holds no class`,
     );
   });

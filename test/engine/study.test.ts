@@ -18,6 +18,7 @@ import { initBackend, type BackendInfo } from '../../electron/engine/backend/ind
 import { EngineHost } from '../../electron/engine/host.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 import { listStudies, readStudy, studyPath } from '../../electron/engine/study.js';
+import { callHost } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -73,14 +74,14 @@ async function summaryOf(runsRoot: string, run: string): Promise<RunSummary> {
 describe('a study in the engine', () => {
   it('trains 2 methods x 2 seeds one run at a time, records them and summarizes per exit over the seeds', async () => {
     const { runsRoot, host, studyEvents, runEvents, settled } = await studioHost();
-    const { study } = (await host.handle('startStudy', {
+    const { study } = (await callHost(host, 'startStudy', {
       config: CONFIG,
       methods: [{ method: 'plain' }, { method: 'multiway', distill: true }],
       seeds: 2,
     })) as { study: string };
     // The engine trains one thing at a time: no single run while the study owns it.
-    await expect(host.handle('startRun', { config: CONFIG })).rejects.toThrow(/study .* is training; stop it first/);
-    expect(((await host.handle('getInfo', {})) as { activeStudy?: string }).activeStudy).toBe(study);
+    await expect(callHost(host, 'startRun', { config: CONFIG })).rejects.toThrow(/study .* is training; stop it first/);
+    expect(((await callHost(host, 'getInfo', {})) as { activeStudy?: string }).activeStudy).toBe(study);
 
     const done = await settled();
     expect(done.record.status).toBe('completed');
@@ -143,10 +144,10 @@ describe('a study in the engine', () => {
       // Stop once the first run is training (its first batch).
       if (!stopped && event.type === 'run' && event.events.some((e) => e.type === 'batch')) {
         stopped = true;
-        void h.handle('stopStudy', {});
+        void callHost(h, 'stopStudy', {});
       }
     });
-    const { study } = (await host.handle('startStudy', {
+    const { study } = (await callHost(host, 'startStudy', {
       // 8 steps an epoch: the stop lands well before the end.
       config: { ...CONFIG, epochs: 2, limitTrain: 256 },
       methods: [{ method: 'joint' }],
@@ -163,7 +164,7 @@ describe('a study in the engine', () => {
     expect(runEvents().filter((e) => e.type === 'started')).toHaveLength(1);
 
     const before = studyEvents().length;
-    await host.handle('resumeStudy', { study });
+    await callHost(host, 'resumeStudy', { study });
     const resumed = await settled(before);
     expect(resumed.record.status).toBe('completed');
     expect(resumed.record.runs[0]!.run).toBe(first!.run);
@@ -174,7 +175,7 @@ describe('a study in the engine', () => {
       [join(runsRoot, resumed.record.runs[1]!.run!), false],
     ]);
     expect(resumed.rows.map((r) => [r.method, r.runs])).toEqual([['joint', 2]]);
-    await expect(host.handle('resumeStudy', { study })).rejects.toThrow(/has completed/);
+    await expect(callHost(host, 'resumeStudy', { study })).rejects.toThrow(/has completed/);
   });
 
   it("is the same queue and record under the CLI's `mw-studio study`", async () => {
@@ -230,7 +231,7 @@ describe('a study in the engine', () => {
     expect((await readStudy(runsRoot, id)).status).toBe('interrupted');
     const {
       studies: [view],
-    } = (await host.handle('listStudies', {})) as StudyList;
+    } = (await callHost(host, 'listStudies', {})) as StudyList;
     expect(view!.record.status).toBe('interrupted');
     // A record that names a run folder outside the runs root is not a study.
     await writeFile(
@@ -242,7 +243,7 @@ describe('a study in the engine', () => {
 
   it('refuses bad study calls at the boundary, before any file is written', async () => {
     const { runsRoot, host } = await studioHost();
-    const start = (payload: object) => host.handle('startStudy', { config: CONFIG, ...payload });
+    const start = (payload: object) => callHost(host, 'startStudy', { config: CONFIG, ...payload });
     await expect(start({ methods: [{ method: 'plain' }], seeds: 0 })).rejects.toThrow(
       new ApiError('startStudy: seeds: seeds must be at least 1'),
     );
@@ -264,10 +265,10 @@ describe('a study in the engine', () => {
     await expect(start({ config: badDepth, methods: [{ method: 'plain' }], seeds: 1 })).rejects.toThrow(
       /arch\.depth: ResNet depth must be 6n\+2/,
     );
-    await expect(host.handle('resumeStudy', { study: '../elsewhere' })).rejects.toThrow(/resumeStudy: study/);
-    await expect(host.handle('resumeStudy', { study: 'nope' })).rejects.toThrow(/nope\.study\.json: file not found/);
-    await expect(host.handle('stopStudy', {})).rejects.toThrow(/no study is training/);
-    expect(await host.handle('listStudies', {})).toEqual({ studies: [], problems: [] });
+    await expect(callHost(host, 'resumeStudy', { study: '../elsewhere' })).rejects.toThrow(/resumeStudy: study/);
+    await expect(callHost(host, 'resumeStudy', { study: 'nope' })).rejects.toThrow(/nope\.study\.json: file not found/);
+    await expect(callHost(host, 'stopStudy', {})).rejects.toThrow(/no study is training/);
+    expect(await callHost(host, 'listStudies', {})).toEqual({ studies: [], problems: [] });
     expect(await readdir(runsRoot)).toEqual([]);
   });
 });

@@ -20,14 +20,14 @@ import {
   channelSum,
   channelSums,
   reluGrad,
-} from '../../electron/engine/backend/fusedOps.js';
+} from '../../electron/engine/backend/channelOps.js';
 import {
   conv2dFilterGrad,
   conv2dInputGrad,
   depthwiseFilterGrad,
   depthwiseInputGrad,
   type ExplicitPad,
-} from '../../electron/engine/backend/gradKernels.js';
+} from '../../electron/engine/backend/convGradientOps.js';
 import { loadDataset, makeBatch } from '../../electron/engine/data/index.js';
 import { IDX_FILES, encodeIdx } from '../../electron/engine/data/idx.js';
 import { buildNetwork } from '../../electron/engine/models/index.js';

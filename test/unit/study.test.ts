@@ -1,6 +1,7 @@
 /** shared/study.ts: method labels, the queue of run configs, the record's schema and the whole study's ETA. */
 import { describe, expect, it } from 'vitest';
-import { parseRequest, StudioEventSchema } from '../../shared/api.js';
+import { STUDIO_CONTRACT, StudioEventSchema } from '../../shared/api.js';
+import { parseRequest } from '../../shared/protocol.js';
 import { methodLabel } from '../../shared/comparison.js';
 import { ConfigError, DEFAULT_RUN_CONFIG } from '../../shared/spec.js';
 import { newStudyRecord, parseStudyMethod, studyEtaSeconds, studyQueue, type StudyRecord } from '../../shared/study.js';
@@ -38,21 +39,23 @@ describe('study methods and queue', () => {
 
 describe('the study protocol', () => {
   it('validates study calls and events at the boundary', () => {
-    expect(parseRequest('startStudy', { config: {}, methods: [{ method: 'joint' }], seeds: 3 }).request).toEqual({
+    expect(
+      parseRequest(STUDIO_CONTRACT, 'startStudy', { config: {}, methods: [{ method: 'joint' }], seeds: 3 }),
+    ).toEqual({
       config: {},
       methods: [{ method: 'joint', distill: false, gradientEquilibrium: false }],
       seeds: 3,
     });
-    expect(() => parseRequest('startStudy', { config: {}, methods: [{ method: 'joint' }], seeds: 1.5 })).toThrow(
-      'startStudy: seeds: seeds must be a whole number',
-    );
-    expect(() => parseRequest('startStudy', { methods: [{ method: 'joint' }], seeds: 101, more: 1 })).toThrow(
-      /seeds is at most 100.*Unrecognized key/,
-    );
-    expect(() => parseRequest('resumeStudy', { study: '.hidden' })).toThrow(
+    expect(() =>
+      parseRequest(STUDIO_CONTRACT, 'startStudy', { config: {}, methods: [{ method: 'joint' }], seeds: 1.5 }),
+    ).toThrow('startStudy: seeds: seeds must be a whole number');
+    expect(() =>
+      parseRequest(STUDIO_CONTRACT, 'startStudy', { methods: [{ method: 'joint' }], seeds: 101, more: 1 }),
+    ).toThrow(/seeds is at most 100.*Unrecognized key/);
+    expect(() => parseRequest(STUDIO_CONTRACT, 'resumeStudy', { study: '.hidden' })).toThrow(
       /resumeStudy: study: a study id is letters/,
     );
-    expect(() => parseRequest('stopStudy', { now: true })).toThrow(/stopStudy/);
+    expect(() => parseRequest(STUDIO_CONTRACT, 'stopStudy', { now: true })).toThrow(/stopStudy/);
     const record = newStudyRecord('s1', { base, methods: [parseStudyMethod('joint')], seeds: 1 });
     expect(StudioEventSchema.safeParse({ type: 'study', study: { record, rows: [], missing: [] } }).success).toBe(true);
     expect(

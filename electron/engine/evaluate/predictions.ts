@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { makeBatch } from '../data/batches.js';
 import type { Dataset, ImageSet } from '../data/dataset.js';
 import type { MwNetwork } from '../models/network.js';
-import { EVALUATION_BATCH, reportsTop5, topKHits } from './index.js';
+import { EVALUATION_BATCH, reportsTop5, topKHits } from './accuracy.js';
 
 export interface ExitPredictions {
   labels: Uint8Array;

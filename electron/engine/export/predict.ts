@@ -13,7 +13,7 @@ import { runOnnx } from '../onnx/runtime.js';
 import { readJsonFile } from '../runs/files.js';
 import { EXPORT_FILES } from './folder.js';
 import { argmax } from './heldOut.js';
-import type { ExportedModel } from './index.js';
+import { loadExportedModel, type ExportedModel } from './load.js';
 
 /** The part of model-card.json prediction relies on, validated: the folder may come from anywhere. */
 const PredictCardSchema = z.object({
@@ -42,7 +42,7 @@ export interface Prediction {
   exit?: { label: string; macs: number; params: number; confidence: number };
 }
 
-export async function readPredictCard(dir: string): Promise<PredictCard> {
+async function readPredictCard(dir: string): Promise<PredictCard> {
   return readJsonFile(join(dir, EXPORT_FILES.cardJson), PredictCardSchema).catch((error: unknown) => {
     throw new ExportError(`${messageOf(error)}: an export folder needs its model card to predict`);
   });
@@ -100,7 +100,7 @@ async function logitsOf(model: ExportedModel, x: Float32Array, card: PredictCard
 }
 
 /** The `topK` most probable classes of each image file under the loaded export. */
-export async function predictWith(
+async function predictWith(
   model: ExportedModel,
   card: PredictCard,
   files: readonly string[],
@@ -137,4 +137,16 @@ export async function predictWith(
     });
   }
   return predictions;
+}
+
+/** Loads the export folder `dir` and predicts each image file (PNG or JPEG) with it. */
+export async function predictImages(dir: string, files: readonly string[], topK?: number): Promise<Prediction[]> {
+  const card = await readPredictCard(dir);
+  const model = await loadExportedModel(dir);
+  try {
+    return await predictWith(model, card, files, topK);
+  } finally {
+    if (model.format === 'onnx') await model.session.release();
+    else model.model.dispose();
+  }
 }

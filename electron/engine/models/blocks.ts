@@ -16,7 +16,7 @@ import {
   ZeroPadShortcut,
 } from './layers.js';
 import type { ResNetBlock } from '../../../shared/spec.js';
-import { reluGrad } from '../backend/fusedOps.js';
+import { reluGrad } from '../backend/channelOps.js';
 
 /** A backbone block: a Layer that can also be lesioned (skipped, keeping only its shortcut). */
 export interface Block extends Layer {

@@ -16,14 +16,14 @@ import {
   channelSums,
   reluGrad,
   WIDE_ROWS_FROM,
-} from '../backend/fusedOps.js';
+} from '../backend/channelOps.js';
 import {
   conv2dFilterGrad,
   conv2dInputGrad,
   depthwiseFilterGrad,
   depthwiseInputGrad,
   type ExplicitPad,
-} from '../backend/gradKernels.js';
+} from '../backend/convGradientOps.js';
 import type { Random } from '../random.js';
 
 /** A trainable tensor or a persistent buffer (batch-norm running statistics). */
@@ -327,7 +327,7 @@ export class BatchNorm implements Layer {
   }
 
   trace(x: tf.Tensor): Traced {
-    // Per-channel statistics, sums over every axis but the last, through fusedOps.ts: one pass on
+    // Per-channel statistics, sums over every axis but the last, through channelOps.ts: one pass on
     // wasm, where tf.sum transposes the whole tensor first (3.0 ms for [128,28,28,16]).
     const count = x.size / this.channels;
     const mean = tf.div(channelSum(x), count);

@@ -1,25 +1,16 @@
 /**
  * StudioApi over serve mode's WebSocket, speaking shared/protocol.ts through shared/peer.ts.
- * Messages and replies are validated (the protocol's schemas, then shared/api.ts's response
- * schemas) before a caller sees them, because whatever listens on the port is not trusted
- * blindly. The socket reconnects with backoff; calls made while it is down wait for it (up to
+ * Replies and events are checked against the studio contract before a caller sees them, as the
+ * preload checks them on the desktop, because whatever listens on the port is not trusted
+ * blindly; the server checks the calls. The socket reconnects with backoff; calls made while it is down wait for it (up to
  * a limit), calls in flight when it drops fail.
  *
  * The socket itself is reached through `OpenSocket`, so the same client runs on the browser's
  * WebSocket and, in tests, on the `ws` package.
  */
-import {
-  ApiError,
-  RequestSchemas,
-  ResponseSchemas,
-  type StudioApi,
-  type StudioEvent,
-  type StudioMethod,
-  type StudioResponse,
-} from '../../../shared/api.js';
-import { Peer } from '../../../shared/peer.js';
-import { ServerMessageSchema } from '../../../shared/protocol.js';
-import { describeIssues } from '../../../shared/spec.js';
+import { STUDIO_CONTRACT, type StudioApi } from '../../../shared/api.js';
+import { Caller } from '../../../shared/peer.js';
+import { studioClient } from '../../../shared/studioClient.js';
 
 export interface SocketHandlers {
   open(): void;
@@ -77,12 +68,13 @@ const closedError = () => new Error('the studio connection is closed');
 export function createSocketStudioApi(options: SocketClientOptions): SocketStudioApi {
   const retryDelay = options.retryDelayMs ?? defaultRetryDelay;
   const reportProtocolError = options.onProtocolError ?? (() => {});
-  const peer = new Peer({
+  const peer = new Caller({
+    contract: STUDIO_CONTRACT,
     remote: 'the studio',
+    checked: true,
     connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
     onProtocolError: reportProtocolError,
   });
-  const eventListeners = new Set<(event: StudioEvent) => void>();
   const stateListeners = new Set<(state: ConnectionState, reason?: string) => void>();
   let state: ConnectionState = 'connecting';
   let socket: SocketConnection | undefined;
@@ -127,41 +119,13 @@ export function createSocketStudioApi(options: SocketClientOptions): SocketStudi
       reportProtocolError(`unreadable message from the studio: ${data.slice(0, 80)}`);
       return;
     }
-    const parsed = ServerMessageSchema.safeParse(json);
-    if (!parsed.success) {
-      reportProtocolError(`invalid message from the studio: ${describeIssues(parsed.error)}`);
-      return;
-    }
-    const message = parsed.data;
-    if ('event' in message) for (const listener of eventListeners) listener(message.event);
-    else peer.receive(message);
+    peer.receive(json);
   }
-
-  function call<M extends StudioMethod>(method: M, payload: unknown): Promise<StudioResponse<M>> {
-    const checkResponse = (result: unknown) => {
-      const parsed = ResponseSchemas[method].safeParse(result);
-      if (!parsed.success)
-        throw new ApiError(`${method}: invalid response from the studio: ${describeIssues(parsed.error)}`);
-      return parsed.data;
-    };
-    return peer.call(method, payload, checkResponse) as Promise<StudioResponse<M>>;
-  }
-
-  const methods = Object.fromEntries(
-    (Object.keys(RequestSchemas) as StudioMethod[]).map((method) => [
-      method,
-      (request: unknown) => call(method, request),
-    ]),
-  ) as Pick<StudioApi, StudioMethod>;
 
   connect();
 
   return {
-    ...methods,
-    onEvent(listener) {
-      eventListeners.add(listener);
-      return () => eventListeners.delete(listener);
-    },
+    ...studioClient(peer, { validates: false }),
     get connectionState() {
       return state;
     },

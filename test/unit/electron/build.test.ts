@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestSchemas, type StudioApi, type StudioInfo } from '../../../shared/api.js';
 import { BUILT_FILES } from '../../../electron/main/layout.js';
-import { STUDIO_CALL, STUDIO_EVENTS } from '../../../shared/ipc.js';
+import { STUDIO_PORT_CHANNEL } from '../../../shared/protocol.js';
 
 let outRoot: string;
 const built = (file: string) => join(outRoot, file);
@@ -37,14 +37,12 @@ describe('build-electron', () => {
     const code = await readFile(built(BUILT_FILES.preload), 'utf8');
     expect(code).not.toMatch(/^import /m);
     const exposed = new Map<string, unknown>();
-    const invoked: unknown[][] = [];
     let portListener: ((event: { ports: unknown[] }) => void) | undefined;
     const electron = {
       contextBridge: { exposeInMainWorld: (name: string, api: unknown) => exposed.set(name, api) },
       ipcRenderer: {
-        invoke: async (...args: unknown[]) => (invoked.push(args), { ok: true, result: { runs: [] } }),
         on: (channel: string, listener: (event: { ports: unknown[] }) => void) => {
-          if (channel === STUDIO_EVENTS) portListener = listener;
+          if (channel === STUDIO_PORT_CHANNEL) portListener = listener;
         },
       },
     };
@@ -61,16 +59,25 @@ describe('build-electron', () => {
     const studio = exposed.get('studio') as StudioApi;
     expect([...exposed.keys()]).toEqual(['studio']);
     expect(Object.keys(studio).sort()).toEqual([...Object.keys(RequestSchemas), 'onEvent'].sort());
-    await expect(studio.listRuns({})).resolves.toEqual({ runs: [] });
+    // Main's end of the port, played here: it answers listRuns and pushes events.
+    const posted: { id: number; method: string; payload: unknown }[] = [];
+    const port: { onmessage?: (message: { data: unknown }) => void; postMessage(message: unknown): void } = {
+      postMessage(message) {
+        const call = message as (typeof posted)[number];
+        posted.push(call);
+        port.onmessage?.({ data: { id: call.id, ok: true, result: [] } });
+      },
+    };
+    const runs = studio.listRuns({});
+    portListener?.({ ports: [port] });
+    await expect(runs).resolves.toEqual([]);
     await expect(studio.openRun({ run: 5 } as never)).rejects.toThrow(/openRun: .*run/);
-    expect(invoked).toEqual([[STUDIO_CALL, 'listRuns', {}]]);
+    expect(posted).toEqual([{ id: 0, method: 'listRuns', payload: {} }]);
 
     const events: unknown[] = [];
     studio.onEvent((event) => events.push(event));
-    const port: { onmessage?: (message: { data: unknown }) => void } = {};
-    portListener?.({ ports: [port] });
-    port.onmessage?.({ data: { type: 'trainer-crashed', message: 'gone' } });
-    port.onmessage?.({ data: { nonsense: true } });
+    port.onmessage?.({ data: { event: { type: 'trainer-crashed', message: 'gone' } } });
+    port.onmessage?.({ data: { event: { nonsense: true } } });
     expect(events).toEqual([{ type: 'trainer-crashed', message: 'gone' }]);
   });
 

@@ -6,25 +6,36 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunListingView, StudioEvent, StudioInfo } from '../../../shared/api.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { WebSocket } from 'ws';
+import type { StudioApi, StudioEvent } from '../../../shared/api.js';
+import type { ProtocolMessage } from '../../../shared/protocol.js';
 import { DEFAULT_RUN_CONFIG, parseRunConfig } from '../../../shared/spec.js';
-import { forkEngine } from '../../../electron/serve/engineProcess.js';
+import { createPreloadStudio } from '../../../electron/preload/studioApi.js';
+import { StderrTail } from '../../../electron/relay/engineProcess.js';
 import {
   defaultCallTimeoutMs,
   defaultRestartDelayMs,
   EngineRelay,
-  StderrTail,
   type EngineProcess,
 } from '../../../electron/relay/engineRelay.js';
+import { pageChannel } from '../../../electron/relay/pageChannel.js';
+import { forkEngine } from '../../../electron/serve/engineProcess.js';
+import { startServer } from '../../../electron/serve/server.js';
+import { asPagePort } from './pagePort.js';
 
 type ForkedEngine = ReturnType<typeof forkEngine>;
 
-/** Serve mode's adapter, with every child remembered so the tests can check none is left running. */
-function forkTracked(env: Record<string, string>, children: ForkedEngine[]): EngineProcess {
+/** Serve mode's adapter, with every child and every message sent to one remembered, and none left running after. */
+function forkTracked(
+  env: Record<string, string>,
+  children: ForkedEngine[],
+  sent: ProtocolMessage[] = [],
+): EngineProcess {
   const engine = forkEngine(env);
   children.push(engine);
-  return engine;
+  return { ...engine, send: (message) => (sent.push(message), engine.send(message)) };
 }
 
 function nextEvent(events: StudioEvent[], type: StudioEvent['type']): Promise<StudioEvent> {
@@ -38,72 +49,124 @@ function nextEvent(events: StudioEvent[], type: StudioEvent['type']): Promise<St
   });
 }
 
-describe('relay to a real engine process', () => {
+const settle = (ms = 50) => new Promise((done) => setTimeout(done, ms));
+
+/** Two runs in a fresh runs root: one readable, one whose config is corrupt (listRuns reports both). */
+async function runsRootWithTwoRuns(): Promise<string> {
+  const runsRoot = await mkdtemp(join(tmpdir(), 'mw-relay-runs-'));
+  const good = join(runsRoot, '2026-01-02_resnet20_multiway');
+  await mkdir(good);
+  await writeFile(join(good, 'config.json'), JSON.stringify(parseRunConfig(DEFAULT_RUN_CONFIG)));
+  const broken = join(runsRoot, '2026-01-01_broken');
+  await mkdir(broken);
+  await writeFile(join(broken, 'config.json'), '{"arch": ');
+  return runsRoot;
+}
+
+/**
+ * The desktop app's path without Electron: the preload's window.studio, a MessageChannel, main's
+ * end of the page channel (with a scripted folder dialog), the relay, and the engine worker in a
+ * Node child process standing in for the utility process.
+ */
+describe('the desktop path to a real engine process', () => {
   const children: ForkedEngine[] = [];
+  const toEngine: ProtocolMessage[] = [];
+  const toMain: unknown[] = [];
   const events: StudioEvent[] = [];
   const dialogs: string[] = [];
+  const ports: MessagePort[] = [];
   let runsRoot: string;
+  let chosen: string;
   let relay: EngineRelay;
+  let studio: StudioApi;
 
   beforeAll(async () => {
-    runsRoot = await mkdtemp(join(tmpdir(), 'mw-relay-runs-'));
-    // One readable run and one whose config is corrupt: listRuns reports both.
-    const good = join(runsRoot, '2026-01-02_resnet20_multiway');
-    await mkdir(good);
-    await writeFile(join(good, 'config.json'), JSON.stringify(parseRunConfig(DEFAULT_RUN_CONFIG)));
-    const broken = join(runsRoot, '2026-01-01_broken');
-    await mkdir(broken);
-    await writeFile(join(broken, 'config.json'), '{"arch": ');
+    runsRoot = await runsRootWithTwoRuns();
+    chosen = await mkdtemp(join(tmpdir(), 'mw-chosen-'));
     relay = new EngineRelay({
-      start: () => forkTracked({ MW_BACKEND: 'cpu', MW_RUNS_ROOT: runsRoot, MW_NATIVE_DIALOGS: '1' }, children),
-      emit: (event) => events.push(event),
-      chooseFolder: async (purpose) => {
-        dialogs.push(purpose);
-        return purpose === 'dataset' ? '/data/fashion' : undefined;
-      },
+      start: () =>
+        forkTracked({ MW_BACKEND: 'cpu', MW_RUNS_ROOT: runsRoot, MW_NATIVE_DIALOGS: '1' }, children, toEngine),
       restartDelayMs: () => 0,
     });
+    const main = pageChannel(relay, {
+      validates: false,
+      chooseFolder: async (purpose) => (dialogs.push(purpose), purpose === 'dataset' ? chosen : undefined),
+    });
+    relay.onEvent((event) => main.emit(event));
+    const { port1, port2 } = new MessageChannel();
+    ports.push(port1, port2);
+    port1.on('message', (data: unknown) => (toMain.push(data), main.receive(data)));
+    main.connect((message) => port1.postMessage(message));
+    const preload = createPreloadStudio();
+    preload.attach(asPagePort(port2));
+    studio = preload.api;
+    studio.onEvent((event) => events.push(event));
   });
 
   afterAll(async () => {
     await relay.stop(200);
     // Whatever did not exit within the grace period is ended here.
     for (const child of children) child.kill('SIGKILL');
+    for (const port of ports) port.close();
     await rm(runsRoot, { recursive: true, force: true });
+    await rm(chosen, { recursive: true, force: true });
   });
 
   it('answers getInfo with the runs root it was given', async () => {
-    const info = (await relay.call('getInfo', {})) as StudioInfo;
+    const info = await studio.getInfo({});
     expect(info.runsRoot).toBe(runsRoot);
     expect(info.nativeDialogs).toBe(true);
     expect(info.backend.name).toBe('cpu');
   });
 
   it('lists the runs under the runs root', async () => {
-    const runs = (await relay.call('listRuns', {})) as RunListingView[];
+    const runs = await studio.listRuns({});
     expect(runs.map((run) => run.name)).toEqual(['2026-01-02_resnet20_multiway', '2026-01-01_broken']);
     expect(runs[0]?.config?.arch).toEqual(DEFAULT_RUN_CONFIG.arch);
     expect(runs[1]?.problem).toMatch(/config\.json/);
   });
 
-  it('rejects a bad request in the main process, naming the field', async () => {
-    await expect(relay.call('openRun', { run: 5 })).rejects.toThrow(/^openRun: .*run/);
-    await expect(relay.call('exportExit', { run: 'x', exit: 0, format: 'exe' })).rejects.toThrow(/format/);
-    await expect(relay.call('deleteEverything', {})).rejects.toThrow(/unknown method "deleteEverything"/);
+  it('refuses a malformed call once, in the preload, with one error, before it leaves the page', async () => {
+    const [crossedBefore, sentBefore] = [toMain.length, toEngine.length];
+    const openRun = studio.openRun as (request: unknown) => Promise<unknown>;
+    await expect(openRun({ run: 5 })).rejects.toThrow(
+      /^openRun: run: Invalid input: expected string, received number$/,
+    );
+    await settle();
+    expect([toMain.length, toEngine.length]).toEqual([crossedBefore, sentBefore]);
+  });
+
+  it('has the engine refuse, once, a malformed call that skipped the preload', async () => {
+    // As a compromised page would send it: main passes it on unchecked, and the engine is the boundary.
+    await expect(relay.forward('openRun', { run: 5 })).rejects.toThrow(
+      /^openRun: run: Invalid input: expected string, received number$/,
+    );
+    await expect(relay.forward('exportExit', { run: 'x', exit: 'final', format: 'exe' })).rejects.toThrow(
+      /^exportExit: format: /,
+    );
   });
 
   it("passes the engine's own errors through", async () => {
-    await expect(relay.call('pauseRun', {})).rejects.toThrow(/^no run is active$/);
-    await expect(relay.call('openRun', { run: '../../etc' })).rejects.toThrow(/outside/);
+    await expect(studio.pauseRun({})).rejects.toThrow(/^no run is active$/);
+    await expect(studio.openRun({ run: '../../etc' })).rejects.toThrow(/outside/);
   });
 
-  it("answers the engine's folder question with the native dialog", async () => {
-    await expect(relay.call('chooseFolder', { purpose: 'dataset' })).resolves.toEqual({ path: '/data/fashion' });
-    await expect(relay.call('chooseFolder', { purpose: 'export' })).resolves.toEqual({});
+  it('shows the folder dialog in main and hands the engine the chosen path once', async () => {
+    const preview = { dataset: chosen, augment: false, seed: 0 };
+    await expect(studio.previewDataset(preview)).rejects.toThrow(/was not chosen in a dialog/);
+    await expect(studio.chooseFolder({ purpose: 'dataset' })).resolves.toEqual({ path: chosen });
+    await expect(studio.chooseFolder({ purpose: 'export' })).resolves.toEqual({});
     expect(dialogs).toEqual(['dataset', 'export']);
+    const handed = toEngine.filter((message) => 'method' in message && message.method !== 'getInfo');
+    expect(handed.filter((message) => 'method' in message && message.method === 'allowFolder')).toEqual([
+      { id: expect.any(Number), method: 'allowFolder', payload: { path: chosen } },
+    ]);
+    expect(toEngine.some((message) => 'method' in message && message.method === 'chooseFolder')).toBe(false);
+    // Now chosen: the path passes the boundary and fails only as a dataset (an empty folder).
+    await expect(studio.previewDataset(preview)).rejects.toThrow(`${chosen}: holds no class`);
   });
 
-  it('reports a crashed engine to the renderer and restarts it', async () => {
+  it('reports a crashed engine to the page and restarts it', async () => {
     const first = children.at(-1)!;
     first.kill('SIGKILL');
     const crash = await nextEvent(events, 'trainer-crashed');
@@ -111,9 +174,72 @@ describe('relay to a real engine process', () => {
       type: 'trainer-crashed',
       message: expect.stringMatching(/exited with code 137.*restarted/),
     });
-    const info = (await relay.call('getInfo', {})) as StudioInfo;
+    const info = await studio.getInfo({});
     expect(info.runsRoot).toBe(runsRoot);
     expect(children).toHaveLength(2);
+  });
+});
+
+describe('the engine worker, spoken to directly', () => {
+  it('refuses a malformed call once, with one error reply, and keeps answering', async () => {
+    const runsRoot = await mkdtemp(join(tmpdir(), 'mw-worker-runs-'));
+    const engine = forkEngine({ MW_BACKEND: 'cpu', MW_RUNS_ROOT: runsRoot });
+    const received: unknown[] = [];
+    engine.onMessage((message) => received.push(message));
+    try {
+      await vi.waitFor(() => expect(received).toEqual([{ ready: { backend: expect.any(String) } }]), 30_000);
+      engine.send({ id: 0, method: 'openRun', payload: { run: 5 } });
+      engine.send({ id: 1, method: 'rmrf', payload: {} });
+      engine.send({ id: 2, method: 'chooseFolder', payload: { purpose: 'dataset' } });
+      engine.send({ id: 3, method: 'listRuns', payload: {} });
+      await vi.waitFor(() => expect(received).toHaveLength(5));
+      await settle();
+      expect(received.slice(1)).toEqual([
+        { id: 0, ok: false, error: 'openRun: run: Invalid input: expected string, received number' },
+        { id: 1, ok: false, error: expect.stringMatching(/^unknown method "rmrf"; expected one of getInfo, /) },
+        // The dialog is the face's: the engine has no such call.
+        { id: 2, ok: false, error: expect.stringMatching(/^unknown method "chooseFolder"/) },
+        { id: 3, ok: true, result: [] },
+      ]);
+    } finally {
+      engine.kill('SIGKILL');
+      await rm(runsRoot, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('serve mode, over a real WebSocket', () => {
+  it('refuses a malformed call once, with one error reply, and closes on a message that is no call', async () => {
+    const runsRoot = await mkdtemp(join(tmpdir(), 'mw-serve-runs-'));
+    const server = await startServer({ rendererDir: runsRoot, runsRoot, engineEnv: { MW_BACKEND: 'cpu' } });
+    const origin = `http://127.0.0.1:${server.port}`;
+    const socket = new WebSocket(`ws://127.0.0.1:${server.port}/api?token=${server.token}`, { origin });
+    const received: unknown[] = [];
+    const closed = new Promise<[number, string]>((done) =>
+      socket.on('close', (code, reason) => done([code, reason.toString()])),
+    );
+    socket.on('message', (data) => received.push(JSON.parse(String(data))));
+    try {
+      await new Promise((done) => socket.once('open', done));
+      socket.send(JSON.stringify({ id: 0, method: 'openRun', payload: { run: 5 } }));
+      socket.send(JSON.stringify({ id: 1, method: 'allowFolder', payload: { path: '/' } }));
+      socket.send(JSON.stringify({ id: 2, method: 'getInfo', payload: {} }));
+      await vi.waitFor(() => expect(received).toHaveLength(3), 30_000);
+      await settle();
+      expect(received).toEqual([
+        { id: 0, ok: false, error: 'openRun: run: Invalid input: expected string, received number' },
+        // The engine's own calls are not the page's to make.
+        { id: 1, ok: false, error: expect.stringMatching(/^unknown method "allowFolder"/) },
+        { id: 2, ok: true, result: expect.objectContaining({ runsRoot, nativeDialogs: false }) },
+      ]);
+      socket.send('{"hello": "there"}');
+      expect(await closed).toEqual([1008, 'malformed call: expected {id, method, payload}']);
+      expect(received).toHaveLength(3);
+    } finally {
+      socket.terminate();
+      await server.close();
+      await rm(runsRoot, { recursive: true, force: true });
+    }
   });
 });
 
@@ -155,12 +281,11 @@ function scriptedRelay(options: { timeoutMs?: number; restartDelayMs?: (quickCra
       engines.push(engine);
       return engine;
     },
-    emit: (event) => events.push(event),
-    chooseFolder: async () => '/picked',
     timeoutMs: () => options.timeoutMs,
     restartDelayMs: options.restartDelayMs ?? (() => 0),
     warn: (message) => warnings.push(message),
   });
+  relay.onEvent((event) => events.push(event));
   const latest = () => engines.at(-1)!;
   return { relay, engines, events, warnings, latest };
 }
@@ -171,7 +296,7 @@ describe('relay bookkeeping', () => {
   it('holds calls until the engine is ready, then sends them in order with fresh ids', async () => {
     const { relay, latest } = scriptedRelay();
     const info = relay.call('getInfo', {});
-    const runs = relay.call('listRuns', undefined);
+    const runs = relay.call('listRuns', {});
     await tick();
     expect(latest().sent).toEqual([]);
     latest().reply({ ready: { backend: 'cpu' } });
@@ -183,13 +308,6 @@ describe('relay bookkeeping', () => {
     latest().reply({ id: 0, ok: false, error: 'backend failed' });
     await expect(runs).resolves.toEqual([]);
     await expect(info).rejects.toThrow('backend failed');
-  });
-
-  it('never sends a call that fails validation', async () => {
-    const { relay, latest } = scriptedRelay();
-    latest().reply({ ready: { backend: 'cpu' } });
-    await expect(relay.call('startRun', { config: {}, extra: 1 })).rejects.toThrow(/startRun: .*extra/);
-    expect(latest().sent).toEqual([]);
   });
 
   it('gives up on a call after its timeout and ignores the late reply', async () => {
@@ -234,29 +352,19 @@ describe('relay bookkeeping', () => {
     expect([0, 1, 2, 3, 4, 5, 6].map(defaultRestartDelayMs)).toEqual([0, 1000, 2000, 4000, 8000, 16000, 30000]);
   });
 
-  it('answers every call from the engine, even one it cannot serve', async () => {
-    const { latest, warnings } = scriptedRelay();
-    latest().reply({ ready: { backend: 'cpu' } });
-    latest().reply({ id: 0, method: 'chooseFolder', payload: { purpose: 'export' } });
-    latest().reply({ id: 1, method: 'formatDisk', payload: {} });
-    latest().reply({ id: 2, method: 'chooseFolder', payload: { purpose: 'root' } });
-    await tick();
-    const answers = (latest().sent as { id: number }[]).sort((a, b) => a.id - b.id);
-    expect(answers).toEqual([
-      { id: 0, ok: true, result: { path: '/picked' } },
-      { id: 1, ok: false, error: expect.stringMatching(/^unanswerable call from the engine: formatDisk/) },
-      { id: 2, ok: false, error: expect.stringMatching(/^unanswerable call from the engine: chooseFolder/) },
-    ]);
-    expect(warnings).toHaveLength(2);
-  });
-
-  it('forwards events and drops malformed messages with a warning', () => {
+  it('forwards events as the engine sent them (the page checks them) and drops anything else with a warning', () => {
     const { latest, events, warnings } = scriptedRelay();
+    latest().reply({ ready: { backend: 'cpu' } });
     latest().reply({ event: { type: 'run', events: [] } });
-    latest().reply({ event: { type: 'explode' } });
     latest().reply('hello');
+    // The engine asks its parent nothing: a call from it is a protocol error.
+    latest().reply({ id: 0, method: 'chooseFolder', payload: { purpose: 'export' } });
     expect(events).toEqual([{ type: 'run', events: [] }]);
-    expect(warnings).toHaveLength(2);
+    expect(warnings).toEqual([
+      expect.stringMatching(/^unreadable message from the engine: "hello"/),
+      expect.stringMatching(/^unreadable message from the engine: \{"id":0,"method":"chooseFolder"/),
+    ]);
+    expect(latest().sent).toEqual([]);
   });
 
   it('stops the engine on quit: pending calls fail, no restart, later calls refused', async () => {
@@ -270,8 +378,7 @@ describe('relay bookkeeping', () => {
     expect(events).toEqual([]);
   });
 
-  it('gives long operations and dialogs room to finish', () => {
-    expect(defaultCallTimeoutMs('chooseFolder')).toBeUndefined();
+  it('gives long operations room to finish', () => {
     expect(defaultCallTimeoutMs('startRun')).toBeGreaterThan(defaultCallTimeoutMs('getInfo')!);
   });
 });

@@ -1,105 +1,119 @@
-/** window.studio as the preload builds it, over a fake invoke and event source: no Electron needed. */
-import { describe, expect, it } from 'vitest';
-import { ApiError, RequestSchemas, type StudioEvent, type StudioMethod } from '../../../shared/api.js';
-import { isStudioEvent, outcomeOf, resultOf, type CallOutcome } from '../../../shared/ipc.js';
-import { createStudioApi } from '../../../electron/preload/studioApi.js';
+/**
+ * window.studio as the preload builds it, over a real MessageChannel to a scripted main-process
+ * end: no Electron needed. The full desktop path (preload, main's page channel, relay, engine)
+ * runs in engineRelay.test.ts.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ApiError,
+  RequestSchemas,
+  STUDIO_CONTRACT,
+  type StudioContract,
+  type StudioEvent,
+  type StudioMethod,
+} from '../../../shared/api.js';
+import { Answerer } from '../../../shared/peer.js';
+import { createPreloadStudio, type PagePort } from '../../../electron/preload/studioApi.js';
+import { asPagePort } from './pagePort.js';
 
-function fakeBridge(
-  answer: (method: StudioMethod, payload: unknown) => CallOutcome = () => ({ ok: true, result: {} }),
-) {
-  const invoked: { method: StudioMethod; payload: unknown }[] = [];
-  const listeners = new Set<(data: unknown) => void>();
-  const api = createStudioApi({
-    invoke: async (method, payload) => {
-      invoked.push({ method, payload });
-      return answer(method, payload);
-    },
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-  });
-  const push = (data: unknown) => listeners.forEach((listener) => listener(data));
-  return { api, invoked, push };
+const ports: MessagePort[] = [];
+afterEach(() => ports.splice(0).forEach((port) => port.close()));
+
+/** Main's end of a fresh channel, answered by `main`; returns the page's end. */
+function mainEnd(main: Answerer<StudioContract>): { page: PagePort; mainPort: MessagePort } {
+  const { port1, port2 } = new MessageChannel();
+  ports.push(port1, port2);
+  port1.on('message', (data: unknown) => main.receive(data));
+  main.connect((message) => port1.postMessage(message));
+  return { page: asPagePort(port2), mainPort: port1 };
 }
+
+/** The preload's API linked to a main-process end that answers with `answer`; `crossed` records what reached main. */
+function linkedPreload(answer: (method: StudioMethod, payload: unknown) => Promise<unknown> = async () => ({})) {
+  const crossed: { method: string; payload: unknown }[] = [];
+  const warnings: string[] = [];
+  const main: Answerer<StudioContract> = new Answerer({
+    contract: STUDIO_CONTRACT,
+    validates: false,
+    forward: (method, payload) => (crossed.push({ method, payload }), answer(method, payload)),
+  });
+  const { page, mainPort } = mainEnd(main);
+  const studio = createPreloadStudio((warning) => warnings.push(warning));
+  studio.attach(page);
+  return { api: studio.api, main, crossed, warnings, mainPort };
+}
+
+const settle = () => new Promise((done) => setTimeout(done, 20));
 
 describe('the preload API object', () => {
   it('has exactly one function per studio method, plus onEvent', () => {
-    const { api } = fakeBridge();
+    const { api } = createPreloadStudio();
     expect(Object.keys(api).sort()).toEqual([...Object.keys(RequestSchemas), 'onEvent'].sort());
     for (const member of Object.values(api)) expect(typeof member).toBe('function');
   });
 
-  it('passes each valid call to invoke once, under its own method name', async () => {
-    const { api, invoked } = fakeBridge((method) => ({ ok: true, result: { echoed: method } }));
-    await expect(api.listRuns({})).resolves.toEqual({ echoed: 'listRuns' });
-    await api.openRun({ run: 'runs/one' });
-    await api.exportExit({ run: 'runs/one', exit: 1, format: 'onnx' });
-    expect(invoked).toEqual([
+  it('passes each valid call across the port once, under its own method name', async () => {
+    const { api, crossed } = linkedPreload(async (method) => (method === 'listRuns' ? [] : {}));
+    await expect(api.listRuns({})).resolves.toEqual([]);
+    await api.openRun({ run: 'runs/one' }).catch(() => undefined);
+    await api.stopRun({});
+    expect(crossed).toEqual([
       { method: 'listRuns', payload: {} },
       { method: 'openRun', payload: { run: 'runs/one' } },
-      { method: 'exportExit', payload: { run: 'runs/one', exit: 1, format: 'onnx' } },
+      { method: 'stopRun', payload: {} },
     ]);
   });
 
-  it('rejects bad payloads, naming the field, before anything is invoked', async () => {
-    const { api, invoked } = fakeBridge();
+  it('refuses bad payloads once, naming the field, before anything crosses the port', async () => {
+    const { api, crossed } = linkedPreload();
     const call = (method: StudioMethod, payload: unknown) =>
       (api[method] as (request: unknown) => Promise<unknown>)(payload);
-    await expect(call('openRun', { run: 5 })).rejects.toThrow(/openRun: .*run/);
+    await expect(call('openRun', { run: 5 })).rejects.toThrow(/^openRun: run: /);
     await expect(call('exportExit', { run: 'r', exit: 0, format: 'exe' })).rejects.toThrow(/exportExit: .*format/);
     await expect(call('exportExit', { run: 'r', exit: 'last', format: 'tfjs' })).rejects.toThrow(/exportExit: exit: /);
     await expect(call('getInfo', { extra: true })).rejects.toThrow(/getInfo: .*extra/);
-    await expect(call('pauseRun', { run: 'r' })).rejects.toThrow(/pauseRun: .*run/);
     await expect(call('chooseFolder', { purpose: 'anything' })).rejects.toThrow(/chooseFolder: .*purpose/);
-    await expect(call('openRun', { run: 'r' })).resolves.toEqual({});
-    expect(invoked).toHaveLength(1);
+    await expect(call('stopRun', {})).resolves.toEqual({});
+    expect(crossed).toEqual([{ method: 'stopRun', payload: {} }]);
   });
 
-  it("turns the main process' error into an ApiError with the engine's message", async () => {
-    const { api } = fakeBridge(() => ({ ok: false, error: 'no run is active' }));
+  it("turns main's error into an ApiError with the engine's message, and refuses a malformed result", async () => {
+    const { api } = linkedPreload(async (method) => {
+      if (method === 'stopRun') throw new ApiError('no run is active');
+      return { runsRoot: 5 };
+    });
     const failure = api.stopRun({});
     await expect(failure).rejects.toBeInstanceOf(ApiError);
     await expect(failure).rejects.toThrow(/^no run is active$/);
+    await expect(api.getInfo({})).rejects.toThrow(/^getInfo: invalid response from the studio: /);
   });
 
-  it('delivers well-formed events only, until unsubscribed', () => {
-    const { api, push } = fakeBridge();
+  it('holds calls made before the port arrives', async () => {
+    const studio = createPreloadStudio();
+    const info = studio.api.listRuns({});
+    await settle();
+    studio.attach(mainEnd(new Answerer({ contract: STUDIO_CONTRACT, validates: false, forward: async () => [] })).page);
+    await expect(info).resolves.toEqual([]);
+  });
+
+  it('delivers events that pass the contract, and reports the rest', async () => {
+    const { api, main, mainPort, warnings } = linkedPreload();
     const received: StudioEvent[] = [];
     const unsubscribe = api.onEvent((event) => received.push(event));
     const crash: StudioEvent = { type: 'trainer-crashed', message: 'engine exited' };
     const batch: StudioEvent = { type: 'run', events: [] };
-    push(crash);
-    push(batch);
-    push({ type: 'run' });
-    push({ type: 'shutdown' });
-    push('trainer-crashed');
-    push(null);
+    main.emit(crash);
+    main.emit(batch);
+    mainPort.postMessage({ event: { type: 'run' } });
+    mainPort.postMessage({ event: { type: 'evaluation-progress', run: 'r', done: '3' } });
+    mainPort.postMessage({ event: { type: 'shutdown' } });
+    mainPort.postMessage('trainer-crashed');
+    await settle();
     unsubscribe();
-    push(crash);
+    main.emit(crash);
+    await settle();
     expect(received).toEqual([crash, batch]);
-  });
-});
-
-describe('call outcomes between main and preload', () => {
-  it('carry a result, or an error message without a wrapper', async () => {
-    const fine = await outcomeOf(async () => 42);
-    const failed = await outcomeOf(async () => {
-      throw new ApiError('openRun: run: expected string, received number');
-    });
-    expect(fine).toEqual({ ok: true, result: 42 });
-    expect(failed).toEqual({ ok: false, error: 'openRun: run: expected string, received number' });
-    expect(resultOf(fine)).toBe(42);
-    expect(() => resultOf(failed)).toThrow(ApiError);
-  });
-
-  it('events are checked by shape', () => {
-    expect(isStudioEvent({ type: 'trainer-crashed', message: 'x', run: 'r' })).toBe(true);
-    expect(isStudioEvent({ type: 'trainer-crashed' })).toBe(false);
-    expect(isStudioEvent({ type: 'run', events: 'many' })).toBe(false);
-    expect(isStudioEvent({ type: 'menu-command', command: 'new-run' })).toBe(true);
-    expect(isStudioEvent({ type: 'menu-command', command: 'format-disk' })).toBe(false);
-    expect(isStudioEvent({ type: 'evaluation-progress', run: 'r', split: 'test', done: 3, total: 9 })).toBe(true);
-    expect(isStudioEvent({ type: 'evaluation-progress', run: 'r', done: '3' })).toBe(false);
+    expect(warnings).toHaveLength(4);
   });
 });

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { Call as WireCall, ServerMessage as WireMessage } from '../../../shared/protocol.js';
+import type { Call as WireCall, ToCaller as WireMessage } from '../../../shared/protocol.js';
 import {
   createSocketStudioApi,
   socketUrl,
@@ -158,7 +158,7 @@ describe('socket StudioApi', () => {
   it('delivers valid events and reports invalid messages without delivering them', async () => {
     serve = (call, reply) => {
       reply('not json');
-      reply({ event: { type: 'run', events: [{ ...batch(1), losses: 'low' }] } } as unknown as WireMessage);
+      reply({ event: { type: 'run', events: [{ ...batch(1), losses: 'low' }] } });
       reply({ id: 9999, ok: true, result: {} });
       reply({ event: { type: 'run', events: [{ type: 'started', start }, batch(1)] } });
       reply({ id: call.id, ok: true, result: info });
@@ -170,8 +170,8 @@ describe('socket StudioApi', () => {
     expect(received).toEqual([{ type: 'run', events: [{ type: 'started', start }, batch(1)] }]);
     expect(protocolErrors).toEqual([
       'unreadable message from the studio: not json',
-      expect.stringMatching(/^invalid message from the studio: /),
-      'reply to unknown call 9999',
+      expect.stringMatching(/^invalid event from the studio: events\.0\.losses: /),
+      expect.stringMatching(/^reply to unknown call: \{"id":9999/),
     ]);
   });
 

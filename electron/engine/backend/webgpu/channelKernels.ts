@@ -1,7 +1,7 @@
 /**
- * The fused kernels of ../fused/channelKernels.ts (batch norm's and ReLU's element-wise steps and
+ * The fused kernels of ../wasm/channelKernels.ts (batch norm's and ReLU's element-wise steps and
  * per-channel sums) in WGSL, for tfjs's webgpu backend under the same kernel names, so
- * ../fusedOps.ts takes them as it takes the wasm ones.
+ * ../channelOps.ts takes them as it takes the wasm ones.
  *
  * Why: composed from tfjs ops, one batch norm took about twenty dispatches forward and a dozen
  * backward (tiles, broadcasts, per-channel sums through tfjs's reduction), 1500 dispatches in a
@@ -10,7 +10,7 @@
  */
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { FUSED_KERNELS } from '../fused/channelKernels.js';
+import { FUSED_KERNELS } from '../wasm/channelKernels.js';
 import { flatProgram, replaceKernel, runFlat, sumChunksProgram } from './program.js';
 
 /** Rows (pixels) of channels one invocation of the per-channel sums adds. */

@@ -13,9 +13,9 @@ import {
   emitConvForward,
   emitConvInputGradient,
   emitDepthwiseFilterGradient,
+  GraphBuilder,
   type ConvGeometry,
-} from '../../backend/onnx/convolutions.js';
-import { GraphBuilder } from '../../backend/onnx/program.js';
+} from '../../backend/ortConvolutions/index.js';
 import { floatTensor, intAttribute, intsAttribute } from '../../onnx/proto.js';
 import { ResidualBlock, SeparableBlock } from '../../models/blocks.js';
 import {

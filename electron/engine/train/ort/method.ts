@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as ort from 'onnxruntime-node';
-import { OnnxProgram } from '../../backend/onnx/program.js';
+import { OnnxProgram } from '../../backend/ortConvolutions/index.js';
 import type { MwNetwork, Param } from '../../models/index.js';
 import type { Hyperparameters, StepResult, TrainingMethod } from '../methods.js';
 import { StepEmitter, type StepGraphSpec } from './step.js';

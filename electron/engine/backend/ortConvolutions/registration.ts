@@ -6,10 +6,9 @@
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { CONVOLUTION_KERNELS, convolutionKernel, probeOnnxConvolutions } from './convolutions.js';
+import { CONVOLUTION_KERNELS, convolutionKernel } from './convolutions.js';
+import { probeOnnxConvolutions } from './probe.js';
 import { ProgramCache } from './program.js';
-
-export { onnxKernelCalls } from './program.js';
 
 export interface OnnxKernelsInfo {
   threads: number;

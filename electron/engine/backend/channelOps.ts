@@ -1,12 +1,12 @@
 /**
  * Element-wise steps of batch norm and ReLU as single ops: the fused kernels of the wasm backend
- * (backend/fused/channelKernels.ts) or their WGSL counterparts on webgpu (backend/webgpu/
+ * (backend/wasm/channelKernels.ts) or their WGSL counterparts on webgpu (backend/webgpu/
  * channelKernels.ts) where they are registered and the tensor fits them, else the same
  * arithmetic composed from tfjs ops (every other backend; tests compare the two).
  * Tensors are channels-last; per-channel vectors have the last axis' length.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED_KERNELS } from './fused/channelKernels.js';
+import { FUSED_KERNELS } from './wasm/channelKernels.js';
 
 /** Values per row when a large NHWC tensor meets a per-channel vector (see perChannel). */
 const CHANNEL_ROW_TARGET = 1024;

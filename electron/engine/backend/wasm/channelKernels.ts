@@ -2,7 +2,7 @@
  * Fused element-wise kernels for tfjs's wasm backend: what batch norm and ReLU do per value,
  * in one pass where tfjs needs two to four, and batch norm's per-channel sums.
  *
- * Why: after the convolutions moved to onnxruntime (../onnx/), a multi-way training step spent
+ * Why: after the convolutions moved to onnxruntime (../ortConvolutions/), a multi-way training step spent
  * about a quarter of its time in element-wise passes over activations (scripts/profile-step.ts),
  * each reading and writing whole tensors from memory. Batch norm's backward, for one, was five:
  * dy * centered, dy * scale, centered * factor, + offset, + (the two products).
@@ -10,7 +10,7 @@
  * How: a small WebAssembly module with 128-bit SIMD loops, assembled from the text below by wabt
  * and instantiated on the wasm backend's own memory, so kernels read and write tfjs's tensors in
  * place. Registered as custom kernels of the 'wasm' backend ('MwChannelAffine', ...); models call
- * them through models/fusedOps.ts, which composes the same result from tfjs ops on every other
+ * them through backend/channelOps.ts, which composes the same result from tfjs ops on every other
  * backend or when a tensor does not fit the loops (channels not a multiple of 4).
  */
 import * as tf from '@tensorflow/tfjs-core';

@@ -1,0 +1,187 @@
+/**
+ * The filter gradient of a convolution as one MatMul per filter tap: through strided slices of x
+ * (filterGradientGraph), or at stride 1 through views of one padded copy of x on the wasm heap
+ * (shiftedFilterGradientGraph, run by runShiftedFilterGradient).
+ */
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { intAttribute } from '../../onnx/proto.js';
+import type { Conv2DInfo, ConvGeometry, Shape4D } from './geometry.js';
+import { GraphBuilder, type KernelGraph, type OnnxProgram } from './program.js';
+
+/**
+ * Filter gradient as one product per filter tap: for tap (i, j), dW[i, j] = dy^T [Cout, N*Ho*Wo]
+ * x (x shifted by the tap and strided) [N*Ho*Wo, Cin], a MatMul (tapProducts).
+ * Why not a convolution (x as [Cin, H, W, N] with dy as an Ho x Wo kernel, as before): MLAS's
+ * convolution kernels are built for wide outputs, and this one is only kh x kw wide. At batch 128
+ * the taps took 8.5 ms for 28x28x16 -> 16 against 18.7 ms, 0.6 against 8.7 ms for the 1x1 stride-2
+ * shortcut, and never slower on the other MwResNet-20 shapes (scripts/bench-onnx-kernels.ts times them now).
+ */
+export function emitConvFilterGradient(g: GraphBuilder, { info, pads }: ConvGeometry, x: string, dy: string): string {
+  const { outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  const padded =
+    top + left + bottom + right > 0 ? g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : x;
+  const taps: string[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++)
+      taps.push(g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]));
+  }
+  return tapProducts(g, info, ho * wo, dy, taps);
+}
+
+export function filterGradientGraph(geometry: ConvGeometry): KernelGraph {
+  const g = new GraphBuilder();
+  const { info } = geometry;
+  return {
+    g,
+    inputs: [
+      ['x', info.inShape],
+      ['dy', info.outShape],
+    ],
+    outputs: [
+      [
+        emitConvFilterGradient(g, geometry, 'x', 'dy'),
+        [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels],
+      ],
+    ],
+  };
+}
+
+/**
+ * Images per product in tapProducts: the fewest (a divisor of the batch) whose positions number
+ * at least Cout, so each group's [Cout, Cin] product is no larger than its share of the input.
+ * One product per image parallelises best (MLAS splits a batched MatMul by batch entry; one
+ * product over the whole batch took 12-13 ms against 8.0-8.5 for 28x28x16 -> 16), but for
+ * MobileNet's wide layers at 2x2 per-image products made a 512 MB intermediate (1024 x 1024 x
+ * 128 images) and 2.8 s of a 5.5 s step.
+ */
+function imagesPerProduct(batch: number, positions: number, outChannels: number): number {
+  let images = Math.min(batch, Math.ceil(outChannels / positions));
+  while (batch % images !== 0) images++;
+  return images;
+}
+
+/**
+ * dy^T x tap summed over the batch for each tap (dy holding N * positions rows of Cout values,
+ * each tap N * positions rows of Cin), as a [kh, kw, Cin, Cout] filter: a batched MatMul over groups of images, then a sum
+ * over the groups.
+ */
+function tapProducts(g: GraphBuilder, info: Conv2DInfo, positions: number, dy: string, taps: string[]): string {
+  const { batchSize, inChannels, outChannels, filterHeight: kh, filterWidth: kw } = info;
+  const images = imagesPerProduct(batchSize, positions, outChannels);
+  const groups = batchSize / images;
+  const rows = images * positions;
+  const dyT = g.transpose(g.reshape(dy, [groups, rows, outChannels]), [0, 2, 1]);
+  const products = taps.map((tap) => g.op('MatMul', [dyT, g.reshape(tap, [groups, rows, inChannels])]));
+  const perGroup = g.reshape(products.length > 1 ? g.op('Concat', products, [intAttribute('axis', 0)]) : products[0]!, [
+    kh * kw,
+    groups,
+    outChannels,
+    inChannels,
+  ]);
+  const summed = g.op('ReduceSum', [perGroup, g.int64s([1])], [intAttribute('keepdims', 0)]);
+  return g.reshape(g.transpose(summed, [0, 2, 1]), [kh, kw, inChannels, outChannels]);
+}
+
+/** The padded grid of a stride-1 filter gradient: rows and columns of x with its padding. */
+function paddedGrid({ info, pads }: ConvGeometry): { height: number; width: number } {
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  return { height: info.inHeight + top + bottom, width: info.inWidth + left + right };
+}
+
+/**
+ * Stride-1 filter gradient without copying the taps. x is laid out once on its padded grid
+ * (Hp x Wp, one zero image appended) and dy on the same row pitch (zeros after its Ho x Wo);
+ * then x shifted by tap (i, j) is that same buffer read from position i * Wp + j on, so each
+ * tap is a graph input viewing the wasm heap. The products run over Hp x Wp positions instead of
+ * Ho x Wo (900 against 784 at 28x28), but the nine strided copies are gone: onnxruntime spent
+ * 8.8 of the slicing graph's 16 ms in them. At batch 128, 28x28x16 -> 16 took 8.0-8.5 ms against
+ * 10.6-14.1 ms, 14x14x32 6.0-6.7 against 7.0-8.4; 7x7x64 is even (scripts/bench-onnx-kernels.ts).
+ */
+export function shiftedFilterGradientGraph(geometry: ConvGeometry): KernelGraph {
+  const { info } = geometry;
+  const { height, width } = paddedGrid(geometry);
+  const g = new GraphBuilder();
+  const positions = height * width;
+  const taps: [string, number[]][] = [];
+  for (let i = 0; i < info.filterHeight; i++) {
+    for (let j = 0; j < info.filterWidth; j++) taps.push([`x${i}_${j}`, [info.batchSize * positions, info.inChannels]]);
+  }
+  const output = tapProducts(
+    g,
+    info,
+    positions,
+    'dy',
+    taps.map(([name]) => name),
+  );
+  return {
+    g,
+    inputs: [['dy', [info.batchSize * positions, info.outChannels]], ...taps],
+    outputs: [[output, [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels]]],
+  };
+}
+
+/**
+ * Below this many input channels the row-by-row layout on the grid costs more than the copies it
+ * saves (the one-channel stem: 1.8-2.0 ms shifted against 1.3-1.5 ms sliced).
+ */
+export const SHIFTED_MIN_CHANNELS = 8;
+
+/** Copies NHWC `source` [n, h, w, c] into `target` [n', h', w', c] at row `top`, column `left`, zeros elsewhere. */
+function placeOnGrid(
+  source: Float32Array,
+  [n, h, w, c]: Shape4D,
+  target: Float32Array,
+  [targetH, targetW]: [number, number],
+  top: number,
+  left: number,
+): void {
+  target.fill(0);
+  const row = w * c;
+  for (let image = 0; image < n; image++) {
+    for (let y = 0; y < h; y++) {
+      const from = (image * h + y) * row;
+      target.set(source.subarray(from, from + row), ((image * targetH + top + y) * targetW + left) * c);
+    }
+  }
+}
+
+/** Runs the shifted-taps program: lays x and dy out on the padded grid, then views the taps. */
+export function runShiftedFilterGradient(
+  program: OnnxProgram,
+  geometry: ConvGeometry,
+  x: TensorInfo,
+  dy: TensorInfo,
+): (backend: BackendWasm) => TensorInfo {
+  return (backend) => {
+    const { info, pads } = geometry;
+    const { height, width } = paddedGrid(geometry);
+    const positions = height * width;
+    const gridX = backend.makeOutput([info.batchSize + 1, height, width, info.inChannels], 'float32');
+    const gridDy = backend.makeOutput([info.batchSize, height, width, info.outChannels], 'float32');
+    const output = backend.makeOutput(
+      [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels],
+      'float32',
+    );
+    try {
+      // Views only after every allocation: growing the wasm heap detaches earlier ones.
+      const heap = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+      const xGrid = heap(gridX);
+      placeOnGrid(heap(x), info.inShape, xGrid, [height, width], pads[0]!, pads[1]!);
+      placeOnGrid(heap(dy), info.outShape, heap(gridDy), [height, width], 0, 0);
+      const taps: Float32Array[] = [];
+      for (let i = 0; i < info.filterHeight; i++) {
+        for (let j = 0; j < info.filterWidth; j++) {
+          const start = (i * width + j) * info.inChannels;
+          taps.push(xGrid.subarray(start, start + info.batchSize * positions * info.inChannels));
+        }
+      }
+      program.run([heap(gridDy), ...taps], [heap(output)]);
+    } finally {
+      backend.disposeData(gridX.dataId);
+      backend.disposeData(gridDy.dataId);
+    }
+    return output;
+  };
+}

@@ -1,0 +1,45 @@
+/** The compute backends the engine can train on, and what a caller may ask for (choice.ts picks one). */
+import { BackendError } from '../errors.js';
+
+export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'ort' | 'wasm-ort' | 'wasm' | 'cpu';
+export type BackendPreference = 'auto' | BackendName;
+
+export interface BackendInfo {
+  name: BackendName;
+  /** What runs the maths, e.g. "TensorFlow (CUDA) on NVIDIA H100" or "WebAssembly (SIMD, 1 thread)". */
+  label: string;
+  /** The GPU's name when there is one, else the CPU model. */
+  device: string;
+  gpu: boolean;
+  /** True when no native library is involved (wasm, cpu): works on any machine Node runs on. */
+  portable: boolean;
+  /** Faster candidates that were not used, and why. */
+  skipped: { name: string; reason: string }[];
+}
+
+/** Candidates in the order 'auto' tries them. */
+export const BACKEND_NAMES: readonly BackendName[] = [
+  'tensorflow-gpu',
+  'webgpu',
+  'tensorflow',
+  'ort',
+  'wasm-ort',
+  'wasm',
+  'cpu',
+];
+
+/** The candidates that need no native library, fastest first: each falls back to the ones after it. */
+export const PORTABLE_NAMES: readonly BackendName[] = ['ort', 'wasm-ort', 'wasm', 'cpu'];
+
+/** Every value `initBackend` (and MW_BACKEND) accepts. */
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', ...BACKEND_NAMES];
+
+export function parseBackendPreference(value: string): BackendPreference {
+  const preference = BACKEND_PREFERENCES.find((name) => name === value);
+  if (preference === undefined) {
+    throw new BackendError(
+      `Unknown compute backend '${value}'. Valid values (argument or MW_BACKEND): ${BACKEND_PREFERENCES.join(', ')}.`,
+    );
+  }
+  return preference;
+}
