@@ -123,7 +123,7 @@ export class ParamFactory {
 }
 
 /** PyTorch-style symmetric padding (k-1)/2, so shapes and exported models match nn.Conv2d(padding=k//2). */
-function symmetricPad(kernel: number): ExplicitPad {
+export function symmetricPad(kernel: number): ExplicitPad {
   const p = (kernel - 1) / 2;
   return [
     [0, 0],

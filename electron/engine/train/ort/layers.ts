@@ -28,6 +28,7 @@ import {
   GlobalAveragePool,
   Relu,
   Sequence,
+  symmetricPad,
   ZeroPadShortcut,
   type Layer,
   type Param,
@@ -156,18 +157,6 @@ export interface TensorSource {
   read(param: Param): string;
   /** A buffer's new value (batch-norm running statistics). */
   write(param: Param, value: string): void;
-}
-
-type ExplicitPad = backend_util.ExplicitPadding;
-
-function symmetricPad(kernel: number): ExplicitPad {
-  const p = (kernel - 1) / 2;
-  return [
-    [0, 0],
-    [p, p],
-    [p, p],
-    [0, 0],
-  ];
 }
 
 /** tfjs's geometry of the convolution, as the wasm-ort kernels compute it. */
