@@ -105,6 +105,9 @@ export class OrtTrainingMethod implements TrainingMethod {
       const program = new OnnxProgram({ g: spec.g, inputs: spec.inputs, outputs: spec.outputs }, this.options.threads, {
         // The step is one long run: threads that spin between operators save their wake-ups.
         extra: { session: { intra_op: { allow_spinning: '1' } } },
+        // Without the arena each intermediate is freed when done: MwResNet-20's multi-way step peaked
+        // at 1.7 GiB resident with it (it rounds blocks up to powers of two) and 0.6 GiB without, no slower.
+        enableCpuMemArena: false,
         ...this.options.session,
       });
       step = { program, spec };
