@@ -42,7 +42,9 @@ function baselineKey(config: RunConfig): string {
   const backbone =
     arch.family === 'resnet'
       ? { family: arch.family, depth: arch.depth, width: arch.width, block: resnetBlockOf(arch) }
-      : { family: arch.family, width: arch.width };
+      : arch.family === 'imported'
+        ? { family: arch.family, backbone: arch.sha256 ?? arch.backbone }
+        : { family: arch.family, width: arch.width };
   return JSON.stringify([backbone, ...BASELINE_RECIPE.map((field) => config[field] ?? null)]);
 }
 

@@ -5,7 +5,7 @@
  * naming what to install; under CI=true a missing Debian package is a failure instead, so CI
  * cannot pass by skipping.
  *
- * MW_TEST_HIDE=chromium,dataset-fashion-mnist,python3-onnx,electron treats the named pieces as missing, to
+ * MW_TEST_HIDE=chromium,dataset-fashion-mnist,python3-onnx,python3-torchvision,electron treats the named pieces as missing, to
  * check the fresh-machine behaviour on a machine that has them.
  */
 import { spawnSync } from 'node:child_process';
@@ -37,6 +37,15 @@ export const PYTHON3_ONNX: Requirement = {
   name: 'python3-onnx',
   install: 'apt-get install python3-onnx',
   locate: () => (spawnSync('/usr/bin/python3', ['-c', 'import onnx']).status === 0 ? '/usr/bin/python3' : undefined),
+  requiredInCi: true,
+};
+
+/** Debian's python3-torchvision (with python3-torch), for PyTorch's own outputs of the models the importer reads. */
+export const PYTHON3_TORCHVISION: Requirement = {
+  name: 'python3-torchvision',
+  install: 'apt-get install python3-torchvision',
+  locate: () =>
+    spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision']).status === 0 ? '/usr/bin/python3' : undefined,
   requiredInCi: true,
 };
 

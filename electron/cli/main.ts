@@ -5,11 +5,22 @@
  */
 import { ApiError } from '../../shared/api.js';
 import { ConfigError } from '../../shared/spec.js';
-import { BackendError, DatasetError, describeBackend, ExportError, initBackend, FileError } from '../engine/index.js';
+import {
+  BackboneFetchError,
+  BackendError,
+  DatasetError,
+  describeBackend,
+  ExportError,
+  initBackend,
+  FileError,
+  ImportError,
+} from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
+import { BACKBONE_USAGE, backboneCommand } from './backbone.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EVALUATE_USAGE, evaluateCommand } from './evaluate.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
+import { INSPECT_USAGE, inspectCommand } from './inspect.js';
 import { PREDICT_USAGE, predictCommand } from './predict.js';
 import { STUDY_USAGE, compare, study } from './study.js';
 import { TRAIN_USAGE, train } from './train.js';
@@ -23,6 +34,7 @@ commands:
   train    train an Mw-network and report every exit (mw-studio train --help)
   info     show the compute backend in use and why
   evaluate per-class results, confusion and overthinking of every exit (mw-studio evaluate --help)
+  inspect  an ONNX backbone's exit candidates (mw-studio inspect --backbone FILE)
   export   one exit of a trained run as a TensorFlow.js or ONNX model (mw-studio export --help)
   predict  an exported model's top classes for image files (mw-studio predict --help)
   serve    the studio in a browser (loopback only, token-protected)
@@ -30,10 +42,13 @@ commands:
   bench    training and inference speed, against PyTorch where available
   study    one network under several methods and seeds: per-exit mean ± spread, exit tax
   compare  per-exit top-1 of finished runs side by side
+  backbone list or fetch ImageNet-pretrained ONNX backbones (mw-studio backbone --help)
 
 ${TRAIN_USAGE}
 
 ${EVALUATE_USAGE}
+
+${INSPECT_USAGE}
 
 ${EXPORT_USAGE}
 
@@ -43,11 +58,14 @@ ${SERVE_USAGE}
 
 ${BENCH_USAGE}
 
-${STUDY_USAGE}`;
+${STUDY_USAGE}
+
+${BACKBONE_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
   evaluate: evaluateCommand,
+  inspect: inspectCommand,
   export: exportCommand,
   predict: predictCommand,
   serve: (argv) => serve(argv),
@@ -55,6 +73,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench,
   study,
   compare,
+  backbone: backboneCommand,
   info: async () => {
     process.stdout.write(`${describeBackend(await initBackend())}\n`);
     return 0;
@@ -62,7 +81,16 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 };
 
 /** Errors that describe what the user asked for or has, each with a message that says what to do. */
-const USER_ERRORS = [ConfigError, DatasetError, FileError, ExportError, BackendError, ApiError];
+const USER_ERRORS = [
+  ConfigError,
+  DatasetError,
+  FileError,
+  ExportError,
+  BackendError,
+  ImportError,
+  BackboneFetchError,
+  ApiError,
+];
 
 const oneLine = (message: string) => message.replace(/\s*\n\s*/g, ' ');
 

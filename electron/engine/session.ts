@@ -5,6 +5,7 @@
 import { parseRunConfig } from '../../shared/spec.js';
 import type { BackendSummary, RunEvent } from '../../shared/metrics.js';
 import { loadRunDataset } from './data/index.js';
+import { recordBackbone } from './models/import/network.js';
 import { RunFolder } from './runs/store.js';
 import { Trainer } from './train/trainer.js';
 import type { LatencyOptions } from './evaluate/index.js';
@@ -16,12 +17,15 @@ export interface OpenRunOptions {
   onEvent?: (event: RunEvent) => void;
   checkpointSeconds?: number;
   latency?: LatencyOptions;
+  featureCacheBytes?: number;
 }
 
 export async function openRun(request: RunRequest, options: OpenRunOptions): Promise<Trainer> {
   if (request.kind === 'new') {
     // Validate and load before touching disk: a bad config or dataset leaves no empty run folder.
-    const config = parseRunConfig(request.config);
+    const parsed = parseRunConfig(request.config);
+    // An imported backbone is read, checked and its checksum recorded before anything is written.
+    const config = parsed.arch.family === 'imported' ? { ...parsed, arch: recordBackbone(parsed.arch) } : parsed;
     const dataset = await loadRunDataset(config);
     const folder = await RunFolder.create(request.runsRoot, config);
     return new Trainer({ config, dataset, folder, ...options });

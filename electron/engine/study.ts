@@ -8,6 +8,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { studyTable } from '../../shared/comparison.js';
+import { archSlug } from '../../shared/spec.js';
 import type { RunSummary } from '../../shared/metrics.js';
 import {
   STUDY_FILE_SUFFIX,
@@ -50,8 +51,7 @@ export function studyPath(runsRoot: string, id: string): string {
 /** "2026-12-02_13-20-00_resnet8_study": sortable by time, like run folders. */
 function studyId(plan: StudyPlan, now: Date): string {
   const stamp = now.toISOString().slice(0, 19).replace('T', '_').replaceAll(':', '-');
-  const { arch } = plan.base;
-  return `${stamp}_${arch.family === 'resnet' ? `resnet${arch.depth}` : `mobilenet${arch.width}`}_study`;
+  return `${stamp}_${archSlug(plan.base.arch)}_study`;
 }
 
 /** Validates the plan (every run config), then writes the new study's record under a unique id. */

@@ -7,6 +7,7 @@
 import type { RunDetail } from '../../shared/api.js';
 import type {
   BackendSummary,
+  BatchMetrics,
   DatasetSummary,
   ExitInfo,
   ExitReport,
@@ -33,6 +34,8 @@ export interface RunProgress {
   epochs: number;
   imagesPerSecond?: number;
   etaSeconds?: number;
+  /** Set while only the heads train on a frozen backbone (BatchMetrics.backbone). */
+  backbone?: BatchMetrics['backbone'];
 }
 
 export type TraceStatus = RunStatus | 'unknown';
@@ -51,11 +54,15 @@ export interface RunTrace {
   summary?: RunSummary;
   status: TraceStatus;
   statusMessage?: string;
+  /** A frozen backbone's feature cache: what it holds, or why there is none (live runs). */
+  featureCache?: string;
   /** What the engine is evaluating right now, if anything. */
   evaluating?: string;
   progress: RunProgress;
   /** One series per exit, shallowest first: loss per step, train and test accuracy per epoch. */
   loss: Point[][];
+  /** Each exit's plain cross-entropy per step, where it differs from the loss (self-distillation); else empty. */
+  crossEntropy: Point[][];
   trainAccuracy: Point[][];
   testAccuracy: Point[][];
 }
@@ -91,6 +98,7 @@ export function traceFromStart(start: RunStart, previous?: RunTrace): RunTrace {
     backend: start.backend,
     dataset: start.dataset,
     exits: start.exits,
+    ...(start.featureCache ? { featureCache: start.featureCache } : {}),
     status: 'running',
     progress: {
       step: from.step,
@@ -99,6 +107,7 @@ export function traceFromStart(start: RunStart, previous?: RunTrace): RunTrace {
       totalSteps: history?.progress.totalSteps,
     },
     loss: keep(history?.loss, from.step),
+    crossEntropy: keep(history?.crossEntropy, from.step),
     trainAccuracy: keep(history?.trainAccuracy, from.epoch),
     testAccuracy: keep(history?.testAccuracy, from.epoch),
   };
@@ -121,6 +130,7 @@ export function traceFromDetail(detail: RunDetail): RunTrace {
     statusMessage: state?.message,
     progress: { step: state?.step ?? 0, epoch: state?.epoch ?? 0, epochs: detail.config.epochs },
     loss: emptySeries(detail.exits.length),
+    crossEntropy: emptySeries(detail.exits.length),
     trainAccuracy: emptySeries(detail.exits.length),
     testAccuracy: emptySeries(detail.exits.length),
   };
@@ -136,11 +146,13 @@ export function applyRecord(trace: RunTrace, record: MetricsRecord): void {
   if (record.type === 'batch') {
     if (record.step <= lastX(trace.loss)) return;
     record.losses.forEach((loss, k) => trace.loss[k]?.push({ x: record.step, y: loss }));
+    record.crossEntropy?.forEach((entropy, k) => trace.crossEntropy[k]?.push({ x: record.step, y: entropy }));
     progress.step = record.step;
     progress.totalSteps = record.totalSteps;
     progress.epoch = record.epoch;
     progress.imagesPerSecond = record.imagesPerSecond;
     progress.etaSeconds = record.etaSeconds;
+    progress.backbone = record.backbone;
     return;
   }
   if (record.epoch <= lastX(trace.testAccuracy)) return;

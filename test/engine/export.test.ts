@@ -15,12 +15,13 @@ import type { RunConfigInput } from '../../shared/spec.js';
 import { initBackend, summarizeBackend, type BackendInfo } from '../../electron/engine/backend/index.js';
 import { loadDataset, makeBatch } from '../../electron/engine/data/index.js';
 import {
+  EarlyExitFileSchema,
   EXPORT_FILES,
   ExportError,
   exportExit,
   layersFolderHandler,
   loadExportedModel,
-  type ModelCard,
+  readModelCard,
 } from '../../electron/engine/export/index.js';
 import { decodeOnnxModel } from '../../electron/engine/onnx/proto.js';
 import type { MwNetwork } from '../../electron/engine/models/index.js';
@@ -144,10 +145,6 @@ async function editManifest(dir: string, edit: (weights: { name: string; shape: 
   await writeFile(path, JSON.stringify(json));
 }
 
-async function readCard(dir: string): Promise<ModelCard> {
-  return JSON.parse(await readFile(join(dir, EXPORT_FILES.cardJson), 'utf8')) as ModelCard;
-}
-
 describe('tfjs export', () => {
   it('loads back with tf.loadLayersModel and predicts what the network predicts at every exit', async () => {
     const names = ['exit-block1-tfjs', 'exit-block2-tfjs', 'final-tfjs'];
@@ -240,10 +237,12 @@ describe('multi-exit export', () => {
     outputs.forEach((logits, exit) =>
       expect(maxAbsDiff(logits, expected(resnet, exit))).toBeLessThanOrEqual(TOLERANCE),
     );
-    const metadata = JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8'));
+    const metadata = EarlyExitFileSchema.parse(
+      JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8')),
+    );
     expect(metadata.threshold).toBe(0.9);
-    expect(metadata.exits.map((e: { block: number }) => e.block)).toEqual([1, 2, 3]);
-    expect(metadata.exits.map((e: { output: string }) => e.output)).toEqual(['exits.1.fc', 'exits.2.fc', 'exits.3.fc']);
+    expect(metadata.exits.map((e) => e.block)).toEqual([1, 2, 3]);
+    expect(metadata.exits.map((e) => e.output)).toEqual(['exits.1.fc', 'exits.2.fc', 'exits.3.fc']);
     expect(metadata.preprocessing.mean).toEqual(resnet.summary.dataset.normalization.mean);
   });
 
@@ -251,8 +250,11 @@ describe('multi-exit export', () => {
     const destination = join(await mkdtemp(join(tmpdir(), 'mw-multi-')), 'two-exits');
     await exportExit({ run: resnet.dir, exit: 2, format: 'multi', destination, threshold: 0.75 });
     expect(await predictLayers(destination, resnet.images)).toHaveLength(2);
-    expect(JSON.parse(await readFile(join(destination, EXPORT_FILES.earlyExit), 'utf8')).threshold).toBe(0.75);
-    expect((await readCard(destination)).earlyExit).toEqual({ file: EXPORT_FILES.earlyExit, threshold: 0.75 });
+    const metadata = EarlyExitFileSchema.parse(
+      JSON.parse(await readFile(join(destination, EXPORT_FILES.earlyExit), 'utf8')),
+    );
+    expect(metadata.threshold).toBe(0.75);
+    expect((await readModelCard(destination)).earlyExit).toEqual({ file: EXPORT_FILES.earlyExit, threshold: 0.75 });
   });
 });
 
@@ -275,9 +277,28 @@ describe('MobileNet export', () => {
 });
 
 describe('model card', () => {
+  it('exports Elastic heads (pool, dropout, FC; dropout is the identity at inference) to ONNX and tfjs', async () => {
+    const elastic = await trainRun({ ...RESNET, head: 'elastic', freezeBackbone: true, augment: false });
+    try {
+      for (const [index, exit] of RESNET_EXITS.entries()) {
+        const onnx = await exportExit({ run: elastic.dir, exit, format: 'onnx' });
+        const path = join(onnx.directory, EXPORT_FILES.onnxModel);
+        expect(maxAbsDiff(await predictOnnx(path, elastic.images), expected(elastic, index))).toBeLessThanOrEqual(
+          TOLERANCE,
+        );
+        const layers = await exportExit({ run: elastic.dir, exit, format: 'tfjs' });
+        const [logits] = await predictLayers(layers.directory, elastic.images);
+        expect(maxAbsDiff(logits!, expected(elastic, index))).toBeLessThanOrEqual(TOLERANCE);
+      }
+    } finally {
+      elastic.net.dispose();
+      elastic.images.dispose();
+    }
+  });
+
   it('describes the exit, its training, accuracy, latency and the exact preprocessing', async () => {
     const { directory } = await exportExit({ run: resnet.dir, exit: 2, format: 'onnx' });
-    const card = await readCard(directory);
+    const card = await readModelCard(directory);
     const report = resnet.summary.exits[1]!;
     expect(card.format).toBe('onnx');
     expect(card.dataset.name).toBe('Fashion-MNIST (embedded subset)');
@@ -333,7 +354,7 @@ describe('model card', () => {
     await cp(resnet.dir, copy, { recursive: true });
     await rm(join(copy, 'summary.json'));
     const { directory } = await exportExit({ run: copy, exit: 1, format: 'tfjs' });
-    const [exit] = (await readCard(directory)).exits;
+    const [exit] = (await readModelCard(directory)).exits;
     expect(exit!.top1).toBeUndefined();
     expect(exit!.latencyMs).toEqual({});
     expect(await readFile(join(directory, EXPORT_FILES.cardMarkdown), 'utf8')).toContain('run not finished');
@@ -387,7 +408,7 @@ describe('bad requests and destinations', () => {
     await exportExit({ run: resnet.dir, exit: 1, format: 'tfjs', destination: target });
     await exportExit({ run: resnet.dir, exit: 2, format: 'onnx', destination: target });
     expect((await readdir(target)).sort()).toEqual(ONNX_FOLDER);
-    expect((await readCard(target)).exits[0]!.block).toBe(2);
+    expect((await readModelCard(target)).exits[0]!.block).toBe(2);
     expect((await readdir(root)).sort()).toEqual(['export', 'mine']);
   });
 

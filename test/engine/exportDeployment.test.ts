@@ -16,11 +16,12 @@ import { initBackend, summarizeBackend } from '../../electron/engine/backend/ind
 import { loadRunDataset, makeBatch, type Dataset } from '../../electron/engine/data/index.js';
 import {
   argmax,
+  EarlyExitFileSchema,
   EXPORT_FILES,
   ExportError,
   exportExit,
   loadExportedModel,
-  type ModelCard,
+  readModelCard,
 } from '../../electron/engine/export/index.js';
 import type { MwNetwork } from '../../electron/engine/models/index.js';
 import { decodeOnnxModel } from '../../electron/engine/onnx/proto.js';
@@ -134,10 +135,6 @@ async function exportedClasses(directory: string): Promise<number[][]> {
 
 const accuracyOf = (classes: number[]) => classes.filter((c, i) => c === labels[i]).length / classes.length;
 
-async function readCard(directory: string): Promise<ModelCard> {
-  return JSON.parse(await readFile(join(directory, EXPORT_FILES.cardJson), 'utf8')) as ModelCard;
-}
-
 describe('int8 ONNX export', () => {
   it("agrees with the float network's top-1 on at least 98% of the held-out images at the trained exit", async () => {
     for (const exit of [0, FINAL]) {
@@ -180,9 +177,11 @@ describe('int8 ONNX export', () => {
         AGREEMENT[exit]!,
       );
     });
-    const metadata = JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8'));
+    const metadata = EarlyExitFileSchema.parse(
+      JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8')),
+    );
     expect(metadata).toMatchObject({ model: EXPORT_FILES.onnxModel, threshold: 0.8 });
-    expect((await readCard(directory)).exits.map((e) => e.exportedTop1.int8)).toEqual(outputs.map(accuracyOf));
+    expect((await readModelCard(directory)).exits.map((e) => e.exportedTop1.int8)).toEqual(outputs.map(accuracyOf));
   });
 });
 
@@ -194,7 +193,7 @@ describe('accuracy re-checked on the exported file', () => {
     }))!;
     for (const format of Object.keys(EXPORT_FORMAT_KINDS) as ExportFormat[]) {
       const { directory, deployment } = await exportExit({ run: dir, exit: 'final', format });
-      const card = await readCard(directory);
+      const card = await readModelCard(directory);
       expect(card.deployment).toEqual(deployment);
       expect(deployment.accuracy).toMatchObject({ split: 'test', images: 200, engine: summary.exits[FINAL]!.top1 });
       const outputs = await exportedClasses(directory);

@@ -63,7 +63,7 @@ export function expectSameWeights(
 }
 
 /** A call as the engine worker takes one off its channel: checked against the engine's contract, then carried out. */
-export function callHost(host: EngineHost, method: unknown, payload: unknown): Promise<unknown> {
+export async function callHost(host: EngineHost, method: unknown, payload: unknown): Promise<unknown> {
   const { method: name, request } = parseCall(ENGINE_CONTRACT, method, payload);
   return carryOut(host.handlers, name, request);
 }

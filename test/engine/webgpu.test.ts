@@ -1,14 +1,14 @@
 /**
  * The webgpu backend on a real adapter (SwiftShader where there is no GPU, so sizes stay tiny:
  * it runs convolutions at about 0.2 GFLOP/s): the kernels training uses against the cpu
- * backend, one step of every method against wasm, the analyses against wasm, and a run that
- * trains, stops and resumes, leaking nothing. Skipped with one line where no adapter can be created; a failure under CI=true.
+ * backend, one step of every method against wasm (an imported torchvision network's too), the
+ * analyses against wasm, and a run that trains, stops and resumes, leaking nothing. Skipped with one line where no adapter can be created; a failure under CI=true.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { LesionStudy, SupervisionShares } from '../../shared/analysis.js';
 import type { ArchSpec, Method, RunConfigInput } from '../../shared/spec.js';
 import type { RunEvent } from '../../shared/metrics.js';
@@ -37,9 +37,25 @@ import { openRun } from '../../electron/engine/session.js';
 import { createTrainingMethod } from '../../electron/engine/train/methods.js';
 import type { Trainer } from '../../electron/engine/train/trainer.js';
 import { expectSameWeights } from './helpers.js';
+import { exportTorchvision, type ExportRequest } from './import/torchvision.js';
 import { webGpuForTests } from './webgpu.js';
 
 const webgpu = await webGpuForTests();
+/**
+ * A small torchvision network (a quarter of mobilenet_v3_small's width) at 64x64, where its last
+ * maps are 2x2: at 32x32 they are 1x1, and batch norm over 4 values makes the step chaotic.
+ * Opset 17 exports hard-swish as one operator; batch norm stays as nodes.
+ */
+const IMPORTED: ExportRequest = {
+  name: 'mobilenet_v3_small',
+  kwargs: { width_mult: 0.25 },
+  opset: 17,
+  fold: false,
+  size: 64,
+  batch: 1,
+};
+const imported = webgpu ? exportTorchvision([IMPORTED], 'an imported network on webgpu') : undefined;
+afterAll(() => imported?.dispose());
 
 function randomValues(size: number, seed: number, scale = 1): Float32Array {
   const rng = new Random(seed);
@@ -156,9 +172,11 @@ async function afterOneStep(
   size: number,
 ): Promise<Float32Array[]> {
   await initBackend(backendName);
+  // An imported network brings its own input shape (three channels); the engine's families take `size`.
   const net = buildNetwork(arch, [size, size, 1], CLASSES, 5);
+  const shape = net.description.inputShape;
+  const x = tf.tensor4d(randomValues(BATCH * shape[0] * shape[1] * shape[2], 11), [BATCH, ...shape]);
   const training = createTrainingMethod(method, net, HYPER);
-  const x = tf.tensor4d(randomValues(BATCH * size * size, 11), [BATCH, size, size, 1]);
   const labels = tf.tensor1d([0, 1, 2, 3], 'int32');
   const { losses, correct } = training.step(x, labels, 1);
   const values = await Promise.all(
@@ -182,6 +200,16 @@ describe.runIf(webgpu)('one training step on webgpu equals the same step on wasm
     { arch: resnet, network: 'MwResNet-8', method: 'pairwise', size: 8 },
     { arch: resnet, network: 'MwResNet-8', method: 'plain', size: 8 },
     { arch: mobilenet, network: 'MwMobileNet-0.25', method: 'multiway', size: 32 },
+    ...(imported
+      ? [
+          {
+            arch: { family: 'imported', backbone: imported.models[0]!.onnx } as const,
+            network: "torchvision's mobilenet_v3_small (width 0.25), imported",
+            method: 'multiway' as const,
+            size: IMPORTED.size,
+          },
+        ]
+      : []),
   ];
   for (const { arch, network, method, size } of cases) {
     it(`${method}, ${network} at ${size}x${size}: every weight and loss within 1e-3 relative`, async () => {

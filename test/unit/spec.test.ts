@@ -43,6 +43,26 @@ describe('run configuration validation', () => {
     ],
     ['not an object', 'resnet', /config/],
     [
+      'imported backbone without a file',
+      { ...DEFAULT_RUN_CONFIG, arch: { family: 'imported', backbone: '' } },
+      /arch\.backbone: backbone must name an \.onnx file/,
+    ],
+    [
+      'imported backbone with a malformed checksum',
+      { ...DEFAULT_RUN_CONFIG, arch: { family: 'imported', backbone: 'r.onnx', sha256: 'abc' } },
+      /arch\.sha256: sha256 must be 64 lowercase hex digits/,
+    ],
+    [
+      'imported backbone with a ResNet setting',
+      { ...DEFAULT_RUN_CONFIG, arch: { family: 'imported', backbone: 'r.onnx', depth: 20 } },
+      /arch: .*depth/,
+    ],
+    [
+      'exit past the recorded candidates of an imported backbone',
+      { ...DEFAULT_RUN_CONFIG, arch: { family: 'imported', backbone: 'r.onnx', blocks: 8, exits: [8] } },
+      /arch\.exits: block 8 is outside the network; .*blocks 1\.\.7/,
+    ],
+    [
       'milestones out of order',
       { ...DEFAULT_RUN_CONFIG, milestones: [0.6, 0.4] },
       /milestones: milestones must increase/,
@@ -53,6 +73,11 @@ describe('run configuration validation', () => {
       /milestones\.1: milestones lie between 0 and 1/,
     ],
   ];
+  it('accepts an imported backbone before its file is read (the engine checks the exits against its candidates)', () => {
+    const arch = { family: 'imported', backbone: 'resnet18.onnx', exits: [3, 40] } as const;
+    expect(parseRunConfig({ ...DEFAULT_RUN_CONFIG, arch }).arch).toEqual(arch);
+  });
+
   for (const [what, input, reason] of cases) {
     it(`rejects ${what}`, () => {
       expect(() => parseRunConfig(input)).toThrow(ConfigError);

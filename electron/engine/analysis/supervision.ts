@@ -30,10 +30,11 @@ export async function supervisionShares(
   gamma: number,
 ): Promise<SupervisionShares> {
   const weights = methodLossWeights(method, net.exits, gamma);
+  // An imported network's stem is empty (its first block starts at the image): it has no share to report.
   const layers = [
     { name: 'stem', params: net.stem.params },
     ...net.blocks.map((block, i) => ({ name: `block ${i + 1}`, params: block.params })),
-  ];
+  ].filter((layer) => layer.params.length > 0);
   // The training-mode pass updates batch-norm running statistics; an analysis must leave them as they were.
   const savedBuffers = net.buffers.map((b) => tf.clone(b.variable));
   let norms: number[][];

@@ -6,10 +6,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { ExportError, messageOf } from '../errors.js';
-import { readJsonFile } from '../runs/files.js';
-import { EXPORT_FILES } from './folder.js';
+import type { ModelCard } from './modelCard.js';
 
 async function sha256(path: string): Promise<string> {
   const bytes = await readFile(path).catch((error: unknown) => {
@@ -27,24 +25,8 @@ export async function fileChecksums(dir: string, files: readonly string[]): Prom
   );
 }
 
-const CardChecksumsSchema = z.object({ sha256: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)) });
-
-/**
- * Fails when a model file in `dir` differs from what its model card recorded. A folder without a
- * card (a model saved by other means) has nothing to compare and passes.
- */
-export async function checkAgainstCard(dir: string): Promise<void> {
-  const cardPath = join(dir, EXPORT_FILES.cardJson);
-  const exists = await readFile(cardPath).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) return;
-  const card = await readJsonFile(cardPath, CardChecksumsSchema).catch((error: unknown) => {
-    throw new ExportError(
-      `${messageOf(error)}: the model card must record the files' SHA-256 (export the model again)`,
-    );
-  });
+/** Fails when a model file in `dir` differs from what its model card recorded. */
+export async function checkAgainstCard(dir: string, card: ModelCard): Promise<void> {
   for (const [file, expected] of Object.entries(card.sha256)) {
     if ((await sha256(join(dir, file))) !== expected) {
       throw new ExportError(

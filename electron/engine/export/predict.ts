@@ -5,34 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
-import { z } from 'zod';
-import { EXPORT_FORMATS } from '../../../shared/deployment.js';
 import { readImageFile } from '../data/imageFolder.js';
-import { ExportError, messageOf } from '../errors.js';
+import { ExportError } from '../errors.js';
 import { runOnnx } from '../onnx/runtime.js';
-import { readJsonFile } from '../runs/files.js';
 import { EXPORT_FILES } from './folder.js';
 import { argmax } from './heldOut.js';
-import { loadExportedModel, type ExportedModel } from './load.js';
-
-/** The part of model-card.json prediction relies on, validated: the folder may come from anywhere. */
-const PredictCardSchema = z.object({
-  format: z.enum(EXPORT_FORMATS),
-  dataset: z.object({ classes: z.array(z.string()).min(2) }),
-  preprocessing: z.object({
-    shape: z.tuple([
-      z.string(),
-      z.number().int().positive(),
-      z.number().int().positive(),
-      z.union([z.literal(1), z.literal(3)]),
-    ]),
-    mean: z.array(z.number()),
-    std: z.array(z.number().positive()),
-  }),
-  exits: z.array(z.object({ label: z.string(), macs: z.number(), params: z.number() })).min(1),
-  earlyExit: z.object({ threshold: z.number().gt(0).max(1) }).optional(),
-});
-export type PredictCard = z.infer<typeof PredictCardSchema>;
+import { loadExportedModel, releaseExportedModel, type ExportedModel } from './load.js';
+import type { ModelCard } from './modelCard.js';
 
 export interface Prediction {
   file: string;
@@ -42,19 +21,13 @@ export interface Prediction {
   exit?: { label: string; macs: number; params: number; confidence: number };
 }
 
-async function readPredictCard(dir: string): Promise<PredictCard> {
-  return readJsonFile(join(dir, EXPORT_FILES.cardJson), PredictCardSchema).catch((error: unknown) => {
-    throw new ExportError(`${messageOf(error)}: an export folder needs its model card to predict`);
-  });
-}
-
 /**
  * The image as the model's input: nearest-pixel resized to the model's size when it differs,
  * RGB averaged to gray for a 1-channel model, then (pixel / 255 - mean[c]) / std[c].
  */
 export function preprocessImage(
   image: { width: number; height: number; rgb: Uint8Array },
-  card: PredictCard,
+  card: ModelCard,
 ): Float32Array {
   const [, height, width, channels] = card.preprocessing.shape;
   const { mean, std } = card.preprocessing;
@@ -87,7 +60,7 @@ function answer(outputs: number[][], threshold: number | undefined): number {
   return found === -1 ? outputs.length - 1 : found;
 }
 
-async function logitsOf(model: ExportedModel, x: Float32Array, card: PredictCard): Promise<Float32Array[]> {
+async function logitsOf(model: ExportedModel, x: Float32Array, card: ModelCard): Promise<Float32Array[]> {
   const [, height, width, channels] = card.preprocessing.shape;
   if (model.format === 'onnx') return runOnnx(model.session, x, [height, width, channels]);
   const input = tf.tensor4d(x, [1, height, width, channels]);
@@ -102,7 +75,7 @@ async function logitsOf(model: ExportedModel, x: Float32Array, card: PredictCard
 /** The `topK` most probable classes of each image file under the loaded export. */
 async function predictWith(
   model: ExportedModel,
-  card: PredictCard,
+  card: ModelCard,
   files: readonly string[],
   topK = 3,
 ): Promise<Prediction[]> {
@@ -141,12 +114,18 @@ async function predictWith(
 
 /** Loads the export folder `dir` and predicts each image file (PNG or JPEG) with it. */
 export async function predictImages(dir: string, files: readonly string[], topK?: number): Promise<Prediction[]> {
-  const card = await readPredictCard(dir);
   const model = await loadExportedModel(dir);
   try {
-    return await predictWith(model, card, files, topK);
+    const cardPath = join(dir, EXPORT_FILES.cardJson);
+    if (model.card === undefined)
+      throw new ExportError(`${cardPath}: file not found: an export folder needs its model card to predict`);
+    const channels = model.card.preprocessing.shape[3];
+    if (channels !== 1 && channels !== 3)
+      throw new ExportError(
+        `${cardPath}: the model takes ${channels}-channel input; predicting from image files needs 1 (gray) or 3 (RGB)`,
+      );
+    return await predictWith(model, model.card, files, topK);
   } finally {
-    if (model.format === 'onnx') await model.session.release();
-    else model.model.dispose();
+    await releaseExportedModel(model);
   }
 }

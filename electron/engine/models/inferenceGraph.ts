@@ -1,17 +1,39 @@
 /**
  * A trained Mw-network's sub-model as a flat list of inference operations: the one description
  * both exporters (tfjs layers, ONNX) translate, so the walk over stem, blocks and heads is
- * written once. A convolution followed by a batch norm travels with it, so ONNX can fold the
- * norm into the convolution while tfjs keeps both layers; pre-activation blocks and the
- * option-A shortcut have convolutions without one.
+ * written once, for the engine's own families and for imported graphs alike. A convolution
+ * followed by a batch norm travels with it, so ONNX can fold the norm into the convolution while
+ * tfjs keeps both layers; pre-activation blocks, the option-A shortcut and imported graphs have
+ * convolutions without one (an imported one may carry a bias: an exporter's folded batch norm).
+ * Values are NHWC with the engine's axes; each exporter translates them to its own layout.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { ResidualBlock, SeparableBlock, type Block } from './blocks.js';
+import { GraphBlock } from './import/block.js';
+import { nodeScope } from './import/graph.js';
+import {
+  BinaryOp,
+  ChainOp,
+  ClipOp,
+  ConcatOp,
+  ConstantOperandOp,
+  ConvOp,
+  FlattenOp,
+  HardSigmoidOp,
+  HardSwishOp,
+  LayerOp,
+  PadOp,
+  PoolOp,
+  SigmoidOp,
+  SpatialMeanOp,
+  type GraphOp,
+} from './import/ops.js';
 import {
   BatchNorm,
   Conv2d,
   Dense,
   DepthwiseConv2d,
+  Dropout,
   GlobalAveragePool,
   Relu,
   Sequence,
@@ -22,15 +44,17 @@ import {
 } from './layers.js';
 import type { ExitCost, MwNetwork } from './network.js';
 
-/** The epsilon the network's batch norm uses, so exported models normalise identically. */
-export { BN_EPSILON as BATCH_NORM_EPSILON } from './layers.js';
-
 export interface BatchNormTensors {
   gamma: tf.Tensor;
   beta: tf.Tensor;
   mean: tf.Tensor;
   variance: tf.Tensor;
+  /** The norm's own epsilon (the engine's 1e-5, or an imported network's). */
+  epsilon: number;
 }
+
+/** Zero padding of height and width: [[top, bottom], [left, right]]. */
+export type SpatialPadding = [[number, number], [number, number]];
 
 /** Every node produces the value called `name`; inputs name earlier values or the graph input. */
 export type ExportNode =
@@ -42,19 +66,38 @@ export type ExportNode =
       convName: string;
       /** Absent where no batch norm follows the convolution. */
       batchNormName?: string;
-      kernel: number;
+      /** [height, width] of the filter. */
+      kernel: [number, number];
       stride: number;
+      padding: SpatialPadding;
       inChannels: number;
       outChannels: number;
-      /** One filter per channel (MobileNet): weight [k, k, C, 1] instead of [k, k, in, out]. */
+      /** One filter per channel (MobileNet): weight [kh, kw, C, 1] instead of [kh, kw, in, out]. */
       depthwise: boolean;
       weight: tf.Tensor;
+      /** Per output channel, added before the batch norm; absent for the engine's own convolutions. */
+      bias?: tf.Tensor;
       batchNorm?: BatchNormTensors;
     }
   | { op: 'batchNorm'; name: string; input: string; batchNorm: BatchNormTensors }
-  | { op: 'relu'; name: string; input: string }
-  | { op: 'add'; name: string; inputs: [string, string] }
-  | { op: 'globalAveragePool'; name: string; input: string }
+  | { op: 'relu' | 'sigmoid' | 'hardSwish'; name: string; input: string }
+  /** min(max(x, min), max); either bound may be infinite. */
+  | { op: 'clip'; name: string; input: string; min: number; max: number }
+  /** max(0, min(1, alpha * x + beta)). */
+  | { op: 'hardSigmoid'; name: string; input: string; alpha: number; beta: number }
+  /** Element-wise, broadcasting a size-1 axis of either operand (squeeze-and-excitation's channel weights). */
+  | { op: 'add' | 'mul'; name: string; inputs: [string, string] }
+  /** A value combined with a constant: a scalar, or per channel ([1, 1, 1, C]), or of the value's shape. */
+  | { op: 'addConstant' | 'mulConstant'; name: string; input: string; constant: tf.Tensor }
+  /** Along an axis of the engine's layout (3 of an NHWC value: channels, DenseNet's features) of values of `rank`. */
+  | { op: 'concat'; name: string; inputs: string[]; axis: number; rank: number }
+  /** Max or average (padding left out of the count) over a window, padded by `pad` on every side. */
+  | { op: 'maxPool' | 'avgPool'; name: string; input: string; window: [number, number]; stride: number; pad: number }
+  | { op: 'pad'; name: string; input: string; padding: SpatialPadding }
+  /** Mean over height and width: [N, C], or [N, 1, 1, C] with `keepDims`. */
+  | { op: 'globalAveragePool'; name: string; input: string; keepDims: boolean }
+  /** [N, H, W, C] -> [N, C * H * W] in channel-major (NCHW) order, as the ONNX graph it came from flattens. */
+  | { op: 'flatten'; name: string; input: string }
   | {
       op: 'dense';
       name: string;
@@ -86,7 +129,13 @@ function batchNormTensors(bn: BatchNorm): BatchNormTensors {
     beta: bn.beta.variable,
     mean: bn.runningMean.variable,
     variance: bn.runningVar.variable,
+    epsilon: bn.epsilon,
   };
+}
+
+/** The batch norm an imported operation wraps, if it is one. */
+function batchNormOf(op: GraphOp | undefined): BatchNorm | undefined {
+  return op instanceof LayerOp && op.layer instanceof BatchNorm ? op.layer : undefined;
 }
 
 class GraphWriter {
@@ -116,7 +165,98 @@ class GraphWriter {
       const sum = this.push({ op: 'add', name: `blocks.${number}.add`, inputs: [main, shortcut] });
       return block.activatesSum ? this.push({ op: 'relu', name: `blocks.${number}.relu`, input: sum }) : sum;
     }
+    if (block instanceof GraphBlock) return this.graph(block, input);
     throw new Error(`cannot export block ${number}: ${block.constructor.name} has no exporter`);
+  }
+
+  /**
+   * An imported block's operations in the file's order, its values renamed to the nodes written.
+   * A convolution whose output only its batch norm reads travels with that norm, as in the
+   * engine's own blocks.
+   */
+  private graph(block: GraphBlock, input: string): string {
+    const written = new Map([[block.input, input]]);
+    const value = (name: string) => written.get(name)!;
+    const readers = new Map<string, number>();
+    for (const node of block.nodes) for (const v of node.inputs) readers.set(v, (readers.get(v) ?? 0) + 1);
+    for (let i = 0; i < block.nodes.length; i++) {
+      const node = block.nodes[i]!;
+      const next = block.nodes[i + 1];
+      const inputs = node.inputs.map(value);
+      const bn = batchNormOf(next?.operation);
+      const fused =
+        node.operation instanceof ConvOp &&
+        bn &&
+        next!.inputs[0] === node.output &&
+        readers.get(node.output) === 1 &&
+        node.output !== block.output;
+      if (fused) {
+        written.set(next!.output, this.importedConv(node.operation as ConvOp, bn, inputs[0]!));
+        i++;
+      } else {
+        written.set(
+          node.output,
+          this.operation(node.operation, `backbone.${nodeScope(node.name)}`, inputs, node.shape.length + 1),
+        );
+      }
+    }
+    return value(block.output);
+  }
+
+  /**
+   * An imported operation on written values of `rank` (its output's: a chain's rank matters only
+   * to a concatenation, which is never chained); `name` names the nodes of those without parameters.
+   */
+  private operation(op: GraphOp, name: string, inputs: string[], rank: number): string {
+    const [input] = inputs as [string];
+    if (op instanceof LayerOp) return this.layer(op.layer as Layer, input);
+    if (op instanceof ConvOp) return this.importedConv(op, undefined, input);
+    if (op instanceof ClipOp) return this.push({ op: 'clip', name, input, min: op.lo, max: op.hi });
+    if (op instanceof HardSigmoidOp)
+      return this.push({ op: 'hardSigmoid', name, input, alpha: op.alpha, beta: op.beta });
+    if (op instanceof HardSwishOp) return this.push({ op: 'hardSwish', name, input });
+    if (op instanceof SigmoidOp) return this.push({ op: 'sigmoid', name, input });
+    if (op instanceof BinaryOp) return this.push({ op: op.kind, name, inputs: [input, inputs[1]!] });
+    if (op instanceof ConstantOperandOp) {
+      const kind = op.op.kind === 'add' ? 'addConstant' : 'mulConstant';
+      return this.push({ op: kind, name, input, constant: op.constant.variable });
+    }
+    if (op instanceof ConcatOp)
+      return inputs.length === 1 ? input : this.push({ op: 'concat', name, inputs, axis: op.axis, rank });
+    if (op instanceof PoolOp) {
+      const kind = op.kind === 'max' ? 'maxPool' : 'avgPool';
+      return this.push({ op: kind, name, input, window: op.window, stride: op.stride, pad: op.pad });
+    }
+    if (op instanceof SpatialMeanOp) return this.push({ op: 'globalAveragePool', name, input, keepDims: true });
+    if (op instanceof PadOp) return this.push({ op: 'pad', name, input, padding: op.padding });
+    if (op instanceof FlattenOp) return this.push({ op: 'flatten', name, input });
+    if (op instanceof ChainOp)
+      return op.ops.reduce((h, part, k) => this.operation(part, `${name}.${k}`, [h], rank), input);
+    throw new Error(`cannot export the imported operation ${op.constructor.name}: it has no exporter`);
+  }
+
+  private importedConv(op: ConvOp, bn: BatchNorm | undefined, input: string): string {
+    const [kh, kw, inChannels, outChannels] = op.weight.variable.shape as [number, number, number, number];
+    const [, [top, bottom], [left, right]] = op.pad;
+    const convName = scopeOf(op.weight);
+    return this.push({
+      op: 'conv',
+      name: bn ? scopeOf(bn.gamma) : convName,
+      input,
+      convName,
+      kernel: [kh, kw],
+      stride: op.stride,
+      padding: [
+        [top, bottom],
+        [left, right],
+      ],
+      inChannels,
+      outChannels: op.depthwise ? inChannels : outChannels,
+      depthwise: op.depthwise,
+      weight: op.weight.variable,
+      ...(op.bias ? { bias: op.bias.variable } : {}),
+      ...(bn ? { batchNormName: scopeOf(bn.gamma), batchNorm: batchNormTensors(bn) } : {}),
+    });
   }
 
   /** A convolution, with the batch norm that follows it if any (the option-A shortcut's filter is its fixed embedding). */
@@ -125,13 +265,19 @@ class GraphWriter {
     const weight = layer instanceof ZeroPadShortcut ? layer.embedding : layer.weight;
     const [kernel, , inChannels, outChannels] = weight.variable.shape as [number, number, number, number];
     const convName = scopeOf(weight);
+    // The engine's convolutions pad symmetrically by (k - 1) / 2, as PyTorch's.
+    const pad = (kernel - 1) / 2;
     return this.push({
       op: 'conv',
       name: bn ? scopeOf(bn.gamma) : convName,
       input,
       convName,
-      kernel,
+      kernel: [kernel, kernel],
       stride: layer.stride,
+      padding: [
+        [pad, pad],
+        [pad, pad],
+      ],
       inChannels,
       outChannels: depthwise ? inChannels : outChannels,
       depthwise,
@@ -144,7 +290,10 @@ class GraphWriter {
     if (layer instanceof Conv2d || layer instanceof DepthwiseConv2d || layer instanceof ZeroPadShortcut)
       return this.conv(layer, undefined, input);
     if (layer instanceof Relu) return this.push({ op: 'relu', name: `${input}.relu`, input });
-    if (layer instanceof GlobalAveragePool) return this.push({ op: 'globalAveragePool', name: `${input}.pool`, input });
+    // Dropout is the identity at inference (the Elastic head).
+    if (layer instanceof Dropout) return input;
+    if (layer instanceof GlobalAveragePool)
+      return this.push({ op: 'globalAveragePool', name: `${input}.pool`, input, keepDims: false });
     if (layer instanceof BatchNorm)
       return this.push({ op: 'batchNorm', name: scopeOf(layer.gamma), input, batchNorm: batchNormTensors(layer) });
     if (layer instanceof Dense) {

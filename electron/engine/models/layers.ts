@@ -24,7 +24,7 @@ import {
   depthwiseInputGrad,
   type ExplicitPad,
 } from '../backend/convGradientOps.js';
-import type { Random } from '../random.js';
+import { Random } from '../random.js';
 
 /** A trainable tensor or a persistent buffer (batch-norm running statistics). */
 export interface Param {
@@ -78,6 +78,11 @@ export class ParamFactory {
     readonly prefix = '',
   ) {}
 
+  /** A seed for a layer that draws its own random numbers (dropout). */
+  seed(): number {
+    return this.rng.fork();
+  }
+
   child(name: string): ParamFactory {
     return new ParamFactory(this.rng, this.prefix ? `${this.prefix}.${name}` : name);
   }
@@ -111,6 +116,11 @@ export class ParamFactory {
   /** A non-trainable tensor with given values (takes ownership of `values`). */
   fixed(name: string, values: tf.Tensor): Param {
     return this.make(name, values, false);
+  }
+
+  /** A parameter with given values, e.g. imported weights (takes ownership of `values`). */
+  given(name: string, values: tf.Tensor, trainable = true): Param {
+    return this.make(name, values, trainable);
   }
 
   private make(name: string, initial: tf.Tensor, trainable = true): Param {
@@ -288,6 +298,17 @@ export class DepthwiseConv2d implements Layer {
 export const BN_EPSILON = 1e-5;
 export const BN_MOMENTUM = 0.1;
 
+/** Values of an existing batch norm (an imported network's), with its own epsilon and momentum. */
+export interface BatchNormValues {
+  gamma: tf.Tensor;
+  beta: tf.Tensor;
+  mean: tf.Tensor;
+  variance: tf.Tensor;
+  epsilon: number;
+  /** PyTorch's convention: the weight of the batch's statistics in the running ones. */
+  momentum: number;
+}
+
 export class BatchNorm implements Layer {
   readonly gamma: Param;
   readonly beta: Param;
@@ -295,15 +316,25 @@ export class BatchNorm implements Layer {
   readonly runningVar: Param;
   readonly params: readonly Param[];
   readonly buffers: readonly Param[];
+  readonly epsilon: number;
+  readonly momentum: number;
 
+  /** A new batch norm (gamma 1, beta 0, running statistics 0 and 1), or one holding `values` (taken over). */
   constructor(
     make: ParamFactory,
     readonly channels: number,
+    values?: BatchNormValues,
   ) {
-    this.gamma = make.constant('gamma', [channels], 1);
-    this.beta = make.constant('beta', [channels], 0);
-    this.runningMean = make.constant('runningMean', [channels], 0, false);
-    this.runningVar = make.constant('runningVar', [channels], 1, false);
+    this.gamma = values ? make.given('gamma', values.gamma) : make.constant('gamma', [channels], 1);
+    this.beta = values ? make.given('beta', values.beta) : make.constant('beta', [channels], 0);
+    this.runningMean = values
+      ? make.given('runningMean', values.mean, false)
+      : make.constant('runningMean', [channels], 0, false);
+    this.runningVar = values
+      ? make.given('runningVar', values.variance, false)
+      : make.constant('runningVar', [channels], 1, false);
+    this.epsilon = values?.epsilon ?? BN_EPSILON;
+    this.momentum = values?.momentum ?? BN_MOMENTUM;
     this.params = [this.gamma, this.beta];
     this.buffers = [this.runningMean, this.runningVar];
   }
@@ -316,12 +347,12 @@ export class BatchNorm implements Layer {
         this.runningVar.variable,
         this.beta.variable,
         this.gamma.variable,
-        BN_EPSILON,
+        this.epsilon,
       );
     }
     // (x - mean) * scale + beta as x * scale + shift (tf.batchNorm's fused kernel took 5.6 ms on
     // wasm for [128,28,28,16], two per-channel passes 0.6 ms).
-    const scale = tf.mul(this.gamma.variable, tf.rsqrt(tf.add(this.runningVar.variable, BN_EPSILON)));
+    const scale = tf.mul(this.gamma.variable, tf.rsqrt(tf.add(this.runningVar.variable, this.epsilon)));
     const shift = tf.sub(this.beta.variable, tf.mul(this.runningMean.variable, scale));
     return channelAffine(x, scale, shift);
   }
@@ -335,7 +366,7 @@ export class BatchNorm implements Layer {
     // y = (x - mean) * (gamma * invStd) + beta takes two passes fewer than normalising first.
     const centered = channelAffine(x, tf.onesLike(mean), tf.neg(mean));
     const variance = tf.div(channelSums(centered, centered)[1], count);
-    const invStd = tf.rsqrt(tf.add(variance, BN_EPSILON));
+    const invStd = tf.rsqrt(tf.add(variance, this.epsilon));
     // A new tensor, so later optimizer steps do not change what backward uses (as Conv2d's clone).
     const scale = tf.mul(this.gamma.variable, invStd);
     const y = channelAffine(centered, scale, this.beta.variable);
@@ -361,10 +392,10 @@ export class BatchNorm implements Layer {
     tf.tidy(() => {
       const unbiased = tf.mul(variance, count / Math.max(1, count - 1));
       this.runningMean.variable.assign(
-        tf.add(tf.mul(this.runningMean.variable, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)),
+        tf.add(tf.mul(this.runningMean.variable, 1 - this.momentum), tf.mul(mean, this.momentum)),
       );
       this.runningVar.variable.assign(
-        tf.add(tf.mul(this.runningVar.variable, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)),
+        tf.add(tf.mul(this.runningVar.variable, 1 - this.momentum), tf.mul(unbiased, this.momentum)),
       );
     });
   }
@@ -424,6 +455,53 @@ export class GlobalAveragePool implements Layer {
 
   macs([h, w, c]: FeatureShape): number {
     return h * w * c;
+  }
+}
+
+/**
+ * Which training step the network is in, shared by its random layers: a dropout mask is drawn
+ * from (its seed, the step), so a resumed run draws the masks an uninterrupted one would.
+ */
+export class StepClock {
+  step = 0;
+}
+
+/**
+ * Inverted dropout on [N, C] features: while training each value is kept with probability
+ * 1 - rate and scaled by 1 / (1 - rate); inference is the identity. The mask is drawn in JS,
+ * as the initial weights are, so a seed gives the same masks on every backend.
+ */
+export class Dropout implements Layer {
+  readonly params: readonly Param[] = [];
+  readonly buffers: readonly Param[] = [];
+
+  constructor(
+    readonly rate: number,
+    private readonly seed: number,
+    private readonly clock: StepClock,
+  ) {
+    if (!(rate >= 0 && rate < 1)) throw new Error(`dropout rate must lie in [0, 1), got ${rate}`);
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return x;
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const rng = new Random(Math.imul(this.seed ^ 0x2545f491, 0x9e3779b1) ^ Math.imul(this.clock.step + 1, 0x85ebca77));
+    const keep = 1 / (1 - this.rate);
+    const mask = new Float32Array(x.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < this.rate ? 0 : keep;
+    const scale = tf.tensor(mask, x.shape);
+    return { y: tf.mul(x, scale), backward: (dy) => tf.mul(dy, scale) };
+  }
+
+  outputShape(input: FeatureShape): FeatureShape {
+    return input;
+  }
+
+  macs(): number {
+    return 0;
   }
 }
 

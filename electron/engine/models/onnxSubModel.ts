@@ -11,6 +11,7 @@ import {
   ATTRIBUTE_TYPE,
   encodeOnnxModel,
   floatTensor,
+  int64Tensor,
   type OnnxModel,
   intAttribute as int,
   intsAttribute as ints,
@@ -20,13 +21,7 @@ import {
   type OnnxTensor,
 } from '../onnx/proto.js';
 import { openOnnxSession } from '../onnx/runtime.js';
-import {
-  BATCH_NORM_EPSILON,
-  exportGraph,
-  type BatchNormTensors,
-  type ExportGraph,
-  type ExportNode,
-} from './inferenceGraph.js';
+import { exportGraph, type BatchNormTensors, type ExportGraph, type ExportNode } from './inferenceGraph.js';
 import type { MwNetwork } from './network.js';
 
 const ONNX_OPSET = 13;
@@ -43,9 +38,10 @@ type WeightValues = Map<tf.Tensor, Float32Array>;
 async function readWeights(graph: ExportGraph): Promise<WeightValues> {
   const tensors = graph.nodes.flatMap((node): tf.Tensor[] => {
     const bn = (b: BatchNormTensors | undefined) => (b ? [b.gamma, b.beta, b.mean, b.variance] : []);
-    if (node.op === 'conv') return [node.weight, ...bn(node.batchNorm)];
+    if (node.op === 'conv') return [node.weight, ...(node.bias ? [node.bias] : []), ...bn(node.batchNorm)];
     if (node.op === 'batchNorm') return bn(node.batchNorm);
     if (node.op === 'dense') return [node.weight, node.bias];
+    if (node.op === 'addConstant' || node.op === 'mulConstant') return [node.constant];
     return [];
   });
   const read = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
@@ -53,37 +49,57 @@ async function readWeights(graph: ExportGraph): Promise<WeightValues> {
 }
 
 /**
- * conv(x, W) then batch norm = conv(x, W * s) + (beta - mean * s), s = gamma / sqrt(var + eps)
- * per output channel (a convolution without a batch norm keeps W, with bias 0). Our weights are [k, k, in, out] (depthwise: [k, k, C, 1]); ONNX wants
- * [out, in / group, k, k].
+ * conv(x, W) + b then batch norm = conv(x, W * s) + ((b - mean) * s + beta), s = gamma / sqrt(var + eps)
+ * per output channel (a convolution without a batch norm keeps W and b, or 0). Our weights are
+ * [kh, kw, in, out] (depthwise: [kh, kw, C, 1]); ONNX wants [out, in / group, kh, kw].
  */
 function foldedConv(
   node: ConvNode,
   values: (t: tf.Tensor) => Float32Array,
 ): { weight: Float32Array; bias: Float32Array; dims: number[] } {
-  const { kernel: k, inChannels, outChannels, depthwise } = node;
+  const {
+    kernel: [kh, kw],
+    inChannels,
+    outChannels,
+    depthwise,
+  } = node;
   const w = values(node.weight);
+  const convBias = node.bias ? values(node.bias) : undefined;
   const bn = node.batchNorm;
   const [gamma, beta, mean, variance] = bn ? [bn.gamma, bn.beta, bn.mean, bn.variance].map(values) : [];
   const inPerGroup = depthwise ? 1 : inChannels;
-  const weight = new Float32Array(outChannels * inPerGroup * k * k);
+  const weight = new Float32Array(outChannels * inPerGroup * kh * kw);
   const bias = new Float32Array(outChannels);
   for (let o = 0; o < outChannels; o++) {
-    // Without a batch norm the convolution is kept as it is: scale 1, bias 0.
-    const scale = bn ? gamma![o]! / Math.sqrt(variance![o]! + BATCH_NORM_EPSILON) : 1;
-    bias[o] = bn ? beta![o]! - mean![o]! * scale : 0;
+    // Without a batch norm the convolution is kept as it is: scale 1, its own bias.
+    const scale = bn ? gamma![o]! / Math.sqrt(variance![o]! + bn.epsilon) : 1;
+    const b = convBias?.[o] ?? 0;
+    bias[o] = bn ? (b - mean![o]!) * scale + beta![o]! : b;
     for (let i = 0; i < inPerGroup; i++) {
-      for (let kh = 0; kh < k; kh++) {
-        for (let kw = 0; kw < k; kw++) {
-          const source = depthwise
-            ? (kh * k + kw) * outChannels + o
-            : ((kh * k + kw) * inChannels + i) * outChannels + o;
-          weight[((o * inPerGroup + i) * k + kh) * k + kw] = w[source]! * scale;
+      for (let y = 0; y < kh; y++) {
+        for (let x = 0; x < kw; x++) {
+          const source = depthwise ? (y * kw + x) * outChannels + o : ((y * kw + x) * inChannels + i) * outChannels + o;
+          weight[((o * inPerGroup + i) * kh + y) * kw + x] = w[source]! * scale;
         }
       }
     }
   }
-  return { weight, bias, dims: [outChannels, inPerGroup, k, k] };
+  return { weight, bias, dims: [outChannels, inPerGroup, kh, kw] };
+}
+
+/** NHWC axis of a 4-D value -> its NCHW axis (a flat value's axes are the same in both). */
+const NCHW_AXIS = [0, 2, 3, 1];
+
+/** A constant operand in the graph's layout: a 4-D one from [1, H, W, C] to [1, C, H, W]. */
+function nchwConstant(values: Float32Array, shape: readonly number[]): { dims: number[]; data: Float32Array } {
+  if (shape.length !== 4) return { dims: [...shape], data: values };
+  const [n, h, w, c] = shape as [number, number, number, number];
+  const data = new Float32Array(values.length);
+  for (let b = 0; b < n; b++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let k = 0; k < c; k++) data[((b * c + k) * h + y) * w + x] = values[((b * h + y) * w + x) * c + k]!;
+  return { dims: [n, c, h, w], data };
 }
 
 class OnnxGraphWriter {
@@ -107,20 +123,20 @@ class OnnxGraphWriter {
     switch (node.op) {
       case 'conv': {
         const folded = foldedConv(node, this.values);
-        const pad = (node.kernel - 1) / 2;
+        const [[top, bottom], [left, right]] = node.padding;
         const weight = this.initializer(`${node.convName}.weight`, folded.dims, folded.weight);
         const bias = this.initializer(`${node.convName}.bias`, [node.outChannels], folded.bias);
         this.node('Conv', node.convName, [value(node.input), weight, bias], node.name, [
-          ints('kernel_shape', [node.kernel, node.kernel]),
+          ints('kernel_shape', node.kernel),
           ints('strides', [node.stride, node.stride]),
-          ints('pads', [pad, pad, pad, pad]),
+          ints('pads', [top, left, bottom, right]),
           ints('dilations', [1, 1]),
           int('group', node.depthwise ? node.inChannels : 1),
         ]);
         return;
       }
       case 'batchNorm': {
-        const { gamma, beta, mean, variance } = node.batchNorm;
+        const { gamma, beta, mean, variance, epsilon } = node.batchNorm;
         const channels = [gamma.size];
         const inputs = [
           this.initializer(`${node.name}.scale`, channels, this.values(gamma)),
@@ -129,23 +145,89 @@ class OnnxGraphWriter {
           this.initializer(`${node.name}.var`, channels, this.values(variance)),
         ];
         this.node('BatchNormalization', node.name, [value(node.input), ...inputs], node.name, [
-          { name: 'epsilon', type: ATTRIBUTE_TYPE.float, f: BATCH_NORM_EPSILON },
+          { name: 'epsilon', type: ATTRIBUTE_TYPE.float, f: epsilon },
         ]);
         return;
       }
       case 'relu':
         this.node('Relu', node.name, [value(node.input)], node.name);
         return;
-      case 'add':
-        this.node('Add', node.name, node.inputs.map(value), node.name);
+      case 'sigmoid':
+        this.node('Sigmoid', node.name, [value(node.input)], node.name);
         return;
+      case 'hardSigmoid':
+        this.node('HardSigmoid', node.name, [value(node.input)], node.name, [
+          { name: 'alpha', type: ATTRIBUTE_TYPE.float, f: node.alpha },
+          { name: 'beta', type: ATTRIBUTE_TYPE.float, f: node.beta },
+        ]);
+        return;
+      case 'hardSwish': {
+        // HardSwish is an operator from opset 14 on: x * HardSigmoid(x) with PyTorch's alpha 1/6, beta 1/2.
+        const gate = `${node.name}.gate`;
+        this.node('HardSigmoid', gate, [value(node.input)], gate, [
+          { name: 'alpha', type: ATTRIBUTE_TYPE.float, f: 1 / 6 },
+          { name: 'beta', type: ATTRIBUTE_TYPE.float, f: 0.5 },
+        ]);
+        this.node('Mul', node.name, [value(node.input), gate], node.name);
+        return;
+      }
+      case 'clip': {
+        // Opset 13 takes the bounds as inputs; an empty name leaves that side open.
+        const bound = (which: string, v: number) =>
+          Number.isFinite(v) ? this.initializer(`${node.name}.${which}`, [], Float32Array.of(v)) : '';
+        const bounds = [bound('min', node.min), bound('max', node.max)];
+        while (bounds.at(-1) === '') bounds.pop();
+        this.node('Clip', node.name, [value(node.input), ...bounds], node.name);
+        return;
+      }
+      case 'add':
+      case 'mul':
+        this.node(node.op === 'add' ? 'Add' : 'Mul', node.name, node.inputs.map(value), node.name);
+        return;
+      case 'addConstant':
+      case 'mulConstant': {
+        const { dims, data } = nchwConstant(this.values(node.constant), node.constant.shape);
+        const constant = this.initializer(`${node.name}.constant`, dims, data);
+        this.node(node.op === 'addConstant' ? 'Add' : 'Mul', node.name, [value(node.input), constant], node.name);
+        return;
+      }
+      case 'concat':
+        this.node('Concat', node.name, node.inputs.map(value), node.name, [
+          int('axis', node.rank === 4 ? NCHW_AXIS[node.axis]! : node.axis),
+        ]);
+        return;
+      case 'maxPool':
+      case 'avgPool':
+        // AveragePool leaves the padding out of the count by default (count_include_pad 0), as the network does.
+        this.node(node.op === 'maxPool' ? 'MaxPool' : 'AveragePool', node.name, [value(node.input)], node.name, [
+          ints('kernel_shape', node.window),
+          ints('strides', [node.stride, node.stride]),
+          ints('pads', [node.pad, node.pad, node.pad, node.pad]),
+        ]);
+        return;
+      case 'pad': {
+        const [[top, bottom], [left, right]] = node.padding;
+        const pads = `${node.name}.pads`;
+        this.initializers.push(int64Tensor(pads, [0, 0, top, left, 0, 0, bottom, right]));
+        this.node('Pad', node.name, [value(node.input), pads], node.name);
+        return;
+      }
       case 'globalAveragePool': {
+        if (node.keepDims) {
+          // [N, C, H, W] -> [N, C, 1, 1]: the network's [N, 1, 1, C] in NCHW.
+          this.node('GlobalAveragePool', node.name, [value(node.input)], node.name);
+          return;
+        }
         // [N, C, H, W] -> [N, C, 1, 1] -> [N, C], the shape our pooling gives.
         const pooled = `${node.name}.nchw`;
         this.node('GlobalAveragePool', pooled, [value(node.input)], pooled);
         this.node('Flatten', node.name, [pooled], node.name, [int('axis', 1)]);
         return;
       }
+      case 'flatten':
+        // The value is NCHW here: Flatten gives the channel-major order the node stands for.
+        this.node('Flatten', node.name, [value(node.input)], node.name, [int('axis', 1)]);
+        return;
       case 'dense': {
         const weight = this.initializer(
           `${node.name}.weight`,

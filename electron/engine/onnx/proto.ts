@@ -70,7 +70,7 @@ message GraphProto {
 }
 
 message TensorProto {
-  enum DataType { UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; INT32 = 6; INT64 = 7; }
+  enum DataType { UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; INT32 = 6; INT64 = 7; DOUBLE = 11; }
   repeated int64 dims = 1;
   int32 data_type = 2;
   repeated float float_data = 4 [packed = true];
@@ -79,6 +79,9 @@ message TensorProto {
   string name = 8;
   string doc_string = 12;
   bytes raw_data = 9;
+  repeated double double_data = 10 [packed = true];
+  repeated StringStringEntryProto external_data = 13;
+  int32 data_location = 14;
 }
 
 message TensorShapeProto {
@@ -115,14 +118,21 @@ export const ONNX_INT8 = 3;
 export const ONNX_INT32 = 6;
 export const ONNX_INT64 = 7;
 
-/** AttributeProto.AttributeType values used by our nodes. */
-export const ATTRIBUTE_TYPE = { float: 1, int: 2, ints: 7 } as const;
+/** TensorProto.DataType.DOUBLE, read by the importer. */
+export const ONNX_DOUBLE = 11;
+
+/** AttributeProto.AttributeType values: those our nodes write, and those an imported graph may hold. */
+export const ATTRIBUTE_TYPE = { float: 1, int: 2, string: 3, tensor: 4, floats: 6, ints: 7 } as const;
 
 export interface OnnxAttribute {
   name: string;
-  type: (typeof ATTRIBUTE_TYPE)[keyof typeof ATTRIBUTE_TYPE];
+  /** Any AttributeType when decoded (graphs and string lists included); the importer refuses what it cannot read. */
+  type: (typeof ATTRIBUTE_TYPE)[keyof typeof ATTRIBUTE_TYPE] | number;
   f?: number;
   i?: number;
+  s?: Uint8Array;
+  t?: OnnxTensor;
+  floats?: number[];
   ints?: number[];
 }
 
@@ -142,7 +152,12 @@ export interface OnnxTensor {
   dims: number[];
   /** Little-endian element bytes. */
   raw_data?: Uint8Array;
+  float_data?: number[];
+  int32_data?: number[];
   int64_data?: number[];
+  double_data?: number[];
+  /** 1 (EXTERNAL): the values live in another file (models over 2 GB); the importer refuses these. */
+  data_location?: number;
 }
 
 /** A dimension is a size or a symbolic name (a dynamic batch: 'N'). */
@@ -162,6 +177,8 @@ export interface OnnxGraph {
   initializer: OnnxTensor[];
   input: OnnxValueInfo[];
   output: OnnxValueInfo[];
+  /** Shapes of intermediate values, when the exporter or a shape inference recorded them. */
+  value_info?: OnnxValueInfo[];
 }
 
 export interface OnnxModel {
@@ -232,7 +249,10 @@ export function floatValueOfAnyShape(name: string): OnnxValueInfo {
   return { name, type: { tensor_type: { elem_type: ONNX_FLOAT } } };
 }
 
-/** Decodes a model written by encodeOnnxModel (int64 fields as numbers), e.g. to inspect its graph. */
+/**
+ * Decodes a model (int64 fields as numbers): one written by encodeOnnxModel, or any other ONNX
+ * file, whose fields outside this subset are skipped.
+ */
 export function decodeOnnxModel(bytes: Uint8Array): OnnxModel {
   return modelProto.toObject(modelProto.decode(bytes), { longs: Number, defaults: false, arrays: true }) as OnnxModel;
 }

@@ -17,7 +17,7 @@ import {
   type RunStatus,
   type RunSummary,
 } from '../../../shared/metrics.js';
-import { parseRunConfig, type RunConfig } from '../../../shared/spec.js';
+import { archSlug, parseRunConfig, type RunConfig } from '../../../shared/spec.js';
 import { statIfExists } from '../data/files.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { FileError, parseNdjson, readJsonFile, writeJsonAtomic } from './files.js';
@@ -34,8 +34,7 @@ export const RUN_FILES = {
 /** "2026-11-23_09-41-07_resnet20_multiway": sortable by time, readable in a file manager. */
 export function runFolderName(config: RunConfig, now = new Date()): string {
   const stamp = now.toISOString().slice(0, 19).replace('T', '_').replaceAll(':', '-');
-  const arch = config.arch.family === 'resnet' ? `resnet${config.arch.depth}` : `mobilenet${config.arch.width}`;
-  return `${stamp}_${arch}_${config.method}`;
+  return `${stamp}_${archSlug(config.arch)}_${config.method}`;
 }
 
 /** Whether a process of that id exists (one owned by another user counts). */

@@ -36,6 +36,16 @@ export const useAnalysesStore = defineStore('analyses', () => {
 
   const thresholdPoint = computed(() => earlyExit.value?.points[thresholdIndex.value]);
 
+  /** Another criterion: the sweep shown was computed with the old one until Compute is pressed again. */
+  function chooseCriterion(next: ExitCriterion): void {
+    criterion.value = next;
+  }
+
+  /** Picks a point of the sweep (the slider, or a click on the chart). */
+  function chooseThreshold(index: number): void {
+    thresholdIndex.value = index;
+  }
+
   async function computeEarlyExit(): Promise<boolean> {
     const dir = run.trace?.dir;
     if (!dir) return false;
@@ -84,6 +94,8 @@ export const useAnalysesStore = defineStore('analyses', () => {
     computingEarlyExit: busy.earlyExit,
     computingLesion: busy.lesion,
     computingSupervision: busy.supervision,
+    chooseCriterion,
+    chooseThreshold,
     computeEarlyExit,
     computeLesion,
     computeSupervision,

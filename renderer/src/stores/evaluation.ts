@@ -76,6 +76,16 @@ export const useEvaluationStore = defineStore('evaluation', () => {
     );
   }
 
+  /** Another split: the results shown belong to the old one and are cleared (the watch above). */
+  function chooseSplit(next: EvaluationSplit): void {
+    split.value = next;
+  }
+
+  /** The exit whose per-class table and confusion matrix are shown. */
+  function chooseExit(index: number): void {
+    exitIndex.value = index;
+  }
+
   /** Opens the images of a cell (from its first page), or another page of the open one. */
   async function openImages(next: ImageSelection, offset = 0): Promise<boolean> {
     const dir = run.trace?.dir;
@@ -113,6 +123,8 @@ export const useEvaluationStore = defineStore('evaluation', () => {
     selection,
     images,
     loadingImages,
+    chooseSplit,
+    chooseExit,
     compute,
     openImages,
     closeImages,

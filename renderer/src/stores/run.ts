@@ -113,6 +113,11 @@ export const useRunStore = defineStore('run', () => {
 
   const act = (doing: string, action: () => Promise<unknown>) => studio.attempt(doing, action, acting);
 
+  /** Shows the next run the engine starts as it trains (a study's runs, one after another). */
+  function followLive(): void {
+    followsLive.value = true;
+  }
+
   /** Starts training; the run appears when the engine announces it ('started'). */
   function start(config: RunConfig): Promise<boolean> {
     followsLive.value = true;
@@ -151,6 +156,7 @@ export const useRunStore = defineStore('run', () => {
     applyEvents,
     open,
     follow,
+    followLive,
     start,
     resume,
     pause,

@@ -59,6 +59,22 @@ export const useSelectionStore = defineStore('selection', () => {
   );
   watch([budgetMetric, budgetText], () => (pickedIndex.value = undefined), { flush: 'sync' });
 
+  function chooseBudgetMetric(metric: BudgetMetric): void {
+    budgetMetric.value = metric;
+  }
+
+  function typeBudget(text: string): void {
+    budgetText.value = text;
+  }
+
+  function chooseExportFormat(format: ExportFormat): void {
+    exportFormat.value = format;
+  }
+
+  function typeExportDestination(path: string): void {
+    exportDestination.value = path;
+  }
+
   function select(index: number): void {
     pickedIndex.value = index;
     exportResult.value = undefined;
@@ -116,6 +132,10 @@ export const useSelectionStore = defineStore('selection', () => {
     recommended,
     selectedIndex,
     selected,
+    chooseBudgetMetric,
+    typeBudget,
+    chooseExportFormat,
+    typeExportDestination,
     select,
     exportSelected,
     chooseDestination,

@@ -94,7 +94,7 @@ export const useStudyStore = defineStore('study', () => {
   async function start(): Promise<boolean> {
     const { request } = validation.value;
     if (!request) return false;
-    run.followsLive = true;
+    run.followLive();
     return studio.attempt(
       'Could not start the study',
       async () => {
@@ -106,7 +106,7 @@ export const useStudyStore = defineStore('study', () => {
 
   /** Continues a stopped or interrupted study: its cut-short run from the checkpoint, then the rest. */
   function resume(id: string): Promise<boolean> {
-    run.followsLive = true;
+    run.followLive();
     return studio.attempt('Could not continue the study', () => api.resumeStudy({ study: id }), acting);
   }
 

@@ -1,7 +1,7 @@
 import { createPinia, setActivePinia } from 'pinia';
 import { describe, expect, it } from 'vitest';
 import { provideStudioApi } from '../../../renderer/src/api/current.js';
-import { progressFraction } from '../../../renderer/src/runTrace.js';
+import { applyRecord, progressFraction, traceFromStart } from '../../../renderer/src/runTrace.js';
 import { useRunStore } from '../../../renderer/src/stores/run.js';
 import { useStudioStore } from '../../../renderer/src/stores/studio.js';
 import {
@@ -34,6 +34,22 @@ function stores(handlers: Parameters<typeof fakeStudio>[0] = {}) {
 }
 
 const steps = (series: { x: number }[] | undefined) => series?.map((p) => p.x);
+
+describe('run trace', () => {
+  it("keeps each exit's cross-entropy apart from its loss when the run distils, and none otherwise", () => {
+    const distilled = traceFromStart(start);
+    const entropyAt = (step: number, k: number) => lossAt(step, k) + 0.25;
+    for (const step of [1, 2, 3])
+      applyRecord(distilled, { ...batch(step), crossEntropy: exits.map((_, k) => entropyAt(step, k)) });
+    distilled.crossEntropy.forEach((series, k) =>
+      expect(series).toEqual([1, 2, 3].map((s) => ({ x: s, y: entropyAt(s, k) }))),
+    );
+    distilled.loss.forEach((series, k) => expect(series).toEqual([1, 2, 3].map((s) => ({ x: s, y: lossAt(s, k) }))));
+    const plain = traceFromStart(start);
+    applyRecord(plain, batch(1));
+    expect(plain.crossEntropy.every((series) => series.length === 0)).toBe(true);
+  });
+});
 
 describe('run store, following a live run', () => {
   it('builds per-exit loss and accuracy series, progress and ETA from the event stream', () => {

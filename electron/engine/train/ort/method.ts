@@ -68,7 +68,7 @@ export class OrtTrainingMethod implements TrainingMethod {
    */
   constructor(
     private readonly net: MwNetwork,
-    reference: TrainingMethod,
+    private readonly reference: TrainingMethod,
     private readonly hyper: Hyperparameters,
     private readonly options: OrtStepOptions,
   ) {
@@ -176,6 +176,12 @@ export class OrtTrainingMethod implements TrainingMethod {
       correct: tf.tensor1d(correct),
       ...(crossEntropy ? { crossEntropy: tf.tensor1d(crossEntropy) } : {}),
     };
+  }
+
+  /** Frozen-backbone steps train the heads on tfjs (methods.ts), from the variables brought up to date. */
+  stepHeads(inputs: readonly tf.Tensor[], labels: tf.Tensor1D, lrFactor: number): StepResult {
+    this.settle();
+    return this.reference.stepHeads(inputs, labels, lrFactor);
   }
 
   /** Writes the weights, statistics and momentum buffers into the tfjs variables and optimizers. */
