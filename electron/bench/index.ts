@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: training throughput of plain, joint and multi-way BP, per-exit inference
- * latency and peak memory on the active backend, and, where /usr/bin/python3 has torch, the
+ * `npm run bench`: training throughput of plain, joint and multi-way BP (MwResNet, or MwMobileNet
+ * with --arch mobilenet), per-exit inference latency and peak memory on the active backend, and,
+ * where /usr/bin/python3 has torch, the
  * PyTorch reference (torch_throughput.py beside this file, or MW_TORCH_REFERENCE; on CUDA when
  * torch sees a GPU) on the same settings in the same run. Prints the ratios and writes them as
  * JSON. A benchmark, not a test: figures from one run on one machine are compared only with
@@ -18,7 +19,7 @@ import type { Latency } from '../../shared/metrics.js';
 import { DEFAULT_ARCH, DEFAULT_RUN_CONFIG, parseRunConfig, resolveExits, type Method } from '../../shared/spec.js';
 import {
   buildNetwork,
-  createTrainingMethod,
+  createTrainingMethodOn,
   exitLatency,
   initBackend,
   inspectBackbone,
@@ -33,9 +34,10 @@ import { BACKEND_CHOICES, UsageError } from '../cli/usage.js';
 const BENCH_METHODS: Method[] = ['plain', 'joint', 'multiway'];
 const TORCH_MODES: Record<string, string> = { plain: 'final', joint: 'joint', multiway: 'multiway' };
 
-export const BENCH_USAGE = `mw-studio bench [--backend ${BACKEND_CHOICES}] [--depth ${DEFAULT_ARCH.depth} | --backbone FILE.onnx] [--shape 28x28x1] [--exits ${DEFAULT_ARCH.exits!.join(',')}]
-                [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6] [--baseline wasm|wasm-ort|none] [--out bench.json] [--no-torch]
-  training images/s per method (also on --baseline: wasm by default on wasm-ort, wasm-ort on webgpu), per-exit
+export const BENCH_USAGE = `mw-studio bench [--backend ${BACKEND_CHOICES}] [--arch resnet|mobilenet] [--depth ${DEFAULT_ARCH.depth} | --backbone FILE.onnx] [--width 1]
+                [--shape 28x28x1] [--exits ${DEFAULT_ARCH.exits!.join(',')}] [--batch ${DEFAULT_RUN_CONFIG.batchSize}] [--steps 6]
+                [--baseline wasm|wasm-ort|none] [--out bench.json] [--no-torch]
+  training images/s per method (also on --baseline: wasm-ort by default on ort and webgpu, wasm on wasm-ort), per-exit
   latency as the engine measures it next to the backend's tfjs kernels and onnxruntime on the same exported
   sub-model, and peak memory, against PyTorch (CUDA when torch sees a GPU) when available`;
 
@@ -45,6 +47,8 @@ interface TorchResult {
   train_img_per_s: number;
   /** The CUDA GPU's name, or 'cpu'. */
   device: string;
+  /** The torch process's peak resident memory. */
+  peak_rss_bytes: number;
 }
 
 function parseShape(text: string): [number, number, number] {
@@ -56,7 +60,10 @@ function parseShape(text: string): [number, number, number] {
 }
 
 interface BenchShape {
+  /** 'resnet' (with depth) or 'mobilenet' (with width). */
+  family: 'resnet' | 'mobilenet';
   depth: number;
+  width: number;
   exits: number[];
   shape: [number, number, number];
   batch: number;
@@ -65,13 +72,17 @@ interface BenchShape {
 
 function torchReference(
   mode: string,
-  { depth, exits, shape, batch, steps }: BenchShape,
+  { family, depth, width, exits, shape, batch, steps }: BenchShape,
 ): TorchResult | { skipped: string } {
   const script = process.env.MW_TORCH_REFERENCE ?? fileURLToPath(new URL('torch_throughput.py', import.meta.url));
   const python = process.env.MW_PYTHON ?? '/usr/bin/python3';
   if (!existsSync(python)) return { skipped: `${python} not found (set MW_PYTHON)` };
   if (!existsSync(script)) return { skipped: `${script} not found (set MW_TORCH_REFERENCE)` };
   const args = [
+    '--arch',
+    family,
+    '--width',
+    String(width),
     '--depth',
     String(depth),
     '--exits',
@@ -100,6 +111,8 @@ export async function bench(argv: string[]): Promise<number> {
     options: {
       backend: { type: 'string' },
       shape: { type: 'string' },
+      arch: TRAIN_OPTIONS.arch,
+      width: TRAIN_OPTIONS.width,
       depth: TRAIN_OPTIONS.depth,
       backbone: TRAIN_OPTIONS.backbone,
       exits: TRAIN_OPTIONS.exits,
@@ -112,16 +125,19 @@ export async function bench(argv: string[]): Promise<number> {
     strict: true,
   });
   // The network and batch go through train's parser, so a bad setting gets train's one-line error.
-  const defaultExits = values.backbone === undefined ? DEFAULT_ARCH.exits!.join(',') : undefined;
+  const family = values.arch ?? 'resnet';
+  // MwResNet-20's exits by default, as the issue's measurements; MobileNet's and a backbone's own default placement.
+  const defaultExits = values.backbone === undefined && family === 'resnet' ? DEFAULT_ARCH.exits!.join(',') : undefined;
   const config = parseRunConfig(
     configFromFlags({
+      arch: values.backbone === undefined ? family : undefined,
       depth: values.depth,
+      width: values.width,
       backbone: values.backbone,
       exits: values.exits ?? defaultExits,
       batch: values.batch,
     }),
   );
-  if (config.arch.family === 'mobilenet') throw new UsageError('the bench measures MwResNet or an imported backbone');
   if (config.arch.family === 'imported' && values.shape !== undefined)
     throw new UsageError('--shape comes from the backbone with --backbone; leave it out');
   const batch = config.batchSize;
@@ -136,16 +152,26 @@ export async function bench(argv: string[]): Promise<number> {
     config.arch.family === 'resnet' ? resolveExits(config.arch) : (config.arch.exits ?? inspected!.defaultExits);
   const [height, width, channels] = inspected?.inputShape ?? parseShape(values.shape ?? '28x28x1');
   const arch = { ...config.arch, exits };
-  const name = depth === undefined ? `the backbone ${values.backbone}` : `MwResNet-${depth}`;
+  const name =
+    config.arch.family === 'imported'
+      ? `the backbone ${values.backbone}`
+      : config.arch.family === 'resnet'
+        ? `MwResNet-${depth}`
+        : `MwMobileNet-${config.arch.width}`;
   process.stderr.write(
     `bench: ${name} exits ${exits.join(',')}, ${height}x${width}x${channels}, batch ${batch}, ${steps} timed steps, backend ${backend.label} on ${backend.device}\n`,
   );
 
   let peakBytes = 0;
   let peakGpuBytes = 0;
-  const trainingThroughput = async (method: Method): Promise<number> => {
+  const trainingThroughput = async (method: Method, backendName: string): Promise<number> => {
     const net = buildNetwork(arch, [height, width, channels], CLASSES, 0);
-    const trainer = createTrainingMethod(method, net, { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 });
+    const trainer = createTrainingMethodOn(backendName, method, net, {
+      lr: 0.1,
+      momentum: 0.9,
+      weightDecay: 1e-4,
+      gamma: 2,
+    });
     let timed = 0;
     for (let s = 0; s < steps + 2; s++) {
       const x = tf.randomNormal([batch, height, width, channels]) as tf.Tensor4D;
@@ -164,6 +190,7 @@ export async function bench(argv: string[]): Promise<number> {
       );
       for (const t of [x, labels, result.losses, result.correct]) t.dispose();
     }
+    trainer.release?.();
     for (const opt of trainer.optimizers) opt.disposeState();
     net.dispose();
     return (steps * batch) / (timed / 1000);
@@ -176,19 +203,23 @@ export async function bench(argv: string[]): Promise<number> {
       baselineImagesPerSecond?: number;
       torchImagesPerSecond?: number;
       torchDevice?: string;
+      torchPeakMemoryBytes?: number;
       ratio?: number;
       torchSkipped?: string;
     }
   > = {};
   for (const method of BENCH_METHODS) {
-    const imagesPerSecond = await trainingThroughput(method);
+    const imagesPerSecond = await trainingThroughput(method, backend.name);
     const entry: (typeof training)[string] = { imagesPerSecond };
     training[method] = entry;
     // PyTorch right after the same method, so both see the (shared, drifting) machine alike.
-    if (depth === undefined) entry.torchSkipped = 'the PyTorch reference trains the CIFAR ResNet only';
+    if (config.arch.family === 'imported')
+      entry.torchSkipped = 'the PyTorch reference trains the CIFAR ResNet and MobileNet only';
     else if (!values['no-torch']) {
       const torch = torchReference(TORCH_MODES[method]!, {
-        depth,
+        family: config.arch.family,
+        depth: depth ?? 0,
+        width: config.arch.width,
         exits,
         shape: [height, width, channels],
         batch,
@@ -198,6 +229,7 @@ export async function bench(argv: string[]): Promise<number> {
       else {
         entry.torchImagesPerSecond = torch.train_img_per_s;
         entry.torchDevice = torch.device;
+        entry.torchPeakMemoryBytes = torch.peak_rss_bytes;
         entry.ratio = imagesPerSecond / torch.train_img_per_s;
       }
     }
@@ -207,14 +239,17 @@ export async function bench(argv: string[]): Promise<number> {
         : `, torch ${entry.torchImagesPerSecond.toFixed(1)} img/s on ${entry.torchDevice}`;
     process.stderr.write(`  ${method}: ${imagesPerSecond.toFixed(1)} img/s${torchText}\n`);
   }
-  // The path this one improves on, measured in the same run: wasm-ort against plain wasm.
-  const defaultBaseline = backend.name === 'wasm-ort' ? 'wasm' : backend.name === 'webgpu' ? 'wasm-ort' : undefined;
+  // The backend's own peak: the baseline and the latency runs below come after it.
+  const backendPeakBytes = peakBytes;
+  // The path this one improves on, measured in the same run: wasm-ort against plain wasm, ort and webgpu against wasm-ort.
+  const defaultBaseline =
+    backend.name === 'wasm-ort' ? 'wasm' : backend.name === 'webgpu' || backend.name === 'ort' ? 'wasm-ort' : undefined;
   const baseline = values.baseline === 'none' ? undefined : (values.baseline ?? defaultBaseline);
   if (baseline !== undefined) {
     const baselineInfo = await initBackend(baseline);
     process.stderr.write(`baseline: ${baselineInfo.label}\n`);
     for (const method of BENCH_METHODS) {
-      training[method]!.baselineImagesPerSecond = await trainingThroughput(method);
+      training[method]!.baselineImagesPerSecond = await trainingThroughput(method, baselineInfo.name);
       process.stderr.write(`  ${method}: ${training[method]!.baselineImagesPerSecond!.toFixed(1)} img/s\n`);
     }
     await initBackend(backend.name);
@@ -259,6 +294,8 @@ export async function bench(argv: string[]): Promise<number> {
     training,
     latency,
     peakMemoryBytes: peakBytes,
+    backendPeakMemoryBytes: backendPeakBytes,
+    torchPeakMemoryBytes: Math.max(0, ...BENCH_METHODS.map((m) => training[m]!.torchPeakMemoryBytes ?? 0)),
     ...(peakGpuBytes > 0 ? { peakGpuBytes } : {}),
     date: new Date().toISOString(),
   };
@@ -295,7 +332,7 @@ export async function bench(argv: string[]): Promise<number> {
     )}\n`,
   );
   process.stdout.write(
-    `peak resident memory ${(peakBytes / 2 ** 20).toFixed(0)} MiB${peakGpuBytes > 0 ? `, GPU buffers ${(peakGpuBytes / 2 ** 20).toFixed(0)} MiB` : ''}\n`,
+    `peak resident memory ${(backendPeakBytes / 2 ** 20).toFixed(0)} MiB while training on ${backend.name} (${(peakBytes / 2 ** 20).toFixed(0)} MiB over the whole bench)${peakGpuBytes > 0 ? `, GPU buffers ${(peakGpuBytes / 2 ** 20).toFixed(0)} MiB` : ''}${report.torchPeakMemoryBytes > 0 ? `; torch ${(report.torchPeakMemoryBytes / 2 ** 20).toFixed(0)} MiB` : ''}\n`,
   );
   const out = values.out ?? 'bench.json';
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
-"""PyTorch training throughput of MwResNet for `npm run bench`, on the GPU when torch sees one
+"""PyTorch training throughput of MwResNet or MwMobileNet for `npm run bench`, on the GPU when torch sees one
 (CUDA), else the CPU; any input shape, random images (throughput does not depend on content).
 The network and the three update rules follow shared/bench/torch_reference.py (the authors'
 code): exit heads BN -> ReLU -> global average pool -> FC; per-exit Nesterov SGD stepped in
-series after one forward pass for multi-way. Prints one JSON line.
-Usage: torch_throughput.py --depth 56 --exits 9,18 --shape 32x32x3 --mode multiway --batch 128 --steps 6
+series after one forward pass for multi-way. MobileNet v1 as the engine's (models/mobilenet.ts):
+stem conv (stride 2 from 96 pixels) -> 13 depthwise-separable blocks (dw3x3-BN-ReLU, pw1x1-BN-ReLU).
+Prints one JSON line, with the process's peak resident memory.
+Usage: torch_throughput.py [--arch resnet|mobilenet] [--width 1] --depth 56 --exits 9,18 --shape 32x32x3 --mode multiway --batch 128 --steps 6
 """
-import argparse, json, time, torch, torch.nn as nn, torch.nn.functional as F
+import argparse, json, resource, time, torch, torch.nn as nn, torch.nn.functional as F
 
 class Block(nn.Module):
     def __init__(s, cin, cout, stride):
@@ -39,8 +41,29 @@ class MwResNet(nn.Module):
             if i in s.exits: outs.append(s.heads[s.exits.index(i)](h))
         return outs
 
+MOBILENET_V1 = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
+
+def conv_bn_relu(cin, cout, k, stride, groups=1):
+    return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+class MwMobileNet(nn.Module):
+    def __init__(s, width, exits, cin, size, classes=10):
+        super().__init__()
+        scale = lambda c: max(1, round(c * width))
+        c = scale(32)
+        s.stem = nn.Sequential(*conv_bn_relu(cin, c, 3, 2 if size >= 96 else 1))
+        blocks = []
+        for out, stride in MOBILENET_V1:
+            blocks.append(nn.Sequential(*conv_bn_relu(c, c, 3, stride, groups=c), *conv_bn_relu(c, scale(out), 1, 1))); c = scale(out)
+        s.blocks = nn.ModuleList(blocks)
+        s.exits = sorted(exits) + [len(blocks)]
+        head = lambda c: nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
+        s.heads = nn.ModuleList([head(scale(MOBILENET_V1[e - 1][0])) for e in s.exits])
+    forward = MwResNet.forward
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument('--arch', default='resnet', choices=['resnet', 'mobilenet']); ap.add_argument('--width', type=float, default=1.0)
     ap.add_argument('--depth', type=int, default=20); ap.add_argument('--exits', default='')
     ap.add_argument('--shape', default='28x28x1'); ap.add_argument('--mode', default='multiway', choices=['final', 'joint', 'multiway'])
     ap.add_argument('--batch', type=int, default=128); ap.add_argument('--steps', type=int, default=6)
@@ -48,7 +71,8 @@ def main():
     a = ap.parse_args(); torch.set_num_threads(a.threads); torch.manual_seed(0)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     h, w, c = (int(v) for v in a.shape.split('x'))
-    m = MwResNet(a.depth, [int(e) for e in a.exits.split(',') if e], c).to(device); m.train()
+    exits = [int(e) for e in a.exits.split(',') if e]
+    m = (MwResNet(a.depth, exits, c, width=max(1, round(16 * a.width))) if a.arch == 'resnet' else MwMobileNet(a.width, exits, c, h)).to(device); m.train()
     aux = m.exits[:-1]; lay = [2 * e + 1 for e in aux]
     lam = [max(0.01, (l / lay[-1]) ** a.gamma) for l in lay] + [1.0]
     def seg(k):
@@ -80,6 +104,7 @@ def main():
                 hopts[k].step(); opts[k].step()
     sync(); dt = time.time() - t0
     name = torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu'
-    print(json.dumps({'mode': a.mode, 'depth': a.depth, 'shape': a.shape, 'device': name, 'train_img_per_s': round(a.steps * a.batch / dt, 1)}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    print(json.dumps({'mode': a.mode, 'arch': a.arch, 'depth': a.depth, 'shape': a.shape, 'device': name, 'train_img_per_s': round(a.steps * a.batch / dt, 1), 'peak_rss_bytes': peak}))
 
 if __name__ == '__main__': main()

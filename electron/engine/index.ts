@@ -31,3 +31,4 @@ export { createStudy, listStudies, readStudy, runStudy, studyPath, studyView } f
 export { checkSlurmSettings, sbatchOnPath } from './slurm.js';
 export { runSlurmStudy, slurmFolder } from './slurmStudy.js';
 export { createTrainingMethod } from './train/methods.js';
+export { createTrainingMethodOn } from './train/ort/index.js';

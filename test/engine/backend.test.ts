@@ -51,11 +51,13 @@ const withoutNative = !nativePackageInstalled();
 
 describe('initBackend', () => {
   it.runIf(withoutNative)(
-    'auto picks wasm with onnxruntime convolutions here and says why the native packages were skipped',
+    'auto picks onnxruntime training steps over wasm here and says why the native packages were skipped',
     async () => {
       const info = await initBackend('auto');
-      expect(info.name).toBe('wasm-ort');
-      expect(info.label).toMatch(/^WebAssembly \((no )?SIMD, \d+ threads?\) \+ onnxruntime convolutions/);
+      expect(info.name).toBe('ort');
+      expect(info.label).toMatch(
+        /^onnxruntime training steps \(\d+ threads?\); WebAssembly \((no )?SIMD, \d+ threads?\) \+ onnxruntime convolutions/,
+      );
       expect(info.gpu).toBe(false);
       expect(info.portable).toBe(true);
       expect(info.device.length).toBeGreaterThan(0);
@@ -112,7 +114,7 @@ describe('initBackend', () => {
 
   it('rejects an unknown preference, naming the valid ones', async () => {
     await expect(initBackend('gpu')).rejects.toThrow(
-      "Unknown compute backend 'gpu'. Valid values (argument or MW_BACKEND): auto, tensorflow-gpu, webgpu, tensorflow, wasm-ort, wasm, cpu.",
+      "Unknown compute backend 'gpu'. Valid values (argument or MW_BACKEND): auto, tensorflow-gpu, webgpu, tensorflow, ort, wasm-ort, wasm, cpu.",
     );
   });
 

@@ -13,7 +13,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
 import { cudaMismatch } from './cuda.js';
 import { GPU_REQUIREMENTS } from './description.js';
-import { enableOnnxKernels, type OnnxKernelsInfo } from './ortConvolutions/index.js';
+import { enableOnnxKernels, onnxConvolutionSupport, type OnnxKernelsInfo } from './ortConvolutions/index.js';
 import { registerGradientKernels } from './portableConvGradients.js';
 import type { BackendInfo, BackendName } from './preferences.js';
 import { registerFusedKernels } from './wasm/channelKernels.js';
@@ -176,6 +176,22 @@ export async function startWasmOrt(startWasmOnce: () => Promise<Attempt>): Promi
     ...wasmAttempt.started,
     name: 'wasm-ort',
     label: `${wasmAttempt.started.label} + onnxruntime convolutions (${threads}, ${layout})`,
+  };
+}
+
+/**
+ * wasm-ort for everything tfjs runs, and each training step compiled into one onnxruntime graph
+ * (train/ort/; where a network's step cannot be compiled the trainer says why and keeps wasm-ort's).
+ * `startWasmOrtOnce` is choice.ts's one attempt at wasm-ort.
+ */
+export async function startOrt(startWasmOrtOnce: () => Promise<Attempt>): Promise<Started> {
+  const wasmOrt = await startWasmOrtOnce();
+  if ('unavailable' in wasmOrt) throw new Error(`it needs wasm-ort: ${wasmOrt.unavailable}`);
+  const { threads } = onnxConvolutionSupport();
+  return {
+    ...wasmOrt.started,
+    name: 'ort',
+    label: `onnxruntime training steps (${threads} thread${threads === 1 ? '' : 's'}); ${wasmOrt.started.label} for the rest`,
   };
 }
 

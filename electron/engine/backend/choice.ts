@@ -6,6 +6,8 @@
  *                   GPU through Vulkan, Metal or D3D12; 'auto' takes a hardware adapter only,
  *                   a software one (SwiftShader) runs when forced (webgpu/)
  *   tensorflow      @tensorflow/tfjs-node: libtensorflow on the CPU
+ *   ort             wasm-ort for tfjs, and each whole training step as one onnxruntime graph
+ *                   (train/ort/; portable like wasm-ort, on every core)
  *   wasm-ort        wasm, with its convolutions run by onnxruntime-node's multi-threaded
  *                   CPU kernels (portable: onnxruntime-node ships its CPU library in the npm package)
  *   wasm            @tensorflow/tfjs-backend-wasm: XNNPACK compiled to WebAssembly (portable)
@@ -22,6 +24,7 @@ import {
   startCpu,
   startNative,
   startWasm,
+  startOrt,
   startWasmOrt,
   startWebGpu,
   type Attempt,
@@ -45,6 +48,7 @@ const ENGINE_BACKEND: Record<BackendName, string> = {
   'tensorflow-gpu': 'tensorflow',
   webgpu: WEBGPU_BACKEND,
   tensorflow: 'tensorflow',
+  ort: 'wasm',
   'wasm-ort': 'wasm',
   wasm: 'wasm',
   cpu: 'cpu',
@@ -53,7 +57,7 @@ const ENGINE_BACKEND: Record<BackendName, string> = {
 /**
  * Sets up the compute backend and says which one runs. 'auto' takes the fastest that works here;
  * naming a native backend or webgpu insists on it (an Error says why it cannot run), while a portable one
- * falls back to the portable ones after it ('wasm-ort' -> 'wasm' -> 'cpu'). Results are cached:
+ * falls back to the portable ones after it ('ort' -> 'wasm-ort' -> 'wasm' -> 'cpu'). Results are cached:
  * the same preference returns the same info, and makes its backend the active one again.
  * An empty MW_BACKEND counts as unset.
  */
@@ -69,8 +73,8 @@ export async function initBackend(preference: string = process.env.MW_BACKEND ||
   const info = await pending;
   // Another preference may have switched backends since; switching back to an initialised one is cheap.
   if (tf.getBackend() !== ENGINE_BACKEND[info.name]) await tf.setBackend(ENGINE_BACKEND[info.name]);
-  // wasm and wasm-ort share tfjs's 'wasm' backend and differ only in some of its kernels.
-  if (info.name === 'wasm-ort') enableOnnxKernels();
+  // wasm, wasm-ort and ort share tfjs's 'wasm' backend and differ only in some of its kernels.
+  if (info.name === 'wasm-ort' || info.name === 'ort') enableOnnxKernels();
   else if (info.name === 'wasm') disableOnnxKernels();
   return info;
 }
@@ -125,6 +129,8 @@ function start(name: BackendName, options: StartOptions): Promise<Started> {
       return startNative(name);
     case 'webgpu':
       return startWebGpu(options);
+    case 'ort':
+      return startOrt(() => attemptOnce('wasm-ort'));
     case 'wasm-ort':
       return startWasmOrt(() => attemptOnce('wasm'));
     case 'wasm':

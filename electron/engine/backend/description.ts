@@ -25,6 +25,7 @@ function fasterHint(name: BackendName): string | undefined {
       return undefined;
     case 'tensorflow':
       return `For the GPU: ${installCommand('tensorflow-gpu')}.`;
+    case 'ort':
     case 'wasm-ort':
     case 'wasm':
     case 'cpu':

@@ -1,7 +1,7 @@
 /** The compute backends the engine can train on, and what a caller may ask for (choice.ts picks one). */
 import { BackendError } from '../errors.js';
 
-export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm-ort' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'ort' | 'wasm-ort' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
 
 export interface BackendInfo {
@@ -22,13 +22,14 @@ export const BACKEND_NAMES: readonly BackendName[] = [
   'tensorflow-gpu',
   'webgpu',
   'tensorflow',
+  'ort',
   'wasm-ort',
   'wasm',
   'cpu',
 ];
 
 /** The candidates that need no native library, fastest first: each falls back to the ones after it. */
-export const PORTABLE_NAMES: readonly BackendName[] = ['wasm-ort', 'wasm', 'cpu'];
+export const PORTABLE_NAMES: readonly BackendName[] = ['ort', 'wasm-ort', 'wasm', 'cpu'];
 
 /** Every value `initBackend` (and MW_BACKEND) accepts. */
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', ...BACKEND_NAMES];

@@ -133,7 +133,7 @@ export class ParamFactory {
 }
 
 /** PyTorch-style symmetric padding (k-1)/2, so shapes and exported models match nn.Conv2d(padding=k//2). */
-function symmetricPad(kernel: number): ExplicitPad {
+export function symmetricPad(kernel: number): ExplicitPad {
   const p = (kernel - 1) / 2;
   return [
     [0, 0],
@@ -296,7 +296,7 @@ export class DepthwiseConv2d implements Layer {
 
 /** PyTorch's BatchNorm2d defaults: eps 1e-5, running statistics momentum 0.1, unbiased running variance. */
 export const BN_EPSILON = 1e-5;
-const BN_MOMENTUM = 0.1;
+export const BN_MOMENTUM = 0.1;
 
 /** Values of an existing batch norm (an imported network's), with its own epsilon and momentum. */
 export interface BatchNormValues {

@@ -49,6 +49,13 @@ export interface TrainingMethod {
    * no update, weight decay or momentum.
    */
   stepHeads(inputs: readonly tf.Tensor[], labels: tf.Tensor1D, lrFactor: number): StepResult;
+  /**
+   * Brings the network's variables and the optimizers' buffers up to date, for a method that
+   * keeps them elsewhere between steps (train/ort/); call before reading them.
+   */
+  settle?(): void;
+  /** Frees what the method holds outside tfjs. */
+  release?(): void;
 }
 
 /** Mean softmax cross-entropy and its gradient w.r.t. the logits. */

@@ -26,7 +26,8 @@ import { loadCheckpoint, saveCheckpoint, type EpochProgress } from '../runs/chec
 import type { RunFolder } from '../runs/store.js';
 import { assignNetworkTensors } from '../runs/trained.js';
 import { FEATURE_CACHE_BYTES, FeatureCache } from './featureCache.js';
-import { createTrainingMethod, type StepResult, type TrainingMethod } from './methods.js';
+import type { StepResult, TrainingMethod } from './methods.js';
+import { createTrainingMethodOn } from './ort/index.js';
 import { learningRateFactor } from './schedule.js';
 
 export interface TrainerOptions {
@@ -106,7 +107,7 @@ export class Trainer {
     const { config, dataset, folder, backend } = options;
     const { height, width, channels } = dataset.shape;
     this.net = buildNetwork(config.arch, [height, width, channels], dataset.classes.length, config.seed, config.head);
-    this.method = createTrainingMethod(config.method, this.net, {
+    this.method = createTrainingMethodOn(backend.name, config.method, this.net, {
       lr: config.lr,
       momentum: config.momentum,
       weightDecay: config.weightDecay,
@@ -186,6 +187,8 @@ export class Trainer {
   /** Restores weights, optimizer state and position from the run folder's checkpoint. */
   async restore(): Promise<void> {
     const checkpoint = await loadCheckpoint(this.options.folder.dir);
+    // A method that keeps its state outside tfjs reads it back from the variables on its next step.
+    this.method.settle?.();
     try {
       assignNetworkTensors(this.net, checkpoint.network, this.options.folder.dir);
       this.method.optimizers.forEach((opt, k) => {
@@ -222,6 +225,7 @@ export class Trainer {
   }
 
   private async checkpoint(): Promise<void> {
+    this.method.settle?.();
     await saveCheckpoint(this.options.folder.dir, {
       epoch: this.epoch,
       step: this.step,
@@ -323,6 +327,8 @@ export class Trainer {
     let result: StepResult;
     let backbone: QueuedStep['backbone'];
     if (frozen) {
+      // The heads train on tfjs from the network's variables (a compiled step keeps them elsewhere).
+      this.method.settle?.();
       const labels = batchLabels(dataset.train, indices);
       let inputs = this.featureCache?.read(indices);
       backbone = inputs ? 'cached' : 'frozen';
@@ -391,6 +397,7 @@ export class Trainer {
   private async finishEpoch(epochNumber: number, seconds: number): Promise<EpochMetrics> {
     const { config, dataset } = this.options;
     this.emit({ type: 'evaluating', what: `epoch ${epochNumber} accuracy` });
+    this.method.settle?.();
     const { top1 } = await exitAccuracy(this.net, dataset, selectionSet(dataset));
     const { seen, lossSums, correct } = this.progress;
     const record: EpochMetrics = {
@@ -412,6 +419,7 @@ export class Trainer {
   private async summarize(fromStep: number): Promise<RunSummary> {
     const { config, dataset, backend, latency } = this.options;
     this.emit({ type: 'evaluating', what: 'test accuracy and latency of every exit' });
+    this.method.settle?.();
     const exits: ExitReport[] = await exitReports(this.net, dataset, dataset.test, latency);
     if (dataset.validation) {
       // The same figure on validation, so a validation-set evaluation has a summary to match.
@@ -435,6 +443,7 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.method.release?.();
     for (const opt of this.method.optimizers) opt.disposeState();
     this.net.dispose();
   }

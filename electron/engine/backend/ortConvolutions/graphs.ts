@@ -70,8 +70,14 @@ function blockedIf(block: number | undefined, ...channelCounts: number[]): ConvL
     : { blocked: false };
 }
 
-export function forwardGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
-  const g = new GraphBuilder();
+/** The convolution of NHWC `x` with the [kh, kw, I, O] `filter` into `g`; returns the NHWC output. */
+export function emitConvForward(
+  g: GraphBuilder,
+  { info, pads }: ConvGeometry,
+  block: number | undefined,
+  x: string,
+  filter: string,
+): string {
   const filterShape: Shape4D = [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels];
   const layout = blockedIf(block, info.inChannels, info.outChannels);
   const attributes = convAttributes(
@@ -80,34 +86,44 @@ export function forwardGraph({ info, pads }: ConvGeometry, block: number | undef
     [info.dilationHeight, info.dilationWidth],
     pads,
   );
-  const output = nhwcConv(g, layout, 'x', 'filter', filterShape, attributes, info.inShape, info.outShape);
+  return nhwcConv(g, layout, x, filter, filterShape, attributes, info.inShape, info.outShape);
+}
+
+export function forwardGraph(geometry: ConvGeometry, block: number | undefined): KernelGraph {
+  const g = new GraphBuilder();
+  const { info } = geometry;
   return {
     g,
     inputs: [
       ['x', info.inShape],
-      ['filter', filterShape],
+      ['filter', [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels]],
     ],
-    outputs: [[output, info.outShape]],
+    outputs: [[emitConvForward(g, geometry, block, 'x', 'filter'), info.outShape]],
   };
 }
 
-export function inputGradientGraph({ info, pads }: ConvGeometry, block: number | undefined): KernelGraph {
-  const g = new GraphBuilder();
+/** The gradient of emitConvForward's output `dy` with respect to its image, NHWC. */
+export function emitConvInputGradient(
+  g: GraphBuilder,
+  { info, pads }: ConvGeometry,
+  block: number | undefined,
+  dy: string,
+  filter: string,
+): string {
   const { filterHeight: kh, filterWidth: kw, inChannels, outChannels } = info;
-  const filterShape: Shape4D = [kh, kw, inChannels, outChannels];
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const stride1 = info.strideHeight === 1 && info.strideWidth === 1;
   const layout = blockedIf(block, inChannels, outChannels);
   let output: string;
   if (stride1 && layout.blocked && Math.max(top, bottom) < kh && Math.max(left, right) < kw) {
     // Flip both spatial axes ([kh, kw] read backwards), then swap I and O.
-    const flipped = g.slice('filter', [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
+    const flipped = g.slice(filter, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
     const transposed = g.transpose(flipped, [0, 1, 3, 2]);
     const fullPads = [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right];
     output = nhwcConv(
       g,
       layout,
-      'dy',
+      dy,
       transposed,
       [kh, kw, outChannels, inChannels],
       convAttributes([kh, kw], [1, 1], [1, 1], fullPads),
@@ -124,7 +140,7 @@ export function inputGradientGraph({ info, pads }: ConvGeometry, block: number |
     ];
     const dxNchw = g.op(
       'ConvTranspose',
-      [g.transpose('dy', [0, 3, 1, 2]), g.transpose('filter', [3, 2, 0, 1])],
+      [g.transpose(dy, [0, 3, 1, 2]), g.transpose(filter, [3, 2, 0, 1])],
       [
         ...convAttributes([kh, kw], [info.strideHeight, info.strideWidth], [1, 1], pads),
         intsAttribute('output_padding', outputPadding),
@@ -132,13 +148,19 @@ export function inputGradientGraph({ info, pads }: ConvGeometry, block: number |
     );
     output = g.transpose(dxNchw, [0, 2, 3, 1]);
   }
+  return output;
+}
+
+export function inputGradientGraph(geometry: ConvGeometry, block: number | undefined): KernelGraph {
+  const g = new GraphBuilder();
+  const { info } = geometry;
   return {
     g,
     inputs: [
       ['dy', info.outShape],
-      ['filter', filterShape],
+      ['filter', [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels]],
     ],
-    outputs: [[output, info.inShape]],
+    outputs: [[emitConvInputGradient(g, geometry, block, 'dy', 'filter'), info.inShape]],
   };
 }
 /**
@@ -148,8 +170,12 @@ export function inputGradientGraph({ info, pads }: ConvGeometry, block: number |
  * [C, N, Ho, Wo], dilated by the stride; the output [1, C, kh', kw'] is sliced to kh x kw.
  * 52-69 ms against 142 ms for the composed wasm kernel (128x32x32x32, 3x3, stride 1).
  */
-export function depthwiseFilterGradientGraph({ info, pads }: ConvGeometry): KernelGraph {
-  const g = new GraphBuilder();
+export function emitDepthwiseFilterGradient(
+  g: GraphBuilder,
+  { info, pads }: ConvGeometry,
+  x: string,
+  dy: string,
+): string {
   const {
     batchSize: n,
     inChannels: c,
@@ -162,10 +188,10 @@ export function depthwiseFilterGradientGraph({ info, pads }: ConvGeometry): Kern
   } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const image = g.op('Pad', [
-    g.reshape(g.transpose('x', [3, 0, 1, 2]), [1, c * n, h, w]),
+    g.reshape(g.transpose(x, [3, 0, 1, 2]), [1, c * n, h, w]),
     g.int64s([0, 0, top, left, 0, 0, bottom, right]),
   ]);
-  const kernel = g.transpose('dy', [3, 0, 1, 2]);
+  const kernel = g.transpose(dy, [3, 0, 1, 2]);
   let taps = g.op(
     'Conv',
     [image, kernel],
@@ -177,13 +203,20 @@ export function depthwiseFilterGradientGraph({ info, pads }: ConvGeometry): Kern
   const rows = h + top + bottom - (ho - 1) * info.strideHeight;
   const cols = w + left + right - (wo - 1) * info.strideWidth;
   if (rows > kh || cols > kw) taps = g.slice(taps, [2, 3], [0, 0], [kh, kw]);
-  const output = g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
+  return g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
+}
+
+export function depthwiseFilterGradientGraph(geometry: ConvGeometry): KernelGraph {
+  const g = new GraphBuilder();
+  const { info } = geometry;
   return {
     g,
     inputs: [
       ['x', info.inShape],
       ['dy', info.outShape],
     ],
-    outputs: [[output, [kh, kw, c, 1]]],
+    outputs: [
+      [emitDepthwiseFilterGradient(g, geometry, 'x', 'dy'), [info.filterHeight, info.filterWidth, info.inChannels, 1]],
+    ],
   };
 }

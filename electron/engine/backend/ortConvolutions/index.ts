@@ -2,5 +2,15 @@
  * The wasm-ort compute path: tfjs's wasm backend with its convolutions run by onnxruntime-node
  * (registration.ts switches it on and off; convolutions.ts builds the kernels on program.ts).
  */
-export { disableOnnxKernels, enableOnnxKernels, onnxKernelsActive, type OnnxKernelsInfo } from './registration.js';
-export { onnxKernelCalls } from './program.js';
+export {
+  disableOnnxKernels,
+  enableOnnxKernels,
+  onnxConvolutionSupport,
+  onnxKernelsActive,
+  type OnnxKernelsInfo,
+} from './registration.js';
+export { GraphBuilder, OnnxProgram, onnxKernelCalls } from './program.js';
+// The graphs' pieces, for train/ort/'s whole-step graph.
+export { emitConvForward, emitConvInputGradient, emitDepthwiseFilterGradient } from './graphs.js';
+export { emitConvFilterGradient } from './filterGradient.js';
+export type { ConvGeometry } from './geometry.js';

@@ -34,6 +34,7 @@ interface NativeSession {
     fetches: Record<string, ort.Tensor | null>,
     options: ort.InferenceSession.RunOptions,
   ): Record<string, ort.Tensor>;
+  endProfiling(): void;
   dispose(): void;
 }
 
@@ -106,9 +107,11 @@ export interface KernelGraph {
 export class OnnxProgram {
   private readonly session: NativeSession;
 
+  /** `options` adds to or replaces the session options below (a training step spins, for one). */
   constructor(
     private readonly graph: KernelGraph,
     threads: number,
+    options: ort.InferenceSession.SessionOptions = {},
   ) {
     const bytes = encodeOnnxModel({
       ir_version: 8,
@@ -133,6 +136,7 @@ export class OnnxProgram {
       // Without spinning, onnxruntime's idle threads sleep instead of competing with the
       // single-threaded wasm work between kernel calls.
       extra: { session: { intra_op: { allow_spinning: '0' } } },
+      ...options,
     });
   }
 
@@ -147,6 +151,11 @@ export class OnnxProgram {
     const fetches: Record<string, ort.Tensor> = {};
     this.graph.outputs.forEach(([name, shape], i) => (fetches[name] = new ort.Tensor('float32', outs[i]!, shape)));
     this.session.run(feeds, fetches, {});
+  }
+
+  /** Writes the profile of a session opened with `enableProfiling` (a JSON file named by its prefix). */
+  endProfiling(): void {
+    this.session.endProfiling();
   }
 
   dispose(): void {

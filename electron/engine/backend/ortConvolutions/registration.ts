@@ -34,11 +34,7 @@ let probed: OnnxKernelsInfo | undefined;
  */
 export function enableOnnxKernels(): OnnxKernelsInfo {
   if (active !== undefined) return { threads: active.threads, block: active.block };
-  if (probed === undefined) {
-    const threads = os.availableParallelism();
-    probed = { threads, ...probeOnnxConvolutions(threads) };
-  }
-  const { threads, block } = probed;
+  const { threads, block } = onnxConvolutionSupport();
   const cache = new ProgramCache(threads);
   const replaced = CONVOLUTION_KERNELS.map((name) => {
     const previous = tf.getKernel(name, 'wasm');
@@ -55,6 +51,18 @@ export function enableOnnxKernels(): OnnxKernelsInfo {
   });
   active = { threads, block, cache, replaced };
   return { threads, block };
+}
+
+/**
+ * Threads and NCHWc block for onnxruntime convolutions on this machine, checked once per process
+ * against the active tfjs backend on a probe (an Error if onnxruntime disagrees or cannot run).
+ */
+export function onnxConvolutionSupport(): OnnxKernelsInfo {
+  if (probed === undefined) {
+    const threads = os.availableParallelism();
+    probed = { threads, ...probeOnnxConvolutions(threads) };
+  }
+  return probed;
 }
 
 /** Whether the wasm backend's kernels are onnxruntime's now (the wasm-ort path). */

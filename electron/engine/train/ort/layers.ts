@@ -1,0 +1,387 @@
+/**
+ * The engine's layers (models/layers.ts, models/blocks.ts) written as ONNX nodes: for each layer,
+ * its training-mode forward and the same explicit backward maths as its `trace`, emitted into one
+ * graph instead of run. onnxruntime's CPU package has no autodiff, so every gradient here is the
+ * layer's own formula: a convolution's image gradient as a convolution with the flipped filter
+ * (ConvTranspose where strided), its filter gradient as per-tap products, batch norm's backward
+ * composed from per-channel sums. Activations are NHWC and filters in tfjs's [kh, kw, I, O]
+ * layout, so the weights the graph keeps are the tfjs variables' bytes.
+ */
+import { backend_util } from '@tensorflow/tfjs-core';
+import {
+  emitConvFilterGradient,
+  emitConvForward,
+  emitConvInputGradient,
+  emitDepthwiseFilterGradient,
+  GraphBuilder,
+  type ConvGeometry,
+} from '../../backend/ortConvolutions/index.js';
+import { floatTensor, intAttribute, intsAttribute } from '../../onnx/proto.js';
+import { ResidualBlock, SeparableBlock } from '../../models/blocks.js';
+import {
+  BatchNorm,
+  BN_EPSILON,
+  BN_MOMENTUM,
+  Conv2d,
+  Dense,
+  DepthwiseConv2d,
+  GlobalAveragePool,
+  Relu,
+  Sequence,
+  symmetricPad,
+  ZeroPadShortcut,
+  type Layer,
+  type Param,
+} from '../../models/layers.js';
+
+/** A layer or network the step graph cannot express: the reason the trainer falls back. */
+export class UnsupportedStepError extends Error {
+  override readonly name = 'UnsupportedStepError';
+}
+
+/** A graph value and its shape. */
+export interface Value {
+  name: string;
+  shape: number[];
+}
+
+/** An ONNX graph with float constants and the element-wise shorthand the step needs. */
+export class StepGraph extends GraphBuilder {
+  private readonly scalars = new Map<number, string>();
+  private constantCount = 0;
+
+  /** A float32 scalar constant (shared between uses). */
+  scalar(value: number): string {
+    let name = this.scalars.get(value);
+    if (name === undefined) {
+      name = `f${this.constantCount++}`;
+      this.initializers.push(floatTensor(name, [], Float32Array.of(value)));
+      this.scalars.set(value, name);
+    }
+    return name;
+  }
+
+  /** A float32 constant of zeros. */
+  zeros(shape: number[]): string {
+    const name = `z${this.constantCount++}`;
+    this.initializers.push(floatTensor(name, shape, new Float32Array(shape.reduce((a, b) => a * b, 1))));
+    return name;
+  }
+
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+
+  sub(a: string, b: string): string {
+    return this.op('Sub', [a, b]);
+  }
+
+  mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+
+  scale(a: string, factor: number): string {
+    return factor === 1 ? a : this.mul(a, this.scalar(factor));
+  }
+
+  /** Sum over `axes`, dropped from the shape. */
+  sum(a: string, axes: number[]): string {
+    return this.op('ReduceSum', [a, this.int64s(axes)], [intAttribute('keepdims', 0)]);
+  }
+
+  /** A [1, k] row of ones: sums as products, which MLAS runs on every core (ReduceSum over NHWC's leading axes took 8x longer). */
+  private ones(k: number): string {
+    const key = -k - 1;
+    let name = this.scalars.get(key);
+    if (name === undefined) {
+      name = `o${this.constantCount++}`;
+      this.initializers.push(floatTensor(name, [1, k], new Float32Array(k).fill(1)));
+      this.scalars.set(key, name);
+    }
+    return name;
+  }
+
+  /**
+   * Per-channel sums of an NHWC value: over the images, then the rows, then the columns. Three
+   * short sums instead of one long one keep float32 rounding near a pairwise sum's (one product
+   * over 4096 positions moved MobileNet's gradients by 5e-4).
+   */
+  channelSum(v: string, [n, h, w, c]: number[]): string {
+    const sumOver = (rows: number, value: string, width: number) =>
+      this.op('MatMul', [this.ones(rows), this.reshape(value, [rows, width])]);
+    const overImages = sumOver(n!, v, h! * w! * c!);
+    const overRows = sumOver(h!, overImages, w! * c!);
+    return this.reshape(sumOver(w!, overRows, c!), [c!]);
+  }
+
+  /**
+   * `op` of an NHWC value and a per-channel vector. The value is viewed as rows of W * C and the
+   * vector repeated W times: onnxruntime's broadcast over a last axis of a few channels runs a
+   * short inner loop per pixel (3x slower than a same-shape Mul at 16 channels).
+   */
+  channelOp(op: 'Add' | 'Sub' | 'Mul', x: string, vector: string, [n, h, w, c]: number[]): string {
+    const rows = this.reshape(x, [n! * h!, w! * c!]);
+    const tiled = w === 1 ? vector : this.op('Tile', [vector, this.int64s([w!])]);
+    return this.reshape(this.op(op, [rows, tiled]), [n!, h!, w!, c!]);
+  }
+
+  /** Concatenation of 1-D values (one value is returned as it is). */
+  concat(parts: string[]): string {
+    return parts.length === 1 ? parts[0]! : this.op('Concat', parts, [intAttribute('axis', 0)]);
+  }
+}
+
+/** Parameter gradients of one backward pass, as graph values (models/layers.ts GradSink). */
+export class GraphGradSink {
+  readonly grads = new Map<Param, string>();
+
+  constructor(private readonly g: StepGraph) {}
+
+  add(param: Param, grad: string): void {
+    const previous = this.grads.get(param);
+    this.grads.set(param, previous ? this.g.add(previous, grad) : grad);
+  }
+}
+
+/** Maps the gradient of a layer's output to its input's, adding parameter gradients to the sink. */
+export type EmittedBackward = (dy: string, sink: GraphGradSink) => string;
+
+export interface EmittedTrace {
+  y: Value;
+  backward: EmittedBackward;
+}
+
+/** Where layers read and write the network's tensors while the graph is emitted. */
+export interface TensorSource {
+  /** The current value of a parameter or buffer (after the steps emitted so far). */
+  read(param: Param): string;
+  /** A buffer's new value (batch-norm running statistics). */
+  write(param: Param, value: string): void;
+}
+
+/** tfjs's geometry of the convolution, as the wasm-ort kernels compute it. */
+function geometry(x: number[], filter: number[], stride: number, depthwise: boolean): ConvGeometry {
+  const kernel = filter[0]!;
+  const info = backend_util.computeConv2DInfo(
+    x as [number, number, number, number],
+    filter as [number, number, number, number],
+    stride,
+    1,
+    symmetricPad(kernel),
+    undefined,
+    depthwise,
+    'channelsLast',
+  );
+  const { top, left, bottom, right } = info.padInfo;
+  return { info, pads: [top, left, bottom, right] };
+}
+
+/** Emits graph nodes for layers, reading weights from `tensors`; `block` is MLAS's NCHWc block, if any. */
+export class LayerEmitter {
+  constructor(
+    readonly g: StepGraph,
+    readonly tensors: TensorSource,
+    readonly block: number | undefined,
+  ) {}
+
+  trace(layer: Layer, x: Value): EmittedTrace {
+    if (layer instanceof Sequence) return this.sequence(layer, x);
+    if (layer instanceof Conv2d) return this.conv(layer, x);
+    if (layer instanceof BatchNorm) return this.batchNorm(layer, x);
+    if (layer instanceof Relu) return this.relu(x);
+    if (layer instanceof ZeroPadShortcut) return this.zeroPadShortcut(layer, x);
+    if (layer instanceof DepthwiseConv2d) return this.depthwise(layer, x);
+    if (layer instanceof GlobalAveragePool) return this.globalAveragePool(x);
+    if (layer instanceof Dense) return this.dense(layer, x);
+    if (layer instanceof ResidualBlock) return this.residual(layer, x);
+    if (layer instanceof SeparableBlock) return this.sequence(layer.body, x);
+    throw new UnsupportedStepError(`the step graph has no ${layer.constructor.name} layer`);
+  }
+
+  private sequence(sequence: Sequence, x: Value): EmittedTrace {
+    const backwards: EmittedBackward[] = [];
+    let h = x;
+    for (const layer of sequence.layers) {
+      const traced = this.trace(layer, h);
+      backwards.push(traced.backward);
+      h = traced.y;
+    }
+    return { y: h, backward: (dy, sink) => backwards.reduceRight((grad, backward) => backward(grad, sink), dy) };
+  }
+
+  private conv(layer: Conv2d, x: Value): EmittedTrace {
+    const { g, block } = this;
+    const w = this.tensors.read(layer.weight);
+    const geo = geometry(x.shape, layer.weight.variable.shape, layer.stride, false);
+    return {
+      y: { name: emitConvForward(g, geo, block, x.name, w), shape: geo.info.outShape },
+      backward: (dy, sink) => {
+        sink.add(layer.weight, emitConvFilterGradient(g, geo, x.name, dy));
+        return emitConvInputGradient(g, geo, block, dy, w);
+      },
+    };
+  }
+
+  /** [kh, kw, C, 1] -> ONNX's grouped filter [C, 1, kh, kw]. */
+  private depthwise(layer: DepthwiseConv2d, x: Value): EmittedTrace {
+    const { g } = this;
+    const w = this.tensors.read(layer.weight);
+    const geo = geometry(x.shape, layer.weight.variable.shape, layer.stride, true);
+    const { info, pads } = geo;
+    const c = layer.channels;
+    const grouped = g.transpose(w, [2, 3, 0, 1]);
+    const attributes = [
+      intsAttribute('kernel_shape', [3, 3]),
+      intsAttribute('strides', [layer.stride, layer.stride]),
+      intsAttribute('pads', pads),
+      intAttribute('group', c),
+    ];
+    const y = g.transpose(g.op('Conv', [g.transpose(x.name, [0, 3, 1, 2]), grouped], attributes), [0, 2, 3, 1]);
+    return {
+      y: { name: y, shape: info.outShape },
+      backward: (dy, sink) => {
+        sink.add(layer.weight, emitDepthwiseFilterGradient(g, geo, x.name, dy));
+        const dyNchw = g.transpose(dy, [0, 3, 1, 2]);
+        let dx: string;
+        if (layer.stride === 1) {
+          // The same depthwise convolution with the filter flipped in space, padded by k-1-pad.
+          const flipped = g.slice(grouped, [2, 3], [-1, -1], [-4, -4], [-1, -1]);
+          const [top, left, bottom, right] = pads as [number, number, number, number];
+          dx = g.op(
+            'Conv',
+            [dyNchw, flipped],
+            [
+              intsAttribute('kernel_shape', [3, 3]),
+              intsAttribute('pads', [2 - top, 2 - left, 2 - bottom, 2 - right]),
+              intAttribute('group', c),
+            ],
+          );
+        } else {
+          const outputPadding = [
+            info.inHeight - ((info.outHeight - 1) * layer.stride + 3 - pads[0]! - pads[2]!),
+            info.inWidth - ((info.outWidth - 1) * layer.stride + 3 - pads[1]! - pads[3]!),
+          ];
+          dx = g.op(
+            'ConvTranspose',
+            [dyNchw, grouped],
+            [...attributes, intsAttribute('output_padding', outputPadding)],
+          );
+        }
+        return g.transpose(dx, [0, 2, 3, 1]);
+      },
+    };
+  }
+
+  /** Option A: subsample by the stride, zero channels appended; backward puts dy's first channels back in place. */
+  private zeroPadShortcut(layer: ZeroPadShortcut, x: Value): EmittedTrace {
+    const { g } = this;
+    const [n, h, w, inC] = x.shape as [number, number, number, number];
+    const s = layer.stride;
+    const ho = Math.ceil(h / s);
+    const wo = Math.ceil(w / s);
+    const extra = layer.outChannels - inC;
+    const subsampled = s === 1 ? x.name : g.slice(x.name, [1, 2], [0, 0], [h, w], [s, s]);
+    const y = extra > 0 ? g.op('Pad', [subsampled, g.int64s([0, 0, 0, 0, 0, 0, 0, extra])]) : subsampled;
+    return {
+      y: { name: y, shape: [n, ho, wo, layer.outChannels] },
+      backward: (dy) => {
+        const kept = extra > 0 ? g.slice(dy, [3], [0], [inC]) : dy;
+        if (s === 1) return kept;
+        // Each subsampled pixel back at (s*i, s*j), zeros between: pad a unit axis after each spatial one.
+        const spread = g.op('Pad', [
+          g.reshape(kept, [n, ho, 1, wo, 1, inC]),
+          g.int64s([0, 0, 0, 0, 0, 0, 0, 0, s - 1, 0, s - 1, 0]),
+        ]);
+        const grid = g.reshape(spread, [n, ho * s, wo * s, inC]);
+        return ho * s === h && wo * s === w ? grid : g.slice(grid, [1, 2], [0, 0], [h, w]);
+      },
+    };
+  }
+
+  /**
+   * Training-mode batch norm as BatchNorm.trace: batch statistics over every axis but channels,
+   * the running statistics updated as PyTorch does (unbiased variance), the same backward.
+   */
+  private batchNorm(layer: BatchNorm, x: Value): EmittedTrace {
+    const { g, tensors } = this;
+    const shape = x.shape;
+    const count = shape.slice(0, 3).reduce((a, b) => a * b, 1);
+    const gamma = tensors.read(layer.gamma);
+    const beta = tensors.read(layer.beta);
+    const mean = g.scale(g.channelSum(x.name, shape), 1 / count);
+    const centered = g.channelOp('Sub', x.name, mean, shape);
+    const variance = g.scale(g.channelSum(g.mul(centered, centered), shape), 1 / count);
+    const invStd = g.op('Reciprocal', [g.op('Sqrt', [g.add(variance, g.scalar(BN_EPSILON))])]);
+    const scale = g.mul(gamma, invStd);
+    const y = g.channelOp('Add', g.channelOp('Mul', centered, scale, shape), beta, shape);
+    const unbiased = g.scale(variance, count / Math.max(1, count - 1));
+    const decay = (running: Param, batch: string) =>
+      tensors.write(running, g.add(g.scale(tensors.read(running), 1 - BN_MOMENTUM), g.scale(batch, BN_MOMENTUM)));
+    decay(layer.runningMean, mean);
+    decay(layer.runningVar, unbiased);
+    return {
+      y: { name: y, shape },
+      backward: (dy, sink) => {
+        const dBeta = g.channelSum(dy, shape);
+        const dGamma = g.mul(g.channelSum(g.mul(dy, centered), shape), invStd);
+        sink.add(layer.beta, dBeta);
+        sink.add(layer.gamma, dGamma);
+        // dx = dy * scale + centered * (-scale * invStd * dGamma / m) + (-scale * dBeta / m).
+        const centeredFactor = g.scale(g.mul(scale, g.mul(invStd, dGamma)), -1 / count);
+        const offset = g.scale(g.mul(scale, dBeta), -1 / count);
+        const scaled = g.add(g.channelOp('Mul', dy, scale, shape), g.channelOp('Mul', centered, centeredFactor, shape));
+        return g.channelOp('Add', scaled, offset, shape);
+      },
+    };
+  }
+
+  private relu(x: Value): EmittedTrace {
+    const { g } = this;
+    const y = g.op('Relu', [x.name]);
+    return {
+      y: { name: y, shape: x.shape },
+      // dy where y > 0: a product with the mask took 5 ms where Where took 8 (128x28x28x16).
+      backward: (dy) => g.mul(dy, g.op('Cast', [g.op('Greater', [y, g.scalar(0)])], [intAttribute('to', 1)])),
+    };
+  }
+
+  private globalAveragePool(x: Value): EmittedTrace {
+    const { g } = this;
+    const [n, h, w, c] = x.shape as [number, number, number, number];
+    const y = g.op('ReduceMean', [x.name], [intsAttribute('axes', [1, 2]), intAttribute('keepdims', 0)]);
+    return {
+      y: { name: y, shape: [n, c] },
+      backward: (dy) => g.op('Expand', [g.reshape(g.scale(dy, 1 / (h * w)), [n, 1, 1, c]), g.int64s([n, h, w, c])]),
+    };
+  }
+
+  private dense(layer: Dense, x: Value): EmittedTrace {
+    const { g } = this;
+    const w = this.tensors.read(layer.weight);
+    const y = g.op('Gemm', [x.name, w, this.tensors.read(layer.bias)]);
+    return {
+      y: { name: y, shape: [x.shape[0]!, layer.outFeatures] },
+      backward: (dy, sink) => {
+        sink.add(layer.weight, g.op('Gemm', [x.name, dy], [intAttribute('transA', 1)]));
+        sink.add(layer.bias, g.sum(dy, [0]));
+        return g.op('Gemm', [dy, w], [intAttribute('transB', 1)]);
+      },
+    };
+  }
+
+  private residual(block: ResidualBlock, x: Value): EmittedTrace {
+    const { g } = this;
+    const main = this.trace(block.main, x);
+    const shortcut = block.shortcut ? this.trace(block.shortcut, x) : undefined;
+    const sum = g.add(main.y.name, shortcut ? shortcut.y.name : x.name);
+    const relu = block.activatesSum ? this.relu({ name: sum, shape: main.y.shape }) : undefined;
+    return {
+      y: relu ? relu.y : { name: sum, shape: main.y.shape },
+      backward: (dy, sink) => {
+        const dSum = relu ? relu.backward(dy, sink) : dy;
+        const dMain = main.backward(dSum, sink);
+        return g.add(dMain, shortcut ? shortcut.backward(dSum, sink) : dSum);
+      },
+    };
+  }
+}
