@@ -30,11 +30,15 @@ import type { Contract } from './protocol.js';
 
 export { ApiError } from './protocol.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
+import { BackboneInspectionSchema, BackboneListingSchema, BackboneNameSchema } from './backbones.js';
 import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
 
-/** Test images an analysis uses at most, class-balanced: enough for stable accuracies, quick to run. */
+/**
+ * Images an analysis uses at most, of the validation hold-out (the test set for a run that held
+ * out nothing), class-balanced: enough for stable accuracies, quick to run.
+ */
 export const ANALYSIS_MAX_IMAGES = 2000;
 
 export { EXPORT_FORMATS, type ExportFormat } from './deployment.js';
@@ -62,7 +66,7 @@ const SharedRequestSchemas = {
       threshold: z.number().gt(0, 'threshold must be above 0').max(1, 'threshold is at most 1').optional(),
     })
     .strict(),
-  /** Analyses of a trained run, on its validation hold-out (on at most ANALYSIS_MAX_IMAGES of its test set when it has none). */
+  /** Analyses of a trained run, on at most ANALYSIS_MAX_IMAGES of its validation hold-out (of its test set when it has none). */
   earlyExit: z.object({ run: runDir, criterion: z.enum(EXIT_CRITERIA) }).strict(),
   lesion: z.object({ run: runDir }).strict(),
   supervision: z.object({ run: runDir }).strict(),
@@ -96,16 +100,23 @@ const SharedRequestSchemas = {
   stopStudy: z.object({}).strict(),
   /** The studies in the runs root with their results, newest first. */
   listStudies: z.object({}).strict(),
+  /** The pinned ImageNet-pretrained backbones and whether each is in the user's cache. */
+  listBackbones: z.object({}).strict(),
+  /** Downloads one pinned backbone into the cache (checked against its SHA-256); answers its path. */
+  fetchBackbone: z.object({ name: BackboneNameSchema }).strict(),
+  /** A backbone file's exit candidates (with parameters and MACs up to each), default exits and input. */
+  inspectBackbone: z.object({ path: z.string().min(1, 'backbone path is required').max(4096) }).strict(),
 } as const;
 
 /** Request payloads of the studio API, one schema per method: what the page may ask. */
 export const RequestSchemas = {
   ...SharedRequestSchemas,
   /**
-   * The native folder picker, answered by the Electron main process itself, which then tells the
-   * engine the folder may be used (allowFolder); serve mode answers {} (the page types paths).
+   * The native folder picker (for 'backbone', a picker of one .onnx file), answered by the Electron
+   * main process itself, which then tells the engine the path may be used (allowFolder); serve
+   * mode answers {} (the page types paths).
    */
-  chooseFolder: z.object({ purpose: z.enum(['dataset', 'export']) }).strict(),
+  chooseFolder: z.object({ purpose: z.enum(['dataset', 'export', 'backbone']) }).strict(),
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
@@ -182,6 +193,9 @@ const SharedResponseSchemas = {
   resumeStudy: z.object({ study: z.string() }),
   stopStudy: z.object({}),
   listStudies: StudyListSchema,
+  listBackbones: z.array(BackboneListingSchema),
+  fetchBackbone: z.object({ path: z.string() }),
+  inspectBackbone: BackboneInspectionSchema,
 } as const satisfies Record<keyof typeof SharedRequestSchemas, z.ZodType>;
 
 /** Responses of the studio API, checked by the page's side of either transport. */

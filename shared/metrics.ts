@@ -87,8 +87,19 @@ export const BatchMetricsSchema = z.object({
   lr: finite,
   imagesPerSecond: finite,
   etaSeconds: finite,
+  /**
+   * Set while the backbone is frozen and only the heads train: 'frozen' when the step ran the
+   * backbone for the heads' inputs, 'cached' when it read them from the feature cache.
+   */
+  backbone: z.enum(['frozen', 'cached']).optional(),
 });
 export type BatchMetrics = z.infer<typeof BatchMetricsSchema>;
+
+/** How the progress line names a step on a frozen backbone (BatchMetrics.backbone). */
+export const HEADS_ONLY: Record<NonNullable<BatchMetrics['backbone']>, string> = {
+  frozen: 'heads only (backbone frozen)',
+  cached: 'heads only, cached features',
+};
 
 export const EpochMetricsSchema = z.object({
   type: z.literal('epoch'),
@@ -147,6 +158,8 @@ export const RunStartSchema = RunIdentitySchema.extend({
   exits: z.array(ExitInfoSchema),
   /** Set when the run continues from a checkpoint. */
   resumedFrom: z.object({ epoch: count, step: count }).optional(),
+  /** Set when a frozen backbone trains: what the feature cache holds, or why there is none. */
+  featureCache: z.string().optional(),
 });
 export type RunStart = z.infer<typeof RunStartSchema>;
 

@@ -97,12 +97,38 @@ export const ArchSpecSchema = z.discriminatedUnion('family', [
         .optional(),
       /** Exit candidates of the backbone (mw-studio inspect --backbone), recorded with the checksum. */
       blocks: positiveInt('blocks').optional(),
+      /** The image side and channels the file declares, recorded with the checksum: the data is brought to them. */
+      inputSize: positiveInt('input size').optional(),
+      channels: positiveInt('channels').optional(),
       /** Candidate ids followed by an auxiliary exit; the final output is always added. */
       exits: exitList,
     })
     .strict(),
 ]);
 export type ArchSpec = z.infer<typeof ArchSpecSchema>;
+
+/**
+ * Exit heads: the MW-BP authors' BN -> ReLU -> global average pool -> FC, or Elastic networks'
+ * global average pool -> dropout -> FC (Zhou et al. 2018).
+ */
+export const HEADS = ['bn-relu', 'elastic'] as const;
+export type HeadKind = (typeof HEADS)[number];
+
+export const HEAD_LABELS: Record<HeadKind, string> = {
+  'bn-relu': 'BN -> ReLU -> pool -> FC (MW-BP code)',
+  elastic: 'pool -> dropout -> FC (Elastic)',
+};
+
+/** Input normalisation: the backbone's (ImageNet mean and std for a pretrained one) or the training set's. */
+export const NORMALIZATIONS = ['backbone', 'dataset'] as const;
+export type Normalization = (typeof NORMALIZATIONS)[number];
+
+/** Families whose networks the studio builds and trains from scratch; any other family brings pretrained weights. */
+const SCRATCH_FAMILIES: readonly string[] = ['resnet', 'mobilenet'];
+
+export function isPretrained(arch: { family: string }): boolean {
+  return !SCRATCH_FAMILIES.includes(arch.family);
+}
 
 /** Share of the training set held out for validation unless the user says otherwise. */
 export const DEFAULT_VALIDATION_SPLIT = 0.1;
@@ -161,6 +187,27 @@ export const RunConfigSchema = z
       .min(4, 'image size is at least 4')
       .max(512, 'image size is at most 512')
       .optional(),
+    /** Exit head of every exit (HEADS). */
+    head: z.enum(HEADS, { error: `head must be one of ${HEADS.join(', ')}` }).default('bn-relu'),
+    /** Elastic: the backbone (stem and blocks) is frozen for the first K epochs, then everything trains. */
+    freezeEpochs: z
+      .number({ error: 'freeze epochs must be a number' })
+      .int('freeze epochs must be a whole number')
+      .min(0, 'freeze epochs is at least 0')
+      .default(0),
+    /** SDN IC-only: the backbone stays frozen throughout and only the exit heads train. */
+    freezeBackbone: z.boolean().default(false),
+    /** The backbone's learning rate is the lr times this (default: backboneLrScaleOf). */
+    backboneLrScale: finitePositive('backbone lr scale')
+      .refine((v) => v <= 10, 'backbone lr scale is at most 10')
+      .optional(),
+    /**
+     * With the backbone frozen and augmentation off, each exit's head input is computed once and
+     * reused in later epochs (false: recomputed every epoch, for comparison).
+     */
+    featureCache: z.boolean().default(true),
+    /** Input normalisation (default: backbone for pretrained networks, dataset otherwise). */
+    normalize: z.enum(NORMALIZATIONS, { error: `normalize must be one of ${NORMALIZATIONS.join(', ')}` }).optional(),
     limitTrain: positiveInt('limit-train').optional(),
     limitTest: positiveInt('limit-test').optional(),
   })
@@ -197,7 +244,43 @@ export const DEFAULT_RUN_CONFIG: RunConfig = {
   seed: 0,
   augment: true,
   validationSplit: DEFAULT_VALIDATION_SPLIT,
+  head: 'bn-relu',
+  freezeEpochs: 0,
+  freezeBackbone: false,
+  featureCache: true,
 };
+
+/** The backbone's learning-rate scale: as set, else 0.1 for a pretrained backbone (method.md) and 1 from scratch. */
+export function backboneLrScaleOf(config: Pick<RunConfig, 'arch' | 'backboneLrScale'>): number {
+  return config.backboneLrScale ?? (isPretrained(config.arch) ? 0.1 : 1);
+}
+
+/** Input side of a pretrained backbone whose file leaves the size open (torchvision's ImageNet size). */
+export const PRETRAINED_INPUT_SIZE = 224;
+
+/**
+ * The input a pretrained backbone takes, as its file declares it (recorded in the arch when a
+ * run starts): square side (else 224) and channels (else RGB); undefined for a network from scratch.
+ */
+export function backboneInput(arch: {
+  family: string;
+  inputSize?: number | undefined;
+  channels?: number | undefined;
+}): { size: number; channels: number } | undefined {
+  return isPretrained(arch)
+    ? { size: arch.inputSize ?? PRETRAINED_INPUT_SIZE, channels: arch.channels ?? 3 }
+    : undefined;
+}
+
+/** The run's input normalisation: as set, else the backbone's for a pretrained network and the dataset's otherwise. */
+export function normalizationOf(config: Pick<RunConfig, 'arch' | 'normalize'>): Normalization {
+  return config.normalize ?? (isPretrained(config.arch) ? 'backbone' : 'dataset');
+}
+
+/** Whether the backbone is frozen during 1-based epoch `epoch` (IC-only throughout; Elastic for the first K). */
+export function backboneFrozenIn(config: Pick<RunConfig, 'freezeBackbone' | 'freezeEpochs'>, epoch: number): boolean {
+  return config.freezeBackbone || epoch <= config.freezeEpochs;
+}
 
 /** A readable, field-named message for a failed parse ("arch.depth: ResNet depth must be ..."). */
 export function describeIssues(error: z.ZodError): string {
@@ -221,6 +304,21 @@ export function parseRunConfig(input: unknown): RunConfig {
   if (config.method === 'plain' && (config.distill || config.gradientEquilibrium)) {
     throw new ConfigError(
       `method: ${config.distill ? 'distillation' : 'gradient equilibrium'} trains the auxiliary exits' backbone, which plain BP does not; use joint, multiway or pairwise`,
+    );
+  }
+  if (config.freezeBackbone && config.freezeEpochs > 0) {
+    throw new ConfigError(
+      'freezeEpochs: the backbone is already frozen throughout (freeze-backbone); give one of the two',
+    );
+  }
+  if (config.freezeEpochs >= config.epochs) {
+    throw new ConfigError(
+      `freezeEpochs: ${config.freezeEpochs} of ${config.epochs} epochs leaves none to train the backbone; use fewer, or freeze-backbone to train the heads only`,
+    );
+  }
+  if (config.freezeBackbone && config.gradientEquilibrium) {
+    throw new ConfigError(
+      'gradientEquilibrium: it shapes the backbone gradients, which a frozen backbone does not get',
     );
   }
   // An imported backbone's candidates are known once its file is read (the engine checks them there).

@@ -6,6 +6,7 @@
 import { ApiError } from '../../shared/api.js';
 import { ConfigError } from '../../shared/spec.js';
 import {
+  BackboneFetchError,
   BackendError,
   DatasetError,
   describeBackend,
@@ -15,6 +16,7 @@ import {
   ImportError,
 } from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
+import { BACKBONE_USAGE, backboneCommand } from './backbone.js';
 import { SERVE_USAGE, serve, start } from './serve.js';
 import { EVALUATE_USAGE, evaluateCommand } from './evaluate.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
@@ -40,6 +42,7 @@ commands:
   bench    training and inference speed, against PyTorch where available
   study    one network under several methods and seeds: per-exit mean ± spread, exit tax
   compare  per-exit top-1 of finished runs side by side
+  backbone list or fetch ImageNet-pretrained ONNX backbones (mw-studio backbone --help)
 
 ${TRAIN_USAGE}
 
@@ -55,7 +58,9 @@ ${SERVE_USAGE}
 
 ${BENCH_USAGE}
 
-${STUDY_USAGE}`;
+${STUDY_USAGE}
+
+${BACKBONE_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train,
@@ -68,6 +73,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench,
   study,
   compare,
+  backbone: backboneCommand,
   info: async () => {
     process.stdout.write(`${describeBackend(await initBackend())}\n`);
     return 0;
@@ -75,7 +81,16 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 };
 
 /** Errors that describe what the user asked for or has, each with a message that says what to do. */
-const USER_ERRORS = [ConfigError, DatasetError, FileError, ExportError, BackendError, ImportError, ApiError];
+const USER_ERRORS = [
+  ConfigError,
+  DatasetError,
+  FileError,
+  ExportError,
+  BackendError,
+  ImportError,
+  BackboneFetchError,
+  ApiError,
+];
 
 const oneLine = (message: string) => message.replace(/\s*\n\s*/g, ' ');
 

@@ -3,7 +3,7 @@
  * seconds otherwise (CI logs, pipes), so stdout stays clean for tables and --json.
  */
 import { formatDuration, formatPercent } from '../../shared/format.js';
-import type { BatchMetrics, EpochMetrics } from '../../shared/metrics.js';
+import { HEADS_ONLY, type BatchMetrics, type EpochMetrics } from '../../shared/metrics.js';
 
 const BAR_WIDTH = 24;
 const LOG_INTERVAL_MS = 5000;
@@ -21,7 +21,8 @@ export class ProgressReporter {
     const filled = Math.round(done * BAR_WIDTH);
     const bar = `${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}`;
     const losses = m.losses.map((l) => l.toFixed(3)).join(' / ');
-    const text = `epoch ${m.epoch} [${bar}] ${formatPercent(done, 0)} step ${m.step}/${m.totalSteps}  ${Math.round(m.imagesPerSecond)} img/s  loss ${losses}  ETA ${formatDuration(m.etaSeconds)}`;
+    const phase = m.backbone ? `  ${HEADS_ONLY[m.backbone]}` : '';
+    const text = `epoch ${m.epoch} [${bar}] ${formatPercent(done, 0)} step ${m.step}/${m.totalSteps}  ${Math.round(m.imagesPerSecond)} img/s${phase}  loss ${losses}  ETA ${formatDuration(m.etaSeconds)}`;
     if (this.tty) {
       this.stream.write(`\r\x1b[2K${text}`);
     } else if (Date.now() - this.lastLog > LOG_INTERVAL_MS || m.step === m.totalSteps) {

@@ -9,7 +9,9 @@ import {
   DEFAULT_ARCH,
   DEFAULT_RESNET_BLOCK,
   DEFAULT_RUN_CONFIG,
+  HEADS,
   METHODS,
+  NORMALIZATIONS,
   RESNET_BLOCKS,
   type ResNetBlock,
   type RunConfigInput,
@@ -46,6 +48,14 @@ export const TRAIN_USAGE = `mw-studio train [options]
   --distill-alpha A  --distill-temperature T   its weight (default ${d.distillAlpha}) and temperature (default ${d.distillTemperature})
   --gradient-equilibrium      IMTA's gradient equilibrium (each block learns from the average of
                               the exits at and above it)
+  --head ${HEADS.join('|')}         exit head (default ${d.head}: the MW-BP code's; elastic = pool -> dropout -> FC)
+  --freeze-epochs K           Elastic: train only the heads for the first K epochs, then everything
+  --freeze-backbone           SDN IC-only: train only the heads; the backbone stays as it is
+                              (with --no-augment each exit's features are computed once and cached)
+  --no-feature-cache          recompute a frozen backbone's features every epoch
+  --backbone-lr-scale F       the backbone learns at lr x F (default 1 from scratch, 0.1 pretrained)
+  --normalize ${NORMALIZATIONS.join('|')}  input mean/std: the backbone's (ImageNet for pretrained
+                              networks, their default) or the training set's (default from scratch)
   --validation F              hold out fraction F of the training set (default ${d.validationSplit}, 0 = none)
                               for per-epoch accuracy and the analyses; the test set is scored once
   --image-size N              image folders: resize every image to NxN (default: the most
@@ -82,6 +92,12 @@ export const TRAIN_OPTIONS = {
   'distill-alpha': { type: 'string' },
   'distill-temperature': { type: 'string' },
   'gradient-equilibrium': { type: 'boolean' },
+  head: { type: 'string' },
+  'freeze-epochs': { type: 'string' },
+  'freeze-backbone': { type: 'boolean' },
+  'no-feature-cache': { type: 'boolean' },
+  'backbone-lr-scale': { type: 'string' },
+  normalize: { type: 'string' },
   out: { type: 'string' },
   resume: { type: 'string' },
   backend: { type: 'string' },
@@ -149,6 +165,12 @@ export function configFromFlags(flags: TrainFlags): RunConfigInput {
     distillTemperature: num(flags['distill-temperature'], d.distillTemperature)!,
     gradientEquilibrium: flags['gradient-equilibrium'] ?? d.gradientEquilibrium,
     validationSplit: num(flags.validation, d.validationSplit)!,
+    head: (flags.head ?? d.head) as RunConfigInput['head'],
+    freezeEpochs: num(flags['freeze-epochs'], d.freezeEpochs)!,
+    freezeBackbone: flags['freeze-backbone'] ?? d.freezeBackbone,
+    featureCache: !flags['no-feature-cache'],
+    ...(flags['backbone-lr-scale'] !== undefined ? { backboneLrScale: num(flags['backbone-lr-scale'])! } : {}),
+    ...(flags.normalize !== undefined ? { normalize: flags.normalize as RunConfigInput['normalize'] } : {}),
     ...(flags['image-size'] !== undefined ? { imageSize: num(flags['image-size'])! } : {}),
     ...(flags['limit-train'] !== undefined ? { limitTrain: num(flags['limit-train'])! } : {}),
     ...(flags['limit-test'] !== undefined ? { limitTest: num(flags['limit-test'])! } : {}),
@@ -239,6 +261,7 @@ export async function trainOne(
           `${s.network} on ${s.dataset.name} (${s.dataset.train} train${held} / ${s.dataset.test} test), ${s.config.method} BP${from}`,
         );
         if (s.dataset.sizeNote) progress.line(`images: ${s.dataset.sizeNote}`);
+        if (s.featureCache) progress.line(s.featureCache);
         progress.line(`run folder: ${s.run}`);
       }
     },

@@ -12,6 +12,11 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** A pretrained backbone could not be fetched or is not the pinned file; the message says how to bring one instead. */
+export class BackboneFetchError extends Error {
+  override readonly name = 'BackboneFetchError';
+}
+
 /** An ONNX backbone the importer cannot read or translate exactly; the message names the operator and the node. */
 export class ImportError extends Error {
   override readonly name = 'ImportError';

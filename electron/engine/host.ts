@@ -15,17 +15,30 @@ import { parseRunConfig } from '../../shared/spec.js';
 import type { StudyRecord } from '../../shared/study.js';
 import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
-import { EMBEDDED_SOURCE, loadDataset, loadRunDataset, makeBatch, selectionSet, type Dataset } from './data/index.js';
+import {
+  EMBEDDED_SOURCE,
+  imageBytes,
+  loadDataset,
+  loadRunDataset,
+  makeBatch,
+  selectionSet,
+  type Dataset,
+  type ImageSet,
+} from './data/index.js';
+import { stratifiedSplit } from './data/sets.js';
 import { previewDataset } from './data/preview.js';
 import { exitLatency } from './evaluate/index.js';
 import { evaluationImages } from './evaluate/images.js';
 import { evaluateRun } from './evaluate/runEvaluation.js';
 import { exportExit } from './export/index.js';
+import { Random } from './random.js';
 import { resourcesDir } from './resources.js';
 import { RunFolder, listRuns } from './runs/store.js';
 import { loadTrainedNetwork, type TrainedNetwork } from './runs/trained.js';
 import { openRun, type RunRequest } from './session.js';
 import { createStudy, listStudies, readStudy, runStudy } from './study.js';
+import { fetchBackbone, listBackbones } from './onnx/zoo.js';
+import { inspectBackbone } from './models/import/network.js';
 import type { Trainer } from './train/trainer.js';
 
 export const COALESCE_MS = 100;
@@ -41,6 +54,8 @@ export interface EngineHostOptions {
    */
   nativeDialogs?: boolean;
   latency?: { warmup?: number; minRepeats?: number; maxRepeats?: number };
+  /** Images an analysis looks at, at most (ANALYSIS_MAX_IMAGES; tests use fewer). */
+  analysisMaxImages?: number;
 }
 
 /** The app's version: given by the Electron shell (a packaged app has no package.json beside its resources), else read from the project. */
@@ -175,20 +190,38 @@ export class EngineHost {
 
   /** The config the renderer sent, with a dataset path outside the runs root checked (userPath). */
   private checkedConfig(config: unknown): unknown {
-    const dataset = (config as { dataset?: unknown } | null)?.dataset;
-    return typeof dataset === 'string' && dataset !== 'embedded'
-      ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') }
-      : config;
+    const { dataset, arch } = (config ?? {}) as { dataset?: unknown; arch?: { backbone?: unknown } };
+    const checked =
+      typeof dataset === 'string' && dataset !== 'embedded'
+        ? { ...(config as object), dataset: this.userPath(dataset, 'dataset') }
+        : config;
+    // An imported backbone is a user's file too.
+    return typeof arch?.backbone === 'string'
+      ? { ...(checked as object), arch: { ...arch, backbone: this.userPath(arch.backbone, 'backbone') } }
+      : checked;
   }
 
-  /** Loads a run's trained network and (capped) dataset, runs `analyse`, and frees the network. */
+  /**
+   * Loads a run's trained network and the images an analysis looks at: the validation hold-out
+   * (the test set for a run that held out nothing), at most analysisMaxImages of it, drawn
+   * class-balanced with the run's seed. Runs `analyse`, and frees the network.
+   */
   private async analyse<T>(
     run: string,
-    analyse: (trained: TrainedNetwork, dataset: Dataset) => Promise<T>,
+    analyse: (trained: TrainedNetwork, dataset: Dataset, images: ImageSet) => Promise<T>,
   ): Promise<T> {
     const trained = await loadTrainedNetwork(this.runPath(run));
     try {
-      return await analyse(trained, await loadRunDataset(trained.start.config, ANALYSIS_MAX_IMAGES));
+      const { config } = trained.start;
+      const cap = this.options.analysisMaxImages ?? ANALYSIS_MAX_IMAGES;
+      const dataset = await loadRunDataset(config, cap);
+      const all = selectionSet(dataset);
+      const images =
+        all.count <= cap
+          ? all
+          : stratifiedSplit(all, cap, dataset.classes.length, new Random(config.seed), imageBytes(dataset.shape))
+              .picked;
+      return await analyse(trained, dataset, images);
     } finally {
       trained.net.dispose();
     }
@@ -274,22 +307,21 @@ export class EngineHost {
       return {};
     },
     earlyExit: async ({ run, criterion }) =>
-      this.analyse(run, async (trained, dataset) =>
-        earlyExitSweep(trained.net, dataset, selectionSet(dataset), {
+      this.analyse(run, async (trained, dataset, images) =>
+        earlyExitSweep(trained.net, dataset, images, {
           criterion,
           costs: await this.leavingCosts(trained),
         }),
       ),
-    lesion: async ({ run }) =>
-      this.analyse(run, ({ net }, dataset) => lesionStudy(net, dataset, selectionSet(dataset))),
+    lesion: async ({ run }) => this.analyse(run, ({ net }, dataset, images) => lesionStudy(net, dataset, images)),
     supervision: async ({ run }) =>
-      this.analyse(run, async ({ net, start }, dataset) => {
-        const { count } = dataset.test;
+      this.analyse(run, async ({ net, start }, dataset, images) => {
+        const { count } = images;
         const size = Math.min(start.config.batchSize, count);
-        // Spread over the whole test set: a prefix of it may be one class.
+        // Spread over the whole set: a prefix of it may be one class.
         const batch = makeBatch(
           dataset,
-          dataset.test,
+          images,
           Array.from({ length: size }, (_, i) => Math.floor((i * count) / size)),
           null,
         );
@@ -333,6 +365,14 @@ export class EngineHost {
       return {};
     },
     listStudies: async () => listStudies(this.runsRoot),
+    listBackbones: async () => listBackbones(),
+    fetchBackbone: async ({ name }) => {
+      const { path } = await fetchBackbone(name);
+      // A file the studio fetched into its cache may be trained on, as one chosen in a dialog.
+      this.chosen.add(path);
+      return { path };
+    },
+    inspectBackbone: async ({ path }) => inspectBackbone(this.userPath(path, 'backbone')),
   };
 
   /** Stops the active run (and study) and waits until it has checkpointed; used when the app quits. */

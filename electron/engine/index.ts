@@ -4,15 +4,16 @@
  * Layers, lowest first (a folder imports only from its own layer or below):
  *   root helpers (errors, random, timing, resources) -> onnx -> backend -> models -> data, runs
  *   -> evaluate -> train -> export, analysis -> session, study, host, worker.
- * ONNX has one home per layer: onnx/ (format, runtime, quantisation, import), backend/ortConvolutions/
- * (training kernels run in onnxruntime) and models/onnxSubModel.ts (a network's sub-model as ONNX).
+ * ONNX by layer: onnx/ (the format: protobuf subset, onnxruntime sessions, int8 quantisation),
+ * backend/ortConvolutions/ (training kernels run in onnxruntime) and, where the network's types are
+ * needed, models/: onnxSubModel.ts (a sub-model as ONNX) and import/ (an ONNX file as a backbone).
  * This file and every folder's index.ts only re-export (eslint.config.js refuses code in them).
  */
 export { BACKEND_PREFERENCES, describeBackend, initBackend, summarizeBackend } from './backend/index.js';
 export { makeBatch } from './data/batches.js';
 export { DatasetError } from './data/dataset.js';
 export { loadDataset } from './data/index.js';
-export { BackendError, ExportError, ImportError } from './errors.js';
+export { BackboneFetchError, BackendError, ExportError, ImportError } from './errors.js';
 export { exitLatency, measureLatency } from './evaluate/index.js';
 export { cachedEvaluation, evaluateRun } from './evaluate/runEvaluation.js';
 export { exportExit, predictImages, type Prediction } from './export/index.js';
@@ -20,6 +21,7 @@ export { buildNetwork } from './models/index.js';
 export { inspectBackbone } from './models/import/network.js';
 export { openSubModelSession } from './models/onnxSubModel.js';
 export { onnxLatency } from './onnx/runtime.js';
+export { fetchBackbone, listBackbones } from './onnx/zoo.js';
 export { Random } from './random.js';
 export { resourcesDir } from './resources.js';
 export { FileError } from '../base/files.js';

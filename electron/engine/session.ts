@@ -5,7 +5,7 @@
 import { parseRunConfig } from '../../shared/spec.js';
 import type { BackendSummary, RunEvent } from '../../shared/metrics.js';
 import { loadRunDataset } from './data/index.js';
-import { checkBackboneInput, recordBackbone } from './models/import/network.js';
+import { recordBackbone } from './models/import/network.js';
 import { RunFolder } from './runs/store.js';
 import { Trainer } from './train/trainer.js';
 import type { LatencyOptions } from './evaluate/index.js';
@@ -17,6 +17,7 @@ export interface OpenRunOptions {
   onEvent?: (event: RunEvent) => void;
   checkpointSeconds?: number;
   latency?: LatencyOptions;
+  featureCacheBytes?: number;
 }
 
 export async function openRun(request: RunRequest, options: OpenRunOptions): Promise<Trainer> {
@@ -24,10 +25,8 @@ export async function openRun(request: RunRequest, options: OpenRunOptions): Pro
     // Validate and load before touching disk: a bad config or dataset leaves no empty run folder.
     const parsed = parseRunConfig(request.config);
     // An imported backbone is read, checked and its checksum recorded before anything is written.
-    const backbone = parsed.arch.family === 'imported' ? recordBackbone(parsed.arch) : undefined;
-    const config = backbone ? { ...parsed, arch: backbone.arch } : parsed;
+    const config = parsed.arch.family === 'imported' ? { ...parsed, arch: recordBackbone(parsed.arch) } : parsed;
     const dataset = await loadRunDataset(config);
-    if (backbone) checkBackboneInput(backbone.inputShape, dataset.shape);
     const folder = await RunFolder.create(request.runsRoot, config);
     return new Trainer({ config, dataset, folder, ...options });
   }

@@ -86,10 +86,17 @@ function startEngine(): EngineProcess {
 }
 
 async function chooseFolder(purpose: FolderPurpose): Promise<string | undefined> {
-  const options: OpenDialogOptions = {
-    title: purpose === 'dataset' ? 'Choose the dataset folder' : 'Choose where to export',
-    properties: ['openDirectory', 'createDirectory'],
-  };
+  const options: OpenDialogOptions =
+    purpose === 'backbone'
+      ? {
+          title: 'Choose a pretrained backbone (ONNX)',
+          properties: ['openFile'],
+          filters: [{ name: 'ONNX model', extensions: ['onnx'] }],
+        }
+      : {
+          title: purpose === 'dataset' ? 'Choose the dataset folder' : 'Choose where to export',
+          properties: ['openDirectory', 'createDirectory'],
+        };
   const result = mainWindow ? await dialog.showOpenDialog(mainWindow, options) : await dialog.showOpenDialog(options);
   return result.canceled ? undefined : result.filePaths[0];
 }

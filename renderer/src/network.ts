@@ -1,4 +1,5 @@
 /** The shape of a network as the block picker draws it: blocks grouped into resolution stages. */
+import type { ExitCandidate } from '../../shared/backbones.js';
 import { MOBILENET_BLOCKS, MOBILENET_STAGE_STARTS } from '../../shared/mobilenet.js';
 import { blockCount, type ArchSpec } from '../../shared/spec.js';
 
@@ -18,4 +19,16 @@ export function architectureLabel(arch: ArchSpec): string {
   if (arch.family === 'imported') return arch.backbone.split(/[\\/]/).at(-1) ?? arch.backbone;
   const width = arch.width === 1 ? '' : ` \u00d7${arch.width}`;
   return arch.family === 'resnet' ? `ResNet-${arch.depth}${width}` : `MobileNet${width || ' \u00d71'}`;
+}
+
+/** An imported backbone's candidates grouped into stages of one feature resolution (shape [C, H, W]). */
+export function candidateStages(candidates: readonly Pick<ExitCandidate, 'id' | 'shape'>[]): number[][] {
+  const stages: number[][] = [];
+  candidates.forEach((c, i) => {
+    const previous = candidates[i - 1];
+    const sameSize = previous && previous.shape[1] === c.shape[1] && previous.shape[2] === c.shape[2];
+    if (sameSize) stages.at(-1)!.push(c.id);
+    else stages.push([c.id]);
+  });
+  return stages;
 }

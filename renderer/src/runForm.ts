@@ -11,12 +11,22 @@ import {
   resnetBlockOf,
   resolveExits,
   type ArchSpec,
+  type HeadKind,
   type ResNetBlock,
   type Method,
   type RunConfig,
 } from '../../shared/spec.js';
 
 export const EMBEDDED_DATASET = 'embedded';
+
+/** The recipes as a user picks them: what of the backbone trains. */
+export const FREEZE_CHOICES = ['none', 'epochs', 'all'] as const;
+export type FreezeChoice = (typeof FREEZE_CHOICES)[number];
+export const FREEZE_LABELS: Record<FreezeChoice, string> = {
+  none: 'Train everything',
+  epochs: 'Heads first, then everything (Elastic)',
+  all: 'Heads only, backbone frozen (SDN IC-only)',
+};
 
 /** What a number input's v-model holds: a number, or the raw text when it is not one (or is empty). */
 export type NumberEntry = number | string;
@@ -25,6 +35,8 @@ export interface RunForm {
   datasetSource: 'embedded' | 'path';
   datasetPath: string;
   family: ArchSpec['family'];
+  /** An imported backbone's ONNX file (family 'imported'). */
+  backbonePath: string;
   depth: NumberEntry;
   width: NumberEntry;
   /** ResNet block variant (ignored for MobileNet). */
@@ -45,6 +57,15 @@ export interface RunForm {
   distillAlpha: NumberEntry;
   distillTemperature: NumberEntry;
   gradientEquilibrium: boolean;
+  /** Exit heads (shared/spec.ts HEADS). */
+  head: HeadKind;
+  /** What of the backbone trains: all of it, none for the first epochs (Elastic), or none (SDN IC-only). */
+  freeze: FreezeChoice;
+  /** Elastic: epochs the backbone stays frozen (used when freeze is 'epochs'). */
+  freezeEpochs: NumberEntry;
+  /** Empty = the default (0.1 for a pretrained backbone, 1 from scratch). */
+  backboneLrScale: NumberEntry;
+  featureCache: boolean;
   augment: boolean;
   validationSplit: NumberEntry;
   imageSize: NumberEntry;
@@ -56,6 +77,7 @@ export interface RunForm {
 const FIELD_PATHS = {
   dataset: 'dataset',
   family: 'arch.family',
+  backbonePath: 'arch.backbone',
   depth: 'arch.depth',
   width: 'arch.width',
   block: 'arch.block',
@@ -72,6 +94,11 @@ const FIELD_PATHS = {
   distillAlpha: 'distillAlpha',
   distillTemperature: 'distillTemperature',
   gradientEquilibrium: 'gradientEquilibrium',
+  head: 'head',
+  freeze: 'freezeBackbone',
+  freezeEpochs: 'freezeEpochs',
+  backboneLrScale: 'backboneLrScale',
+  featureCache: 'featureCache',
   augment: 'augment',
   validationSplit: 'validationSplit',
   imageSize: 'imageSize',
@@ -90,6 +117,7 @@ export function formFromConfig(config: RunConfig): RunForm {
     datasetSource: config.dataset === EMBEDDED_DATASET ? 'embedded' : 'path',
     datasetPath: config.dataset === EMBEDDED_DATASET ? '' : config.dataset,
     family: arch.family,
+    backbonePath: arch.family === 'imported' ? arch.backbone : '',
     depth: arch.family === 'resnet' ? arch.depth : 20,
     width: arch.family === 'imported' ? 1 : arch.width,
     block: arch.family === 'resnet' ? resnetBlockOf(arch) : DEFAULT_RESNET_BLOCK,
@@ -106,6 +134,11 @@ export function formFromConfig(config: RunConfig): RunForm {
     distillAlpha: config.distillAlpha,
     distillTemperature: config.distillTemperature,
     gradientEquilibrium: config.gradientEquilibrium,
+    head: config.head,
+    freeze: config.freezeBackbone ? 'all' : config.freezeEpochs > 0 ? 'epochs' : 'none',
+    freezeEpochs: config.freezeEpochs || 1,
+    backboneLrScale: config.backboneLrScale ?? '',
+    featureCache: config.featureCache,
     augment: config.augment,
     validationSplit: config.validationSplit,
     imageSize: config.imageSize ?? '',
@@ -145,7 +178,9 @@ export function configInput(form: RunForm): unknown {
     arch:
       form.family === 'resnet'
         ? { family: 'resnet', depth: numberOf(form.depth), width, block: form.block, exits }
-        : { family: 'mobilenet', width, exits },
+        : form.family === 'imported'
+          ? { family: 'imported', backbone: form.backbonePath.trim(), exits }
+          : { family: 'mobilenet', width, exits },
     method: form.method,
     gamma: numberOf(form.gamma),
     epochs: numberOf(form.epochs),
@@ -159,6 +194,11 @@ export function configInput(form: RunForm): unknown {
     distillAlpha: numberOf(form.distillAlpha),
     distillTemperature: numberOf(form.distillTemperature),
     gradientEquilibrium: form.method !== 'plain' && form.gradientEquilibrium,
+    head: form.head,
+    freezeEpochs: form.freeze === 'epochs' ? numberOf(form.freezeEpochs) : 0,
+    freezeBackbone: form.freeze === 'all',
+    featureCache: form.featureCache,
+    ...optional('backboneLrScale', form.backboneLrScale),
     augment: form.augment,
     ...optional('validationSplit', form.validationSplit),
     ...optional('imageSize', form.imageSize),

@@ -7,6 +7,7 @@
 import type { RunDetail } from '../../shared/api.js';
 import type {
   BackendSummary,
+  BatchMetrics,
   DatasetSummary,
   ExitInfo,
   ExitReport,
@@ -33,6 +34,8 @@ export interface RunProgress {
   epochs: number;
   imagesPerSecond?: number;
   etaSeconds?: number;
+  /** Set while only the heads train on a frozen backbone (BatchMetrics.backbone). */
+  backbone?: BatchMetrics['backbone'];
 }
 
 export type TraceStatus = RunStatus | 'unknown';
@@ -51,6 +54,8 @@ export interface RunTrace {
   summary?: RunSummary;
   status: TraceStatus;
   statusMessage?: string;
+  /** A frozen backbone's feature cache: what it holds, or why there is none (live runs). */
+  featureCache?: string;
   /** What the engine is evaluating right now, if anything. */
   evaluating?: string;
   progress: RunProgress;
@@ -93,6 +98,7 @@ export function traceFromStart(start: RunStart, previous?: RunTrace): RunTrace {
     backend: start.backend,
     dataset: start.dataset,
     exits: start.exits,
+    ...(start.featureCache ? { featureCache: start.featureCache } : {}),
     status: 'running',
     progress: {
       step: from.step,
@@ -146,6 +152,7 @@ export function applyRecord(trace: RunTrace, record: MetricsRecord): void {
     progress.epoch = record.epoch;
     progress.imagesPerSecond = record.imagesPerSecond;
     progress.etaSeconds = record.etaSeconds;
+    progress.backbone = record.backbone;
     return;
   }
   if (record.epoch <= lastX(trace.testAccuracy)) return;

@@ -13,7 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startServer, type StudioServer } from '../../electron/serve/server.js';
 import { CHROMIUM, locate } from '../requirements.js';
-import { evaluateAndOpenCells, studyAndCompareThree, trainPickExportAnalyse, writeMixedFolder } from './studioFlow.js';
+import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
+import { exportExit } from '../../electron/engine/export/index.js';
+import { inspectBackbone } from '../../electron/engine/models/import/network.js';
+import { openRun } from '../../electron/engine/session.js';
+import {
+  evaluateAndOpenCells,
+  studyAndCompareThree,
+  trainOnBackbone,
+  trainPickExportAnalyse,
+  writeMixedFolder,
+} from './studioFlow.js';
 
 const chromiumPath = locate(CHROMIUM, 'the end-to-end flow in Chromium');
 const SCREENSHOTS = resolve('test-results/screenshots');
@@ -111,5 +121,42 @@ describe.runIf(chromiumPath)('the studio in Chromium', () => {
 
   it('runs a tiny study (2 methods x 1 seed), shows its mean ± spread table, and compares three runs', async () => {
     await studyAndCompareThree(page, SCREENSHOTS, 'serve');
+  });
+
+  it('trains heads on a backbone file picked in the New run form: a network the studio trained, exported to ONNX', async () => {
+    // The backbone: a small run trained and exported here, by the engine in this process.
+    const backend = await initBackend('wasm');
+    const scratch = await mkdtemp(join(tmpdir(), 'mw-e2e-backbone-'));
+    const trainer = await openRun(
+      {
+        kind: 'new',
+        config: {
+          dataset: 'embedded',
+          arch: { family: 'resnet', depth: 8, width: 0.5, exits: [1] },
+          method: 'multiway',
+          gamma: 2,
+          epochs: 1,
+          batchSize: 64,
+          lr: 0.05,
+          seed: 1,
+          limitTrain: 256,
+          limitTest: 64,
+        },
+        runsRoot: scratch,
+      },
+      { backend: summarizeBackend(backend), latency: { warmup: 1, minRepeats: 1, maxRepeats: 1 } },
+    );
+    await trainer.run();
+    trainer.dispose();
+    const { directory } = await exportExit({
+      run: trainer.start.run,
+      exit: 'final',
+      format: 'onnx',
+      destination: join(scratch, 'backbone'),
+    });
+    const backbone = join(directory, 'model.onnx');
+    await page.goto(server.url);
+    await trainOnBackbone(page, backbone, inspectBackbone(backbone).candidates.length, SCREENSHOTS, 'serve');
+    await rm(scratch, { recursive: true, force: true });
   });
 });

@@ -293,9 +293,22 @@ describe('analysis API', () => {
     expect(lesion.blocks).toHaveLength(3);
     const supervision = ResponseSchemas.supervision.parse(await callHost(host, 'supervision', { run: runDir }));
     expect(supervision.method).toBe('joint');
-    expect(supervision.batchSize).toBe(CONFIG.batchSize);
+    // One training batch's worth of the same hold-out: all of it here, as it is smaller than a batch.
+    expect(early.samples).toBeLessThan(CONFIG.batchSize);
+    expect(supervision.batchSize).toBe(early.samples);
     expect(tf.memory().numTensors).toBe(before);
     await expect(callHost(host, 'lesion', { run: '/etc' })).rejects.toThrow(/outside/);
     await expect(callHost(host, 'earlyExit', { run: runDir, criterion: 'margin' })).rejects.toThrow(/criterion/);
+  });
+
+  it('caps the hold-out every analysis looks at', async () => {
+    const cap = 12;
+    const host = new EngineHost({ backend, runsRoot, emit: () => {}, analysisMaxImages: cap });
+    const early = ResponseSchemas.earlyExit.parse(
+      await callHost(host, 'earlyExit', { run: runDir, criterion: 'max-softmax' }),
+    );
+    const lesion = ResponseSchemas.lesion.parse(await callHost(host, 'lesion', { run: runDir }));
+    const supervision = ResponseSchemas.supervision.parse(await callHost(host, 'supervision', { run: runDir }));
+    expect([early.samples, lesion.samples, supervision.batchSize]).toEqual([cap, cap, cap]);
   });
 });

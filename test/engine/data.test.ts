@@ -327,6 +327,48 @@ describe('embedded subset and loading options', () => {
     expect(sameBytes(d.validation!.images, a.validation!.images)).toBe(true);
   });
 
+  it("brings the kept images to a backbone's input: resized, gray made RGB, ImageNet mean and std, still uint8", async () => {
+    const options = { limitTrain: 40, limitTest: 20, validationSplit: 0.25, seed: 2 };
+    const plain = await loadDataset('embedded', options);
+    const fitted = await loadDataset('embedded', { ...options, input: { size: 56, channels: 3 }, imagenet: true });
+    expect(fitted.shape).toEqual({ height: 56, width: 56, channels: 3 });
+    expect(fitted.train.images).toBeInstanceOf(Uint8Array);
+    expect(fitted.train.images.length).toBe(30 * 56 * 56 * 3);
+    expect(fitted.validation!.count).toBe(10);
+    expect(fitted.test.count).toBe(20);
+    expect(Array.from(fitted.train.labels)).toEqual(Array.from(plain.train.labels));
+    expect(fitted.normalization).toEqual({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    expect(fitted.sizeNote).toBe("28x28x1 images brought to the backbone's 56x56x3");
+    // Bilinear 2x enlargement written out: output pixel t samples source position (t + 0.5) / 2 - 0.5,
+    // clamped at the edges; every channel holds the gray value.
+    const sample = (image: Uint8Array, y: number, x: number) => {
+      const at = (v: number) => Math.min(27, Math.max(0, v));
+      const sy = (y + 0.5) / 2 - 0.5;
+      const sx = (x + 0.5) / 2 - 0.5;
+      const y0 = Math.floor(sy);
+      const x0 = Math.floor(sx);
+      const fy = sy - y0;
+      const fx = sx - x0;
+      const p = (yy: number, xx: number) => image[at(yy) * 28 + at(xx)]!;
+      const top = p(y0, x0) * (1 - fx) + p(y0, x0 + 1) * fx;
+      const bottom = p(y0 + 1, x0) * (1 - fx) + p(y0 + 1, x0 + 1) * fx;
+      return top * (1 - fy) + bottom * fy;
+    };
+    for (const i of [0, 7, 29]) {
+      const source = plain.train.images.subarray(i * 784, (i + 1) * 784);
+      const image = fitted.train.images.subarray(i * 56 * 56 * 3, (i + 1) * 56 * 56 * 3);
+      let worst = 0;
+      for (let y = 0; y < 56; y++)
+        for (let x = 0; x < 56; x++)
+          for (let c = 0; c < 3; c++)
+            worst = Math.max(worst, Math.abs(image[(y * 56 + x) * 3 + c]! - sample(source, y, x)));
+      expect(worst).toBeLessThanOrEqual(0.5 + 1e-9);
+    }
+    // Without ImageNet statistics the training set's own are measured on the fitted images.
+    const own = await loadDataset('embedded', { ...options, input: { size: 56, channels: 3 } });
+    expectStatsClose(own.normalization, directStats(own.train, 3));
+  });
+
   it('reports a missing path', async () => {
     const missing = join(root, 'no-such-dataset');
     await expectFailure(loadDataset(missing), missing, /^[^:]+: file not found$/);

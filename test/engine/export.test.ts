@@ -15,6 +15,7 @@ import type { RunConfigInput } from '../../shared/spec.js';
 import { initBackend, summarizeBackend, type BackendInfo } from '../../electron/engine/backend/index.js';
 import { loadDataset, makeBatch } from '../../electron/engine/data/index.js';
 import {
+  EarlyExitFileSchema,
   EXPORT_FILES,
   ExportError,
   exportExit,
@@ -236,10 +237,12 @@ describe('multi-exit export', () => {
     outputs.forEach((logits, exit) =>
       expect(maxAbsDiff(logits, expected(resnet, exit))).toBeLessThanOrEqual(TOLERANCE),
     );
-    const metadata = JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8'));
+    const metadata = EarlyExitFileSchema.parse(
+      JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8')),
+    );
     expect(metadata.threshold).toBe(0.9);
-    expect(metadata.exits.map((e: { block: number }) => e.block)).toEqual([1, 2, 3]);
-    expect(metadata.exits.map((e: { output: string }) => e.output)).toEqual(['exits.1.fc', 'exits.2.fc', 'exits.3.fc']);
+    expect(metadata.exits.map((e) => e.block)).toEqual([1, 2, 3]);
+    expect(metadata.exits.map((e) => e.output)).toEqual(['exits.1.fc', 'exits.2.fc', 'exits.3.fc']);
     expect(metadata.preprocessing.mean).toEqual(resnet.summary.dataset.normalization.mean);
   });
 
@@ -247,7 +250,10 @@ describe('multi-exit export', () => {
     const destination = join(await mkdtemp(join(tmpdir(), 'mw-multi-')), 'two-exits');
     await exportExit({ run: resnet.dir, exit: 2, format: 'multi', destination, threshold: 0.75 });
     expect(await predictLayers(destination, resnet.images)).toHaveLength(2);
-    expect(JSON.parse(await readFile(join(destination, EXPORT_FILES.earlyExit), 'utf8')).threshold).toBe(0.75);
+    const metadata = EarlyExitFileSchema.parse(
+      JSON.parse(await readFile(join(destination, EXPORT_FILES.earlyExit), 'utf8')),
+    );
+    expect(metadata.threshold).toBe(0.75);
     expect((await readModelCard(destination)).earlyExit).toEqual({ file: EXPORT_FILES.earlyExit, threshold: 0.75 });
   });
 });
@@ -271,6 +277,25 @@ describe('MobileNet export', () => {
 });
 
 describe('model card', () => {
+  it('exports Elastic heads (pool, dropout, FC; dropout is the identity at inference) to ONNX and tfjs', async () => {
+    const elastic = await trainRun({ ...RESNET, head: 'elastic', freezeBackbone: true, augment: false });
+    try {
+      for (const [index, exit] of RESNET_EXITS.entries()) {
+        const onnx = await exportExit({ run: elastic.dir, exit, format: 'onnx' });
+        const path = join(onnx.directory, EXPORT_FILES.onnxModel);
+        expect(maxAbsDiff(await predictOnnx(path, elastic.images), expected(elastic, index))).toBeLessThanOrEqual(
+          TOLERANCE,
+        );
+        const layers = await exportExit({ run: elastic.dir, exit, format: 'tfjs' });
+        const [logits] = await predictLayers(layers.directory, elastic.images);
+        expect(maxAbsDiff(logits!, expected(elastic, index))).toBeLessThanOrEqual(TOLERANCE);
+      }
+    } finally {
+      elastic.net.dispose();
+      elastic.images.dispose();
+    }
+  });
+
   it('describes the exit, its training, accuracy, latency and the exact preprocessing', async () => {
     const { directory } = await exportExit({ run: resnet.dir, exit: 2, format: 'onnx' });
     const card = await readModelCard(directory);

@@ -15,6 +15,7 @@ import { EXPORT_FORMAT_KINDS, type ExportFormat } from '../../shared/deployment.
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
 import {
   argmax,
+  EarlyExitFileSchema,
   EXPORT_FILES,
   ExportError,
   exportExit,
@@ -166,7 +167,9 @@ describe('int8 ONNX export', () => {
         AGREEMENT[exit]!,
       );
     });
-    const metadata = JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8'));
+    const metadata = EarlyExitFileSchema.parse(
+      JSON.parse(await readFile(join(directory, EXPORT_FILES.earlyExit), 'utf8')),
+    );
     expect(metadata).toMatchObject({ model: EXPORT_FILES.onnxModel, threshold: 0.8 });
     expect((await readModelCard(directory)).exits.map((e) => e.exportedTop1.int8)).toEqual(outputs.map(accuracyOf));
   });

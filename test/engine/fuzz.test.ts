@@ -10,7 +10,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
-import { CHECKPOINT_FILE } from '../../electron/engine/runs/checkpoint.js';
+import { CHECKPOINT_FILE, readCheckpointManifest } from '../../electron/engine/runs/checkpoint.js';
 import { FileError } from '../../electron/engine/runs/files.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
@@ -162,7 +162,7 @@ describe('loader fuzzing', () => {
     trainer.dispose();
     const dir = trainer.start.run;
     const manifest = await readFile(join(dir, CHECKPOINT_FILE));
-    const weightsFile = JSON.parse(manifest.toString()).weightsFile as string;
+    const { weightsFile } = await readCheckpointManifest(dir);
     const weights = await readFile(join(dir, weightsFile));
     const rng = new Random(14);
     const outcomes = new Set<string>();

@@ -5,7 +5,7 @@
  * needed: these run on every machine.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -77,13 +77,6 @@ describe("the studio's own ONNX export as a backbone", () => {
     const runs = join(dir, 'runs');
     const cli = (args: string[]) =>
       spawnSync(process.execPath, ['bin/mw-studio.js', ...args], { encoding: 'utf8', env: { ...process.env } });
-    // The embedded Fashion-MNIST (28x28 gray) does not fit the backbone's 16x16 colour input.
-    const misfit = cli(['train', '--backbone', backbone, '--epochs', '1', '--out', runs]);
-    expect(misfit.status).toBe(2);
-    expect(misfit.stderr.trim().split('\n').at(-1)).toMatch(
-      /^mw-studio train: arch\.backbone: the backbone takes 16x16 images with 3 channels and the dataset's are 28x28 with 1/,
-    );
-    expect(existsSync(runs)).toBe(false);
     const train = cli([
       'train',
       '--backbone',

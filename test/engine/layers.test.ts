@@ -4,9 +4,16 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ResidualBlock, SeparableBlock, exitHead, convBn } from '../../electron/engine/models/blocks.js';
+import { ResidualBlock, SeparableBlock, headMaker, convBn } from '../../electron/engine/models/blocks.js';
 import { buildNetwork } from '../../electron/engine/models/index.js';
-import { GradSink, ParamFactory, ZeroPadShortcut, type Layer } from '../../electron/engine/models/layers.js';
+import {
+  Dropout,
+  GradSink,
+  ParamFactory,
+  StepClock,
+  ZeroPadShortcut,
+  type Layer,
+} from '../../electron/engine/models/layers.js';
 import { Random } from '../../electron/engine/random.js';
 import { expectClose, randomTensor, useCpuBackend } from './helpers.js';
 
@@ -64,8 +71,25 @@ describe('explicit backward passes match tfjs autodiff', () => {
     checkLayerGradients(new SeparableBlock(make(7), 4, 6, 2), [2, 6, 6, 4], 16);
   });
 
-  it('exit head: BN -> ReLU -> GAP -> FC', () => {
-    checkLayerGradients(exitHead(make(8), 4, 3), [3, 4, 4, 4], 17);
+  it('exit heads: BN -> ReLU -> GAP -> FC, and GAP -> dropout -> FC (Elastic)', () => {
+    checkLayerGradients(headMaker('bn-relu', 3, new StepClock())(make(8), 4), [3, 4, 4, 4], 17);
+    checkLayerGradients(headMaker('elastic', 3, new StepClock())(make(9), 4), [3, 4, 4, 4], 18);
+  });
+
+  it('dropout: zeroes about `rate` of the values while training, scales the rest by 1/(1-rate), new masks each step, identity at inference', () => {
+    tf.tidy(() => {
+      const clock = new StepClock();
+      const dropout = new Dropout(0.25, 5, clock);
+      const x = tf.ones([200, 50]);
+      const first = dropout.trace(x).y.dataSync();
+      const zeros = first.filter((v) => v === 0).length;
+      expect(Math.abs(zeros / first.length - 0.25)).toBeLessThan(0.02);
+      expect(first.every((v) => v === 0 || Math.abs(v - 1 / 0.75) < 1e-6)).toBe(true);
+      expect(dropout.trace(x).y.dataSync()).toEqual(first);
+      clock.step = 1;
+      expect(dropout.trace(x).y.dataSync()).not.toEqual(first);
+      expect(dropout.forward(x)).toBe(x);
+    });
   });
 
   it('whole network: backward from any set of exits equals autodiff of their summed losses', () => {

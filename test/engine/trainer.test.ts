@@ -3,7 +3,7 @@
  * portable backend: events, run files, tensor hygiene, stop/resume, and fault handling.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { openRun } from '../../electron/engine/session.js';
 import { RunFolder } from '../../electron/engine/runs/store.js';
 import { NonFiniteLossError, type Trainer } from '../../electron/engine/train/trainer.js';
 import { expectSameWeights } from './helpers.js';
+import { readCheckpointManifest } from '../../electron/engine/runs/checkpoint.js';
 
 let backend: BackendInfo;
 beforeAll(async () => {
@@ -139,7 +140,7 @@ describe('a training run', () => {
     const state = (await folder.state())!;
     expect(state.status).toBe('failed');
     expect(state.message).toMatch(/step 7/);
-    const manifest = JSON.parse(await readFile(join(trainer.start.run, 'checkpoint.json'), 'utf8'));
+    const manifest = await readCheckpointManifest(trainer.start.run);
     expect(manifest.epoch).toBe(1);
     trainer.dispose();
   });

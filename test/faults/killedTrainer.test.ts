@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunFolder } from '../../electron/engine/runs/store.js';
+import { readCheckpointManifest } from '../../electron/engine/runs/checkpoint.js';
 
 const CLI = resolve('bin/mw-studio.js');
 const ARGS = [
@@ -56,7 +57,7 @@ async function onlyRun(root: string): Promise<string> {
 }
 
 async function finalWeights(dir: string): Promise<Float32Array> {
-  const manifest = JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')) as { weightsFile: string };
+  const manifest = await readCheckpointManifest(dir);
   const bytes = await readFile(join(dir, manifest.weightsFile));
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }

@@ -25,6 +25,12 @@ describe.concurrent('the CLI on a user mistake', () => {
     [['train', '--backend', 'nonsense'], 1, /^mw-studio train: Unknown compute backend 'nonsense'\. Valid values/],
     [['bench', '--exits', '99'], 2, /^mw-studio bench: arch\.exits: block 99 is outside the network/],
     [['train', '--epochs', 'abc'], 2, /^mw-studio train: epochs: /],
+    [['train', '--head', 'mlp'], 2, /^mw-studio train: head: head must be one of bn-relu, elastic/],
+    [
+      ['train', '--freeze-epochs', '3', '--epochs', '3'],
+      2,
+      /^mw-studio train: freezeEpochs: 3 of 3 epochs leaves none to train the backbone/,
+    ],
     [['train', '--arch', 'vgg'], 2, /^mw-studio train: --arch must be resnet or mobilenet, not "vgg"/],
     [['train', '--frobnicate'], 2, /^mw-studio train: Unknown option '--frobnicate'.*--help lists the options/],
     [

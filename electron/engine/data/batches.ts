@@ -31,6 +31,18 @@ function normalisationTable(dataset: Dataset): Float32Array {
   return table;
 }
 
+/** The labels (int32) of the images at `indices` of `set`. */
+export function batchLabels(set: ImageSet, indices: ArrayLike<number>): tf.Tensor1D {
+  const labels = new Int32Array(indices.length);
+  for (let i = 0; i < indices.length; i++) {
+    const index = indices[i]!;
+    if (!(index >= 0 && index < set.count))
+      throw new RangeError(`image index ${index} is outside the set of ${set.count}`);
+    labels[i] = set.labels[index]!;
+  }
+  return tf.tensor1d(labels, 'int32');
+}
+
 /**
  * The images at `indices` of `set` as a normalised NHWC batch, and their labels (int32).
  *
@@ -51,16 +63,14 @@ export function makeBatch(
   const bytesPerImage = height * rowBytes;
   const table = normalisationTable(dataset);
   const count = indices.length;
+  // First: it checks every index is inside the set.
+  const labels = batchLabels(set, indices);
   const x = new Float32Array(count * bytesPerImage);
-  const labels = new Int32Array(count);
   const pad = augmentRng ? cropPadding(height, width) : 0;
   const { images } = set;
 
   for (let i = 0; i < count; i++) {
     const index = indices[i]!;
-    if (!(index >= 0 && index < set.count))
-      throw new RangeError(`image index ${index} is outside the set of ${set.count}`);
-    labels[i] = set.labels[index]!;
     const source = index * bytesPerImage;
     const target = i * bytesPerImage;
     if (!augmentRng) {
@@ -86,8 +96,5 @@ export function makeBatch(
       }
     }
   }
-  return {
-    x: tf.tensor4d(x, [count, height, width, channels]),
-    labels: tf.tensor1d(labels, 'int32'),
-  };
+  return { x: tf.tensor4d(x, [count, height, width, channels]), labels };
 }

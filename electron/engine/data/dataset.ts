@@ -42,7 +42,7 @@ export class DatasetError extends Error {
 }
 
 /**
- * What a format loader returns: the images as stored. The loading pipeline (index.ts) then
+ * What a format loader returns: the images as stored. The loading pipeline (load.ts) then
  * applies limits, holds out validation and measures normalization on the final training set.
  */
 export type RawDataset = Omit<Dataset, 'normalization' | 'validation'>;

@@ -11,4 +11,5 @@ export {
 } from './load.js';
 export { DatasetError, imageBytes, type Dataset, type DatasetShape, type ImageSet } from './dataset.js';
 export { cropPadding, epochOrder, makeBatch } from './batches.js';
+export { IMAGENET_NORMALIZATION, type BackboneInput } from './fit.js';
 export { FASHION_MNIST_CLASSES } from './idx.js';

@@ -3,12 +3,13 @@
  * with limits, validation hold-out and normalization applied.
  */
 import { basename, dirname, join } from 'node:path';
-import type { RunConfig } from '../../../shared/spec.js';
+import { backboneInput, normalizationOf, type RunConfig } from '../../../shared/spec.js';
 import { Random } from '../random.js';
 import { resourcesDir } from '../resources.js';
 import { findCifarFolder, isArchiveName, loadCifarArchive, loadCifarFolder } from './cifar.js';
 import { imageBytes, type Dataset, type ImageSet, type RawDataset } from './dataset.js';
 import { fail, statIfExists } from './files.js';
+import { fitImageSet, fittedShape, IMAGENET_NORMALIZATION, type BackboneInput } from './fit.js';
 import { loadImageFolder } from './imageFolder.js';
 import { findIdxFiles, isIdxFileName, loadIdxFolder } from './idx.js';
 import { channelStats, stratifiedSplit } from './sets.js';
@@ -33,6 +34,10 @@ export interface LoadOptions {
   seed?: number;
   /** Image folders: resize every image to this many pixels square (default: their most common size, capped). */
   imageSize?: number;
+  /** A pretrained backbone's input: images brought to its size and 3 channels (fit.ts). */
+  input?: BackboneInput;
+  /** Normalise with ImageNet's mean and std instead of the training set's. */
+  imagenet?: boolean;
 }
 
 /**
@@ -59,13 +64,31 @@ export async function loadDataset(source: string, options: LoadOptions = {}): Pr
     bytesPerImage,
   );
   if (train.count === 0) fail(raw.source, 'leaves no training images after the validation hold-out');
+  const fitted = fitToInput({ ...raw, source, train, test, ...(validation ? { validation } : {}) }, options.input);
   return {
-    ...raw,
-    source,
-    train,
-    test,
-    ...(validation ? { validation } : {}),
-    normalization: channelStats(train, raw.shape.channels),
+    ...fitted,
+    normalization: options.imagenet ? IMAGENET_NORMALIZATION : channelStats(fitted.train, fitted.shape.channels),
+  };
+}
+
+/** The dataset at the backbone's input size and channels; as it is without a backbone or when it already fits. */
+function fitToInput(
+  dataset: Omit<Dataset, 'normalization'>,
+  input: BackboneInput | undefined,
+): Omit<Dataset, 'normalization'> {
+  const { shape } = dataset;
+  if (!input || (shape.height === input.size && shape.width === input.size && shape.channels === input.channels))
+    return dataset;
+  const fit = (set: ImageSet) => fitImageSet(set, shape, input, dataset.source);
+  const to = fittedShape(input);
+  const note = `${shape.width}x${shape.height}x${shape.channels} images brought to the backbone's ${to.width}x${to.height}x${to.channels}`;
+  return {
+    ...dataset,
+    shape: to,
+    train: fit(dataset.train),
+    test: fit(dataset.test),
+    ...(dataset.validation ? { validation: fit(dataset.validation) } : {}),
+    sizeNote: dataset.sizeNote ? `${dataset.sizeNote}; then ${note}` : note,
   };
 }
 
@@ -131,12 +154,17 @@ function holdOutValidation(
 
 /** The run's dataset as it trained on it; `maxTest` caps the test images (analyses keep a class-balanced subset). */
 export function loadRunDataset(config: RunConfig, maxTest = Infinity): Promise<Dataset> {
+  const input = backboneInput(config.arch);
   return loadDataset(config.dataset, {
     limitTrain: config.limitTrain,
     limitTest: Math.min(config.limitTest ?? Infinity, maxTest),
     validationSplit: config.validationSplit,
     seed: config.seed,
     ...(config.imageSize !== undefined ? { imageSize: config.imageSize } : {}),
+    ...(input ? { input } : {}),
+    // A network from scratch learns with the training set's statistics; a pretrained RGB one
+    // expects ImageNet's (a gray backbone, such as one of the studio's own exports, keeps the data's).
+    imagenet: input?.channels === 3 && normalizationOf(config) === 'backbone',
   });
 }
 

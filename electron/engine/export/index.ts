@@ -8,5 +8,5 @@ export { predictImages, type Prediction } from './predict.js';
 export { ExportError } from '../errors.js';
 export { DEMO_FILES, EXPORT_FILES } from './folder.js';
 export { layersFolderHandler } from './tfjsFiles.js';
-export { ModelCardSchema, readModelCard, type ModelCard } from './modelCard.js';
+export { EarlyExitFileSchema, ModelCardSchema, readModelCard, type ModelCard } from './modelCard.js';
 export { argmax } from './heldOut.js';

@@ -14,7 +14,7 @@ import { writeDemo } from './demo.js';
 import { EXPORT_FILES, writeFileFlushed } from './folder.js';
 import { heldOutTop1, type ExportedRunner, type ExportImages } from './heldOut.js';
 import { buildModelCard, type CardInput } from './buildModelCard.js';
-import type { ModelCard } from './modelCard.js';
+import type { EarlyExitFile, ModelCard } from './modelCard.js';
 import { modelCardMarkdown } from './modelCardMarkdown.js';
 
 async function writeCard(dir: string, card: ModelCard): Promise<void> {
@@ -23,7 +23,7 @@ async function writeCard(dir: string, card: ModelCard): Promise<void> {
 }
 
 /** early-exit.json: how a runtime picks its answer from the multi-output model. */
-function earlyExitMetadata(card: ModelCard, threshold: number): object {
+function earlyExitMetadata(card: ModelCard, threshold: number): EarlyExitFile {
   return {
     model: EXPORT_FORMAT_KINDS[card.format].runtime === 'onnx' ? EXPORT_FILES.onnxModel : EXPORT_FILES.layersModel,
     threshold,

@@ -119,6 +119,31 @@ export const ModelCardSchema = z
   });
 export type ModelCard = z.infer<typeof ModelCardSchema>;
 
+/** early-exit.json, beside a multi-exit model: how a runtime picks its answer from the model's outputs. */
+export const EarlyExitFileSchema = z.object({
+  /** The model file it applies to. */
+  model: z.string(),
+  threshold: z.number().gt(0).max(1),
+  rule: z.string(),
+  exits: z
+    .array(
+      ExitCardSchema.pick({
+        output: true,
+        index: true,
+        block: true,
+        layer: true,
+        final: true,
+        params: true,
+        macs: true,
+        top1: true,
+      }),
+    )
+    .min(1),
+  classes: z.array(z.string()).min(2),
+  preprocessing: PreprocessingSchema,
+});
+export type EarlyExitFile = z.infer<typeof EarlyExitFileSchema>;
+
 /** The model card of the export folder `dir`, validated: any problem is an ExportError naming the file. */
 export async function readModelCard(dir: string): Promise<ModelCard> {
   return readJsonFile(join(dir, EXPORT_FILES.cardJson), ModelCardSchema).catch((error: unknown) => {

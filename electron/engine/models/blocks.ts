@@ -5,6 +5,7 @@ import {
   Conv2d,
   Dense,
   DepthwiseConv2d,
+  Dropout,
   GlobalAveragePool,
   Relu,
   Sequence,
@@ -12,10 +13,11 @@ import {
   type Layer,
   type Param,
   type ParamFactory,
+  type StepClock,
   type Traced,
   ZeroPadShortcut,
 } from './layers.js';
-import type { ResNetBlock } from '../../../shared/spec.js';
+import type { HeadKind, ResNetBlock } from '../../../shared/spec.js';
 import { reluGrad } from '../backend/channelOps.js';
 
 /** A backbone block: a Layer that can also be lesioned (skipped, keeping only its shortcut). */
@@ -162,12 +164,45 @@ export class SeparableBlock implements Block {
   }
 }
 
-/** Exit head of the authors' code: BN -> ReLU -> global average pool -> FC (bias 0). */
-export function exitHead(make: ParamFactory, channels: number, classes: number): Sequence {
-  return new Sequence([
-    new BatchNorm(make.child('bn'), channels),
-    new Relu(),
-    new GlobalAveragePool(),
-    new Dense(make.child('fc'), channels, classes),
-  ]);
+/**
+ * Dropout of the Elastic head. The paper's text names dropout but no rate; 0.2 is the rate
+ * Keras transfer-learning heads of its time commonly used.
+ */
+export const ELASTIC_DROPOUT = 0.2;
+
+/** Makes the exit head for a feature map of `channels` channels (the network builders call it once per exit). */
+export type HeadMaker = (make: ParamFactory, channels: number) => Sequence;
+
+/**
+ * Exit heads (shared/spec.ts HEADS), bias 0 as in the authors' code:
+ * - bn-relu: BN -> ReLU -> global average pool -> FC (MW-BP);
+ * - elastic: global average pool -> dropout -> FC (Elastic networks); the dropout's masks follow `clock`.
+ */
+export function headMaker(kind: HeadKind, classes: number, clock: StepClock): HeadMaker {
+  return (make, channels) =>
+    kind === 'elastic'
+      ? new Sequence([
+          new GlobalAveragePool(),
+          new Dropout(ELASTIC_DROPOUT, make.seed(), clock),
+          new Dense(make.child('fc'), channels, classes),
+        ])
+      : new Sequence([
+          new BatchNorm(make.child('bn'), channels),
+          new Relu(),
+          new GlobalAveragePool(),
+          new Dense(make.child('fc'), channels, classes),
+        ]);
+}
+
+/**
+ * A head split where training it on a frozen backbone can start: `fixed` are its leading
+ * layers that are fixed functions (pooling, ReLU: no parameters, no randomness), `trained`
+ * the rest. With the backbone frozen, `fixed` applied to the features gives the same values
+ * every epoch, so those are what a feature cache keeps (the pooled vector for an Elastic head;
+ * the whole feature map for a BN-first head, whose batch statistics need it).
+ */
+export function splitHead(head: Sequence): { fixed: Sequence; trained: Sequence } {
+  const cut = head.layers.findIndex((l) => !(l instanceof GlobalAveragePool || l instanceof Relu));
+  const at = cut < 0 ? head.layers.length : cut;
+  return { fixed: new Sequence(head.layers.slice(0, at)), trained: new Sequence(head.layers.slice(at)) };
 }

@@ -1,19 +1,30 @@
 /** One factory for every family: the run spec's architecture -> an Mw-network. */
-import { resnetBlockOf, resolveExits, type ArchSpec } from '../../../shared/spec.js';
+import { resnetBlockOf, resolveExits, type ArchSpec, type HeadKind } from '../../../shared/spec.js';
 import { Random } from '../random.js';
-import { ParamFactory, type FeatureShape } from './layers.js';
+import { headMaker } from './blocks.js';
+import { ParamFactory, StepClock, type FeatureShape } from './layers.js';
 import { buildMobileNet } from './mobilenet.js';
 import type { MwNetwork } from './network.js';
 import { buildResNet } from './resnet.js';
 import { backboneName, buildImportedNetwork, readBackbone } from './import/network.js';
 
 /** An imported backbone brings its own input shape; `inputShape` is that of the other families. */
-export function buildNetwork(arch: ArchSpec, inputShape: FeatureShape, classes: number, seed: number): MwNetwork {
+export function buildNetwork(
+  arch: ArchSpec,
+  inputShape: FeatureShape,
+  classes: number,
+  seed: number,
+  headKind: HeadKind = 'bn-relu',
+): MwNetwork {
+  const clock = new StepClock();
+  const head = headMaker(headKind, classes, clock);
   if (arch.family === 'imported')
     return buildImportedNetwork(readBackbone(arch), {
       ...(arch.exits ? { exits: arch.exits } : {}),
       classes,
       seed,
+      head,
+      clock,
       name: `MwImported-${backboneName(arch.backbone)}`,
     });
   const make = new ParamFactory(new Random(seed));
@@ -26,6 +37,8 @@ export function buildNetwork(arch: ArchSpec, inputShape: FeatureShape, classes: 
         exits,
         inputShape,
         classes,
+        head,
+        clock,
       })
-    : buildMobileNet(make, { width: arch.width, exits, inputShape, classes });
+    : buildMobileNet(make, { width: arch.width, exits, inputShape, classes, head, clock });
 }

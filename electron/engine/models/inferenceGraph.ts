@@ -31,6 +31,7 @@ import {
   Conv2d,
   Dense,
   DepthwiseConv2d,
+  Dropout,
   GlobalAveragePool,
   Relu,
   Sequence,
@@ -279,6 +280,8 @@ class GraphWriter {
     if (layer instanceof Conv2d || layer instanceof DepthwiseConv2d || layer instanceof ZeroPadShortcut)
       return this.conv(layer, undefined, input);
     if (layer instanceof Relu) return this.push({ op: 'relu', name: `${input}.relu`, input });
+    // Dropout is the identity at inference (the Elastic head).
+    if (layer instanceof Dropout) return input;
     if (layer instanceof GlobalAveragePool)
       return this.push({ op: 'globalAveragePool', name: `${input}.pool`, input, keepDims: false });
     if (layer instanceof BatchNorm)

@@ -24,7 +24,7 @@ import {
   depthwiseInputGrad,
   type ExplicitPad,
 } from '../backend/convGradientOps.js';
-import type { Random } from '../random.js';
+import { Random } from '../random.js';
 
 /** A trainable tensor or a persistent buffer (batch-norm running statistics). */
 export interface Param {
@@ -77,6 +77,11 @@ export class ParamFactory {
     private readonly rng: Random,
     readonly prefix = '',
   ) {}
+
+  /** A seed for a layer that draws its own random numbers (dropout). */
+  seed(): number {
+    return this.rng.fork();
+  }
 
   child(name: string): ParamFactory {
     return new ParamFactory(this.rng, this.prefix ? `${this.prefix}.${name}` : name);
@@ -450,6 +455,53 @@ export class GlobalAveragePool implements Layer {
 
   macs([h, w, c]: FeatureShape): number {
     return h * w * c;
+  }
+}
+
+/**
+ * Which training step the network is in, shared by its random layers: a dropout mask is drawn
+ * from (its seed, the step), so a resumed run draws the masks an uninterrupted one would.
+ */
+export class StepClock {
+  step = 0;
+}
+
+/**
+ * Inverted dropout on [N, C] features: while training each value is kept with probability
+ * 1 - rate and scaled by 1 / (1 - rate); inference is the identity. The mask is drawn in JS,
+ * as the initial weights are, so a seed gives the same masks on every backend.
+ */
+export class Dropout implements Layer {
+  readonly params: readonly Param[] = [];
+  readonly buffers: readonly Param[] = [];
+
+  constructor(
+    readonly rate: number,
+    private readonly seed: number,
+    private readonly clock: StepClock,
+  ) {
+    if (!(rate >= 0 && rate < 1)) throw new Error(`dropout rate must lie in [0, 1), got ${rate}`);
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return x;
+  }
+
+  trace(x: tf.Tensor): Traced {
+    const rng = new Random(Math.imul(this.seed ^ 0x2545f491, 0x9e3779b1) ^ Math.imul(this.clock.step + 1, 0x85ebca77));
+    const keep = 1 / (1 - this.rate);
+    const mask = new Float32Array(x.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < this.rate ? 0 : keep;
+    const scale = tf.tensor(mask, x.shape);
+    return { y: tf.mul(x, scale), backward: (dy) => tf.mul(dy, scale) };
+  }
+
+  outputShape(input: FeatureShape): FeatureShape {
+    return input;
+  }
+
+  macs(): number {
+    return 0;
   }
 }
 

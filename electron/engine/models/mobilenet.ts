@@ -1,7 +1,7 @@
 /** MwMobileNet: MobileNet v1 (depthwise-separable blocks, width multiplier) with exits. */
 import { MOBILENET_V1_BLOCKS } from '../../../shared/mobilenet.js';
-import { exitHead, convBn, SeparableBlock } from './blocks.js';
-import type { ParamFactory, FeatureShape } from './layers.js';
+import { convBn, SeparableBlock, type HeadMaker } from './blocks.js';
+import type { ParamFactory, FeatureShape, StepClock } from './layers.js';
 import { MwNetwork } from './network.js';
 
 export interface MobileNetOptions {
@@ -9,6 +9,8 @@ export interface MobileNetOptions {
   exits: number[];
   inputShape: FeatureShape;
   classes: number;
+  head: HeadMaker;
+  clock: StepClock;
 }
 
 export function buildMobileNet(make: ParamFactory, options: MobileNetOptions): MwNetwork {
@@ -24,7 +26,7 @@ export function buildMobileNet(make: ParamFactory, options: MobileNetOptions): M
   });
   const exitBlocks = [...options.exits, blocks.length];
   const heads = exitBlocks.map((b) =>
-    exitHead(make.child(`exits.${b}`), scale(MOBILENET_V1_BLOCKS[b - 1]!.channels), options.classes),
+    options.head(make.child(`exits.${b}`), scale(MOBILENET_V1_BLOCKS[b - 1]!.channels)),
   );
   return new MwNetwork(
     {
@@ -37,5 +39,6 @@ export function buildMobileNet(make: ParamFactory, options: MobileNetOptions): M
     blocks,
     heads,
     exitBlocks,
+    options.clock,
   );
 }

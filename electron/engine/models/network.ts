@@ -5,8 +5,18 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { layerOfBlock } from '../../../shared/spec.js';
-import type { Block } from './blocks.js';
-import { parameterCount, type FeatureShape, type GradSink, type Layer, type Param, type Traced } from './layers.js';
+import { splitHead, type Block } from './blocks.js';
+import {
+  GlobalAveragePool,
+  parameterCount,
+  Sequence,
+  StepClock,
+  type FeatureShape,
+  type GradSink,
+  type Layer,
+  type Param,
+  type Traced,
+} from './layers.js';
 
 export interface ExitPoint {
   /** Position among the exits, shallowest first; the final output is last. */
@@ -48,6 +58,9 @@ export interface TracedNetwork {
   backwardHead(exit: number, seed: tf.Tensor, sink: GradSink): void;
 }
 
+/** The heads traced on their inputs alone (a frozen backbone): logits and a backward into each head. */
+export type TracedHeads = Pick<TracedNetwork, 'logits' | 'backwardHead'>;
+
 export interface ForwardOptions {
   /** Compute exits up to this index only (the sub-model of a shallower exit). */
   upToExit?: number;
@@ -59,6 +72,8 @@ export interface ForwardOptions {
 
 export class MwNetwork {
   readonly exits: readonly ExitPoint[];
+  /** Each head as its fixed leading layers and its trained rest (blocks.ts splitHead). */
+  private readonly headParts: readonly { fixed: Sequence; trained: Sequence }[];
 
   constructor(
     readonly description: NetworkDescription,
@@ -67,8 +82,11 @@ export class MwNetwork {
     /** One head per exit, aligned with `exits`. */
     readonly heads: readonly Layer[],
     exitBlocks: readonly number[],
+    /** The training step, read by random layers (dropout); the trainer sets it before each step. */
+    readonly clock = new StepClock(),
   ) {
     if (heads.length !== exitBlocks.length) throw new Error('one head per exit is required');
+    this.headParts = heads.map((head) => splitHead(head instanceof Sequence ? head : new Sequence([head])));
     this.exits = exitBlocks.map((block, index) => ({
       index,
       block,
@@ -117,6 +135,57 @@ export class MwNetwork {
       }
     }
     return logits;
+  }
+
+  /** Parameters of the stem and every block: what a frozen backbone holds still. */
+  get backboneOnlyParams(): Param[] {
+    return [this.stem, ...this.blocks].flatMap((l) => [...l.params]);
+  }
+
+  /**
+   * What each head trains on while the backbone is frozen: the backbone in inference mode
+   * (batch norm normalises with its running statistics and leaves them as they are), then each
+   * head's fixed leading layers.
+   *
+   * Frozen means eval mode here, a choice: SDN's IC-only code freezes parameters but keeps
+   * model.train(), so its batch-norm statistics keep moving, and Keras of Elastic's time
+   * (trainable = False) still normalised with batch statistics. Fixed statistics keep the
+   * frozen backbone exactly the pretrained function (what modern Keras and fine-tuning guides
+   * do), and make its features the same every epoch, which is what lets them be cached. Shape per exit: the pooled [N, C] for an Elastic head, the
+   * [N, H, W, C] feature map for a head that starts with batch norm.
+   */
+  headInputs(x: tf.Tensor): tf.Tensor[] {
+    const inputs: tf.Tensor[] = [];
+    let h = this.stem.forward(x);
+    for (let b = 1; b <= this.exits.at(-1)!.block; b++) {
+      h = this.blocks[b - 1]!.forward(h);
+      for (const exit of this.exits)
+        if (exit.block === b) inputs[exit.index] = this.headParts[exit.index]!.fixed.forward(h);
+    }
+    return inputs;
+  }
+
+  /** Shape of one image's head input at each exit (headInputs without the batch axis). */
+  headInputShapes(): number[][] {
+    let shape = this.stem.outputShape(this.description.inputShape);
+    const atBlock = this.blocks.map((block) => (shape = block.outputShape(shape)));
+    return this.exits.map((exit) => {
+      const { fixed } = this.headParts[exit.index]!;
+      const [h, w, c] = fixed.outputShape(atBlock[exit.block - 1]!);
+      // Pooling's shape is [1, 1, C], its tensor [N, C].
+      return fixed.layers.some((l) => l instanceof GlobalAveragePool) ? [c] : [h, w, c];
+    });
+  }
+
+  /** Training-mode forward of each head's trained layers on its input from headInputs. */
+  traceHeads(inputs: readonly tf.Tensor[]): TracedHeads {
+    const heads = this.headParts.map((part, k) => part.trained.trace(inputs[k]!));
+    return {
+      logits: heads.map((t) => t.y as tf.Tensor2D),
+      backwardHead: (exit, seed, sink) => {
+        heads[exit]!.backward(seed, sink);
+      },
+    };
   }
 
   /**

@@ -1,7 +1,7 @@
 /** MwResNet-(6n+2): the CIFAR ResNet of He et al. with exits (torchvision-style builder). */
 import { DEFAULT_RESNET_BLOCK, resnetBlockCount, type ResNetBlock } from '../../../shared/spec.js';
-import { exitHead, convBn, ResidualBlock } from './blocks.js';
-import { Conv2d, Sequence, type ParamFactory, type FeatureShape } from './layers.js';
+import { convBn, ResidualBlock, type HeadMaker } from './blocks.js';
+import { Conv2d, Sequence, type ParamFactory, type FeatureShape, type StepClock } from './layers.js';
 import { MwNetwork } from './network.js';
 
 export interface ResNetOptions {
@@ -12,6 +12,8 @@ export interface ResNetOptions {
   exits: number[];
   inputShape: FeatureShape;
   classes: number;
+  head: HeadMaker;
+  clock: StepClock;
 }
 
 export function buildResNet(make: ParamFactory, options: ResNetOptions): MwNetwork {
@@ -36,7 +38,7 @@ export function buildResNet(make: ParamFactory, options: ResNetOptions): MwNetwo
   });
   const exitBlocks = [...options.exits, blocks.length];
   const heads = exitBlocks.map((b) =>
-    exitHead(make.child(`exits.${b}`), blocks[b - 1]!.main.outputShape([1, 1, 1])[2], options.classes),
+    options.head(make.child(`exits.${b}`), blocks[b - 1]!.main.outputShape([1, 1, 1])[2]),
   );
   const tags = [
     ...(options.width === 1 ? [] : [`width ${options.width}`]),
@@ -54,5 +56,6 @@ export function buildResNet(make: ParamFactory, options: ResNetOptions): MwNetwo
     blocks,
     heads,
     exitBlocks,
+    options.clock,
   );
 }

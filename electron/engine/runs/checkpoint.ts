@@ -27,7 +27,8 @@ const EpochProgressSchema = z.object({
 });
 export type EpochProgress = z.infer<typeof EpochProgressSchema>;
 
-const ManifestSchema = z.object({
+/** checkpoint.json: the file format's one description, for its writer and every reader. */
+export const CheckpointManifestSchema = z.object({
   format: z.literal(1),
   /** Epochs fully done. */
   epoch: z.number().int().nonnegative(),
@@ -41,7 +42,7 @@ const ManifestSchema = z.object({
   optimizers: z.array(z.object({ name: z.string(), tensors: z.array(TensorEntrySchema) })),
   savedAt: z.string(),
 });
-type Manifest = z.infer<typeof ManifestSchema>;
+export type CheckpointManifest = z.infer<typeof CheckpointManifestSchema>;
 
 export interface CheckpointContent {
   epoch: number;
@@ -58,9 +59,14 @@ export interface LoadedCheckpoint extends Omit<CheckpointContent, 'network' | 'o
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 
+/** The checkpoint manifest of run folder `dir`, validated: any problem is a FileError naming the file. */
+export function readCheckpointManifest(dir: string): Promise<CheckpointManifest> {
+  return readJsonFile(join(dir, CHECKPOINT_FILE), CheckpointManifestSchema);
+}
+
 /** Global step of the run's checkpoint, read from its manifest alone (no weights). */
 export async function checkpointStep(dir: string): Promise<number> {
-  return (await readJsonFile(join(dir, CHECKPOINT_FILE), ManifestSchema)).step;
+  return (await readCheckpointManifest(dir)).step;
 }
 
 export async function saveCheckpoint(dir: string, content: CheckpointContent): Promise<void> {
@@ -88,7 +94,7 @@ export async function saveCheckpoint(dir: string, content: CheckpointContent): P
   }
   const weightsFile = `checkpoint-${content.step}.bin`;
   await writeFileAtomic(join(dir, weightsFile), bytes);
-  const manifest: Manifest = {
+  const manifest: CheckpointManifest = {
     format: 1,
     epoch: content.epoch,
     step: content.step,
@@ -107,7 +113,7 @@ export async function saveCheckpoint(dir: string, content: CheckpointContent): P
 
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const manifestPath = join(dir, CHECKPOINT_FILE);
-  const manifest = await readJsonFile(manifestPath, ManifestSchema);
+  const manifest = await readCheckpointManifest(dir);
   const weightsPath = join(dir, manifest.weightsFile);
   let bytes: Buffer;
   try {

@@ -31,7 +31,8 @@ export async function loadTrainedNetwork(dir: string): Promise<TrainedNetwork> {
   if (!start) throw new FileError(`${folder.path('start')}: file not found (the run never started)`);
   if (!(await folder.hasCheckpoint())) throw new FileError(`${dir}: the run has no checkpoint yet (it has not finished a step)`);
   const { height, width, channels } = start.dataset.shape;
-  const net = buildNetwork(start.config.arch, [height, width, channels], start.dataset.classes.length, start.config.seed);
+  const { arch, seed, head } = start.config;
+  const net = buildNetwork(arch, [height, width, channels], start.dataset.classes.length, seed, head);
   const checkpoint = await loadCheckpoint(folder.dir);
   try {
     assignNetworkTensors(net, checkpoint.network, folder.dir);

@@ -20,6 +20,8 @@ export interface Hyperparameters {
   distillation?: Distillation;
   /** IMTA's gradient equilibrium in every backward pass (TracedNetwork.backward). */
   gradientEquilibrium?: boolean;
+  /** The backbone's (stem and blocks') learning rate is its optimizer's lr times this; 1 when absent. */
+  backboneLrScale?: number;
 }
 
 export type StepResult = {
@@ -39,6 +41,14 @@ export interface TrainingMethod {
   readonly lossWeights: readonly number[];
   readonly optimizers: readonly SgdOptimizer[];
   step(x: tf.Tensor4D, labels: tf.Tensor1D, lrFactor: number): StepResult;
+  /**
+   * One step with the backbone frozen (SDN IC-only, Elastic's first epochs): only the heads
+   * learn, from `inputs` = MwNetwork.headInputs of the batch. Each head gets the gradient the
+   * method would give it (joint: its loss weight times its loss' gradient; the others: its
+   * loss' gradient) from the optimizer that holds it; backbone parameters get no gradient, so
+   * no update, weight decay or momentum.
+   */
+  stepHeads(inputs: readonly tf.Tensor[], labels: tf.Tensor1D, lrFactor: number): StepResult;
 }
 
 /** Mean softmax cross-entropy and its gradient w.r.t. the logits. */
@@ -80,7 +90,7 @@ interface ExitLosses {
  */
 function exitLosses(
   net: MwNetwork,
-  traced: TracedNetwork,
+  traced: Pick<TracedNetwork, 'logits'>,
   labels: tf.Tensor1D,
   distillation: Distillation | undefined,
 ): ExitLosses {
@@ -106,9 +116,38 @@ function result(e: Pick<ExitLosses, 'losses' | 'correct' | 'crossEntropy'>): Ste
   };
 }
 
-function sgd(name: string, params: readonly Param[], h: Hyperparameters, lr = h.lr): SgdOptimizer {
+/** An optimizer of `params`; those of the backbone (stem and blocks) learn at lr times the backbone's scale. */
+function sgd(net: MwNetwork, name: string, params: readonly Param[], h: Hyperparameters, lr = h.lr): SgdOptimizer {
   const settings: SgdSettings = { lr, momentum: h.momentum, weightDecay: h.weightDecay, nesterov: h.momentum > 0 };
-  return new SgdOptimizer(name, params, settings);
+  const scale = h.backboneLrScale ?? 1;
+  const backbone = new Set(net.backboneOnlyParams);
+  const lrScale = new Map(scale === 1 ? [] : params.filter((p) => backbone.has(p)).map((p) => [p, scale]));
+  return new SgdOptimizer(name, params, settings, lrScale);
+}
+
+/**
+ * TrainingMethod.stepHeads for a method whose optimizers are `optimizers` and whose head k
+ * learns from its loss' gradient times `headScale[k]`.
+ */
+function headsOnlyStep(
+  net: MwNetwork,
+  h: Hyperparameters,
+  optimizers: readonly SgdOptimizer[],
+  headScale: readonly number[],
+): TrainingMethod['stepHeads'] {
+  return (inputs, labels, lrFactor) =>
+    tf.tidy(() => {
+      const traced = net.traceHeads(inputs);
+      const e = exitLosses(net, traced, labels, h.distillation);
+      const sink = new GradSink();
+      e.dLogits.forEach((d, k) => traced.backwardHead(k, headScale[k] === 1 ? d : tf.mul(d, headScale[k]!), sink));
+      for (const optimizer of optimizers)
+        optimizer.step(
+          optimizer.params.map((p) => sink.get(p)),
+          lrFactor,
+        );
+      return result(e);
+    });
 }
 
 /** One seed per exit, only `exit` set: the gradient of that exit's weighted loss alone. */
@@ -131,8 +170,8 @@ function perExitOptimizers(net: MwNetwork, h: Hyperparameters): { weights: numbe
   const weights = lossWeights(net.exits, h.gamma);
   const rates = multiWayLearningRates(weights, net.exits, h.lr);
   const exits = net.exits.map((e) => ({
-    backbone: sgd(`backbone-${e.block}`, net.backboneParams(e.index), h, rates[e.index]),
-    head: sgd(`head-${e.block}`, net.heads[e.index]!.params, h),
+    backbone: sgd(net, `backbone-${e.block}`, net.backboneParams(e.index), h, rates[e.index]),
+    head: sgd(net, `head-${e.block}`, net.heads[e.index]!.params, h),
     weight: weights[e.index]!,
   }));
   return { weights, exits };
@@ -166,10 +205,17 @@ function stepExit(opt: ExitOptimizers, grads: ExitGradients, lrFactor: number): 
  */
 function multiWay(net: MwNetwork, h: Hyperparameters): TrainingMethod {
   const { weights, exits } = perExitOptimizers(net, h);
+  const optimizers = exits.flatMap((o) => [o.backbone, o.head]);
   return {
     method: 'multiway',
     lossWeights: weights,
-    optimizers: exits.flatMap((o) => [o.backbone, o.head]),
+    optimizers,
+    stepHeads: headsOnlyStep(
+      net,
+      h,
+      optimizers,
+      net.exits.map(() => 1),
+    ),
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const traced = net.trace(x);
@@ -190,10 +236,17 @@ function multiWay(net: MwNetwork, h: Hyperparameters): TrainingMethod {
  */
 function pairWise(net: MwNetwork, h: Hyperparameters): TrainingMethod {
   const { weights, exits } = perExitOptimizers(net, h);
+  const optimizers = exits.flatMap((o) => [o.backbone, o.head]);
   return {
     method: 'pairwise',
     lossWeights: weights,
-    optimizers: exits.flatMap((o) => [o.backbone, o.head]),
+    optimizers,
+    stepHeads: headsOnlyStep(
+      net,
+      h,
+      optimizers,
+      net.exits.map(() => 1),
+    ),
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const losses: tf.Scalar[] = [];
@@ -219,11 +272,12 @@ function pairWise(net: MwNetwork, h: Hyperparameters): TrainingMethod {
 /** Joint BP: one backward pass of sum_k lambda_k L_k, one optimizer. */
 function joint(net: MwNetwork, h: Hyperparameters): TrainingMethod {
   const weights = lossWeights(net.exits, h.gamma);
-  const optimizer = sgd('all', net.params, h);
+  const optimizer = sgd(net, 'all', net.params, h);
   return {
     method: 'joint',
     lossWeights: weights,
     optimizers: [optimizer],
+    stepHeads: headsOnlyStep(net, h, [optimizer], weights),
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const traced = net.trace(x);
@@ -245,13 +299,19 @@ function joint(net: MwNetwork, h: Hyperparameters): TrainingMethod {
  */
 function plain(net: MwNetwork, h: Hyperparameters): TrainingMethod {
   const final = net.exits.length - 1;
-  const backbone = sgd('final', net.segmentParams(final), h);
+  const backbone = sgd(net, 'final', net.segmentParams(final), h);
   const probeParams = net.heads.slice(0, final).flatMap((head) => [...head.params]);
-  const probes = sgd('probes', probeParams, h);
+  const probes = sgd(net, 'probes', probeParams, h);
   return {
     method: 'plain',
     lossWeights: methodLossWeights('plain', net.exits, h.gamma),
     optimizers: [backbone, probes],
+    stepHeads: headsOnlyStep(
+      net,
+      h,
+      [backbone, probes],
+      net.exits.map(() => 1),
+    ),
     step(x, labels, lrFactor) {
       return tf.tidy(() => {
         const traced = net.trace(x);

@@ -21,11 +21,14 @@ export class SgdOptimizer {
     readonly name: string,
     readonly params: readonly Param[],
     readonly settings: SgdSettings,
+    /** Per-parameter learning-rate multiplier (the backbone's lr scale); 1 where absent. */
+    private readonly lrScale: ReadonlyMap<Param, number> = new Map(),
   ) {}
 
   /**
    * Applies one update. `grads` is aligned with `params` (a missing gradient skips the
-   * parameter); `lrFactor` comes from the schedule; `gradScale` is the exit's loss weight.
+   * parameter: no update, no weight decay, its momentum buffer untouched); `lrFactor` comes
+   * from the schedule; `gradScale` is the exit's loss weight.
    */
   step(grads: readonly (tf.Tensor | undefined)[], lrFactor: number, gradScale = 1): void {
     const { momentum, weightDecay, nesterov } = this.settings;
@@ -45,7 +48,7 @@ export class SgdOptimizer {
           const buf = this.velocity.get(param)!;
           update = nesterov ? tf.add(d, tf.mul(buf, momentum)) : buf;
         }
-        p.assign(tf.sub(p, tf.mul(update, lr)));
+        p.assign(tf.sub(p, tf.mul(update, lr * (this.lrScale.get(param) ?? 1))));
       });
     });
   }

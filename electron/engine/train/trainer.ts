@@ -15,8 +15,8 @@ import type {
   RunStart,
   RunSummary,
 } from '../../../shared/metrics.js';
-import type { RunConfig } from '../../../shared/spec.js';
-import { epochOrder, makeBatch } from '../data/batches.js';
+import { backboneFrozenIn, backboneLrScaleOf, type RunConfig } from '../../../shared/spec.js';
+import { batchLabels, epochOrder, makeBatch } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import { selectionSet } from '../data/index.js';
 import { exitAccuracy, exitReports, type LatencyOptions } from '../evaluate/index.js';
@@ -25,7 +25,8 @@ import { Random } from '../random.js';
 import { loadCheckpoint, saveCheckpoint, type EpochProgress } from '../runs/checkpoint.js';
 import type { RunFolder } from '../runs/store.js';
 import { assignNetworkTensors } from '../runs/trained.js';
-import { createTrainingMethod, type TrainingMethod } from './methods.js';
+import { FEATURE_CACHE_BYTES, FeatureCache } from './featureCache.js';
+import { createTrainingMethod, type StepResult, type TrainingMethod } from './methods.js';
 import { learningRateFactor } from './schedule.js';
 
 export interface TrainerOptions {
@@ -37,6 +38,8 @@ export interface TrainerOptions {
   /** Also checkpoint mid-epoch this often, so a crash loses at most this much work. */
   checkpointSeconds?: number;
   latency?: LatencyOptions;
+  /** The feature cache's byte budget (default FEATURE_CACHE_BYTES). */
+  featureCacheBytes?: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -69,6 +72,8 @@ interface QueuedStep {
   /** The step's number (1-based over the run). */
   step: number;
   images: number;
+  /** Set when the backbone was frozen: whether the heads' inputs came from the feature cache. */
+  backbone?: 'frozen' | 'cached';
   queuedAt: number;
   values: Promise<[tf.TypedArray, tf.TypedArray, tf.TypedArray | undefined]>;
 }
@@ -94,11 +99,13 @@ export class Trainer {
   private recentRate = 0;
   private sessionStart = 0;
   private sessionStartStep = 0;
+  /** Head inputs of a frozen backbone, while one is frozen and the images are not augmented. */
+  private featureCache: FeatureCache | undefined;
 
   constructor(readonly options: TrainerOptions) {
     const { config, dataset, folder, backend } = options;
     const { height, width, channels } = dataset.shape;
-    this.net = buildNetwork(config.arch, [height, width, channels], dataset.classes.length, config.seed);
+    this.net = buildNetwork(config.arch, [height, width, channels], dataset.classes.length, config.seed, config.head);
     this.method = createTrainingMethod(config.method, this.net, {
       lr: config.lr,
       momentum: config.momentum,
@@ -108,8 +115,10 @@ export class Trainer {
         ? { distillation: { alpha: config.distillAlpha, temperature: config.distillTemperature } }
         : {}),
       gradientEquilibrium: config.gradientEquilibrium,
+      backboneLrScale: backboneLrScaleOf(config),
     });
     this.progress = emptyProgress(this.net.exits.length);
+    const cacheNote = this.planFeatureCache();
     this.start = {
       run: folder.dir,
       name: folder.dir.split(/[\\/]/).pop()!,
@@ -119,7 +128,24 @@ export class Trainer {
       backend,
       lossWeights: [...this.method.lossWeights],
       exits: this.net.costs(),
+      ...(cacheNote ? { featureCache: cacheNote } : {}),
     };
+  }
+
+  /** Makes the feature cache when a frozen epoch can use one; returns what the run should say about it, if anything. */
+  private planFeatureCache(): string | undefined {
+    const { config, dataset } = this.options;
+    if (!config.freezeBackbone && config.freezeEpochs === 0) return undefined;
+    if (config.augment)
+      return 'no feature cache: augmentation changes the images every epoch (--no-augment caches them)';
+    if (!config.featureCache) return 'no feature cache: turned off (--no-feature-cache)';
+    const { cache, note } = FeatureCache.plan(
+      this.net,
+      dataset.train.count,
+      this.options.featureCacheBytes ?? FEATURE_CACHE_BYTES,
+    );
+    this.featureCache = cache;
+    return note;
   }
 
   /** Every training image is seen once an epoch: the last, partial batch is kept. */
@@ -287,18 +313,39 @@ export class Trainer {
     const begin = this.progress.stepInEpoch * this.batchSize;
     const indices = order.subarray(begin, begin + this.batchSize);
     const augment = config.augment ? derivedRandom(config.seed, 1, this.step) : null;
-    const { x, labels } = makeBatch(dataset, dataset.train, indices, augment);
     const factor = learningRateFactor(config.schedule, this.step, this.totalSteps, config.milestones);
     const queuedAt = performance.now();
-    const result = this.method.step(x, labels, factor);
-    tf.dispose([x, labels]);
+    // Dropout masks follow the step, so a resumed run draws what an uninterrupted one would.
+    this.net.clock.step = this.step;
+    const frozen = backboneFrozenIn(config, this.epoch + 1);
+    // Elastic: the cache serves the frozen epochs only; once the backbone trains, its features change.
+    if (!frozen) this.featureCache = undefined;
+    let result: StepResult;
+    let backbone: QueuedStep['backbone'];
+    if (frozen) {
+      const labels = batchLabels(dataset.train, indices);
+      let inputs = this.featureCache?.read(indices);
+      backbone = inputs ? 'cached' : 'frozen';
+      if (!inputs) {
+        const { x } = makeBatch(dataset, dataset.train, indices, augment);
+        inputs = this.net.headInputs(x);
+        x.dispose();
+        this.featureCache?.write(indices, inputs);
+      }
+      result = this.method.stepHeads(inputs, labels, factor);
+      tf.dispose([...inputs, labels]);
+    } else {
+      const { x, labels } = makeBatch(dataset, dataset.train, indices, augment);
+      result = this.method.step(x, labels, factor);
+      tf.dispose([x, labels]);
+    }
     const read = [result.losses, result.correct, ...(result.crossEntropy ? [result.crossEntropy] : [])];
     const values = Promise.all([result.losses.data(), result.correct.data(), result.crossEntropy?.data()]).finally(() =>
       tf.dispose(read),
     );
     this.step++;
     this.progress.stepInEpoch++;
-    return { step: this.step, images: indices.length, queuedAt, values };
+    return { step: this.step, images: indices.length, queuedAt, values, ...(backbone ? { backbone } : {}) };
   }
 
   /** Waits for a queued step's losses, checks them, adds them to the epoch's sums and emits its record. */
@@ -335,6 +382,7 @@ export class Trainer {
       lr: config.lr * learningRateFactor(config.schedule, queued.step - 1, this.totalSteps, config.milestones),
       imagesPerSecond: this.recentRate,
       etaSeconds: ((this.totalSteps - queued.step) * this.batchSize) / sessionRate,
+      ...(queued.backbone ? { backbone: queued.backbone } : {}),
     };
     await folder.appendMetrics([record]);
     this.emit(record);

@@ -1,9 +1,10 @@
 /** The new-run form: its fields, their validation, and starting the run it describes. */
 import { defineStore } from 'pinia';
-import { computed, reactive, watch } from 'vue';
+import { computed, reactive, ref, watch } from 'vue';
+import type { BackboneInspection, BackboneListing } from '../../../shared/backbones.js';
 import { DEFAULT_RUN_CONFIG, blockCount, defaultExits, type RunConfig } from '../../../shared/spec.js';
 import { useStudioApi } from '../api/current.js';
-import { networkStages } from '../network.js';
+import { candidateStages, networkStages } from '../network.js';
 import { formFromConfig, formNetwork, validateRunForm, type RunForm } from '../runForm.js';
 import { useRunStore } from './run.js';
 import { useStudioStore } from './studio.js';
@@ -20,8 +21,26 @@ export const useRunFormStore = defineStore('runForm', () => {
   const validConfig = computed(() => validation.value.config);
   const valid = computed(() => validConfig.value !== undefined);
   const network = computed(() => formNetwork(form));
-  const blocks = computed(() => (network.value ? blockCount(network.value) : undefined));
-  const stages = computed(() => (network.value ? networkStages(network.value) : []));
+  /** The backbone file's candidates (family 'imported'), once inspected, and the file they belong to. */
+  const inspection = ref<{ path: string; result: BackboneInspection }>();
+  const inspecting = ref(false);
+  /** Why the backbone file could not be read, in the engine's words. */
+  const backboneProblem = ref<string>();
+  /** The pinned ImageNet backbones the engine can fetch, and whether each is cached. */
+  const pinned = ref<BackboneListing[]>([]);
+  const candidates = computed(() =>
+    form.family === 'imported' && inspection.value?.path === form.backbonePath.trim()
+      ? inspection.value.result.candidates
+      : undefined,
+  );
+  const blocks = computed(() =>
+    form.family === 'imported' ? candidates.value?.length : network.value ? blockCount(network.value) : undefined,
+  );
+  const stages = computed(() =>
+    candidates.value ? candidateStages(candidates.value) : network.value ? networkStages(network.value) : [],
+  );
+  /** MACs up to each block, to draw the strip to scale (imported backbones). */
+  const macs = computed(() => candidates.value?.map((c) => c.macs));
 
   // A shallower network drops the exits it no longer has (the last block is the final output).
   watch(blocks, (count) => {
@@ -40,8 +59,55 @@ export const useRunFormStore = defineStore('runForm', () => {
   }
 
   function useDefaultExits(): void {
-    if (blocks.value !== undefined) form.exits = defaultExits(blocks.value);
+    if (candidates.value) form.exits = [...inspection.value!.result.defaultExits];
+    else if (blocks.value !== undefined) form.exits = defaultExits(blocks.value);
   }
+
+  /** Reads the backbone file's exit candidates and places the default exits on them. */
+  async function inspectBackbone(): Promise<void> {
+    const path = form.backbonePath.trim();
+    if (!path) return;
+    inspecting.value = true;
+    backboneProblem.value = undefined;
+    try {
+      inspection.value = { path, result: await api.inspectBackbone({ path }) };
+      useDefaultExits();
+    } catch (error) {
+      inspection.value = undefined;
+      backboneProblem.value = (error as Error).message;
+    } finally {
+      inspecting.value = false;
+    }
+  }
+
+  const listPinned = () =>
+    studio.attempt('Could not list the pretrained backbones', async () => {
+      pinned.value = await api.listBackbones({});
+    });
+
+  /** Downloads a pinned backbone (or finds it cached) and uses its file. */
+  const usePinned = (name: string) =>
+    studio.attempt(`Could not fetch ${name}`, async () => {
+      const { path } = await api.fetchBackbone({ name });
+      form.backbonePath = path;
+      await inspectBackbone();
+      await listPinned();
+    });
+
+  const chooseBackbone = () =>
+    studio.attempt('Could not choose a file', async () => {
+      const { path } = await api.chooseFolder({ purpose: 'backbone' });
+      if (!path) return;
+      form.backbonePath = path;
+      await inspectBackbone();
+    });
+
+  watch(
+    () => form.family,
+    (family) => {
+      if (family === 'imported' && !pinned.value.length) void listPinned();
+    },
+  );
 
   function clearExits(): void {
     form.exits = [];
@@ -76,6 +142,13 @@ export const useRunFormStore = defineStore('runForm', () => {
     validConfig,
     blocks,
     stages,
+    macs,
+    inspecting,
+    backboneProblem,
+    pinned,
+    inspectBackbone,
+    usePinned,
+    chooseBackbone,
     setField,
     toggleExit,
     useDefaultExits,

@@ -29,6 +29,24 @@ describe('new-run form validation', () => {
     });
   });
 
+  it('turns the recipe choices into the settings a user would type on the command line', () => {
+    const elastic = validate({ freeze: 'epochs', freezeEpochs: 2, head: 'elastic', gamma: 0 }).config!;
+    expect(elastic).toMatchObject({ freezeEpochs: 2, freezeBackbone: false, head: 'elastic', gamma: 0 });
+    const icOnly = validate({ freeze: 'all', freezeEpochs: 2, backboneLrScale: '0.5' }).config!;
+    expect(icOnly).toMatchObject({ freezeEpochs: 0, freezeBackbone: true, backboneLrScale: 0.5 });
+    expect(validate({ backboneLrScale: '' }).config).not.toHaveProperty('backboneLrScale');
+    expect(validate({ freeze: 'epochs', freezeEpochs: 3 }).errors).toEqual({
+      freezeEpochs:
+        '3 of 3 epochs leaves none to train the backbone; use fewer, or freeze-backbone to train the heads only',
+    });
+    expect(validate({ freeze: 'all', gradientEquilibrium: true }).errors).toHaveProperty('gradientEquilibrium');
+    expect(formFromConfig({ ...DEFAULT_RUN_CONFIG, freezeBackbone: true }).freeze).toBe('all');
+    expect(formFromConfig({ ...DEFAULT_RUN_CONFIG, freezeEpochs: 2 })).toMatchObject({
+      freeze: 'epochs',
+      freezeEpochs: 2,
+    });
+  });
+
   it('requires a dataset path when the embedded set is not used', () => {
     expect(validate({ datasetSource: 'path', datasetPath: '  ' }).errors).toEqual({ dataset: 'dataset is required' });
     expect(validate({ datasetSource: 'path', datasetPath: '/data/cifar-10' }).config?.dataset).toBe('/data/cifar-10');

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { BackendError } from '../../errors.js';
 import { adapterName, openDevice, softwareRefused, type AdapterDescription } from './adapter.js';
 import { registerWebGpuChannelKernels } from './channelKernels.js';
 import { registerWebGpuConvKernels } from './convKernels.js';
@@ -19,6 +20,32 @@ import { registerWebGpuConvKernels } from './convKernels.js';
 export const WEBGPU_BACKEND = 'webgpu';
 
 let registered: AdapterDescription | undefined;
+
+/**
+ * The first error Dawn reported outside an error scope (tfjs opens none): a kernel whose shader
+ * or pipeline failed validation, an out-of-memory, or the device lost. Dawn only prints these and
+ * the kernel's output is left as zeros, so every read after one fails, saying why, rather than
+ * training on garbage. It stays for the process: the device's kernels cannot be trusted again.
+ */
+let deviceFailure: BackendError | undefined;
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.trim();
+}
+
+function watchDevice(device: GPUDevice, adapter: string): void {
+  device.onuncapturederror = (event) => {
+    deviceFailure ??= new BackendError(
+      `WebGPU on ${adapter} reported a ${event.error.constructor.name}: ${firstLine(event.error.message)}; its results cannot be trusted, so the run stops (restart the studio, or train on another backend)`,
+    );
+  };
+  void device.lost.then((lost) => {
+    if (lost.reason !== 'destroyed')
+      deviceFailure ??= new BackendError(
+        `the WebGPU device on ${adapter} was lost: ${firstLine(lost.message)} (restart the studio, or train on another backend)`,
+      );
+  });
+}
 
 /**
  * Registers and selects the 'webgpu' backend on the best adapter (a software one only when
@@ -42,8 +69,17 @@ export async function startWebGpuBackend({ allowSoftware }: { allowSoftware: boo
       });
     else Object.defineProperty(navigator, 'gpu', { value: opened.gpu, configurable: true, writable: true });
     const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+    /** Every tensor read (the trainer reads each step's losses) fails once the device has. */
+    class CheckedWebGPUBackend extends WebGPUBackend {
+      override async read(dataId: object): Promise<tf.backend_util.BackendValues> {
+        const values = await super.read(dataId);
+        if (deviceFailure) throw deviceFailure;
+        return values;
+      }
+    }
+    watchDevice(opened.device, adapterName(opened.described));
     if (tf.findBackendFactory(WEBGPU_BACKEND) != null) tf.removeBackend(WEBGPU_BACKEND);
-    tf.registerBackend(WEBGPU_BACKEND, () => new WebGPUBackend(opened.device, opened.adapter.info), 0);
+    tf.registerBackend(WEBGPU_BACKEND, () => new CheckedWebGPUBackend(opened.device, opened.adapter.info), 0);
     registerWebGpuConvKernels(WEBGPU_BACKEND, opened.described.software);
     registerWebGpuChannelKernels(WEBGPU_BACKEND);
     registered = opened.described;

@@ -8,22 +8,22 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, type ArchSpec } from '../../../../shared/spec.js';
 import { ImportError } from '../../errors.js';
 import { Random } from '../../random.js';
-import { exitHead } from '../blocks.js';
-import { ParamFactory, Sequence, type Layer } from '../layers.js';
+import { headMaker, type HeadMaker } from '../blocks.js';
+import { ParamFactory, Sequence, StepClock } from '../layers.js';
 import { MwNetwork } from '../network.js';
 import { defaultImportedExits, importBackbone, type ExitCandidate } from './backbone.js';
 
 type ImportedArch = Extract<ArchSpec, { family: 'imported' }>;
-
-/** Makes an exit head for `channels` features (the engine's BN-ReLU-GAP-FC by default; the Elastic recipe chooses its own). */
-export type HeadMaker = (make: ParamFactory, channels: number, classes: number) => Layer;
 
 export interface ImportedNetworkOptions {
   /** Candidate ids followed by an auxiliary exit; default: about four spread by compute. */
   exits?: readonly number[];
   classes: number;
   seed: number;
+  /** The exit heads (blocks.ts headMaker; default: the MW-BP code's BN-ReLU-GAP-FC). */
   head?: HeadMaker;
+  /** The clock the heads' dropout follows (MwNetwork.clock). */
+  clock?: StepClock;
   /** A name for the network ("MwImported-resnet18-5"). */
   name: string;
 }
@@ -53,10 +53,9 @@ export function buildImportedNetwork(bytes: Uint8Array, options: ImportedNetwork
     throw error;
   }
   const exitBlocks = [...exits, backbone.blocks.length];
-  const head = options.head ?? exitHead;
-  const heads = exitBlocks.map((b) =>
-    head(make.child(`exits.${b}`), backbone.candidates[b - 1]!.shape[0]!, options.classes),
-  );
+  const clock = options.clock ?? new StepClock();
+  const head = options.head ?? headMaker('bn-relu', options.classes, clock);
+  const heads = exitBlocks.map((b) => head(make.child(`exits.${b}`), backbone.candidates[b - 1]!.shape[0]!));
   return new MwNetwork(
     {
       family: 'imported',
@@ -68,6 +67,7 @@ export function buildImportedNetwork(bytes: Uint8Array, options: ImportedNetwork
     backbone.blocks,
     heads,
     exitBlocks,
+    clock,
   );
 }
 
@@ -106,29 +106,20 @@ export function backboneName(path: string): string {
 }
 
 /**
- * The arch a new run records: the file's checksum and candidate count added, the exits checked
+ * The arch a new run records: the file's checksum, candidate count and input added, the exits checked
  * against its candidates. Reads and translates the whole file, so an unsupported operator is
  * refused here, before any run folder exists.
  */
-export function recordBackbone(arch: ImportedArch): { arch: ImportedArch; inputShape: [number, number, number] } {
+export function recordBackbone(arch: ImportedArch): ImportedArch {
   const bytes = readBackbone(arch);
   const { candidates, inputShape } = candidatesOf(bytes);
   checkedExits(candidates, arch.exits);
-  return { arch: { ...arch, sha256: sha256Of(bytes), blocks: candidates.length }, inputShape };
-}
-
-/**
- * The network trains at the backbone's input size: a dataset of other images is refused until
- * the data path brings images to it (resizing, gray to three channels).
- */
-export function checkBackboneInput(
-  [height, width, channels]: readonly [number, number, number],
-  dataset: { height: number; width: number; channels: number },
-): void {
-  if (dataset.height === height && dataset.width === width && dataset.channels === channels) return;
-  throw new ConfigError(
-    `arch.backbone: the backbone takes ${width}x${height} images with ${channels} channels and the dataset's are ${dataset.width}x${dataset.height} with ${dataset.channels}; use an image folder of ${channels === 3 ? 'colour' : 'gray'} images with --image-size ${height}`,
-  );
+  const [height, width, channels] = inputShape;
+  if (height !== width)
+    throw new ImportError(
+      `the backbone ${arch.backbone} takes ${height}x${width} images; the studio brings images to a square size, so export it square`,
+    );
+  return { ...arch, sha256: sha256Of(bytes), blocks: candidates.length, inputSize: height, channels };
 }
 
 /** What `mw-studio inspect --backbone` shows: the candidates, the default exits and the input. */
