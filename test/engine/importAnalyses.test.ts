@@ -75,9 +75,12 @@ function disposeBackbone(backbone: ImportedBackbone): void {
     for (const p of [...layer.params, ...layer.buffers]) p.variable.dispose();
 }
 
-async function newRun(onEvent?: (t: Trainer, step: number) => void): Promise<Trainer> {
+async function newRun(
+  onEvent?: (t: Trainer, step: number) => void,
+  settings: Partial<RunConfigInput> = {},
+): Promise<Trainer> {
   const trainer: Trainer = await openRun(
-    { kind: 'new', config, runsRoot: join(root, 'runs') },
+    { kind: 'new', config: { ...config, ...settings }, runsRoot: join(root, 'runs') },
     {
       backend: summarizeBackend(backend),
       latency: LATENCY,
@@ -184,29 +187,37 @@ describe('a trained run on an imported mobilenet_v2', () => {
     net.dispose();
   });
 
-  it('stopped mid-epoch and resumed, ends where an uninterrupted run with the same seed ends', async () => {
-    if (!exports) return;
-    const straight = await newRun();
-    const straightSummary = (await straight.run()) as RunSummary;
-    const expected = snapshot(straight.net.namedTensors());
-    straight.dispose();
+  it.each([
+    ['multi-way, the default heads', {}],
+    [
+      'the Elastic recipe: dropout heads, the backbone frozen for the first epoch',
+      { head: 'elastic', freezeEpochs: 1, method: 'joint', gamma: 0 },
+    ],
+  ] as [string, Partial<RunConfigInput>][])(
+    '%s: stopped mid-epoch and resumed, ends where an uninterrupted run with the same seed ends',
+    async (_, settings) => {
+      const straight = await newRun(undefined, settings);
+      const straightSummary = (await straight.run()) as RunSummary;
+      const expected = snapshot(straight.net.namedTensors());
+      straight.dispose();
 
-    // 64 training images in batches of 16: stopping after step 5 leaves the second epoch half done.
-    const stopped = await newRun((t, step) => {
-      if (step === 5) t.stop();
-    });
-    expect(await stopped.run()).toBeUndefined();
-    const dir = stopped.start.run;
-    stopped.dispose();
-    expect((await (await RunFolder.open(dir)).state())?.status).toBe('stopped');
+      // 64 training images in batches of 16: stopping after step 5 leaves the second epoch half done.
+      const stopped = await newRun((t, step) => {
+        if (step === 5) t.stop();
+      }, settings);
+      expect(await stopped.run()).toBeUndefined();
+      const dir = stopped.start.run;
+      stopped.dispose();
+      expect((await (await RunFolder.open(dir)).state())?.status).toBe('stopped');
 
-    const resumed = await openRun({ kind: 'resume', dir }, { backend: summarizeBackend(backend), latency: LATENCY });
-    expect(resumed.start.resumedFrom?.epoch).toBe(1);
-    const resumedSummary = (await resumed.run()) as RunSummary;
-    expectSameWeights(snapshot(resumed.net.namedTensors()), expected, 1e-5);
-    expect(resumedSummary.exits.map((e) => e.top1)).toEqual(straightSummary.exits.map((e) => e.top1));
-    resumed.dispose();
-  });
+      const resumed = await openRun({ kind: 'resume', dir }, { backend: summarizeBackend(backend), latency: LATENCY });
+      expect(resumed.start.resumedFrom?.epoch).toBe(1);
+      const resumedSummary = (await resumed.run()) as RunSummary;
+      expectSameWeights(snapshot(resumed.net.namedTensors()), expected, 1e-5);
+      expect(resumedSummary.exits.map((e) => e.top1)).toEqual(straightSummary.exits.map((e) => e.top1));
+      resumed.dispose();
+    },
+  );
 });
 
 describe('per-exit latency of an imported network', () => {
