@@ -5,7 +5,7 @@
  *
  * - renderer/ imports only shared/ (and its own files); shared/ imports no project folder.
  * - The engine's layers, lowest first: root helpers -> onnx -> backend -> models -> data, runs
- *   -> evaluate -> train -> export, analysis -> session, study, host, worker. A folder imports only
+ *   -> evaluate -> train -> export, analysis -> session, study, slurm, host, worker. A folder imports only
  *   from its own layer or below; the engine imports nothing of the faces or the shell.
  * - The faces (cli, bench, main, serve, relay) reach the engine only through its index.
  * - electron/base/ (crash-safe writes) sits under both the engine and the shell.
@@ -32,7 +32,7 @@ const ENGINE_LAYERS = [
   ['evaluate'],
   ['train'],
   ['export', 'analysis'],
-  ['session.ts', 'study.ts', 'host.ts', 'worker.ts', 'index.ts'],
+  ['session.ts', 'study.ts', 'slurm.ts', 'slurmStudy.ts', 'host.ts', 'worker.ts', 'index.ts'],
 ].map((layer) => layer.map((path) => `${ENGINE}/${path}`));
 
 /** One zone per layer: it may not import from any layer above it. */

@@ -31,7 +31,14 @@ import type { Contract } from './protocol.js';
 export { ApiError } from './protocol.js';
 import { DeploymentReportSchema, EXPORT_FORMATS } from './deployment.js';
 import { BackboneInspectionSchema, BackboneListingSchema, BackboneNameSchema } from './backbones.js';
-import { StudyIdSchema, StudyListSchema, StudyMethodsSchema, StudySeedsSchema, StudyViewSchema } from './study.js';
+import {
+  ExecutorSchema,
+  StudyIdSchema,
+  StudyListSchema,
+  StudyMethodsSchema,
+  StudySeedsSchema,
+  StudyViewSchema,
+} from './study.js';
 
 const runDir = z.string().min(1, 'run folder is required').max(4096);
 
@@ -91,12 +98,20 @@ const SharedRequestSchemas = {
   previewDataset: DatasetPreviewRequestSchema,
   /**
    * A study: the config (validated in full per queued run) under each method and seed, trained
-   * one run after another in the engine. Seeds run from the config's seed upwards.
+   * one run after another in the engine, or as one Slurm job array (the controller checks the
+   * Slurm settings before the study exists). Seeds run from the config's seed upwards.
    */
-  startStudy: z.object({ config: z.unknown(), methods: StudyMethodsSchema, seeds: StudySeedsSchema }).strict(),
-  /** Continues a stopped or interrupted study: the cut-short run from its checkpoint, then the rest. */
+  startStudy: z
+    .object({
+      config: z.unknown(),
+      methods: StudyMethodsSchema,
+      seeds: StudySeedsSchema,
+      executor: ExecutorSchema.default({ kind: 'local' }),
+    })
+    .strict(),
+  /** Continues a stopped or interrupted study: cut-short runs from their checkpoints, then the rest (Slurm: jobs still queued are watched again). */
   resumeStudy: z.object({ study: StudyIdSchema }).strict(),
-  /** Stops the study's live run (it checkpoints) and starts no further one. */
+  /** Stops the study's live run (it checkpoints) and starts no further one; a Slurm study's jobs are cancelled (scancel). */
   stopStudy: z.object({}).strict(),
   /** The studies in the runs root with their results, newest first. */
   listStudies: z.object({}).strict(),
@@ -117,6 +132,15 @@ export const RequestSchemas = {
    * mode answers {} (the page types paths).
    */
   chooseFolder: z.object({ purpose: z.enum(['dataset', 'export', 'backbone']) }).strict(),
+  /**
+   * The desktop app opens a remote studio (serve mode on a cluster's login node, through an SSH
+   * tunnel) in a window of its own and keeps address and token through the OS keychain; checked
+   * by the main process (shared/remote.ts: an empty token means the one kept for that address).
+   * Serve mode refuses it.
+   */
+  connectRemote: z.object({ address: z.string().max(200), token: z.string().max(200) }).strict(),
+  /** The remote studio's address kept from the last connection (never its token). */
+  savedRemote: z.object({}).strict(),
 } as const;
 export type StudioMethod = keyof typeof RequestSchemas;
 export type StudioRequest<M extends StudioMethod> = z.infer<(typeof RequestSchemas)[M]>;
@@ -141,6 +165,8 @@ export const StudioInfoSchema = z.object({
   activeRun: z.string().optional(),
   /** The study being trained, if any (its runs are the active run in turn). */
   activeStudy: z.string().optional(),
+  /** Whether Slurm's sbatch is on the PATH of the machine the engine runs on (the Study view offers the Slurm executor). */
+  slurm: z.boolean(),
 });
 export type StudioInfo = z.infer<typeof StudioInfoSchema>;
 
@@ -202,6 +228,8 @@ const SharedResponseSchemas = {
 export const ResponseSchemas = {
   ...SharedResponseSchemas,
   chooseFolder: z.object({ path: z.string().optional() }),
+  connectRemote: z.object({}),
+  savedRemote: z.object({ address: z.string().optional() }),
 } as const satisfies Record<StudioMethod, z.ZodType>;
 export type StudioResponse<M extends StudioMethod> = z.infer<(typeof ResponseSchemas)[M]>;
 
@@ -211,8 +239,11 @@ export const EngineResponseSchemas = {
 } as const satisfies Record<EngineMethod, z.ZodType>;
 export type EngineResponse<M extends EngineMethod> = z.infer<(typeof EngineResponseSchemas)[M]>;
 
-/** Commands of the desktop app's menu that the page carries out (File > New Run shows the new-run view). */
-export const MENU_COMMANDS = ['new-run'] as const;
+/**
+ * Commands of the desktop app's menu that the page carries out: File > New Run shows the new-run
+ * view, File > Connect to a Remote Studio its form.
+ */
+export const MENU_COMMANDS = ['new-run', 'connect-remote'] as const;
 
 /**
  * Pushed to the renderer: run events (batches coalesced), trainer crashes and study progress

@@ -1,11 +1,11 @@
 /**
- * What some tests need from outside npm: Debian's chromium, python3-onnx and the full Fashion-MNIST
- * dataset (.ci/run installs them), or an Electron binary (downloaded by electron's install script, which
+ * What some tests need from outside npm: Debian's chromium, python3-onnx, the full Fashion-MNIST
+ * dataset and a one-node Slurm cluster (.ci/run installs and starts them), or an Electron binary (downloaded by electron's install script, which
  * npm may skip). On a newcomer's machine a missing piece skips its tests with one printed line
  * naming what to install; under CI=true a missing Debian package is a failure instead, so CI
  * cannot pass by skipping.
  *
- * MW_TEST_HIDE=chromium,dataset-fashion-mnist,python3-onnx,python3-torchvision,electron treats the named pieces as missing, to
+ * MW_TEST_HIDE=chromium,dataset-fashion-mnist,python3-onnx,python3-torchvision,slurm-wlm,electron treats the named pieces as missing, to
  * check the fresh-machine behaviour on a machine that has them.
  */
 import { spawnSync } from 'node:child_process';
@@ -46,6 +46,20 @@ export const PYTHON3_TORCHVISION: Requirement = {
   install: 'apt-get install python3-torchvision',
   locate: () =>
     spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision']).status === 0 ? '/usr/bin/python3' : undefined,
+  requiredInCi: true,
+};
+
+/**
+ * A Slurm cluster these tests can submit to: Debian's slurm-wlm and munge with the one-node
+ * cluster of test/slurm/ running (.ci/run starts it with test/slurm/start.sh).
+ */
+export const SLURM: Requirement = {
+  name: 'slurm-wlm',
+  install: 'apt-get install slurm-wlm munge, then test/slurm/start.sh as root',
+  locate: () =>
+    existsSync('/usr/bin/sbatch') && spawnSync('sinfo', ['-h'], { timeout: 30_000 }).status === 0
+      ? '/usr/bin/sbatch'
+      : undefined,
   requiredInCi: true,
 };
 

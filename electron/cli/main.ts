@@ -14,6 +14,7 @@ import {
   initBackend,
   FileError,
   ImportError,
+  SlurmError,
 } from '../engine/index.js';
 import { BENCH_USAGE, bench } from '../bench/index.js';
 import { BACKBONE_USAGE, backboneCommand } from './backbone.js';
@@ -90,6 +91,7 @@ const USER_ERRORS = [
   ImportError,
   BackboneFetchError,
   ApiError,
+  SlurmError,
 ];
 
 const oneLine = (message: string) => message.replace(/\s*\n\s*/g, ' ');

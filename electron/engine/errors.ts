@@ -21,3 +21,8 @@ export class BackboneFetchError extends Error {
 export class ImportError extends Error {
   override readonly name = 'ImportError';
 }
+
+/** A Slurm command that failed or cannot run (not installed, controller unreachable, option refused); the message says what to do. */
+export class SlurmError extends Error {
+  override readonly name = 'SlurmError';
+}

@@ -12,7 +12,7 @@ import { ANALYSIS_MAX_IMAGES, ApiError, type EngineContract, type StudioEvent } 
 import type { Handlers } from '../../shared/peer.js';
 import type { RunEvent, RunSummary } from '../../shared/metrics.js';
 import { parseRunConfig } from '../../shared/spec.js';
-import type { StudyRecord } from '../../shared/study.js';
+import { studyQueue, type StudyRecord, type StudyView } from '../../shared/study.js';
 import { earlyExitSweep, lesionStudy, supervisionShares } from './analysis/index.js';
 import { summarizeBackend, type BackendInfo } from './backend/index.js';
 import {
@@ -36,6 +36,8 @@ import { resourcesDir } from './resources.js';
 import { RunFolder, listRuns } from './runs/store.js';
 import { loadTrainedNetwork, type TrainedNetwork } from './runs/trained.js';
 import { openRun, type RunRequest } from './session.js';
+import { checkSlurmSettings, sbatchOnPath } from './slurm.js';
+import { runSlurmStudy } from './slurmStudy.js';
 import { createStudy, listStudies, readStudy, runStudy } from './study.js';
 import { fetchBackbone, listBackbones } from './onnx/zoo.js';
 import { inspectBackbone } from './models/import/network.js';
@@ -102,8 +104,11 @@ export class EngineHost {
   /** Folders the user picked in a native dialog: the only paths outside runs/ the renderer may name. */
   private readonly chosen = new Set<string>();
   private loadedDataset: { dir: string; dataset: Promise<Dataset> } | undefined;
-  /** The study being trained: its runs are the active run in turn. */
-  private study: { id: string; stop: AbortController; done: Promise<unknown> } | undefined;
+  /**
+   * The study being trained (locally its runs are the active run in turn) or watched on Slurm;
+   * `leave` is what quitting the app does to it: a local one stops, Slurm jobs go on.
+   */
+  private study: { id: string; stop: AbortController; leave: () => void; done: Promise<unknown> } | undefined;
 
   constructor(private readonly options: EngineHostOptions) {
     this.runsRoot = resolve(options.runsRoot);
@@ -160,25 +165,32 @@ export class EngineHost {
     return { run: trainer.start.run };
   }
 
-  /** Trains a study's runs in the background, one at a time, each as the active run. */
+  /** Trains a study's runs in the background, one at a time, each as the active run, or watches them on Slurm. */
   private beginStudy(record: StudyRecord): { study: string } {
     this.requireIdle();
     const stop = new AbortController();
-    const done = runStudy(this.runsRoot, record, {
-      signal: stop.signal,
-      onUpdate: (study) => this.options.emit({ type: 'study', study }),
-      train: async (request, started) => {
-        const { trainer, done: trained } = await this.train(request);
-        await started(trainer.start.run);
-        return trained;
-      },
-    })
+    const detach = new AbortController();
+    const onUpdate = (study: StudyView) => this.options.emit({ type: 'study', study });
+    const slurm = record.executor?.kind === 'slurm';
+    const running = slurm
+      ? runSlurmStudy(this.runsRoot, record, { signal: stop.signal, detach: detach.signal, onUpdate })
+      : runStudy(this.runsRoot, record, {
+          signal: stop.signal,
+          onUpdate,
+          train: async (request, started) => {
+            const { trainer, done: trained } = await this.train(request);
+            await started(trainer.start.run);
+            return trained;
+          },
+        });
+    const done = running
       // A failed run marked the study failed, saying why (a trainer crash also came as trainer-crashed).
       .catch(() => undefined)
       .finally(() => {
         if (this.study?.id === record.id) this.study = undefined;
       });
-    this.study = { id: record.id, stop, done };
+    const leave = () => (slurm ? detach : stop).abort();
+    this.study = { id: record.id, stop, leave, done };
     return { study: record.id };
   }
 
@@ -267,6 +279,7 @@ export class EngineHost {
       nativeDialogs: Boolean(this.options.nativeDialogs),
       ...(this.active ? { activeRun: this.active.start.run } : {}),
       ...(this.study ? { activeStudy: this.study.id } : {}),
+      slurm: await sbatchOnPath(),
     }),
     listRuns: async () => listRuns(this.runsRoot),
     openRun: async ({ run }) => {
@@ -347,10 +360,12 @@ export class EngineHost {
       const source = dataset === EMBEDDED_SOURCE ? dataset : this.userPath(dataset, 'dataset');
       return previewDataset(await loadDataset(source, imageSize === undefined ? {} : { imageSize }), { augment, seed });
     },
-    startStudy: async ({ config, methods, seeds }) => {
+    startStudy: async ({ config, methods, seeds, executor }) => {
       this.requireIdle();
-      const base = parseRunConfig(this.checkedConfig(config));
-      return this.beginStudy(await createStudy(this.runsRoot, { base, methods, seeds }));
+      const plan = { base: parseRunConfig(this.checkedConfig(config)), methods, seeds, executor };
+      // The controller checks the Slurm settings before the study exists: a refusal leaves nothing behind.
+      if (executor.kind === 'slurm') await checkSlurmSettings(executor, studyQueue(plan).length);
+      return this.beginStudy(await createStudy(this.runsRoot, plan));
     },
     resumeStudy: async ({ study }) => {
       const record = await readStudy(this.runsRoot, study);
@@ -377,7 +392,7 @@ export class EngineHost {
 
   /** Stops the active run (and study) and waits until it has checkpointed; used when the app quits. */
   async shutdown(): Promise<void> {
-    this.study?.stop.abort();
+    this.study?.leave();
     this.active?.stop();
     await Promise.all([this.activeRun, this.study?.done]);
   }

@@ -119,23 +119,21 @@ export async function listStudies(runsRoot: string): Promise<StudyList> {
 }
 
 /**
- * Trains the study's runs that have not finished, in order, one at a time: a new run for each
- * one not started, the run itself (from its checkpoint) for one a stop or a crash cut short.
- * Resolves with the study stopped, or completed; a failed run marks it failed and rethrows.
+ * The record of a study being trained, kept by its runner: marked running by this process,
+ * rewritten atomically at each `save` (which hands the view to `onUpdate`), closed by `finish`.
  */
-export async function runStudy(runsRoot: string, start: StudyRecord, options: StudyOptions): Promise<StudyView> {
-  const queue = studyQueue(start);
+export function studyKeeper(runsRoot: string, start: StudyRecord, onUpdate?: (view: StudyView) => void) {
   const record: StudyRecord = {
     ...start,
-    runs: start.runs.map((r) => ({ ...r })),
+    runs: structuredClone(start.runs),
     status: 'running',
     pid: process.pid,
   };
   delete record.message;
   const save = async (): Promise<StudyView> => {
     await writeJsonAtomic(studyPath(runsRoot, record.id), record);
-    const view = await studyView(runsRoot, { ...record, runs: record.runs.map((r) => ({ ...r })) });
-    options.onUpdate?.(view);
+    const view = await studyView(runsRoot, structuredClone(record));
+    onUpdate?.(view);
     return view;
   };
   const finish = (status: StudyRecord['status'], message?: string): Promise<StudyView> => {
@@ -144,6 +142,17 @@ export async function runStudy(runsRoot: string, start: StudyRecord, options: St
     if (message) record.message = message;
     return save();
   };
+  return { record, save, finish };
+}
+
+/**
+ * Trains the study's runs that have not finished, in order, one at a time: a new run for each
+ * one not started, the run itself (from its checkpoint) for one a stop or a crash cut short.
+ * Resolves with the study stopped, or completed; a failed run marks it failed and rethrows.
+ */
+export async function runStudy(runsRoot: string, start: StudyRecord, options: StudyOptions): Promise<StudyView> {
+  const queue = studyQueue(start);
+  const { record, save, finish } = studyKeeper(runsRoot, start, options.onUpdate);
   await save();
   for (const [i, config] of queue.entries()) {
     const entry = record.runs[i]!;

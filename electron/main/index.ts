@@ -15,6 +15,7 @@ import {
   Menu,
   MessageChannelMain,
   protocol,
+  safeStorage,
   screen,
   session,
   shell,
@@ -28,12 +29,14 @@ import type { StudioContract } from '../../shared/api.js';
 import { CONTENT_SECURITY_POLICY } from '../../shared/contentSecurityPolicy.js';
 import type { Answerer } from '../../shared/peer.js';
 import { STUDIO_PORT_CHANNEL } from '../../shared/protocol.js';
+import { remoteStudioUrl, type RemoteStudio } from '../../shared/remote.js';
 import { readStaticFile } from '../base/staticFiles.js';
 import { engineProcess } from '../relay/engineProcess.js';
 import { EngineRelay, type EngineProcess } from '../relay/engineRelay.js';
 import { pageChannel, type FolderPurpose } from '../relay/pageChannel.js';
 import { BUILT_FILES } from './layout.js';
 import { applicationMenu } from './menu.js';
+import { isRemoteNavigation, RemoteStudioStore, remoteToConnect } from './remoteStudio.js';
 import { isRendererUrl, RENDERER_ENTRY, RENDERER_SCHEME, rendererFile } from './rendererProtocol.js';
 import {
   denyPermission,
@@ -145,6 +148,50 @@ async function openRunsFolder(): Promise<void> {
   if (problem) dialog.showErrorBox('Could not open the runs folder', `${folder}: ${problem}`);
 }
 
+/**
+ * A remote studio (serve mode on a cluster's login node, through an SSH tunnel) in a window of
+ * its own: its page is the same renderer, served by that engine, talking to it over its socket.
+ * No preload (the page needs no bridge there), sandboxed, and kept on that studio's origin.
+ */
+function openRemoteWindow(remote: RemoteStudio): void {
+  const window = new BrowserWindow({
+    width: 1400,
+    height: 900,
+    minWidth: MIN_WINDOW_SIZE.width,
+    minHeight: MIN_WINDOW_SIZE.height,
+    title: `Mw Studio: ${remote.address}`,
+    webPreferences: { sandbox: true, contextIsolation: true, nodeIntegration: false, webSecurity: true },
+  });
+  const contents = window.webContents;
+  contents.on('will-navigate', (event) => {
+    if (!isRemoteNavigation(remote, event.url)) event.preventDefault();
+  });
+  contents.setWindowOpenHandler(denyWindowOpen);
+  void window.loadURL(remoteStudioUrl(remote)).catch((error: Error) => {
+    window.close();
+    dialog.showErrorBox(
+      'Could not reach the remote studio',
+      `${remote.address}: ${error.message}\n\nIs the SSH tunnel open and mw-studio serve running on the login node?`,
+    );
+  });
+}
+
+/** The page's remote-studio form: checked here, kept through the OS keychain (safeStorage), opened. */
+function remoteStudios() {
+  const store = new RemoteStudioStore(join(app.getPath('userData'), 'remote-studio.bin'), safeStorage);
+  return {
+    async connect(given: unknown): Promise<void> {
+      const remote = remoteToConnect(given, await store.load());
+      openRemoteWindow(remote);
+      await store.save(remote);
+    },
+    async saved(): Promise<{ address?: string }> {
+      const kept = await store.load();
+      return kept ? { address: kept.address } : {};
+    },
+  };
+}
+
 function showAbout(): void {
   const options: MessageBoxOptions = {
     type: 'info',
@@ -222,7 +269,7 @@ async function main(): Promise<void> {
   serveRenderer();
   const engine = new EngineRelay({ start: startEngine });
   // The preload has checked the page's calls; the engine checks them again for its own process.
-  const page = pageChannel(engine, { validates: false, chooseFolder });
+  const page = pageChannel(engine, { validates: false, chooseFolder, remote: remoteStudios() });
   engine.onEvent((event) => page.emit(event));
   shutDownBeforeQuit(engine);
   const isMac = process.platform === 'darwin';
@@ -234,6 +281,7 @@ async function main(): Promise<void> {
         // Menu commands reach the page as declared events on the same port as the engine's (shared/api.ts).
         actions: {
           newRun: () => page.emit({ type: 'menu-command', command: 'new-run' }),
+          connectRemote: () => page.emit({ type: 'menu-command', command: 'connect-remote' }),
           openRunsFolder: () => void openRunsFolder(),
           about: showAbout,
         },

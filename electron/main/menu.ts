@@ -3,6 +3,8 @@ import type { MenuItemConstructorOptions } from 'electron';
 
 export interface MenuActions {
   newRun(): void;
+  /** Shows the page's form for a remote studio (serve mode on a cluster, through an SSH tunnel). */
+  connectRemote(): void;
   openRunsFolder(): void;
   about(): void;
 }
@@ -20,6 +22,7 @@ export function applicationMenu({ isMac, isDev, actions }: MenuOptions): MenuIte
     submenu: [
       { label: 'New Run', click: () => actions.newRun() },
       { label: 'Open Runs Folder', click: () => actions.openRunsFolder() },
+      { label: 'Connect to a Remote Studio…', click: () => actions.connectRemote() },
       { type: 'separator' },
       // On macOS, Quit lives in the application menu.
       isMac ? { role: 'close' } : { role: 'quit' },

@@ -4,11 +4,10 @@
  * of every view are kept under test-results/screenshots/. Without chromium (test/requirements.ts)
  * only the server's boundary checks run, which need no browser.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { join } from 'node:path';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startServer, type StudioServer } from '../../electron/serve/server.js';
@@ -17,6 +16,7 @@ import { initBackend, summarizeBackend } from '../../electron/engine/backend/ind
 import { exportExit } from '../../electron/engine/export/index.js';
 import { inspectBackbone } from '../../electron/engine/models/import/network.js';
 import { openRun } from '../../electron/engine/session.js';
+import { builtRenderer, launchChromium, SCREENSHOTS } from './browser.js';
 import {
   evaluateAndOpenCells,
   studyAndCompareThree,
@@ -26,8 +26,6 @@ import {
 } from './studioFlow.js';
 
 const chromiumPath = locate(CHROMIUM, 'the end-to-end flow in Chromium');
-const SCREENSHOTS = resolve('test-results/screenshots');
-const RENDERER = resolve('out/renderer');
 
 let server: StudioServer;
 let browser: BrowserContext;
@@ -35,35 +33,12 @@ let page: Page;
 let runsRoot: string;
 let mixedFolder: string;
 
-async function buildRenderer(): Promise<void> {
-  if (existsSync(join(RENDERER, 'index.html'))) return;
-  const vite = await import('vite');
-  await vite.build({ configFile: resolve('vite.config.ts'), logLevel: 'warn' });
-}
-
 beforeAll(async () => {
-  await buildRenderer();
   runsRoot = await mkdtemp(join(tmpdir(), 'mw-e2e-runs-'));
   mixedFolder = await writeMixedFolder(await mkdtemp(join(tmpdir(), 'mw-e2e-data-')));
-  server = await startServer({ rendererDir: RENDERER, runsRoot, engineEnv: { MW_BACKEND: 'wasm' } });
+  server = await startServer({ rendererDir: await builtRenderer(), runsRoot, engineEnv: { MW_BACKEND: 'wasm' } });
   if (!chromiumPath) return;
-  const profile = await mkdtemp(join(tmpdir(), 'mw-e2e-chromium-'));
-  // A fresh profile per run (playwright's persistent context is how it takes --user-data-dir).
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath,
-    headless: true,
-    viewport: { width: 1400, height: 900 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-  page = browser.pages()[0] ?? (await browser.newPage());
-  page.on('pageerror', (error) => console.error('page error:', error.message));
+  ({ browser, page } = await launchChromium(chromiumPath));
 }, 300_000);
 
 afterAll(async () => {

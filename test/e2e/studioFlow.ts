@@ -13,7 +13,7 @@ import { expect } from 'vitest';
 
 type Shot = (name: string) => Promise<unknown>;
 
-async function screenshots(page: Page, screenshotDir: string, prefix: string): Promise<Shot> {
+export async function screenshots(page: Page, screenshotDir: string, prefix: string): Promise<Shot> {
   await mkdir(screenshotDir, { recursive: true });
   return (name: string) => page.screenshot({ path: join(screenshotDir, `${prefix}-${name}.png`), fullPage: true });
 }
@@ -322,7 +322,8 @@ export async function studyAndCompareThree(page: Page, screenshotDir: string, pr
  * A backbone file picked in the New run form ("from a file…", its path typed as serve mode
  * offers): its exit candidates on the block strip, drawn by MACs, and the pinned ImageNet
  * backbones offered beside it; SDN IC-only on it (heads only, features cached, as the live
- * view says); the exits table. `backbone` is an ONNX file and `candidates` its candidate count.
+ * view says); the exits table; its shallowest exit exported to ONNX, re-scoring to the run's
+ * figure. `backbone` is an ONNX file and `candidates` its candidate count.
  */
 export async function trainOnBackbone(
   page: Page,
@@ -365,4 +366,19 @@ export async function trainOnBackbone(
   await page.getByTestId('exit-row-0').waitFor();
   expect(await page.locator('[data-testid^="exit-row-"]').count()).toBeGreaterThan(1);
   await shot('13-exits-backbone');
+
+  // The shallowest exit exported as ONNX: the written file, re-scored, gives the run's own figure.
+  await page.getByTestId('exit-row-0').click();
+  await page.getByTestId('export-format').selectOption('onnx');
+  await page.getByTestId('export').click();
+  const accuracy = page.getByTestId('export-accuracy');
+  await accuracy.waitFor({ timeout: 180_000 });
+  const [, exported, measured] =
+    /scores (\d+\.\d+)% top-1 \(float32\).*the studio measured (\d+\.\d+)%/s.exec(
+      (await accuracy.textContent()) ?? '',
+    ) ?? [];
+  expect(exported).toBeDefined();
+  expect(Number(exported)).toBe(Number(measured));
+  expect(await page.getByTestId('export-warnings').count()).toBe(0);
+  await shot('14-exported-backbone');
 }

@@ -4,12 +4,12 @@
  * the same weights as an uninterrupted run with the same seed.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunFolder } from '../../electron/engine/runs/store.js';
-import { readCheckpointManifest } from '../../electron/engine/runs/checkpoint.js';
+import { finalWeights, maxDifference } from '../runWeights.js';
 
 const CLI = resolve('bin/mw-studio.js');
 const ARGS = [
@@ -56,12 +56,6 @@ async function onlyRun(root: string): Promise<string> {
   return join(root, name!);
 }
 
-async function finalWeights(dir: string): Promise<Float32Array> {
-  const manifest = await readCheckpointManifest(dir);
-  const bytes = await readFile(join(dir, manifest.weightsFile));
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-}
-
 describe('a killed trainer', () => {
   it('leaves an interrupted run that resumes to the uninterrupted result', async () => {
     const straightRoot = await mkdtemp(join(tmpdir(), 'mw-straight-'));
@@ -91,12 +85,7 @@ describe('a killed trainer', () => {
     // The same backend as the interrupted run: a different one changes float rounding, hence the weights.
     expect(await cli(['--resume', dir, '--backend', 'wasm'])).toBe(0);
     expect((await folder.state())?.status).toBe('completed');
-    const resumedWeights = await finalWeights(dir);
-    const straightWeights = await finalWeights(straight);
-    expect(resumedWeights.length).toBe(straightWeights.length);
-    let worst = 0;
-    resumedWeights.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - straightWeights[i]!))));
-    expect(worst).toBeLessThan(1e-5);
+    expect(maxDifference(await finalWeights(dir), await finalWeights(straight))).toBeLessThan(1e-5);
     const top1 = async (d: string) => (await (await RunFolder.open(d)).summary())!.exits.map((e) => e.top1);
     expect(await top1(dir)).toEqual(await top1(straight));
   });

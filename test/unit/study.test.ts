@@ -45,7 +45,26 @@ describe('the study protocol', () => {
       config: {},
       methods: [{ method: 'joint', distill: false, gradientEquilibrium: false }],
       seeds: 3,
+      executor: { kind: 'local' },
     });
+    const slurm = { config: {}, methods: [{ method: 'joint' }], seeds: 1 };
+    expect(
+      parseRequest(STUDIO_CONTRACT, 'startStudy', { ...slurm, executor: { kind: 'slurm', partition: 'gpu' } }),
+    ).toMatchObject({
+      executor: { kind: 'slurm', partition: 'gpu', cpusPerRun: 1, sbatchArgs: [] },
+    });
+    expect(() =>
+      parseRequest(STUDIO_CONTRACT, 'startStudy', {
+        ...slurm,
+        executor: { kind: 'slurm', sbatchArgs: ['--mem=4G', '--wrap=rm -rf ~'] },
+      }),
+    ).toThrow(/startStudy: executor\.sbatchArgs\.1: --wrap is set by the studio/);
+    expect(() =>
+      parseRequest(STUDIO_CONTRACT, 'startStudy', { ...slurm, executor: { kind: 'slurm', time: '1h' } }),
+    ).toThrow(/executor\.time: time is minutes, HH:MM:SS or D-HH:MM:SS/);
+    expect(() => parseRequest(STUDIO_CONTRACT, 'startStudy', { ...slurm, executor: { kind: 'pbs' } })).toThrow(
+      /startStudy: executor/,
+    );
     expect(() =>
       parseRequest(STUDIO_CONTRACT, 'startStudy', { config: {}, methods: [{ method: 'joint' }], seeds: 1.5 }),
     ).toThrow('startStudy: seeds: seeds must be a whole number');
@@ -95,5 +114,18 @@ describe("the whole study's ETA", () => {
     // 100 s elapsed plus 20 s to go: 120 s a run.
     expect(studyEtaSeconds(record(runs), 20, now)).toBe(20 + 120);
     expect(studyEtaSeconds(record([{ method: 'joint', seed: 5 }]), undefined, now)).toBeUndefined();
+  });
+
+  it('counts the runs to come in waves as wide as the runs training side by side (a Slurm array)', () => {
+    const runs = [
+      { method: 'joint', seed: 5, run: 'a', startedAt: at(0), finishedAt: at(40) },
+      { method: 'joint', seed: 6, run: 'b', startedAt: at(40) },
+      { method: 'joint', seed: 7, run: 'c', startedAt: at(40) },
+      { method: 'joint', seed: 8 },
+      { method: 'joint', seed: 9 },
+      { method: 'joint', seed: 10 },
+    ];
+    // Two run at once: the three to come take two more 40 s waves after the live ones' 10 s.
+    expect(studyEtaSeconds(record(runs), 10, now)).toBe(10 + 2 * 40);
   });
 });

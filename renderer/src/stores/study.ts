@@ -1,19 +1,26 @@
 /**
- * Studies in the studio: the study form (methods and seeds on top of the New run form's
- * settings), starting, stopping and continuing a study, and the studies in the runs root with
- * their results. The engine trains a study's runs one after another; each is the active run in
- * turn, so the Live view follows them, and 'study' events carry the record and result as each
- * run starts and ends.
+ * Studies in the studio: the study form (methods, seeds and where the runs train, on top of the
+ * New run form's settings), starting, stopping and continuing a study, and the studies in the
+ * runs root with their results. Locally the engine trains a study's runs one after another, each
+ * the active run in turn, so the Live view follows them; on Slurm the runs train as array
+ * elements elsewhere and the run shown live here is read from its folder every few seconds.
+ * 'study' events carry the record and result at every change.
  */
 import { defineStore } from 'pinia';
-import { computed, reactive, ref, shallowRef } from 'vue';
+import { computed, reactive, ref, shallowRef, watch } from 'vue';
 import type { StudyView } from '../../../shared/study.js';
+import { formatDuration } from '../../../shared/format.js';
 import { finishedRuns, studyEtaSeconds } from '../../../shared/study.js';
 import { useStudioApi } from '../api/current.js';
-import { validateStudyForm, type StudyForm } from '../studyPlan.js';
+import type { NumberEntry } from '../runForm.js';
+import { progressFraction, traceFromDetail, type RunTrace } from '../runTrace.js';
+import { EMPTY_SLURM_FORM, validateStudyForm, type SlurmField, type StudyForm } from '../studyPlan.js';
 import { useRunStore } from './run.js';
 import { useRunFormStore } from './runForm.js';
 import { useStudioStore } from './studio.js';
+
+/** How often the live Slurm element's folder is read: its metrics log grows at every step. */
+export const ELEMENT_POLL_MS = 2000;
 
 export const useStudyStore = defineStore('study', () => {
   const api = useStudioApi();
@@ -21,9 +28,16 @@ export const useStudyStore = defineStore('study', () => {
   const run = useRunStore();
   const runForm = useRunFormStore();
 
-  const form = reactive<StudyForm>({ methods: ['plain', 'multiway'], seeds: 2 });
+  const form = reactive<StudyForm>({
+    methods: ['plain', 'multiway'],
+    seeds: 2,
+    executor: 'local',
+    slurm: { ...EMPTY_SLURM_FORM },
+  });
   const validation = computed(() => validateStudyForm(form, runForm.validConfig));
   const errors = computed(() => validation.value.errors);
+  /** Whether the engine's machine has Slurm's sbatch: the Slurm settings are offered then. */
+  const slurmAvailable = computed(() => studio.info?.slurm === true);
 
   /** Studies in the runs root, newest first. */
   const studies = ref<StudyView[]>([]);
@@ -37,12 +51,86 @@ export const useStudyStore = defineStore('study', () => {
   const liveEta = ref<number>();
 
   const training = computed(() => shown.value?.record.status === 'running');
+  const onSlurm = computed(() => shown.value?.record.executor?.kind === 'slurm');
   const finished = computed(() => (shown.value ? finishedRuns(shown.value.record) : 0));
-  const etaSeconds = computed(() =>
-    shown.value && training.value ? studyEtaSeconds(shown.value.record, liveEta.value) : undefined,
-  );
-  /** The run training now: the one started and not finished. */
-  const liveEntry = computed(() => shown.value?.record.runs.find((r) => r.startedAt && !r.finishedAt));
+  /** The runs training now: started and not finished (on Slurm, several at once). */
+  const liveEntries = computed(() => shown.value?.record.runs.filter((r) => r.startedAt && !r.finishedAt) ?? []);
+  const liveEntry = computed(() => liveEntries.value[0]);
+
+  /** Slurm: the index of the array element whose curves are shown (one picked, else the first running). */
+  const picked = ref<number>();
+  const watchedIndex = computed(() => {
+    if (!onSlurm.value || !training.value) return undefined;
+    const runs = shown.value!.record.runs;
+    const running = (i: number | undefined) => i !== undefined && runs[i]?.run && runs[i]?.slurm?.state === 'RUNNING';
+    if (running(picked.value)) return picked.value;
+    const first = runs.findIndex((r) => r.run && r.slurm?.state === 'RUNNING');
+    return first >= 0 ? first : undefined;
+  });
+  /** That element's run, read from its folder. */
+  const element = shallowRef<RunTrace>();
+
+  const etaSeconds = computed(() => {
+    if (!shown.value || !training.value) return undefined;
+    const eta = onSlurm.value ? element.value?.progress.etaSeconds : liveEta.value;
+    return studyEtaSeconds(shown.value.record, eta);
+  });
+
+  /** The whole study's progress: finished runs plus the live run's share (on Slurm, the shown element's). */
+  const fraction = computed(() => {
+    const total = shown.value?.record.runs.length;
+    if (!total) return undefined;
+    const live = onSlurm.value ? element.value : liveEntry.value && run.showsActiveRun ? run.trace : undefined;
+    return (finished.value + (live ? (progressFraction(live) ?? 0) : 0)) / total;
+  });
+
+  /** "run 2 of 4: multiway, seed 8 · ETA 3m for the study"; on Slurm, how many run and wait. */
+  const progressLine = computed(() => {
+    const record = shown.value?.record;
+    if (!record) return '';
+    const total = record.runs.length;
+    const parts: string[] = [];
+    if (onSlurm.value) {
+      const count = (state: string) => record.runs.filter((r) => !r.finishedAt && r.slurm?.state === state).length;
+      parts.push(
+        `${finished.value} of ${total} runs finished`,
+        `${count('RUNNING')} running`,
+        `${count('PENDING')} pending`,
+      );
+    } else {
+      const entry = liveEntry.value;
+      parts.push(
+        entry
+          ? `run ${finished.value + 1} of ${total}: ${entry.method}, seed ${entry.seed}`
+          : `${finished.value} of ${total} runs finished`,
+      );
+    }
+    if (etaSeconds.value !== undefined) parts.push(`ETA ${formatDuration(etaSeconds.value)} for the study`);
+    return parts.join(' · ');
+  });
+
+  let elementTimer: ReturnType<typeof setInterval> | undefined;
+  async function readElement(): Promise<void> {
+    const index = watchedIndex.value;
+    const dir = index === undefined ? undefined : shown.value?.record.runs[index]?.run;
+    if (!dir) return;
+    try {
+      const trace = traceFromDetail(await api.openRun({ run: dir }));
+      // The watched element may have changed while its folder was read.
+      if (shown.value?.record.runs[watchedIndex.value ?? -1]?.run === dir) element.value = trace;
+    } catch {
+      // The next read tries again; a run folder is briefly unreadable only while being created.
+    }
+  }
+  watch(watchedIndex, (index, before) => {
+    if (index === before) return;
+    clearInterval(elementTimer);
+    elementTimer = undefined;
+    if (index === undefined) return;
+    element.value = undefined;
+    void readElement();
+    elementTimer = setInterval(() => void readElement(), ELEMENT_POLL_MS);
+  });
 
   function update(view: StudyView): void {
     // A run that could not even start (its dataset gone, say) fails the study without a trainer crash.
@@ -90,11 +178,28 @@ export const useStudyStore = defineStore('study', () => {
     form.methods = form.methods.includes(label) ? form.methods.filter((m) => m !== label) : [...form.methods, label];
   }
 
-  /** Starts the study the form describes; the Live view follows its runs. True when the engine accepted it. */
+  function setSeeds(seeds: NumberEntry): void {
+    form.seeds = seeds;
+  }
+
+  function setExecutor(kind: StudyForm['executor']): void {
+    form.executor = kind;
+  }
+
+  function setSlurmField<F extends SlurmField>(field: F, value: StudyForm['slurm'][F]): void {
+    form.slurm[field] = value;
+  }
+
+  /** Slurm: shows this array element's curves while it runs. */
+  function watchElement(index: number): void {
+    picked.value = index;
+  }
+
+  /** Starts the study the form describes; the Live view follows its local runs. True when the engine accepted it. */
   async function start(): Promise<boolean> {
     const { request } = validation.value;
     if (!request) return false;
-    run.followLive();
+    if (request.executor.kind === 'local') run.followLive();
     return studio.attempt(
       'Could not start the study',
       async () => {
@@ -104,9 +209,9 @@ export const useStudyStore = defineStore('study', () => {
     );
   }
 
-  /** Continues a stopped or interrupted study: its cut-short run from the checkpoint, then the rest. */
+  /** Continues a stopped or interrupted study: cut-short runs from their checkpoints, then the rest. */
   function resume(id: string): Promise<boolean> {
-    run.followLive();
+    if (studies.value.find((s) => s.record.id === id)?.record.executor?.kind !== 'slurm') run.followLive();
     return studio.attempt('Could not continue the study', () => api.resumeStudy({ study: id }), acting);
   }
 
@@ -116,18 +221,29 @@ export const useStudyStore = defineStore('study', () => {
     form,
     errors,
     valid: computed(() => validation.value.request !== undefined),
+    slurmAvailable,
     studies,
     problems,
     shown,
     loading,
     acting,
     training,
+    onSlurm,
     finished,
     etaSeconds,
+    fraction,
+    progressLine,
+    liveEntries,
     liveEntry,
+    watchedIndex,
+    element,
     refresh,
     show,
     toggleMethod,
+    setSeeds,
+    setExecutor,
+    setSlurmField,
+    watchElement,
     start,
     resume,
     stop,

@@ -74,6 +74,7 @@ describe('the desktop path to a real engine process', () => {
   const toMain: unknown[] = [];
   const events: StudioEvent[] = [];
   const dialogs: string[] = [];
+  const remotes: unknown[] = [];
   const ports: MessagePort[] = [];
   let runsRoot: string;
   let chosen: string;
@@ -91,6 +92,10 @@ describe('the desktop path to a real engine process', () => {
     const main = pageChannel(relay, {
       validates: false,
       chooseFolder: async (purpose) => (dialogs.push(purpose), purpose === 'dataset' ? chosen : undefined),
+      remote: {
+        connect: async (remote) => void remotes.push(remote),
+        saved: async () => ({ address: 'http://127.0.0.1:5178' }),
+      },
     });
     relay.onEvent((event) => main.emit(event));
     const { port1, port2 } = new MessageChannel();
@@ -164,6 +169,21 @@ describe('the desktop path to a real engine process', () => {
     expect(toEngine.some((message) => 'method' in message && message.method === 'chooseFolder')).toBe(false);
     // Now chosen: the path passes the boundary and fails only as a dataset (an empty folder).
     await expect(studio.previewDataset(preview)).rejects.toThrow(`${chosen}: holds no class`);
+  });
+
+  it('answers the remote-studio calls in main, never in the engine; a face without remote studios refuses them', async () => {
+    await expect(studio.savedRemote({})).resolves.toEqual({ address: 'http://127.0.0.1:5178' });
+    await expect(studio.connectRemote({ address: 'http://127.0.0.1:5178', token: 'abc' })).resolves.toEqual({});
+    expect(remotes).toEqual([{ address: 'http://127.0.0.1:5178', token: 'abc' }]);
+    expect(toEngine.some((m) => 'method' in m && /Remote$/.test(m.method))).toBe(false);
+    const served = pageChannel(relay, { validates: true });
+    const replies: unknown[] = [];
+    served.connect((message) => replies.push(message));
+    served.receive({ id: 1, method: 'connectRemote', payload: { address: 'x', token: 'y' } });
+    await settle();
+    expect(replies).toEqual([
+      { id: 1, ok: false, error: 'connectRemote: only the desktop app connects to a remote studio' },
+    ]);
   });
 
   it('reports a crashed engine to the page and restarts it', async () => {

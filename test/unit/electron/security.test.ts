@@ -134,7 +134,7 @@ describe('the app:// scheme', () => {
 });
 
 describe('application menu', () => {
-  const actions = { newRun() {}, openRunsFolder() {}, about() {} };
+  const actions = { newRun() {}, connectRemote() {}, openRunsFolder() {}, about() {} };
   const labels = (isDev: boolean, isMac = false) =>
     applicationMenu({ isMac, isDev, actions }).map((item) => item.label ?? item.role);
 

@@ -29,6 +29,7 @@ const info = {
   backendNotes: [],
   runsRoot: '/runs',
   nativeDialogs: false,
+  slurm: false,
 };
 
 type Serve = (call: WireCall, reply: (message: WireMessage | string) => void) => void;
