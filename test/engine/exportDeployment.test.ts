@@ -13,7 +13,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunConfigInput } from '../../shared/spec.js';
 import { EXPORT_FORMAT_KINDS, type ExportFormat } from '../../shared/deployment.js';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
-import { loadRunDataset, makeBatch, type Dataset } from '../../electron/engine/data/index.js';
 import {
   argmax,
   EarlyExitFileSchema,
@@ -29,6 +28,7 @@ import { runOnnx } from '../../electron/engine/onnx/runtime.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
 import { locate, PYTHON3_ONNX } from '../requirements.js';
+import { runTestImages } from './helpers.js';
 
 /**
  * Trained enough that its final exit is not a coin flip (about 60% top-1), small enough for a
@@ -73,7 +73,6 @@ function onnxChecker(): ((path: string) => { ok: boolean; output: string }) | un
 
 let dir: string;
 let net: MwNetwork;
-let dataset: Dataset;
 /** The held-out (test) images, preprocessed, and their labels. */
 let images: tf.Tensor4D;
 let labels: Uint8Array;
@@ -89,16 +88,7 @@ beforeAll(async () => {
   dir = trainer.start.run;
   net = (await loadTrainedNetwork(dir)).net;
   // As the run loads it: its normalisation comes from the training images it kept after the validation hold-out.
-  dataset = await loadRunDataset(trainer.start.config);
-  const batch = makeBatch(
-    dataset,
-    dataset.test,
-    Array.from({ length: dataset.test.count }, (_, i) => i),
-    null,
-  );
-  batch.labels.dispose();
-  images = batch.x;
-  labels = dataset.test.labels;
+  ({ images, labels } = await runTestImages(trainer.start.config));
   trainer.dispose();
 }, 300_000);
 

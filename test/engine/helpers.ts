@@ -7,8 +7,14 @@ import { expect } from 'vitest';
 import { ENGINE_CONTRACT } from '../../shared/api.js';
 import { carryOut } from '../../shared/peer.js';
 import { parseCall } from '../../shared/protocol.js';
+import { loadRunDataset, makeBatch } from '../../electron/engine/data/index.js';
+import { exitLatency, SUB_MODEL_RUNTIME } from '../../electron/engine/evaluate/index.js';
 import type { EngineHost } from '../../electron/engine/host.js';
+import type { MwNetwork } from '../../electron/engine/models/index.js';
+import { openSubModelSession } from '../../electron/engine/models/onnxSubModel.js';
+import { runOnnx } from '../../electron/engine/onnx/runtime.js';
 import { Random } from '../../electron/engine/random.js';
+import type { RunConfig } from '../../shared/spec.js';
 
 export async function useCpuBackend(): Promise<void> {
   await tf.setBackend('cpu');
@@ -66,4 +72,38 @@ export function expectSameWeights(
 export async function callHost(host: EngineHost, method: unknown, payload: unknown): Promise<unknown> {
   const { method: name, request } = parseCall(ENGINE_CONTRACT, method, payload);
   return carryOut(host.handlers, name, request);
+}
+
+/**
+ * With onnxruntime's kernels on (wasm-ort), exit `exit`'s latency is timed on its whole sub-model
+ * as one onnxruntime graph, and that graph gives the network's own logits on `x`.
+ */
+export async function expectSubModelLatency(net: MwNetwork, exit: number, x: tf.Tensor4D): Promise<void> {
+  const latency = await exitLatency(net, exit, { warmup: 1, minRepeats: 2, maxRepeats: 2 });
+  expect(latency.runtime).toBe(SUB_MODEL_RUNTIME);
+  expect(latency.batch1.median).toBeGreaterThan(0);
+  expect(latency.batch32.median).toBeGreaterThan(0);
+  const session = await openSubModelSession(net, [exit]);
+  try {
+    const [logits] = await runOnnx(session, x.dataSync() as Float32Array, x.shape.slice(1) as [number, number, number]);
+    const [expected] = net.predict(x, { upToExit: exit, onlyLast: true });
+    const actual = tf.tensor(logits!, expected!.shape);
+    expectClose(actual, expected!);
+    tf.dispose([expected!, actual]);
+  } finally {
+    await session.release();
+  }
+}
+
+/** A run's test images, preprocessed as it trained (its dataset loaded as the run loads it), and their labels. */
+export async function runTestImages(config: RunConfig): Promise<{ images: tf.Tensor4D; labels: Uint8Array }> {
+  const dataset = await loadRunDataset(config);
+  const { x, labels } = makeBatch(
+    dataset,
+    dataset.test,
+    Array.from({ length: dataset.test.count }, (_, i) => i),
+    null,
+  );
+  labels.dispose();
+  return { images: x, labels: dataset.test.labels };
 }

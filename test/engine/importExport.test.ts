@@ -17,10 +17,10 @@ import { ACCURACY_TOLERANCE_POINTS, EXPORT_FORMAT_KINDS, EXPORT_FORMATS } from '
 import type { RunSummary } from '../../shared/metrics.js';
 import type { RunConfigInput } from '../../shared/spec.js';
 import { initBackend, summarizeBackend } from '../../electron/engine/backend/index.js';
-import { loadRunDataset, makeBatch } from '../../electron/engine/data/index.js';
 import {
   argmax,
   EXPORT_FILES,
+  ExportError,
   exportExit,
   loadExportedModel,
   type ModelCard,
@@ -32,11 +32,21 @@ import { ParamFactory } from '../../electron/engine/models/layers.js';
 import { exportGraph } from '../../electron/engine/models/inferenceGraph.js';
 import type { MwNetwork } from '../../electron/engine/models/index.js';
 import { onnxModelBytes } from '../../electron/engine/models/onnxSubModel.js';
-import { decodeOnnxModel } from '../../electron/engine/onnx/proto.js';
+import {
+  decodeOnnxModel,
+  encodeOnnxModel,
+  floatTensor,
+  int64Tensor,
+  intsAttribute,
+  tensorInfo,
+  type OnnxNode,
+  type OnnxTensor,
+} from '../../electron/engine/onnx/proto.js';
 import { openOnnxSession, runOnnx } from '../../electron/engine/onnx/runtime.js';
 import { Random } from '../../electron/engine/random.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
+import { randomTensor, runTestImages } from './helpers.js';
 import { writeFashionFolder } from './import/fashionFolder.js';
 import { exportTorchvision, type ExportRequest, type Exports } from './import/torchvision.js';
 
@@ -89,18 +99,9 @@ beforeAll(async () => {
   );
   summary = (await trainer.run())!;
   dir = trainer.start.run;
-  const dataset = await loadRunDataset(trainer.start.config);
+  ({ images, labels } = await runTestImages(trainer.start.config));
   trainer.dispose();
   net = (await loadTrainedNetwork(dir)).net;
-  const batch = makeBatch(
-    dataset,
-    dataset.test,
-    Array.from({ length: dataset.test.count }, (_, i) => i),
-    null,
-  );
-  batch.labels.dispose();
-  images = batch.x;
-  labels = dataset.test.labels;
 }, 600_000);
 
 afterAll(async () => {
@@ -247,6 +248,46 @@ describe('continuing from an export', () => {
   });
 });
 
+/**
+ * Every exit of `net` written as an ONNX model (run in onnxruntime) and as a tfjs layers model
+ * (saved and loaded back through tfjs's own serialisation, as tf.loadLayersModel reads an
+ * export), each giving the network's logits on `x`; nothing left behind.
+ */
+async function expectExportsGiveNetworkLogits(net: MwNetwork, x: tf.Tensor4D, name: string): Promise<void> {
+  const before = tf.memory().numTensors;
+  const graph = exportGraph(
+    net,
+    net.exits.map((e) => e.index),
+  );
+  const shape = net.description.inputShape;
+  const expected = tf.tidy(() => net.predict(x).map((t) => t.dataSync()));
+  const session = await openOnnxSession(
+    await onnxModelBytes(graph, { name, description: '', metadata: {} }),
+    `${name}'s ONNX sub-model`,
+  );
+  const onnx = await runOnnx(session, x.dataSync() as Float32Array, shape);
+  await session.release();
+  const built = buildLayersModel(graph, name);
+  let saved: tf.io.ModelArtifacts | undefined;
+  await built.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+  built.dispose();
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+  const layers = tf.tidy(() => [loaded.predict(x)].flat().map((t) => t.dataSync()));
+  loaded.dispose();
+  expect(onnx).toHaveLength(net.exits.length);
+  expect(layers).toHaveLength(net.exits.length);
+  expected.forEach((logits, k) => {
+    expect(relativeDiff(onnx[k]!, logits), `ONNX, exit ${k}`).toBeLessThanOrEqual(TOLERANCE);
+    expect(relativeDiff(layers[k]!, logits), `tfjs, exit ${k}`).toBeLessThanOrEqual(TOLERANCE);
+  });
+  expect(tf.memory().numTensors).toBe(before);
+}
+
 describe('the export graph of other torchvision backbones', () => {
   it.each(GRAPH_ONLY.map((m) => m.name))(
     '%s: the ONNX model and the tfjs layers model loaded back give the network’s logits at every exit',
@@ -254,46 +295,149 @@ describe('the export graph of other torchvision backbones', () => {
       if (!exports) return;
       const model = exports.models.find((m) => m.name === name)!;
       const imported = buildImportedNetwork(readFileSync(model.onnx), { classes: CLASSES, seed: 2, name });
-      const before = tf.memory().numTensors;
-      const graph = exportGraph(
-        imported,
-        imported.exits.map((e) => e.index),
-      );
-      const x = tf.randomNormal([3, SIZE, SIZE, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
-      const expected = tf.tidy(() => imported.predict(x).map((t) => t.dataSync()));
-
-      const session = await openOnnxSession(
-        await onnxModelBytes(graph, { name, description: '', metadata: {} }),
-        `${name}'s ONNX sub-model`,
-      );
-      const onnx = await runOnnx(session, x.dataSync() as Float32Array, [SIZE, SIZE, 3]);
-      await session.release();
-
-      // Saved and loaded back through tfjs's own serialisation, as tf.loadLayersModel reads an export.
-      const built = buildLayersModel(graph, name);
-      let saved: tf.io.ModelArtifacts | undefined;
-      await built.save(
-        tf.io.withSaveHandler(
-          async (artifacts) => (
-            (saved = artifacts),
-            { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) }
-          ),
-        ),
-      );
-      built.dispose();
-      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
-      const layers = tf.tidy(() => [loaded.predict(x)].flat().map((t) => t.dataSync()));
-      loaded.dispose();
-
-      expect(onnx).toHaveLength(imported.exits.length);
-      expect(layers).toHaveLength(imported.exits.length);
-      expected.forEach((logits, k) => {
-        expect(relativeDiff(onnx[k]!, logits), `ONNX, exit ${k}`).toBeLessThanOrEqual(TOLERANCE);
-        expect(relativeDiff(layers[k]!, logits), `tfjs, exit ${k}`).toBeLessThanOrEqual(TOLERANCE);
-      });
+      const x = tf.randomNormal([3, model.size, model.size, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
+      await expectExportsGiveNetworkLogits(imported, x, name);
       x.dispose();
-      expect(tf.memory().numTensors).toBe(before);
       imported.dispose();
+    },
+  );
+});
+
+/** A one-input chain of ONNX nodes (opset 14) on [N, 3, size, size] images, its last value the backbone's features. */
+function chainModel(size: number, nodes: OnnxNode[], initializers: OnnxTensor[]): Uint8Array {
+  return encodeOnnxModel({
+    ir_version: 8,
+    opset_import: [{ domain: '', version: 14 }],
+    producer_name: 'test',
+    graph: {
+      name: 'chain',
+      node: nodes,
+      initializer: initializers,
+      input: [tensorInfo('image', ['N', 3, size, size])],
+      output: [tensorInfo(nodes.at(-1)!.output[0]!, ['N'])],
+    },
+  });
+}
+
+const weights = (name: string, dims: number[], seed: number, scale = 0.5) =>
+  floatTensor(name, dims, Float32Array.from(randomTensor(dims, seed, scale).dataSync()));
+
+describe('operators the torchvision models do not use', () => {
+  it("a tf2onnx-style chain (explicit Pad, biased stride-2 Conv, per-channel and scalar constants, HardSwish, a max pool over negative values) exports to ONNX and tfjs with the network's logits", async () => {
+    const bytes = chainModel(
+      9,
+      [
+        { name: 'pad', op_type: 'Pad', input: ['image', 'pads'], output: ['padded'] },
+        {
+          name: 'conv1',
+          op_type: 'Conv',
+          input: ['padded', 'w1', 'b1'],
+          output: ['c1'],
+          attribute: [intsAttribute('kernel_shape', [3, 3]), intsAttribute('strides', [2, 2])],
+        },
+        { name: 'scale', op_type: 'Mul', input: ['c1', 'gamma'], output: ['scaled'] },
+        { name: 'shift', op_type: 'Add', input: ['scaled', 'beta'], output: ['shifted'] },
+        { name: 'offset', op_type: 'Add', input: ['shifted', 'half'], output: ['offset'] },
+        { name: 'swish', op_type: 'HardSwish', input: ['offset'], output: ['swish'] },
+        {
+          name: 'pool',
+          op_type: 'MaxPool',
+          input: ['swish'],
+          output: ['pooled'],
+          attribute: [intsAttribute('kernel_shape', [3, 3]), intsAttribute('pads', [1, 1, 1, 1])],
+        },
+        {
+          name: 'conv2',
+          op_type: 'Conv',
+          input: ['pooled', 'w2'],
+          output: ['features'],
+          attribute: [intsAttribute('kernel_shape', [1, 1])],
+        },
+      ],
+      [
+        int64Tensor('pads', [0, 0, 1, 1, 0, 0, 0, 0]),
+        weights('w1', [6, 3, 3, 3], 1),
+        weights('b1', [6], 2),
+        weights('gamma', [1, 6, 1, 1], 3, 2),
+        weights('beta', [6, 1, 1], 4),
+        floatTensor('half', [], Float32Array.of(0.5)),
+        weights('w2', [8, 6, 1, 1], 5),
+      ],
+    );
+    const net = buildImportedNetwork(bytes, { classes: CLASSES, seed: 3, name: 'chain' });
+    const x = tf.randomNormal([3, 9, 9, 3], 0, 1, 'float32', 10) as tf.Tensor4D;
+    await expectExportsGiveNetworkLogits(net, x, 'chain');
+    x.dispose();
+    net.dispose();
+  });
+
+  it.each([
+    [
+      'a clip that does not start at 0',
+      { name: 'clip', op_type: 'Clip', input: ['c', 'low', 'high'], output: ['out'] },
+      /^backbone\.clip \(clip\) has no TensorFlow\.js layer: a clip to \[-1, 2\] does not start at 0; export this exit as ONNX instead$/,
+    ],
+    [
+      "a max pool over negative values padded where 'same' does not pad",
+      {
+        name: 'pool',
+        op_type: 'MaxPool',
+        input: ['c'],
+        output: ['out'],
+        attribute: [
+          intsAttribute('kernel_shape', [3, 3]),
+          intsAttribute('strides', [2, 2]),
+          intsAttribute('pads', [1, 1, 1, 1]),
+        ],
+      },
+      /^backbone\.pool \(maxPool\) has no TensorFlow\.js layer: padding 1 on a 8x8 input is not what 'same' pads; export this exit as ONNX instead$/,
+    ],
+  ] as [string, OnnxNode, RegExp][])(
+    '%s: exports to ONNX, and tfjs refuses it in one line',
+    async (_, node, refusal) => {
+      const bytes = chainModel(
+        8,
+        [
+          {
+            name: 'conv',
+            op_type: 'Conv',
+            input: ['image', 'w'],
+            output: ['c'],
+            attribute: [intsAttribute('kernel_shape', [3, 3]), intsAttribute('pads', [1, 1, 1, 1])],
+          },
+          node,
+        ],
+        [
+          weights('w', [4, 3, 3, 3], 6),
+          floatTensor('low', [], Float32Array.of(-1)),
+          floatTensor('high', [], Float32Array.of(2)),
+        ],
+      );
+      const net = buildImportedNetwork(bytes, { classes: CLASSES, seed: 4, name: 'refused' });
+      const graph = exportGraph(net, [0]);
+      const x = tf.randomNormal([2, 8, 8, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
+      const session = await openOnnxSession(
+        await onnxModelBytes(graph, { name: 'refused', description: '', metadata: {} }),
+        'the ONNX sub-model',
+      );
+      const [onnx] = await runOnnx(session, x.dataSync() as Float32Array, [8, 8, 3]);
+      await session.release();
+      const expected = tf.tidy(() => net.predict(x)[0]!.dataSync());
+      expect(relativeDiff(onnx!, expected)).toBeLessThanOrEqual(TOLERANCE);
+      const before = tf.memory().numTensors;
+      const error = (() => {
+        try {
+          buildLayersModel(graph, 'refused').dispose();
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(ExportError);
+      expect((error as Error).message).toMatch(refusal);
+      // The layers made before the refusal are disposed with their weights.
+      expect(tf.memory().numTensors).toBe(before);
+      x.dispose();
+      net.dispose();
     },
   );
 });

@@ -204,19 +204,25 @@ function nodeLayers(
       const pooled = applied(tfl.layers.globalAveragePooling2d({ name: `${node.name}.mean` }), x);
       return applied(tfl.layers.reshape({ name: node.name, targetShape: [1, 1, x.shape[3]!] }), pooled);
     }
-    case 'flatten': {
-      const x = value(node.input);
-      if (x.rank === 2) return x;
-      // Channel-major, as the ONNX graph the network came from flattened its NCHW values.
-      const channelsFirst = applied(tfl.layers.permute({ name: `${node.name}.nchw`, dims: [3, 1, 2] }), x);
-      return applied(tfl.layers.flatten({ name: node.name }), channelsFirst);
-    }
     case 'dense':
       return applied(tfl.layers.dense({ name: node.name, units: node.outFeatures, ...NO_INIT }), value(node.input), [
         node.weight,
         node.bias,
       ]);
   }
+}
+
+/** Every layer that computes `outputs`, disposed with its weights (tfjs makes them when a layer is applied). */
+function disposeLayersBehind(outputs: Symbolic[]): void {
+  const layers = new Set<tfl.layers.Layer>();
+  const pending = outputs.map((o) => o.sourceLayer as tfl.layers.Layer);
+  while (pending.length) {
+    const layer = pending.pop()!;
+    if (layers.has(layer)) continue;
+    layers.add(layer);
+    for (const node of layer.inboundNodes) pending.push(...(node.inboundLayers as tfl.layers.Layer[]));
+  }
+  for (const layer of layers) layer.dispose();
 }
 
 /** The graph as a LayersModel: one output per exported exit (logits), shallowest first. The caller disposes it. */
@@ -229,10 +235,16 @@ export function buildLayersModel(graph: ExportGraph, name: string): tfl.LayersMo
     return found;
   };
   const producers = new Map(graph.nodes.map((node) => [node.name, node]));
-  for (const node of graph.nodes)
-    values.set(
-      node.name,
-      nodeLayers(node, value, (name) => producers.get(name)),
-    );
+  try {
+    for (const node of graph.nodes)
+      values.set(
+        node.name,
+        nodeLayers(node, value, (name) => producers.get(name)),
+      );
+  } catch (error) {
+    // A node refused before making its layers: those made so far hold weights no model will dispose.
+    disposeLayersBehind([...values.values()]);
+    throw error;
+  }
   return tfl.model({ name, inputs: input, outputs: graph.outputs.map((o) => value(o.value)) });
 }

@@ -13,12 +13,10 @@ import { GraphBlock } from './import/block.js';
 import { nodeScope } from './import/graph.js';
 import {
   BinaryOp,
-  ChainOp,
   ClipOp,
   ConcatOp,
   ConstantOperandOp,
   ConvOp,
-  FlattenOp,
   HardSigmoidOp,
   HardSwishOp,
   LayerOp,
@@ -89,15 +87,13 @@ export type ExportNode =
   | { op: 'add' | 'mul'; name: string; inputs: [string, string] }
   /** A value combined with a constant: a scalar, or per channel ([1, 1, 1, C]), or of the value's shape. */
   | { op: 'addConstant' | 'mulConstant'; name: string; input: string; constant: tf.Tensor }
-  /** Along an axis of the engine's layout (3 of an NHWC value: channels, DenseNet's features) of values of `rank`. */
-  | { op: 'concat'; name: string; inputs: string[]; axis: number; rank: number }
+  /** Along an NHWC axis (3: channels, DenseNet's features). */
+  | { op: 'concat'; name: string; inputs: string[]; axis: number }
   /** Max or average (padding left out of the count) over a window, padded by `pad` on every side. */
   | { op: 'maxPool' | 'avgPool'; name: string; input: string; window: [number, number]; stride: number; pad: number }
   | { op: 'pad'; name: string; input: string; padding: SpatialPadding }
   /** Mean over height and width: [N, C], or [N, 1, 1, C] with `keepDims`. */
   | { op: 'globalAveragePool'; name: string; input: string; keepDims: boolean }
-  /** [N, H, W, C] -> [N, C * H * W] in channel-major (NCHW) order, as the ONNX graph it came from flattens. */
-  | { op: 'flatten'; name: string; input: string }
   | {
       op: 'dense';
       name: string;
@@ -194,20 +190,18 @@ class GraphWriter {
         written.set(next!.output, this.importedConv(node.operation as ConvOp, bn, inputs[0]!));
         i++;
       } else {
-        written.set(
-          node.output,
-          this.operation(node.operation, `backbone.${nodeScope(node.name)}`, inputs, node.shape.length + 1),
-        );
+        written.set(node.output, this.operation(node.operation, `backbone.${nodeScope(node.name)}`, inputs));
       }
     }
     return value(block.output);
   }
 
   /**
-   * An imported operation on written values of `rank` (its output's: a chain's rank matters only
-   * to a concatenation, which is never chained); `name` names the nodes of those without parameters.
+   * An imported operation on written values; `name` names the nodes of those without parameters.
+   * Blocks end before the classifier, so every value is a feature map: a flatten (or a mean that
+   * flattens) only ever begins a classifier, which the network replaces by its heads.
    */
-  private operation(op: GraphOp, name: string, inputs: string[], rank: number): string {
+  private operation(op: GraphOp, name: string, inputs: string[]): string {
     const [input] = inputs as [string];
     if (op instanceof LayerOp) return this.layer(op.layer as Layer, input);
     if (op instanceof ConvOp) return this.importedConv(op, undefined, input);
@@ -222,66 +216,62 @@ class GraphWriter {
       return this.push({ op: kind, name, input, constant: op.constant.variable });
     }
     if (op instanceof ConcatOp)
-      return inputs.length === 1 ? input : this.push({ op: 'concat', name, inputs, axis: op.axis, rank });
+      return inputs.length === 1 ? input : this.push({ op: 'concat', name, inputs, axis: op.axis });
     if (op instanceof PoolOp) {
       const kind = op.kind === 'max' ? 'maxPool' : 'avgPool';
       return this.push({ op: kind, name, input, window: op.window, stride: op.stride, pad: op.pad });
     }
     if (op instanceof SpatialMeanOp) return this.push({ op: 'globalAveragePool', name, input, keepDims: true });
     if (op instanceof PadOp) return this.push({ op: 'pad', name, input, padding: op.padding });
-    if (op instanceof FlattenOp) return this.push({ op: 'flatten', name, input });
-    if (op instanceof ChainOp)
-      return op.ops.reduce((h, part, k) => this.operation(part, `${name}.${k}`, [h], rank), input);
     throw new Error(`cannot export the imported operation ${op.constructor.name}: it has no exporter`);
   }
 
   private importedConv(op: ConvOp, bn: BatchNorm | undefined, input: string): string {
-    const [kh, kw, inChannels, outChannels] = op.weight.variable.shape as [number, number, number, number];
     const [, [top, bottom], [left, right]] = op.pad;
-    const convName = scopeOf(op.weight);
+    const padding: SpatialPadding = [
+      [top, bottom],
+      [left, right],
+    ];
+    return this.convNode(
+      { weight: op.weight, bias: op.bias, stride: op.stride, padding, depthwise: op.depthwise },
+      bn,
+      input,
+    );
+  }
+
+  /** A convolution, with the batch norm that follows it if any (the option-A shortcut's filter is its fixed embedding). */
+  private conv(layer: Conv2d | DepthwiseConv2d | ZeroPadShortcut, bn: BatchNorm | undefined, input: string): string {
+    const weight = layer instanceof ZeroPadShortcut ? layer.embedding : layer.weight;
+    // The engine's convolutions pad symmetrically by (k - 1) / 2, as PyTorch's.
+    const pad = (weight.variable.shape[0]! - 1) / 2;
+    const padding: SpatialPadding = [
+      [pad, pad],
+      [pad, pad],
+    ];
+    const depthwise = layer instanceof DepthwiseConv2d;
+    return this.convNode({ weight, bias: null, stride: layer.stride, padding, depthwise }, bn, input);
+  }
+
+  private convNode(
+    conv: { weight: Param; bias: Param | null; stride: number; padding: SpatialPadding; depthwise: boolean },
+    bn: BatchNorm | undefined,
+    input: string,
+  ): string {
+    const [kh, kw, inChannels, outChannels] = conv.weight.variable.shape as [number, number, number, number];
+    const convName = scopeOf(conv.weight);
     return this.push({
       op: 'conv',
       name: bn ? scopeOf(bn.gamma) : convName,
       input,
       convName,
       kernel: [kh, kw],
-      stride: op.stride,
-      padding: [
-        [top, bottom],
-        [left, right],
-      ],
+      stride: conv.stride,
+      padding: conv.padding,
       inChannels,
-      outChannels: op.depthwise ? inChannels : outChannels,
-      depthwise: op.depthwise,
-      weight: op.weight.variable,
-      ...(op.bias ? { bias: op.bias.variable } : {}),
-      ...(bn ? { batchNormName: scopeOf(bn.gamma), batchNorm: batchNormTensors(bn) } : {}),
-    });
-  }
-
-  /** A convolution, with the batch norm that follows it if any (the option-A shortcut's filter is its fixed embedding). */
-  private conv(layer: Conv2d | DepthwiseConv2d | ZeroPadShortcut, bn: BatchNorm | undefined, input: string): string {
-    const depthwise = layer instanceof DepthwiseConv2d;
-    const weight = layer instanceof ZeroPadShortcut ? layer.embedding : layer.weight;
-    const [kernel, , inChannels, outChannels] = weight.variable.shape as [number, number, number, number];
-    const convName = scopeOf(weight);
-    // The engine's convolutions pad symmetrically by (k - 1) / 2, as PyTorch's.
-    const pad = (kernel - 1) / 2;
-    return this.push({
-      op: 'conv',
-      name: bn ? scopeOf(bn.gamma) : convName,
-      input,
-      convName,
-      kernel: [kernel, kernel],
-      stride: layer.stride,
-      padding: [
-        [pad, pad],
-        [pad, pad],
-      ],
-      inChannels,
-      outChannels: depthwise ? inChannels : outChannels,
-      depthwise,
-      weight: weight.variable,
+      outChannels: conv.depthwise ? inChannels : outChannels,
+      depthwise: conv.depthwise,
+      weight: conv.weight.variable,
+      ...(conv.bias ? { bias: conv.bias.variable } : {}),
       ...(bn ? { batchNormName: scopeOf(bn.gamma), batchNorm: batchNormTensors(bn) } : {}),
     });
   }

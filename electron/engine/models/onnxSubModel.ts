@@ -87,7 +87,7 @@ function foldedConv(
   return { weight, bias, dims: [outChannels, inPerGroup, kh, kw] };
 }
 
-/** NHWC axis of a 4-D value -> its NCHW axis (a flat value's axes are the same in both). */
+/** NHWC axis of a 4-D value -> its NCHW axis. */
 const NCHW_AXIS = [0, 2, 3, 1];
 
 /** A constant operand in the graph's layout: a 4-D one from [1, H, W, C] to [1, C, H, W]. */
@@ -192,9 +192,7 @@ class OnnxGraphWriter {
         return;
       }
       case 'concat':
-        this.node('Concat', node.name, node.inputs.map(value), node.name, [
-          int('axis', node.rank === 4 ? NCHW_AXIS[node.axis]! : node.axis),
-        ]);
+        this.node('Concat', node.name, node.inputs.map(value), node.name, [int('axis', NCHW_AXIS[node.axis]!)]);
         return;
       case 'maxPool':
       case 'avgPool':
@@ -224,10 +222,6 @@ class OnnxGraphWriter {
         this.node('Flatten', node.name, [pooled], node.name, [int('axis', 1)]);
         return;
       }
-      case 'flatten':
-        // The value is NCHW here: Flatten gives the channel-major order the node stands for.
-        this.node('Flatten', node.name, [value(node.input)], node.name, [int('axis', 1)]);
-        return;
       case 'dense': {
         const weight = this.initializer(
           `${node.name}.weight`,
