@@ -6,7 +6,8 @@
  *                   GPU through Vulkan, Metal or D3D12; 'auto' takes a hardware adapter only,
  *                   a software one (SwiftShader) runs when forced (webgpu/)
  *   tensorflow      @tensorflow/tfjs-node: libtensorflow on the CPU
- *   ort             wasm-ort for tfjs, and each whole training step as one onnxruntime graph
+ *   ort             wasm-ort for tfjs, and each whole training step as one onnxruntime graph;
+ *                   only when asked for ('auto' passes over it: not yet faster than wasm-ort)
  *                   (train/ort/; portable like wasm-ort, on every core)
  *   wasm-ort        wasm, with its convolutions run by onnxruntime-node's multi-threaded
  *                   CPU kernels (portable: onnxruntime-node ships its CPU library in the npm package)
@@ -34,7 +35,7 @@ import {
 import { installCommand } from './description.js';
 import { disableOnnxKernels, enableOnnxKernels } from './ortConvolutions/index.js';
 import {
-  BACKEND_NAMES,
+  AUTO_CANDIDATES,
   PORTABLE_NAMES,
   parseBackendPreference,
   type BackendInfo,
@@ -82,7 +83,7 @@ export async function initBackend(preference: string = process.env.MW_BACKEND ||
 async function choose(preference: BackendPreference): Promise<BackendInfo> {
   const portableFrom = PORTABLE_NAMES.indexOf(preference as BackendName);
   const candidates: readonly BackendName[] =
-    preference === 'auto' ? BACKEND_NAMES : portableFrom >= 0 ? PORTABLE_NAMES.slice(portableFrom) : [preference];
+    preference === 'auto' ? AUTO_CANDIDATES : portableFrom >= 0 ? PORTABLE_NAMES.slice(portableFrom) : [preference];
   const skipped: BackendInfo['skipped'] = [];
   for (const name of candidates) {
     // Only a forced webgpu may run on a software adapter: slower than wasm-ort.
