@@ -34,19 +34,17 @@ import type { MwNetwork } from '../../electron/engine/models/index.js';
 import { onnxModelBytes } from '../../electron/engine/models/onnxSubModel.js';
 import {
   decodeOnnxModel,
-  encodeOnnxModel,
   floatTensor,
   int64Tensor,
   intsAttribute,
-  tensorInfo,
   type OnnxNode,
-  type OnnxTensor,
 } from '../../electron/engine/onnx/proto.js';
 import { openOnnxSession, runOnnx } from '../../electron/engine/onnx/runtime.js';
 import { Random } from '../../electron/engine/random.js';
 import { loadTrainedNetwork } from '../../electron/engine/runs/trained.js';
 import { openRun } from '../../electron/engine/session.js';
-import { randomTensor, runTestImages } from './helpers.js';
+import { runTestImages } from './helpers.js';
+import { chainModel, weights } from './import/chain.js';
 import { writeFashionFolder } from './import/fashionFolder.js';
 import { exportTorchvision, type ExportRequest, type Exports } from './import/torchvision.js';
 
@@ -302,25 +300,6 @@ describe('the export graph of other torchvision backbones', () => {
     },
   );
 });
-
-/** A one-input chain of ONNX nodes (opset 14) on [N, 3, size, size] images, its last value the backbone's features. */
-function chainModel(size: number, nodes: OnnxNode[], initializers: OnnxTensor[]): Uint8Array {
-  return encodeOnnxModel({
-    ir_version: 8,
-    opset_import: [{ domain: '', version: 14 }],
-    producer_name: 'test',
-    graph: {
-      name: 'chain',
-      node: nodes,
-      initializer: initializers,
-      input: [tensorInfo('image', ['N', 3, size, size])],
-      output: [tensorInfo(nodes.at(-1)!.output[0]!, ['N'])],
-    },
-  });
-}
-
-const weights = (name: string, dims: number[], seed: number, scale = 0.5) =>
-  floatTensor(name, dims, Float32Array.from(randomTensor(dims, seed, scale).dataSync()));
 
 describe('operators the torchvision models do not use', () => {
   it("a tf2onnx-style chain (explicit Pad, biased stride-2 Conv, per-channel and scalar constants, HardSwish, a max pool over negative values) exports to ONNX and tfjs with the network's logits", async () => {

@@ -15,16 +15,12 @@ import type { ArchSpec, Method, RunConfigInput } from '../../shared/spec.js';
 import { initBackend, summarizeBackend, type BackendInfo } from '../../electron/engine/backend/index.js';
 import { openRun } from '../../electron/engine/session.js';
 import type { Trainer } from '../../electron/engine/train/trainer.js';
-import { onnxConvolutionSupport } from '../../electron/engine/backend/ortConvolutions/index.js';
-import { buildNetwork, type MwNetwork } from '../../electron/engine/models/index.js';
-import {
-  createTrainingMethod,
-  type Hyperparameters,
-  type TrainingMethod,
-} from '../../electron/engine/train/methods.js';
+import { buildNetwork } from '../../electron/engine/models/index.js';
+import type { Hyperparameters } from '../../electron/engine/train/methods.js';
 import { createTrainingMethodOn } from '../../electron/engine/train/ort/chooseMethod.js';
 import { OrtTrainingMethod } from '../../electron/engine/train/ort/method.js';
-import { expectSameWeights, randomLabels, randomTensor } from './helpers.js';
+import { expectSameWeights } from './helpers.js';
+import { expectCompiledStepMatches } from './ortCompare.js';
 
 beforeAll(async () => {
   await initBackend('wasm-ort');
@@ -98,64 +94,16 @@ const VARIANTS: { name: string; method: Method; hyper: Hyperparameters }[] = [
   { name: 'multiway with gradient equilibrium', method: 'multiway', hyper: { ...HYPER, gradientEquilibrium: true } },
 ];
 
-/** max |a - b| / max |b|, the scale at least 1 as in helpers.ts' expectClose (values near zero compare absolutely). */
-function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  let scale = 1;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]!));
-    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  }
-  return worst / scale;
-}
-
-/** Every weight, buffer and momentum buffer by name. */
-function stateOf(net: MwNetwork, method: TrainingMethod): Map<string, Float32Array> {
-  const state = new Map([...net.namedTensors()].map(([name, v]) => [name, Float32Array.from(v.dataSync())]));
-  method.optimizers.forEach((opt) => {
-    for (const [name, buf] of opt.state()) state.set(`${opt.name}/${name}`, Float32Array.from(buf.dataSync()));
-  });
-  return state;
-}
-
-function batch(size: number, input: [number, number, number], seed: number): { x: tf.Tensor4D; labels: tf.Tensor1D } {
-  return { x: randomTensor([size, ...input], seed) as tf.Tensor4D, labels: randomLabels(size, CLASSES, seed + 1) };
-}
-
-describe.each(ARCHITECTURES)('ort step on $name matches wasm-ort', ({ arch, input, steps, lr, batch: size }) => {
-  it.each(VARIANTS)('$name', ({ method, hyper: variant }) => {
-    const hyper = { ...variant, lr };
-    const before = tf.memory().numTensors;
-    const reference = buildNetwork(arch, input, CLASSES, 5);
-    const compiled = buildNetwork(arch, input, CLASSES, 5);
-    const tfjsMethod = createTrainingMethod(method, reference, hyper);
-    const ortMethod = new OrtTrainingMethod(compiled, createTrainingMethod(method, compiled, hyper), hyper, {
-      ...onnxConvolutionSupport(),
+describe.each(ARCHITECTURES)('ort step on $name matches wasm-ort', ({ arch, input, steps, lr, batch }) => {
+  it.each(VARIANTS)('$name', ({ method, hyper }) => {
+    expectCompiledStepMatches(() => buildNetwork(arch, input, CLASSES, 5), {
+      method,
+      hyper: { ...hyper, lr },
+      steps,
+      batch,
+      input,
+      classes: CLASSES,
     });
-    // A second step runs at a scheduled learning rate: momentum buffers and the lr input count.
-    [1, 0.5].slice(0, steps).forEach((lrFactor, s) => {
-      const { x, labels } = batch(size, input, 10 + s);
-      const expected = tfjsMethod.step(x, labels, lrFactor);
-      const actual = ortMethod.step(x, labels, lrFactor);
-      expect(relativeDifference(actual.losses.dataSync(), expected.losses.dataSync())).toBeLessThan(1e-4);
-      expect(Array.from(actual.correct.dataSync())).toEqual(Array.from(expected.correct.dataSync()));
-      expect(actual.crossEntropy === undefined).toBe(expected.crossEntropy === undefined);
-      if (actual.crossEntropy && expected.crossEntropy)
-        expect(relativeDifference(actual.crossEntropy.dataSync(), expected.crossEntropy.dataSync())).toBeLessThan(1e-4);
-      tf.dispose([x, labels, actual.losses, actual.correct, expected.losses, expected.correct]);
-      tf.dispose([actual.crossEntropy, expected.crossEntropy].filter((t) => t !== undefined));
-    });
-    ortMethod.settle();
-    const want = stateOf(reference, tfjsMethod);
-    const got = stateOf(compiled, ortMethod);
-    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
-    const worst = [...want].map(([name, values]) => [name, relativeDifference(got.get(name)!, values)] as const);
-    for (const [name, difference] of worst) expect(difference, name).toBeLessThan(1e-4);
-    ortMethod.release();
-    for (const opt of [...tfjsMethod.optimizers, ...ortMethod.optimizers]) opt.disposeState();
-    reference.dispose();
-    compiled.dispose();
-    expect(tf.memory().numTensors).toBe(before);
   });
 });
 

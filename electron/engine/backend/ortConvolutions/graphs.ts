@@ -151,6 +151,62 @@ export function emitConvInputGradient(
   return output;
 }
 
+/** [kh, kw, C, 1] (tfjs's depthwise filter) -> ONNX's grouped filter [C, 1, kh, kw]. */
+function groupedFilter(g: GraphBuilder, filter: string): string {
+  return g.transpose(filter, [2, 3, 0, 1]);
+}
+
+function depthwiseAttributes({ info, pads }: ConvGeometry): OnnxAttribute[] {
+  return [
+    ...convAttributes([info.filterHeight, info.filterWidth], [info.strideHeight, info.strideWidth], [1, 1], pads),
+    intAttribute('group', info.inChannels),
+  ];
+}
+
+/** The depthwise convolution (channel multiplier 1) of NHWC `x` with the [kh, kw, C, 1] `filter`, as a grouped one. */
+export function emitDepthwiseForward(g: GraphBuilder, geometry: ConvGeometry, x: string, filter: string): string {
+  const y = g.op('Conv', [g.transpose(x, [0, 3, 1, 2]), groupedFilter(g, filter)], depthwiseAttributes(geometry));
+  return g.transpose(y, [0, 2, 3, 1]);
+}
+
+/** The gradient of emitDepthwiseForward's output `dy` with respect to its image, NHWC. */
+export function emitDepthwiseInputGradient(
+  g: GraphBuilder,
+  geometry: ConvGeometry,
+  dy: string,
+  filter: string,
+): string {
+  const { info, pads } = geometry;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  const grouped = groupedFilter(g, filter);
+  const dyNchw = g.transpose(dy, [0, 3, 1, 2]);
+  let dx: string;
+  if (sh === 1 && sw === 1) {
+    // The same depthwise convolution with the filter flipped in space, padded by k-1-pad.
+    const flipped = g.slice(grouped, [2, 3], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
+    dx = g.op(
+      'Conv',
+      [dyNchw, flipped],
+      [
+        ...convAttributes([kh, kw], [1, 1], [1, 1], [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right]),
+        intAttribute('group', info.inChannels),
+      ],
+    );
+  } else {
+    const outputPadding = [
+      info.inHeight - ((info.outHeight - 1) * sh + kh - top - bottom),
+      info.inWidth - ((info.outWidth - 1) * sw + kw - left - right),
+    ];
+    dx = g.op(
+      'ConvTranspose',
+      [dyNchw, grouped],
+      [...depthwiseAttributes(geometry), intsAttribute('output_padding', outputPadding)],
+    );
+  }
+  return g.transpose(dx, [0, 2, 3, 1]);
+}
+
 export function inputGradientGraph(geometry: ConvGeometry, block: number | undefined): KernelGraph {
   const g = new GraphBuilder();
   const { info } = geometry;

@@ -11,6 +11,12 @@ export {
 } from './registration.js';
 export { GraphBuilder, OnnxProgram, onnxKernelCalls } from './program.js';
 // The graphs' pieces, for train/ort/'s whole-step graph.
-export { emitConvForward, emitConvInputGradient, emitDepthwiseFilterGradient } from './graphs.js';
+export {
+  emitConvForward,
+  emitConvInputGradient,
+  emitDepthwiseFilterGradient,
+  emitDepthwiseForward,
+  emitDepthwiseInputGradient,
+} from './graphs.js';
 export { emitConvFilterGradient } from './filterGradient.js';
 export type { ConvGeometry } from './geometry.js';

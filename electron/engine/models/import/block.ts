@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Block } from '../blocks.js';
-import type { FeatureShape, GradSink, Param, Traced } from '../layers.js';
+import type { FeatureShape, Param, Traced } from '../layers.js';
 import type { ImportedNode } from './graph.js';
 import { BinaryOp, type TracedOp } from './ops.js';
 
@@ -109,7 +109,9 @@ export class GraphBlock implements Block {
     });
     return {
       y: values.get(this.output)!,
-      backward: (dy, sink) => backwardThrough(this.nodes, traced, [this.input, x], this.output, dy, sink),
+      backward: (dy, sink) =>
+        // Every node of a block descends from its input; a classifier reached only through constants has none.
+        backwardThrough(this.nodes, traced, this.input, this.output, dy, sink, tf.add) ?? tf.zerosLike(x),
     };
   }
 
@@ -131,16 +133,26 @@ export function featureShape(shape: readonly number[]): FeatureShape {
   return shape.length === 3 ? (shape as unknown as FeatureShape) : [1, 1, shape[0]!];
 }
 
-/** Reverse-mode pass over traced nodes from the gradient of `output` to that of `input`. */
-export function backwardThrough(
+/** A traced operation's backward, whatever holds its values (tfjs tensors here, graph values in train/ort/). */
+export interface OpBackward<T, S> {
+  backward(dy: T, sink: S): (T | null)[];
+}
+
+/**
+ * Reverse-mode pass over traced nodes from the gradient of `output` to that of `input`, adding
+ * up the gradients of a value read by several nodes; undefined where no node's gradient reaches
+ * the input.
+ */
+export function backwardThrough<T, S>(
   nodes: readonly ImportedNode[],
-  traced: readonly TracedOp[],
-  [input, x]: [string, tf.Tensor],
+  traced: readonly OpBackward<T, S>[],
+  input: string,
   output: string,
-  dy: tf.Tensor,
-  sink: GradSink,
-): tf.Tensor {
-  const grads = new Map<string, tf.Tensor>([[output, dy]]);
+  dy: T,
+  sink: S,
+  add: (a: T, b: T) => T,
+): T | undefined {
+  const grads = new Map<string, T>([[output, dy]]);
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i]!;
     const g = grads.get(node.output);
@@ -149,9 +161,8 @@ export function backwardThrough(
       if (!dx) return;
       const v = node.inputs[k]!;
       const previous = grads.get(v);
-      grads.set(v, previous ? tf.add(previous, dx) : dx);
+      grads.set(v, previous ? add(previous, dx) : dx);
     });
   }
-  // Every node of a block descends from its input; a classifier reached only through constants has none.
-  return grads.get(input) ?? tf.zerosLike(x);
+  return grads.get(input);
 }

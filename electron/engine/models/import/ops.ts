@@ -15,6 +15,7 @@ import {
   type ExplicitPad,
 } from '../../backend/convGradientOps.js';
 import type { GradSink, Layer, Param } from '../layers.js';
+import { avgPoolGrad, maxPoolGrad, poolGeometry } from './pooling.js';
 
 export interface TracedOp {
   y: tf.Tensor;
@@ -305,22 +306,21 @@ export class PoolOp extends Stateless {
     return pool(x as tf.Tensor4D, this.window, this.stride, this.pad, 'floor');
   }
 
+  /**
+   * The backward pass written out tap by tap (pooling.ts), not tfjs's kernels: the wasm
+   * MaxPoolGrad hands a tie to the last maximum and drops the gradient of a window whose maximum
+   * is not positive (a window of ReLU zeros), and AvgPoolGrad divides by the whole window where
+   * the forward divides by its pixels inside the image. These follow PyTorch: the first maximum
+   * takes the gradient, and each pixel gets its share of the windows' averages.
+   */
   trace([x]: readonly tf.Tensor[]): TracedOp {
     const y = this.forward([x!]);
-    const attrs = {
-      filterSize: this.window,
-      strides: [this.stride, this.stride],
-      pad: this.pad,
-      dimRoundingMode: 'floor',
-    };
+    const geometry = poolGeometry(x!.shape, this.window, this.stride, this.pad);
     return {
       y,
-      backward: (dy) =>
-        [
-          this.kind === 'max'
-            ? tf.engine().runKernel('MaxPoolGrad', { dy, input: x!, output: y }, attrs as unknown as tf.NamedAttrMap)
-            : tf.engine().runKernel('AvgPoolGrad', { dy, input: x! }, attrs as unknown as tf.NamedAttrMap),
-        ] as tf.Tensor[],
+      backward: (dy) => [
+        tf.tidy(() => (this.kind === 'max' ? maxPoolGrad(geometry, x!, y, dy) : avgPoolGrad(geometry, dy))),
+      ],
     };
   }
 }

@@ -7,37 +7,35 @@
  * composed from per-channel sums. Activations are NHWC and filters in tfjs's [kh, kw, I, O]
  * layout, so the weights the graph keeps are the tfjs variables' bytes.
  */
-import { backend_util } from '@tensorflow/tfjs-core';
 import {
   emitConvFilterGradient,
   emitConvForward,
   emitConvInputGradient,
   emitDepthwiseFilterGradient,
+  emitDepthwiseForward,
+  emitDepthwiseInputGradient,
   GraphBuilder,
-  type ConvGeometry,
 } from '../../backend/ortConvolutions/index.js';
 import { floatTensor, intAttribute, intsAttribute } from '../../onnx/proto.js';
+import { GraphBlock } from '../../models/import/block.js';
 import { ResidualBlock, SeparableBlock } from '../../models/blocks.js';
+import { traceGraphBlock } from './importedLayers.js';
+import { convGeometry } from './geometry.js';
+import { UnsupportedStepError } from './unsupported.js';
 import {
   BatchNorm,
-  BN_EPSILON,
-  BN_MOMENTUM,
   Conv2d,
   Dense,
   DepthwiseConv2d,
   GlobalAveragePool,
   Relu,
   Sequence,
-  symmetricPad,
   ZeroPadShortcut,
   type Layer,
   type Param,
 } from '../../models/layers.js';
 
-/** A layer or network the step graph cannot express: the reason the trainer falls back. */
-export class UnsupportedStepError extends Error {
-  override readonly name = 'UnsupportedStepError';
-}
+export { UnsupportedStepError } from './unsupported.js';
 
 /** A graph value and its shape. */
 export interface Value {
@@ -63,8 +61,13 @@ export class StepGraph extends GraphBuilder {
 
   /** A float32 constant of zeros. */
   zeros(shape: number[]): string {
+    return this.floats(shape, new Float32Array(shape.reduce((a, b) => a * b, 1)));
+  }
+
+  /** A float32 constant of `shape` holding `values`. */
+  floats(shape: number[], values: Float32Array): string {
     const name = `z${this.constantCount++}`;
-    this.initializers.push(floatTensor(name, shape, new Float32Array(shape.reduce((a, b) => a * b, 1))));
+    this.initializers.push(floatTensor(name, shape, values));
     return name;
   }
 
@@ -134,6 +137,8 @@ export class StepGraph extends GraphBuilder {
 /** Parameter gradients of one backward pass, as graph values (models/layers.ts GradSink). */
 export class GraphGradSink {
   readonly grads = new Map<Param, string>();
+  /** How many gradients come stacked on the batch axis of each dy (parameter gradients get as many leading rows). */
+  readonly stack: number = 1;
 
   constructor(private readonly g: StepGraph) {}
 
@@ -159,23 +164,6 @@ export interface TensorSource {
   write(param: Param, value: string): void;
 }
 
-/** tfjs's geometry of the convolution, as the wasm-ort kernels compute it. */
-function geometry(x: number[], filter: number[], stride: number, depthwise: boolean): ConvGeometry {
-  const kernel = filter[0]!;
-  const info = backend_util.computeConv2DInfo(
-    x as [number, number, number, number],
-    filter as [number, number, number, number],
-    stride,
-    1,
-    symmetricPad(kernel),
-    undefined,
-    depthwise,
-    'channelsLast',
-  );
-  const { top, left, bottom, right } = info.padInfo;
-  return { info, pads: [top, left, bottom, right] };
-}
-
 /** Emits graph nodes for layers, reading weights from `tensors`; `block` is MLAS's NCHWc block, if any. */
 export class LayerEmitter {
   constructor(
@@ -195,6 +183,7 @@ export class LayerEmitter {
     if (layer instanceof Dense) return this.dense(layer, x);
     if (layer instanceof ResidualBlock) return this.residual(layer, x);
     if (layer instanceof SeparableBlock) return this.sequence(layer.body, x);
+    if (layer instanceof GraphBlock) return traceGraphBlock(this, layer, x);
     throw new UnsupportedStepError(`the step graph has no ${layer.constructor.name} layer`);
   }
 
@@ -212,7 +201,7 @@ export class LayerEmitter {
   private conv(layer: Conv2d, x: Value): EmittedTrace {
     const { g, block } = this;
     const w = this.tensors.read(layer.weight);
-    const geo = geometry(x.shape, layer.weight.variable.shape, layer.stride, false);
+    const geo = convGeometry(x.shape, layer.weight.variable.shape, layer.stride, false);
     return {
       y: { name: emitConvForward(g, geo, block, x.name, w), shape: geo.info.outShape },
       backward: (dy, sink) => {
@@ -222,52 +211,15 @@ export class LayerEmitter {
     };
   }
 
-  /** [kh, kw, C, 1] -> ONNX's grouped filter [C, 1, kh, kw]. */
   private depthwise(layer: DepthwiseConv2d, x: Value): EmittedTrace {
     const { g } = this;
     const w = this.tensors.read(layer.weight);
-    const geo = geometry(x.shape, layer.weight.variable.shape, layer.stride, true);
-    const { info, pads } = geo;
-    const c = layer.channels;
-    const grouped = g.transpose(w, [2, 3, 0, 1]);
-    const attributes = [
-      intsAttribute('kernel_shape', [3, 3]),
-      intsAttribute('strides', [layer.stride, layer.stride]),
-      intsAttribute('pads', pads),
-      intAttribute('group', c),
-    ];
-    const y = g.transpose(g.op('Conv', [g.transpose(x.name, [0, 3, 1, 2]), grouped], attributes), [0, 2, 3, 1]);
+    const geo = convGeometry(x.shape, layer.weight.variable.shape, layer.stride, true);
     return {
-      y: { name: y, shape: info.outShape },
+      y: { name: emitDepthwiseForward(g, geo, x.name, w), shape: geo.info.outShape },
       backward: (dy, sink) => {
         sink.add(layer.weight, emitDepthwiseFilterGradient(g, geo, x.name, dy));
-        const dyNchw = g.transpose(dy, [0, 3, 1, 2]);
-        let dx: string;
-        if (layer.stride === 1) {
-          // The same depthwise convolution with the filter flipped in space, padded by k-1-pad.
-          const flipped = g.slice(grouped, [2, 3], [-1, -1], [-4, -4], [-1, -1]);
-          const [top, left, bottom, right] = pads as [number, number, number, number];
-          dx = g.op(
-            'Conv',
-            [dyNchw, flipped],
-            [
-              intsAttribute('kernel_shape', [3, 3]),
-              intsAttribute('pads', [2 - top, 2 - left, 2 - bottom, 2 - right]),
-              intAttribute('group', c),
-            ],
-          );
-        } else {
-          const outputPadding = [
-            info.inHeight - ((info.outHeight - 1) * layer.stride + 3 - pads[0]! - pads[2]!),
-            info.inWidth - ((info.outWidth - 1) * layer.stride + 3 - pads[1]! - pads[3]!),
-          ];
-          dx = g.op(
-            'ConvTranspose',
-            [dyNchw, grouped],
-            [...attributes, intsAttribute('output_padding', outputPadding)],
-          );
-        }
-        return g.transpose(dx, [0, 2, 3, 1]);
+        return emitDepthwiseInputGradient(g, geo, dy, w);
       },
     };
   }
@@ -311,12 +263,12 @@ export class LayerEmitter {
     const mean = g.scale(g.channelSum(x.name, shape), 1 / count);
     const centered = g.channelOp('Sub', x.name, mean, shape);
     const variance = g.scale(g.channelSum(g.mul(centered, centered), shape), 1 / count);
-    const invStd = g.op('Reciprocal', [g.op('Sqrt', [g.add(variance, g.scalar(BN_EPSILON))])]);
+    const invStd = g.op('Reciprocal', [g.op('Sqrt', [g.add(variance, g.scalar(layer.epsilon))])]);
     const scale = g.mul(gamma, invStd);
     const y = g.channelOp('Add', g.channelOp('Mul', centered, scale, shape), beta, shape);
     const unbiased = g.scale(variance, count / Math.max(1, count - 1));
     const decay = (running: Param, batch: string) =>
-      tensors.write(running, g.add(g.scale(tensors.read(running), 1 - BN_MOMENTUM), g.scale(batch, BN_MOMENTUM)));
+      tensors.write(running, g.add(g.scale(tensors.read(running), 1 - layer.momentum), g.scale(batch, layer.momentum)));
     decay(layer.runningMean, mean);
     decay(layer.runningVar, unbiased);
     return {

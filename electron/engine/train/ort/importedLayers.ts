@@ -1,0 +1,392 @@
+/**
+ * An imported backbone's blocks (models/import/block.ts GraphBlock) written as ONNX nodes for the
+ * compiled step: each operation of models/import/ops.ts with its training forward and the same
+ * explicit backward, in the same order of operations where rounding matters; a block's
+ * backward walks its nodes in reverse as block.ts does, adding up the gradients of values read
+ * twice. Engine layers inside a block (batch norm, ReLU) are LayerEmitter's own.
+ *
+ * Backward passes may come stacked (GraphGradSink.stack): dy holds `stack` gradients of the same
+ * forward one after the other on the batch axis, and each parameter gradient has `stack` leading
+ * rows. Factors kept from the forward ([N, ...]) broadcast over the stack.
+ */
+import { backwardThrough, type GraphBlock } from '../../models/import/block.js';
+import {
+  BinaryOp,
+  ChainOp,
+  ClipOp,
+  ConcatOp,
+  ConstantOperandOp,
+  ConvOp,
+  FlattenOp,
+  HardSigmoidOp,
+  HardSwishOp,
+  LayerOp,
+  PadOp,
+  PoolOp,
+  ReluOp,
+  SigmoidOp,
+  SpatialMeanOp,
+  type GraphOp,
+} from '../../models/import/ops.js';
+import { poolGeometry, span, taps, windowCounts, type PoolGeometry } from '../../models/import/pooling.js';
+import { Relu, type Layer } from '../../models/layers.js';
+import {
+  emitConvFilterGradient,
+  emitConvForward,
+  emitConvInputGradient,
+  emitDepthwiseFilterGradient,
+  emitDepthwiseForward,
+  emitDepthwiseInputGradient,
+} from '../../backend/ortConvolutions/index.js';
+import { intAttribute, intsAttribute } from '../../onnx/proto.js';
+import type { EmittedTrace, GraphGradSink, LayerEmitter, StepGraph, Value } from './layers.js';
+import { convGeometry } from './geometry.js';
+import { UnsupportedStepError } from './unsupported.js';
+
+/** An operation's forward value and a backward giving one gradient per input (null: none). */
+interface EmittedOp {
+  y: Value;
+  backward(dy: string, sink: GraphGradSink): (string | null)[];
+}
+
+/** The shape of `stack` gradients of a value of `shape`, on its batch axis. */
+function stacked([n, ...rest]: readonly number[], stack: number): number[] {
+  return [stack * n!, ...rest];
+}
+
+/** dy (`stack` gradients of a value of `shape`) times a factor of the forward, broadcast over the stack. */
+function stackedMul(g: StepGraph, dy: string, shape: readonly number[], factor: string, stack: number): string {
+  if (stack === 1) return g.mul(dy, factor);
+  return g.reshape(g.mul(g.reshape(dy, [stack, ...shape]), factor), stacked(shape, stack));
+}
+
+/**
+ * A parameter gradient of each of the `stack` gradients in dy ([stack * n, ...]): `gradient` of
+ * each in turn, stacked as [stack, ...] (one per row, for gradients that have no stacked form).
+ */
+function perStackRow(g: StepGraph, dy: string, stack: number, n: number, gradient: (dy: string) => string): string {
+  if (stack === 1) return gradient(dy);
+  const rows = Array.from({ length: stack }, (_, r) =>
+    g.op('Unsqueeze', [gradient(g.slice(dy, [0], [r * n], [(r + 1) * n])), g.int64s([0])]),
+  );
+  return g.op('Concat', rows, [intAttribute('axis', 0)]);
+}
+
+/** The gradient of an operand of `shape` broadcast to `outShape`: summed over the axes it was broadcast along. */
+function unbroadcast(g: StepGraph, grad: string, shape: readonly number[], outShape: readonly number[]): string {
+  const axes = shape.map((size, axis) => (size === 1 && outShape[axis] !== 1 ? axis : -1)).filter((a) => a >= 0);
+  return axes.length ? g.op('ReduceSum', [grad, g.int64s(axes)], [intAttribute('keepdims', 1)]) : grad;
+}
+
+/** A float mask of a boolean value. */
+function mask(g: StepGraph, condition: string): string {
+  return g.op('Cast', [condition], [intAttribute('to', 1)]);
+}
+
+/** An element-wise operation of one input: its output, and backward dy times a factor of the forward. */
+function elementwise(g: StepGraph, y: string, x: Value, factor: () => string): EmittedOp {
+  return {
+    y: { name: y, shape: x.shape },
+    backward: (dy, sink) => [stackedMul(g, dy, x.shape, factor(), sink.stack)],
+  };
+}
+
+/** Emits an imported block's nodes and those of each operation, with `layers` for the engine layers inside. */
+class OpEmitter {
+  private readonly g: StepGraph;
+
+  constructor(private readonly layers: LayerEmitter) {
+    this.g = layers.g;
+  }
+
+  block(block: GraphBlock, x: Value): EmittedTrace {
+    const values = new Map<string, Value>([[block.input, x]]);
+    const traced = block.nodes.map((node) => {
+      const t = this.trace(
+        node.operation,
+        node.inputs.map((v) => values.get(v)!),
+      );
+      values.set(node.output, t.y);
+      return t;
+    });
+    return {
+      y: values.get(block.output)!,
+      backward: (dy, sink) =>
+        backwardThrough(block.nodes, traced, block.input, block.output, dy, sink, (a, b) => this.g.add(a, b)) ??
+        this.g.zeros(stacked(x.shape, sink.stack)),
+    };
+  }
+
+  trace(op: GraphOp, xs: Value[]): EmittedOp {
+    const [x] = xs as [Value];
+    if (op instanceof LayerOp) return this.layer(op.layer as Layer, x);
+    if (op instanceof ReluOp) return this.layer(new Relu(), x);
+    if (op instanceof ConvOp) return this.conv(op, x);
+    if (op instanceof ClipOp) return this.clip(op, x);
+    if (op instanceof HardSigmoidOp) return this.hardSigmoid(op, x);
+    if (op instanceof HardSwishOp) return this.hardSwish(x);
+    if (op instanceof SigmoidOp) return this.sigmoid(x);
+    if (op instanceof BinaryOp) return this.binary(op, x, xs[1]!);
+    if (op instanceof ConstantOperandOp) return this.constantOperand(op, x);
+    if (op instanceof ConcatOp) return this.concat(op, xs);
+    if (op instanceof PoolOp) return this.pool(op, x);
+    if (op instanceof SpatialMeanOp) return this.spatialMean(x);
+    if (op instanceof PadOp) return this.pad(op, x);
+    if (op instanceof FlattenOp) return this.flatten(x);
+    if (op instanceof ChainOp) return this.chain(op, x);
+    throw new UnsupportedStepError(`the step graph has no imported ${op.constructor.name} operation`);
+  }
+
+  private layer(layer: Layer, x: Value): EmittedOp {
+    const traced = this.layers.trace(layer, x);
+    return { y: traced.y, backward: (dy, sink) => [traced.backward(dy, sink)] };
+  }
+
+  /** ops.ts ConvOp: explicit padding, depthwise or not, the bias added after the convolution. */
+  private conv(op: ConvOp, x: Value): EmittedOp {
+    const { g } = this;
+    const { tensors, block } = this.layers;
+    const w = tensors.read(op.weight);
+    const filter = op.weight.variable.shape;
+    const geometry = (shape: number[]) => convGeometry(shape, filter, op.stride, op.depthwise, op.pad);
+    const geo = geometry(x.shape);
+    const outShape = geo.info.outShape;
+    const convolved = op.depthwise
+      ? emitDepthwiseForward(g, geo, x.name, w)
+      : emitConvForward(g, geo, block, x.name, w);
+    const y = op.bias ? g.channelOp('Add', convolved, tensors.read(op.bias), outShape) : convolved;
+    const n = x.shape[0]!;
+    return {
+      y: { name: y, shape: outShape },
+      backward: (dy, sink) => {
+        const { stack } = sink;
+        if (op.bias)
+          sink.add(
+            op.bias,
+            perStackRow(g, dy, stack, n, (row) => g.channelSum(row, outShape)),
+          );
+        const filterGradient = op.depthwise ? emitDepthwiseFilterGradient : emitConvFilterGradient;
+        sink.add(
+          op.weight,
+          perStackRow(g, dy, stack, n, (row) => filterGradient(g, geo, x.name, row)),
+        );
+        const back = stack === 1 ? geo : geometry(stacked(x.shape, stack));
+        return [
+          op.depthwise ? emitDepthwiseInputGradient(g, back, dy, w) : emitConvInputGradient(g, back, block, dy, w),
+        ];
+      },
+    };
+  }
+
+  /** min(max(x, lo), hi); the gradient passes strictly inside. */
+  private clip(op: ClipOp, x: Value): EmittedOp {
+    const { g } = this;
+    const y = g.op('Clip', [x.name, g.scalar(op.lo), g.scalar(op.hi)]);
+    return elementwise(g, y, x, () =>
+      mask(g, g.op('And', [g.op('Greater', [x.name, g.scalar(op.lo)]), g.op('Less', [x.name, g.scalar(op.hi)])])),
+    );
+  }
+
+  private hardSigmoid(op: HardSigmoidOp, x: Value): EmittedOp {
+    const { g } = this;
+    const z = g.add(g.mul(x.name, g.scalar(op.alpha)), g.scalar(op.beta));
+    const y = g.op('Clip', [z, g.scalar(0), g.scalar(1)]);
+    return elementwise(g, y, x, () => {
+      const inside = mask(g, g.op('And', [g.op('Greater', [z, g.scalar(0)]), g.op('Less', [z, g.scalar(1)])]));
+      return g.mul(inside, g.scalar(op.alpha));
+    });
+  }
+
+  /** x * relu6(x + 3) / 6; the slope 0 below -3, x / 3 + 1/2 up to 3, 1 above. */
+  private hardSwish(x: Value): EmittedOp {
+    const { g } = this;
+    const relu6 = g.op('Clip', [g.add(x.name, g.scalar(3)), g.scalar(0), g.scalar(6)]);
+    const y = g.mul(x.name, g.op('Div', [relu6, g.scalar(6)]));
+    return elementwise(g, y, x, () => {
+      const middle = g.add(g.op('Div', [x.name, g.scalar(3)]), g.scalar(0.5));
+      const upper = g.op('Where', [g.op('LessOrEqual', [x.name, g.scalar(3)]), middle, g.scalar(1)]);
+      return g.op('Where', [g.op('Less', [x.name, g.scalar(-3)]), g.scalar(0), upper]);
+    });
+  }
+
+  private sigmoid(x: Value): EmittedOp {
+    const { g } = this;
+    const y = g.op('Sigmoid', [x.name]);
+    return elementwise(g, y, x, () => g.mul(y, g.sub(g.scalar(1), y)));
+  }
+
+  /** A sum or product of two values with broadcasting; each gradient summed over the axes its operand was broadcast along. */
+  private binary(op: BinaryOp, a: Value, b: Value): EmittedOp {
+    const { g } = this;
+    const shape = a.shape.map((size, axis) => Math.max(size, b.shape[axis]!));
+    const y = g.op(op.kind === 'add' ? 'Add' : 'Mul', [a.name, b.name]);
+    return {
+      y: { name: y, shape },
+      backward: (dy, { stack }) => {
+        const toA = op.kind === 'add' ? dy : stackedMul(g, dy, shape, b.name, stack);
+        const toB = op.kind === 'add' ? dy : stackedMul(g, dy, shape, a.name, stack);
+        return [unbroadcast(g, toA, a.shape, shape), unbroadcast(g, toB, b.shape, shape)];
+      },
+    };
+  }
+
+  /** A value combined with a constant of the graph (a buffer, no leading batch axis): the gradient goes to the value only. */
+  private constantOperand(op: ConstantOperandOp, x: Value): EmittedOp {
+    const { g } = this;
+    const constant = this.layers.tensors.read(op.constant);
+    const y = g.op(op.op.kind === 'add' ? 'Add' : 'Mul', [x.name, constant]);
+    return {
+      y: { name: y, shape: x.shape },
+      backward: (dy) => [op.op.kind === 'add' ? dy : g.mul(dy, constant)],
+    };
+  }
+
+  private concat(op: ConcatOp, xs: Value[]): EmittedOp {
+    const { g } = this;
+    const axis = op.axis;
+    const shape = [...xs[0]!.shape];
+    shape[axis] = xs.reduce((sum, x) => sum + x.shape[axis]!, 0);
+    if (xs.length === 1) return { y: xs[0]!, backward: (dy) => [dy] };
+    const y = g.op(
+      'Concat',
+      xs.map((x) => x.name),
+      [intAttribute('axis', axis)],
+    );
+    return {
+      y: { name: y, shape },
+      backward: (dy) => {
+        let start = 0;
+        return xs.map((x) => {
+          const end = start + x.shape[axis]!;
+          const part = g.slice(dy, [axis], [start], [end]);
+          start = end;
+          return part;
+        });
+      },
+    };
+  }
+
+  /** Pooling by onnxruntime's (NCHW) kernels; backward tap by tap as models/import/pooling.ts. */
+  private pool(op: PoolOp, x: Value): EmittedOp {
+    const { g } = this;
+    const geometry = poolGeometry(x.shape, op.window, op.stride, op.pad);
+    const [n, , , c] = geometry.input;
+    const pooled = g.op(
+      op.kind === 'max' ? 'MaxPool' : 'AveragePool',
+      [g.transpose(x.name, [0, 3, 1, 2])],
+      [
+        intsAttribute('kernel_shape', op.window),
+        intsAttribute('strides', [op.stride, op.stride]),
+        intsAttribute('pads', [op.pad, op.pad, op.pad, op.pad]),
+      ],
+    );
+    const y = g.transpose(pooled, [0, 2, 3, 1]);
+    const outShape = [n, ...geometry.out, c];
+    return {
+      y: { name: y, shape: outShape },
+      backward: (dy, { stack }) => {
+        if (op.kind === 'avg') {
+          const share = g.op('Div', [dy, g.floats([1, ...geometry.out, 1], windowCounts(geometry))]);
+          return [this.gatherTaps(geometry, stack, () => share)];
+        }
+        const padded = g.op('Pad', [
+          x.name,
+          g.int64s([0, op.pad, op.pad, 0, 0, op.pad, op.pad, 0]),
+          g.scalar(-Infinity),
+        ]);
+        let taken: string | undefined;
+        return [
+          this.gatherTaps(geometry, stack, ([i, j]) => {
+            const under = g.slice(
+              padded,
+              [1, 2],
+              [i, j],
+              [i + span(geometry, geometry.out[0]), j + span(geometry, geometry.out[1])],
+              [op.stride, op.stride],
+            );
+            const isMax = mask(g, g.op('Equal', [under, y]));
+            const first = taken ? g.mul(isMax, g.sub(g.scalar(1), taken)) : isMax;
+            taken = taken ? g.add(taken, first) : first;
+            return stackedMul(g, dy, outShape, first, stack);
+          }),
+        ];
+      },
+    };
+  }
+
+  /** pooling.ts gather: each tap's share of dy placed back on the padded grid, summed in tap order, the padding cropped. */
+  private gatherTaps(geometry: PoolGeometry, stack: number, share: (tap: [number, number]) => string): string {
+    const { g } = this;
+    const { stride: s, out, padded, pad } = geometry;
+    const [n, h, w, c] = geometry.input;
+    const lead = stack * n;
+    const [ho, wo] = out;
+    const [rows, cols] = [span(geometry, ho), span(geometry, wo)];
+    let sum: string | undefined;
+    for (const [i, j] of taps(geometry)) {
+      let spread = share([i, j]);
+      if (s > 1) {
+        const gaps = g.op('Pad', [
+          g.reshape(spread, [lead, ho, 1, wo, 1, c]),
+          g.int64s([0, 0, 0, 0, 0, 0, 0, 0, s - 1, 0, s - 1, 0]),
+        ]);
+        spread = g.slice(g.reshape(gaps, [lead, ho * s, wo * s, c]), [1, 2], [0, 0], [rows, cols]);
+      }
+      const placed = g.op('Pad', [spread, g.int64s([0, i, j, 0, 0, padded[0] - i - rows, padded[1] - j - cols, 0])]);
+      sum = sum ? g.add(sum, placed) : placed;
+    }
+    return g.slice(sum!, [1, 2], [pad, pad], [pad + h, pad + w]);
+  }
+
+  /** Mean over height and width, kept: [N, H, W, C] -> [N, 1, 1, C]. */
+  private spatialMean(x: Value): EmittedOp {
+    const { g } = this;
+    const [n, h, w, c] = x.shape as [number, number, number, number];
+    const y = g.op('ReduceMean', [x.name], [intsAttribute('axes', [1, 2]), intAttribute('keepdims', 1)]);
+    return {
+      y: { name: y, shape: [n, 1, 1, c] },
+      backward: (dy, { stack }) => [
+        g.op('Expand', [g.op('Div', [dy, g.scalar(h * w)]), g.int64s([stack * n, h, w, c])]),
+      ],
+    };
+  }
+
+  private pad(op: PadOp, x: Value): EmittedOp {
+    const { g } = this;
+    const [n, h, w, c] = x.shape as [number, number, number, number];
+    const [[t, b], [l, r]] = op.padding;
+    const y = g.op('Pad', [x.name, g.int64s([0, t, l, 0, 0, b, r, 0])]);
+    return {
+      y: { name: y, shape: [n, h + t + b, w + l + r, c] },
+      backward: (dy) => [g.slice(dy, [1, 2], [t, l], [t + h, l + w])],
+    };
+  }
+
+  /** [N, H, W, C] -> [N, C*H*W] in ONNX's (NCHW) order. */
+  private flatten(x: Value): EmittedOp {
+    const { g } = this;
+    if (x.shape.length === 2) return { y: x, backward: (dy) => [dy] };
+    const [n, h, w, c] = x.shape as [number, number, number, number];
+    const y = g.reshape(g.transpose(x.name, [0, 3, 1, 2]), [n, c * h * w]);
+    return {
+      y: { name: y, shape: [n, c * h * w] },
+      backward: (dy, { stack }) => [g.transpose(g.reshape(dy, [stack * n, c, h, w]), [0, 2, 3, 1])],
+    };
+  }
+
+  private chain(op: ChainOp, x: Value): EmittedOp {
+    const traced: EmittedOp[] = [];
+    let h = x;
+    for (const inner of op.ops) {
+      const t = this.trace(inner, [h]);
+      traced.push(t);
+      h = t.y;
+    }
+    return { y: h, backward: (dy, sink) => [traced.reduceRight((grad, t) => t.backward(grad, sink)[0]!, dy)] };
+  }
+}
+
+/** LayerEmitter.trace of an imported block. */
+export function traceGraphBlock(layers: LayerEmitter, block: GraphBlock, x: Value): EmittedTrace {
+  return new OpEmitter(layers).block(block, x);
+}
