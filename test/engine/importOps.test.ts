@@ -2,7 +2,10 @@
  * Every operation of an imported graph (models/import/ops.ts): its explicit backward equals tfjs
  * autodiff of its forward, for the inputs and the parameters, on the wasm backend (whose pooling
  * gradients are its own kernels) and on cpu. Inputs avoid the kinks of the piecewise operations.
+ * Pooling's backward also equals PyTorch's where tfjs's kernels differ from it: tied maxima and
+ * windows of zeros (after a ReLU), and average pools over padding.
  */
+import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
@@ -24,6 +27,7 @@ import {
   type GraphOp,
 } from '../../electron/engine/models/import/ops.js';
 import { Random } from '../../electron/engine/random.js';
+import { PYTHON3_TORCHVISION, locate } from '../requirements.js';
 import { expectClose, randomTensor } from './helpers.js';
 
 const make = new ParamFactory(new Random(1));
@@ -136,5 +140,55 @@ describe.each(['wasm', 'cpu'] as const)('imported operations on %s: backward equ
     const inputs = shapes.map((shape, i) => awayFromKinks(shape, 10 + i));
     checkAgainstAutodiff(op, inputs);
     tf.dispose(inputs);
+  });
+});
+
+/** PyTorch's input gradients of max_pool2d / avg_pool2d (count_include_pad off, as the importer requires) at x, for dy. */
+const TORCH_POOL_GRADS = `
+import json, sys, torch
+import torch.nn.functional as F
+grads = []
+for r in json.loads(sys.argv[1]):
+    x = torch.tensor(r['x']).reshape(r['shape']).permute(0, 3, 1, 2).requires_grad_()
+    args = dict(kernel_size=r['window'], stride=r['stride'], padding=r['pad'])
+    y = F.max_pool2d(x, **args) if r['kind'] == 'max' else F.avg_pool2d(x, count_include_pad=False, **args)
+    y.backward(torch.tensor(r['dy']).reshape([y.shape[0], y.shape[2], y.shape[3], y.shape[1]]).permute(0, 3, 1, 2))
+    grads.append(x.grad.permute(0, 2, 3, 1).reshape(-1).tolist())
+print(json.dumps(grads))
+`;
+
+describe("pooling's backward equals PyTorch's", () => {
+  it('max and average pools, strides 1 and 2, padded, on tied maxima and windows of ReLU zeros', async () => {
+    const python = locate(PYTHON3_TORCHVISION, "pooling's backward against PyTorch");
+    if (!python) return;
+    await initBackend('wasm');
+    const ops = [
+      new PoolOp('max', [3, 3], 2, 1),
+      new PoolOp('max', [3, 3], 1, 1),
+      new PoolOp('avg', [3, 3], 1, 1),
+      new PoolOp('avg', [3, 3], 2, 1),
+    ];
+    tf.tidy(() => {
+      // Halves of a ReLU'd input: many ties, and whole windows of zeros.
+      const x = tf.relu(tf.div(tf.round(tf.mul(randomTensor([2, 7, 7, 3], 21), 2)), 2));
+      const cases = ops.map((op, i) => {
+        const traced = op.trace([x]);
+        const dy = randomTensor(traced.y.shape, 22 + i);
+        return { op, dy, dx: traced.backward(dy, new GradSink())[0]! };
+      });
+      const requests = cases.map(({ op, dy }) => ({
+        x: Array.from(x.dataSync()),
+        shape: x.shape,
+        dy: Array.from(dy.dataSync()),
+        kind: op.kind,
+        window: op.window,
+        stride: op.stride,
+        pad: op.pad,
+      }));
+      const run = spawnSync(python, ['-c', TORCH_POOL_GRADS, JSON.stringify(requests)], { encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(`PyTorch failed: ${run.stderr}`);
+      const expected = JSON.parse(run.stdout) as number[][];
+      cases.forEach(({ dx }, i) => expectClose(dx, tf.tensor(expected[i]!, x.shape), 1e-6));
+    });
   });
 });
