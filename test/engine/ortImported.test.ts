@@ -116,7 +116,7 @@ describe('ort step on a hand-built imported graph matches wasm-ort', () => {
     await initBackend('wasm-ort');
   });
 
-  it.each(METHODS)('%s', (method) => {
+  it.each([...METHODS, 'pairwise' as const])('%s', (method) => {
     const bytes = handBuilt(12);
     expectCompiledStepMatches(() => buildImportedNetwork(bytes, { classes: CLASSES, seed: 3, name: 'hand-built' }), {
       method,

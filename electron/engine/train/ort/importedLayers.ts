@@ -83,11 +83,18 @@ function mask(g: StepGraph, condition: string): string {
   return g.op('Cast', [condition], [intAttribute('to', 1)]);
 }
 
+/** `make()`, emitted on the first call only: what every backward pass of a forward shares. */
+function once<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= make());
+}
+
 /** An element-wise operation of one input: its output, and backward dy times a factor of the forward. */
 function elementwise(g: StepGraph, y: string, x: Value, factor: () => string): EmittedOp {
+  const shared = once(factor);
   return {
     y: { name: y, shape: x.shape },
-    backward: (dy, sink) => [stackedMul(g, dy, x.shape, factor(), sink.stack)],
+    backward: (dy, sink) => [stackedMul(g, dy, x.shape, shared(), sink.stack)],
   };
 }
 
@@ -282,6 +289,24 @@ class OpEmitter {
     );
     const y = g.transpose(pooled, [0, 2, 3, 1]);
     const outShape = [n, ...geometry.out, c];
+    // Per tap, where it reads its window's first maximum (the padding, -Infinity, never is one).
+    const firstMaxima = once(() => {
+      const padded = g.op('Pad', [x.name, g.int64s([0, op.pad, op.pad, 0, 0, op.pad, op.pad, 0]), g.scalar(-Infinity)]);
+      let taken: string | undefined;
+      return taps(geometry).map(([i, j]) => {
+        const under = g.slice(
+          padded,
+          [1, 2],
+          [i, j],
+          [i + span(geometry, geometry.out[0]), j + span(geometry, geometry.out[1])],
+          [op.stride, op.stride],
+        );
+        const isMax = mask(g, g.op('Equal', [under, y]));
+        const first = taken ? g.mul(isMax, g.sub(g.scalar(1), taken)) : isMax;
+        taken = taken ? g.add(taken, first) : first;
+        return first;
+      });
+    });
     return {
       y: { name: y, shape: outShape },
       backward: (dy, { stack }) => {
@@ -289,33 +314,18 @@ class OpEmitter {
           const share = g.op('Div', [dy, g.floats([1, ...geometry.out, 1], windowCounts(geometry))]);
           return [this.gatherTaps(geometry, stack, () => share)];
         }
-        const padded = g.op('Pad', [
-          x.name,
-          g.int64s([0, op.pad, op.pad, 0, 0, op.pad, op.pad, 0]),
-          g.scalar(-Infinity),
-        ]);
-        let taken: string | undefined;
-        return [
-          this.gatherTaps(geometry, stack, ([i, j]) => {
-            const under = g.slice(
-              padded,
-              [1, 2],
-              [i, j],
-              [i + span(geometry, geometry.out[0]), j + span(geometry, geometry.out[1])],
-              [op.stride, op.stride],
-            );
-            const isMax = mask(g, g.op('Equal', [under, y]));
-            const first = taken ? g.mul(isMax, g.sub(g.scalar(1), taken)) : isMax;
-            taken = taken ? g.add(taken, first) : first;
-            return stackedMul(g, dy, outShape, first, stack);
-          }),
-        ];
+        const masks = firstMaxima();
+        return [this.gatherTaps(geometry, stack, (_, k) => stackedMul(g, dy, outShape, masks[k]!, stack))];
       },
     };
   }
 
   /** pooling.ts gather: each tap's share of dy placed back on the padded grid, summed in tap order, the padding cropped. */
-  private gatherTaps(geometry: PoolGeometry, stack: number, share: (tap: [number, number]) => string): string {
+  private gatherTaps(
+    geometry: PoolGeometry,
+    stack: number,
+    share: (tap: [number, number], k: number) => string,
+  ): string {
     const { g } = this;
     const { stride: s, out, padded, pad } = geometry;
     const [n, h, w, c] = geometry.input;
@@ -323,8 +333,8 @@ class OpEmitter {
     const [ho, wo] = out;
     const [rows, cols] = [span(geometry, ho), span(geometry, wo)];
     let sum: string | undefined;
-    for (const [i, j] of taps(geometry)) {
-      let spread = share([i, j]);
+    for (const [k, [i, j]] of taps(geometry).entries()) {
+      let spread = share([i, j], k);
       if (s > 1) {
         const gaps = g.op('Pad', [
           g.reshape(spread, [lead, ho, 1, wo, 1, c]),
