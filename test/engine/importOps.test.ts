@@ -9,38 +9,11 @@ import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
-import { GradSink, ParamFactory } from '../../electron/engine/models/layers.js';
-import {
-  BinaryOp,
-  ChainOp,
-  ClipOp,
-  ConcatOp,
-  ConstantOperandOp,
-  ConvOp,
-  FlattenOp,
-  HardSigmoidOp,
-  HardSwishOp,
-  PadOp,
-  PoolOp,
-  SigmoidOp,
-  SpatialMeanOp,
-  type GraphOp,
-} from '../../electron/engine/models/import/ops.js';
-import { Random } from '../../electron/engine/random.js';
+import { GradSink } from '../../electron/engine/models/layers.js';
+import { PoolOp, type GraphOp } from '../../electron/engine/models/import/ops.js';
 import { PYTHON3_TORCHVISION, locate } from '../requirements.js';
 import { expectClose, randomTensor } from './helpers.js';
-
-const make = new ParamFactory(new Random(1));
-
-/** Values in [-4, 4] kept 0.05 away from the kinks at -3, 0, 3 and 6 (clip, hard sigmoid, hard swish). */
-function awayFromKinks(shape: number[], seed: number): tf.Tensor {
-  return tf.tidy(() => {
-    const x = tf.mul(randomTensor(shape, seed), 4);
-    const nearest = tf.round(tf.div(x, 3));
-    const gap = tf.sub(x, tf.mul(nearest, 3));
-    return tf.add(x, tf.mul(tf.sign(gap), tf.relu(tf.sub(0.05, tf.abs(gap)))));
-  });
-}
+import { IMPORTED_OP_CASES, awayFromKinks } from './import/opCases.js';
 
 function checkAgainstAutodiff(op: GraphOp, inputs: tf.Tensor[]): void {
   tf.tidy(() => {
@@ -58,83 +31,8 @@ function checkAgainstAutodiff(op: GraphOp, inputs: tf.Tensor[]): void {
   });
 }
 
-const conv = (depthwise: boolean, bias: boolean, stride: number) => {
-  const child = make.child(`conv${depthwise}${bias}${stride}`);
-  const weight = child.given('weight', randomTensor(depthwise ? [3, 3, 4, 1] : [3, 3, 4, 6], 3, 0.5));
-  const b = bias ? child.given('bias', randomTensor([depthwise ? 4 : 6], 4)) : null;
-  return new ConvOp(
-    weight,
-    b,
-    stride,
-    [
-      [0, 0],
-      [1, 0],
-      [0, 1],
-      [0, 0],
-    ],
-    depthwise,
-  );
-};
-
-const CASES: [string, () => GraphOp, number[][]][] = [
-  ['conv with bias, stride 2, asymmetric pads', () => conv(false, true, 2), [[2, 7, 7, 4]]],
-  ['depthwise conv without bias', () => conv(true, false, 1), [[2, 6, 6, 4]]],
-  ['clip (ReLU6)', () => new ClipOp(0, 6), [[2, 4, 4, 3]]],
-  ['hard sigmoid', () => new HardSigmoidOp(1 / 6, 0.5), [[2, 4, 4, 3]]],
-  ['hard swish', () => new HardSwishOp(), [[2, 4, 4, 3]]],
-  ['sigmoid', () => new SigmoidOp(), [[2, 4, 4, 3]]],
-  [
-    'sum with broadcasting',
-    () => new BinaryOp('add'),
-    [
-      [2, 4, 4, 3],
-      [2, 1, 1, 3],
-    ],
-  ],
-  [
-    'product with broadcasting (squeeze-and-excitation)',
-    () => new BinaryOp('mul'),
-    [
-      [2, 4, 4, 3],
-      [2, 1, 1, 3],
-    ],
-  ],
-  [
-    'product with a constant',
-    () => new ConstantOperandOp(new BinaryOp('mul'), make.fixed('scale', randomTensor([1, 1, 3], 8))),
-    [[2, 4, 4, 3]],
-  ],
-  [
-    'concat of channels',
-    () => new ConcatOp(3),
-    [
-      [2, 3, 3, 2],
-      [2, 3, 3, 5],
-      [2, 3, 3, 1],
-    ],
-  ],
-  ['max pool 3x3 stride 2 pad 1', () => new PoolOp('max', [3, 3], 2, 1), [[2, 8, 8, 3]]],
-  ['average pool 2x2 stride 2', () => new PoolOp('avg', [2, 2], 2, 0), [[2, 8, 8, 3]]],
-  [
-    'zero pad',
-    () =>
-      new PadOp([
-        [1, 2],
-        [0, 1],
-      ]),
-    [[2, 3, 3, 2]],
-  ],
-  ['spatial mean', () => new SpatialMeanOp(), [[2, 5, 3, 4]]],
-  ['flatten in NCHW order', () => new FlattenOp(), [[2, 3, 2, 4]]],
-  [
-    'mean then flatten (ReduceMean without keepdims)',
-    () => new ChainOp([new SpatialMeanOp(), new FlattenOp()]),
-    [[2, 3, 3, 4]],
-  ],
-];
-
 describe.each(['wasm', 'cpu'] as const)('imported operations on %s: backward equals autodiff', (backend) => {
-  it.each(CASES)('%s', async (_, makeOp, shapes) => {
+  it.each(IMPORTED_OP_CASES)('%s', async (_, makeOp, shapes) => {
     await initBackend(backend);
     const op = makeOp();
     const inputs = shapes.map((shape, i) => awayFromKinks(shape, 10 + i));

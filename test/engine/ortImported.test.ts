@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Method } from '../../shared/spec.js';
 import { initBackend } from '../../electron/engine/backend/index.js';
+import type { GraphBlock } from '../../electron/engine/models/import/block.js';
 import { buildImportedNetwork } from '../../electron/engine/models/import/network.js';
+import { LayerOp } from '../../electron/engine/models/import/ops.js';
 import { int64Tensor, intAttribute, intsAttribute, floatTensor } from '../../electron/engine/onnx/proto.js';
 import type { Hyperparameters } from '../../electron/engine/train/methods.js';
 import { createTrainingMethodOn } from '../../electron/engine/train/ort/chooseMethod.js';
@@ -128,8 +130,30 @@ describe('ort step on a hand-built imported graph matches wasm-ort', () => {
     });
   });
 
-  it('takes the compiled step on ort', () => {
+  it('has every operator of a backbone, auxiliary exits, and takes the compiled step on ort', () => {
     const net = buildImportedNetwork(handBuilt(12), { classes: CLASSES, seed: 3, name: 'hand-built' });
+    expect(net.exits.length).toBeGreaterThan(1);
+    const operations = net.blocks.flatMap((block) => (block as GraphBlock).nodes.map((n) => n.operation));
+    const kinds = new Set(
+      operations.map((op) => (op instanceof LayerOp ? op.layer.constructor.name : op.constructor.name)),
+    );
+    // Every imported operation but Flatten and its ChainOp, which end a classifier (dropped) and
+    // not a backbone (ortImportedOps.test.ts checks them one by one).
+    expect([...kinds].sort()).toEqual([
+      'BatchNorm',
+      'BinaryOp',
+      'ClipOp',
+      'ConcatOp',
+      'ConstantOperandOp',
+      'ConvOp',
+      'HardSigmoidOp',
+      'HardSwishOp',
+      'PadOp',
+      'PoolOp',
+      'Relu',
+      'SigmoidOp',
+      'SpatialMeanOp',
+    ]);
     const method = createTrainingMethodOn('ort', 'joint', net, HYPER);
     expect(method).toBeInstanceOf(OrtTrainingMethod);
     (method as OrtTrainingMethod).release();

@@ -44,7 +44,7 @@ import { convGeometry } from './geometry.js';
 import { UnsupportedStepError } from './unsupported.js';
 
 /** An operation's forward value and a backward giving one gradient per input (null: none). */
-interface EmittedOp {
+export interface EmittedOp {
   y: Value;
   backward(dy: string, sink: GraphGradSink): (string | null)[];
 }
@@ -399,4 +399,9 @@ class OpEmitter {
 /** LayerEmitter.trace of an imported block. */
 export function traceGraphBlock(layers: LayerEmitter, block: GraphBlock, x: Value): EmittedTrace {
   return new OpEmitter(layers).block(block, x);
+}
+
+/** One imported operation on `xs` (GraphOp.trace as graph nodes). */
+export function traceImportedOp(layers: LayerEmitter, op: GraphOp, xs: Value[]): EmittedOp {
+  return new OpEmitter(layers).trace(op, xs);
 }
