@@ -166,15 +166,12 @@ export async function bench(argv: string[]): Promise<number> {
   let peakGpuBytes = 0;
   const trainingThroughput = async (method: Method, backendName: string): Promise<number> => {
     const net = buildNetwork(arch, [height, width, channels], CLASSES, 0);
-    // The compiled step itself, also for MobileNet, whose runs train on wasm-ort's path.
-    const compiledMobileNet = true;
-    const trainer = createTrainingMethodOn(
-      backendName,
-      method,
-      net,
-      { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 },
-      compiledMobileNet,
-    );
+    const trainer = createTrainingMethodOn(backendName, method, net, {
+      lr: 0.1,
+      momentum: 0.9,
+      weightDecay: 1e-4,
+      gamma: 2,
+    });
     let timed = 0;
     for (let s = 0; s < steps + 2; s++) {
       const x = tf.randomNormal([batch, height, width, channels]) as tf.Tensor4D;

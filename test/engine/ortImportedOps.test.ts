@@ -1,7 +1,8 @@
 /**
  * Every imported operation as the compiled step writes it (train/ort/importedLayers.ts), run by
  * onnxruntime, against its tfjs trace (models/import/ops.ts): the forward value, the gradient of
- * each input and of each parameter.
+ * each input and of each parameter, for one gradient of the output and for two stacked on the batch
+ * axis (multi-way's exits, train/ort/step.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -24,11 +25,12 @@ describe('imported operations in the step graph equal their tfjs trace', () => {
     tf.tidy(() => {
       const xs = shapes.map((shape, i) => awayFromKinks(shape, 10 + i));
       const traced = op.trace(xs);
-      const dy = randomTensor(traced.y.shape, 99);
-      const sink = new GradSink();
-      const dxs = traced.backward(dy, sink);
+      // Two gradients of the output, as two exits' backward passes would bring.
+      const dys = [randomTensor(traced.y.shape, 98), randomTensor(traced.y.shape, 99)];
+      const sinks = dys.map(() => new GradSink());
+      const dxs = dys.map((dy, k) => traced.backward(dy, sinks[k]!));
 
-      // The same in the graph: inputs, parameters and dy are graph inputs.
+      // The same in the graph: inputs, parameters and gradients are graph inputs.
       const g = new StepGraph();
       const feeds: [string, tf.Tensor][] = [];
       const feed = (name: string, t: tf.Tensor) => {
@@ -50,26 +52,35 @@ describe('imported operations in the step graph equal their tfjs trace', () => {
         xs.map((x, i) => ({ name: feed(`x${i}`, x), shape: x.shape })),
       );
       expect(emitted.y.shape).toEqual(traced.y.shape);
-      const graphSink = new GraphGradSink(g);
-      const graphDxs = emitted.backward(feed('dy', dy), graphSink);
       const expected: tf.Tensor[] = [traced.y];
       const outputs: string[] = [emitted.y.name];
-      dxs.forEach((dx, i) => {
-        expect(graphDxs[i] === null).toBe(dx === null);
+      const compare = (value: string, shape: number[], tensor: tf.Tensor) => {
+        outputs.push(g.reshape(value, shape));
+        expected.push(tensor);
+      };
+      // One backward pass with the first gradient, and one with both stacked on the batch axis.
+      const single = new GraphGradSink(g);
+      const stacked = new GraphGradSink(g);
+      stacked.rows = [0, 1];
+      const singleDxs = emitted.backward(feed('dy', dys[0]!), single);
+      const stackedDxs = emitted.backward(feed('dys', tf.concat(dys)), stacked);
+      dxs[0]!.forEach((dx, i) => {
+        expect(singleDxs[i] === null).toBe(dx === null);
+        expect(stackedDxs[i] === null).toBe(dx === null);
         if (dx === null) return;
-        expected.push(dx);
-        outputs.push(graphDxs[i]!);
+        compare(singleDxs[i]!, dx.shape, dx);
+        const both = tf.concat([dx, dxs[1]![i]!]);
+        compare(stackedDxs[i]!, both.shape, both);
       });
       for (const p of op.params) {
-        expected.push(sink.get(p)!);
-        outputs.push(graphSink.grads.get(p)!);
+        compare(single.gradsOf(0).get(p)!, p.variable.shape, sinks[0]!.get(p)!);
+        sinks.forEach((sink, k) => compare(stacked.gradsOf(k).get(p)!, p.variable.shape, sink.get(p)!));
       }
       const program = new OnnxProgram(
         {
           g,
           inputs: feeds.map(([name, t]) => [name, t.shape]),
-          // Identity: an output may also be a graph input (a gradient passed through unchanged).
-          outputs: outputs.map((name, i) => [g.op('Identity', [name]), expected[i]!.shape]),
+          outputs: outputs.map((name, i) => [name, expected[i]!.shape]),
         },
         1,
       );

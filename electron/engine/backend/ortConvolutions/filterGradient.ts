@@ -17,7 +17,13 @@ import { GraphBuilder, type KernelGraph, type OnnxProgram } from './program.js';
  * the taps took 8.5 ms for 28x28x16 -> 16 against 18.7 ms, 0.6 against 8.7 ms for the 1x1 stride-2
  * shortcut, and never slower on the other MwResNet-20 shapes (scripts/bench-onnx-kernels.ts times them now).
  */
-export function emitConvFilterGradient(g: GraphBuilder, { info, pads }: ConvGeometry, x: string, dy: string): string {
+export function emitConvFilterGradient(
+  g: GraphBuilder,
+  { info, pads }: ConvGeometry,
+  x: string,
+  dy: string,
+  stack = 1,
+): string {
   const { outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const padded =
@@ -27,7 +33,7 @@ export function emitConvFilterGradient(g: GraphBuilder, { info, pads }: ConvGeom
     for (let j = 0; j < kw; j++)
       taps.push(g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]));
   }
-  return tapProducts(g, info, ho * wo, dy, taps);
+  return tapProducts(g, info, ho * wo, dy, taps, stack);
 }
 
 export function filterGradientGraph(geometry: ConvGeometry): KernelGraph {
@@ -64,24 +70,36 @@ function imagesPerProduct(batch: number, positions: number, outChannels: number)
 
 /**
  * dy^T x tap summed over the batch for each tap (dy holding N * positions rows of Cout values,
- * each tap N * positions rows of Cin), as a [kh, kw, Cin, Cout] filter: a batched MatMul over groups of images, then a sum
- * over the groups.
+ * each tap N * positions rows of Cin), as a [kh, kw, Cin, Cout] filter: a batched MatMul over
+ * groups of images, then a sum over the groups. `stack` gradients of the same x may come stacked
+ * on dy's batch axis (one per exit, train/ort/step.ts): each product broadcasts the tap over
+ * them, and the result is [stack, kh, kw, Cin, Cout].
  */
-function tapProducts(g: GraphBuilder, info: Conv2DInfo, positions: number, dy: string, taps: string[]): string {
+function tapProducts(
+  g: GraphBuilder,
+  info: Conv2DInfo,
+  positions: number,
+  dy: string,
+  taps: string[],
+  stack = 1,
+): string {
   const { batchSize, inChannels, outChannels, filterHeight: kh, filterWidth: kw } = info;
   const images = imagesPerProduct(batchSize, positions, outChannels);
   const groups = batchSize / images;
   const rows = images * positions;
-  const dyT = g.transpose(g.reshape(dy, [groups, rows, outChannels]), [0, 2, 1]);
+  // Transposing only the last two axes lets onnxruntime fold it into the product (FusedMatMul's transA).
+  const dyT = g.transpose(g.reshape(dy, [stack, groups, rows, outChannels]), [0, 1, 3, 2]);
   const products = taps.map((tap) => g.op('MatMul', [dyT, g.reshape(tap, [groups, rows, inChannels])]));
   const perGroup = g.reshape(products.length > 1 ? g.op('Concat', products, [intAttribute('axis', 0)]) : products[0]!, [
     kh * kw,
+    stack,
     groups,
     outChannels,
     inChannels,
   ]);
-  const summed = g.op('ReduceSum', [perGroup, g.int64s([1])], [intAttribute('keepdims', 0)]);
-  return g.reshape(g.transpose(summed, [0, 2, 1]), [kh, kw, inChannels, outChannels]);
+  const summed = g.op('ReduceSum', [perGroup, g.int64s([2])], [intAttribute('keepdims', 0)]);
+  const filters = g.transpose(summed, [1, 0, 3, 2]);
+  return g.reshape(filters, stack === 1 ? [kh, kw, inChannels, outChannels] : [stack, kh, kw, inChannels, outChannels]);
 }
 
 /** The padded grid of a stride-1 filter gradient: rows and columns of x with its padding. */

@@ -225,12 +225,16 @@ export function inputGradientGraph(geometry: ConvGeometry, block: number | undef
  * C * N channels ([1, C*N, Hp, Wp], group c holding channel c of each image) and dy the kernel
  * [C, N, Ho, Wo], dilated by the stride; the output [1, C, kh', kw'] is sliced to kh x kw.
  * 52-69 ms against 142 ms for the composed wasm kernel (128x32x32x32, 3x3, stride 1).
+ * `stack` gradients of the same x may come stacked on dy's batch axis (one per exit,
+ * train/ort/step.ts): each group then has `stack` kernels ([C * stack, N, Ho, Wo]), and the
+ * gradients come as [stack, kh, kw, C, 1].
  */
 export function emitDepthwiseFilterGradient(
   g: GraphBuilder,
   { info, pads }: ConvGeometry,
   x: string,
   dy: string,
+  stack = 1,
 ): string {
   const {
     batchSize: n,
@@ -247,7 +251,10 @@ export function emitDepthwiseFilterGradient(
     g.reshape(g.transpose(x, [3, 0, 1, 2]), [1, c * n, h, w]),
     g.int64s([0, 0, top, left, 0, 0, bottom, right]),
   ]);
-  const kernel = g.transpose(dy, [3, 0, 1, 2]);
+  const kernel =
+    stack === 1
+      ? g.transpose(dy, [3, 0, 1, 2])
+      : g.reshape(g.transpose(g.reshape(dy, [stack, n, ho, wo, c]), [4, 0, 1, 2, 3]), [c * stack, n, ho, wo]);
   let taps = g.op(
     'Conv',
     [image, kernel],
@@ -259,7 +266,8 @@ export function emitDepthwiseFilterGradient(
   const rows = h + top + bottom - (ho - 1) * info.strideHeight;
   const cols = w + left + right - (wo - 1) * info.strideWidth;
   if (rows > kh || cols > kw) taps = g.slice(taps, [2, 3], [0, 0], [kh, kw]);
-  return g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
+  if (stack === 1) return g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
+  return g.reshape(g.transpose(g.reshape(taps, [c, stack, kh, kw]), [1, 2, 3, 0]), [stack, kh, kw, c, 1]);
 }
 
 export function depthwiseFilterGradientGraph(geometry: ConvGeometry): KernelGraph {

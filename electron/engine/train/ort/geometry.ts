@@ -1,7 +1,13 @@
+/** Shapes of the step graph's values: stacked batches, and convolutions' geometry. */
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { ExplicitPad } from '../../backend/convGradientOps.js';
 import type { ConvGeometry } from '../../backend/ortConvolutions/index.js';
 import { symmetricPad } from '../../models/layers.js';
+
+/** A forward shape with its batch axis holding `stack` batches (the stacked gradients of several exits, step.ts). */
+export function stackedShape([n, ...rest]: readonly number[], stack: number): number[] {
+  return [stack * n!, ...rest];
+}
 
 /** tfjs's geometry of the convolution, as the wasm-ort kernels compute it (padded as the engine's layers unless `pad` says). */
 export function convGeometry(

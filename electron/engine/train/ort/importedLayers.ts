@@ -30,46 +30,15 @@ import {
 } from '../../models/import/ops.js';
 import { poolGeometry, span, taps, windowCounts, type PoolGeometry } from '../../models/import/pooling.js';
 import { Relu, type Layer } from '../../models/layers.js';
-import {
-  emitConvFilterGradient,
-  emitConvForward,
-  emitConvInputGradient,
-  emitDepthwiseFilterGradient,
-  emitDepthwiseForward,
-  emitDepthwiseInputGradient,
-} from '../../backend/ortConvolutions/index.js';
 import { intAttribute, intsAttribute } from '../../onnx/proto.js';
 import type { EmittedTrace, GraphGradSink, LayerEmitter, StepGraph, Value } from './layers.js';
-import { convGeometry } from './geometry.js';
+import { stackedShape } from './geometry.js';
 import { UnsupportedStepError } from './unsupported.js';
 
 /** An operation's forward value and a backward giving one gradient per input (null: none). */
 export interface EmittedOp {
   y: Value;
   backward(dy: string, sink: GraphGradSink): (string | null)[];
-}
-
-/** The shape of `stack` gradients of a value of `shape`, on its batch axis. */
-function stacked([n, ...rest]: readonly number[], stack: number): number[] {
-  return [stack * n!, ...rest];
-}
-
-/** dy (`stack` gradients of a value of `shape`) times a factor of the forward, broadcast over the stack. */
-function stackedMul(g: StepGraph, dy: string, shape: readonly number[], factor: string, stack: number): string {
-  if (stack === 1) return g.mul(dy, factor);
-  return g.reshape(g.mul(g.reshape(dy, [stack, ...shape]), factor), stacked(shape, stack));
-}
-
-/**
- * A parameter gradient of each of the `stack` gradients in dy ([stack * n, ...]): `gradient` of
- * each in turn, stacked as [stack, ...] (one per row, for gradients that have no stacked form).
- */
-function perStackRow(g: StepGraph, dy: string, stack: number, n: number, gradient: (dy: string) => string): string {
-  if (stack === 1) return gradient(dy);
-  const rows = Array.from({ length: stack }, (_, r) =>
-    g.op('Unsqueeze', [gradient(g.slice(dy, [0], [r * n], [(r + 1) * n])), g.int64s([0])]),
-  );
-  return g.op('Concat', rows, [intAttribute('axis', 0)]);
 }
 
 /** The gradient of an operand of `shape` broadcast to `outShape`: summed over the axes it was broadcast along. */
@@ -94,7 +63,7 @@ function elementwise(g: StepGraph, y: string, x: Value, factor: () => string): E
   const shared = once(factor);
   return {
     y: { name: y, shape: x.shape },
-    backward: (dy, sink) => [stackedMul(g, dy, x.shape, shared(), sink.stack)],
+    backward: (dy, sink) => [g.perBatchOp('Mul', dy, shared(), x.shape, sink.stack)],
   };
 }
 
@@ -120,7 +89,7 @@ class OpEmitter {
       y: values.get(block.output)!,
       backward: (dy, sink) =>
         backwardThrough(block.nodes, traced, block.input, block.output, dy, sink, (a, b) => this.g.add(a, b)) ??
-        this.g.zeros(stacked(x.shape, sink.stack)),
+        this.g.zeros(stackedShape(x.shape, sink.stack)),
     };
   }
 
@@ -152,35 +121,15 @@ class OpEmitter {
   /** ops.ts ConvOp: explicit padding, depthwise or not, the bias added after the convolution. */
   private conv(op: ConvOp, x: Value): EmittedOp {
     const { g } = this;
-    const { tensors, block } = this.layers;
-    const w = tensors.read(op.weight);
-    const filter = op.weight.variable.shape;
-    const geometry = (shape: number[]) => convGeometry(shape, filter, op.stride, op.depthwise, op.pad);
-    const geo = geometry(x.shape);
-    const outShape = geo.info.outShape;
-    const convolved = op.depthwise
-      ? emitDepthwiseForward(g, geo, x.name, w)
-      : emitConvForward(g, geo, block, x.name, w);
-    const y = op.bias ? g.channelOp('Add', convolved, tensors.read(op.bias), outShape) : convolved;
-    const n = x.shape[0]!;
+    const convolved = this.layers.convolution(op.weight, x, op.stride, op.depthwise, op.pad);
+    const shape = convolved.y.shape;
+    const bias = op.bias;
+    const y = bias ? g.channelOp('Add', convolved.y.name, this.layers.tensors.read(bias), shape) : convolved.y.name;
     return {
-      y: { name: y, shape: outShape },
+      y: { name: y, shape },
       backward: (dy, sink) => {
-        const { stack } = sink;
-        if (op.bias)
-          sink.add(
-            op.bias,
-            perStackRow(g, dy, stack, n, (row) => g.channelSum(row, outShape)),
-          );
-        const filterGradient = op.depthwise ? emitDepthwiseFilterGradient : emitConvFilterGradient;
-        sink.add(
-          op.weight,
-          perStackRow(g, dy, stack, n, (row) => filterGradient(g, geo, x.name, row)),
-        );
-        const back = stack === 1 ? geo : geometry(stacked(x.shape, stack));
-        return [
-          op.depthwise ? emitDepthwiseInputGradient(g, back, dy, w) : emitConvInputGradient(g, back, block, dy, w),
-        ];
+        if (bias) sink.add(bias, g.channelSum(dy, shape, sink.stack));
+        return [convolved.backward(dy, sink)];
       },
     };
   }
@@ -230,8 +179,8 @@ class OpEmitter {
     return {
       y: { name: y, shape },
       backward: (dy, { stack }) => {
-        const toA = op.kind === 'add' ? dy : stackedMul(g, dy, shape, b.name, stack);
-        const toB = op.kind === 'add' ? dy : stackedMul(g, dy, shape, a.name, stack);
+        const toA = op.kind === 'add' ? dy : g.perBatchOp('Mul', dy, b.name, shape, stack, b.shape);
+        const toB = op.kind === 'add' ? dy : g.perBatchOp('Mul', dy, a.name, shape, stack, a.shape);
         return [unbroadcast(g, toA, a.shape, shape), unbroadcast(g, toB, b.shape, shape)];
       },
     };
@@ -315,7 +264,7 @@ class OpEmitter {
           return [this.gatherTaps(geometry, stack, () => share)];
         }
         const masks = firstMaxima();
-        return [this.gatherTaps(geometry, stack, (_, k) => stackedMul(g, dy, outShape, masks[k]!, stack))];
+        return [this.gatherTaps(geometry, stack, (_, k) => g.perBatchOp('Mul', dy, masks[k]!, outShape, stack))];
       },
     };
   }

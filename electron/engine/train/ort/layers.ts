@@ -17,10 +17,11 @@ import {
   GraphBuilder,
 } from '../../backend/ortConvolutions/index.js';
 import { floatTensor, intAttribute, intsAttribute } from '../../onnx/proto.js';
+import type { ExplicitPad } from '../../backend/convGradientOps.js';
 import { GraphBlock } from '../../models/import/block.js';
 import { ResidualBlock, SeparableBlock } from '../../models/blocks.js';
 import { traceGraphBlock } from './importedLayers.js';
-import { convGeometry } from './geometry.js';
+import { convGeometry, stackedShape } from './geometry.js';
 import { UnsupportedStepError } from './unsupported.js';
 import {
   BatchNorm,
@@ -107,25 +108,57 @@ export class StepGraph extends GraphBuilder {
   /**
    * Per-channel sums of an NHWC value: over the images, then the rows, then the columns. Three
    * short sums instead of one long one keep float32 rounding near a pairwise sum's (one product
-   * over 4096 positions moved MobileNet's gradients by 5e-4).
+   * over 4096 positions moved MobileNet's gradients by 5e-4). A value of `stack` batches (the
+   * stacked gradients of several exits) gets a row of sums per batch: [stack, C].
    */
-  channelSum(v: string, [n, h, w, c]: number[]): string {
+  channelSum(v: string, [n, h, w, c]: number[], stack = 1): string {
     const sumOver = (rows: number, value: string, width: number) =>
-      this.op('MatMul', [this.ones(rows), this.reshape(value, [rows, width])]);
+      this.op('MatMul', [this.ones(rows), this.reshape(value, stack === 1 ? [rows, width] : [stack, rows, width])]);
     const overImages = sumOver(n!, v, h! * w! * c!);
     const overRows = sumOver(h!, overImages, w! * c!);
-    return this.reshape(sumOver(w!, overRows, c!), [c!]);
+    return this.reshape(sumOver(w!, overRows, c!), stack === 1 ? [c!] : [stack, c!]);
   }
 
   /**
    * `op` of an NHWC value and a per-channel vector. The value is viewed as rows of W * C and the
    * vector repeated W times: onnxruntime's broadcast over a last axis of a few channels runs a
-   * short inner loop per pixel (3x slower than a same-shape Mul at 16 channels).
+   * short inner loop per pixel (3x slower than a same-shape Mul at 16 channels). Either may hold
+   * several stacked batches (the gradients of several exits, train/ort/step.ts): the value
+   * `stacks.x` batches of `shape`, the vector `stacks.vector` rows of C; one of a single batch
+   * is broadcast against each of the other's.
    */
-  channelOp(op: 'Add' | 'Sub' | 'Mul', x: string, vector: string, [n, h, w, c]: number[]): string {
-    const rows = this.reshape(x, [n! * h!, w! * c!]);
-    const tiled = w === 1 ? vector : this.op('Tile', [vector, this.int64s([w!])]);
-    return this.reshape(this.op(op, [rows, tiled]), [n!, h!, w!, c!]);
+  channelOp(
+    op: 'Add' | 'Sub' | 'Mul',
+    x: string,
+    vector: string,
+    [n, h, w, c]: number[],
+    stacks: { x: number; vector: number } = { x: 1, vector: 1 },
+  ): string {
+    const stack = Math.max(stacks.x, stacks.vector);
+    const rows = this.reshape(x, stack === 1 ? [n! * h!, w! * c!] : [stacks.x, n! * h!, w! * c!]);
+    const row = stack === 1 ? vector : this.reshape(vector, [stacks.vector, 1, c!]);
+    const tiled = w === 1 ? row : this.op('Tile', [row, this.int64s(stack === 1 ? [w!] : [1, 1, w!])]);
+    return this.reshape(this.op(op, [rows, tiled]), [stack * n!, h!, w!, c!]);
+  }
+
+  /**
+   * `op` of a value of `stack` batches of `shape` and a value of one (the forward's), for each
+   * batch; the value may be of a shape that broadcasts to `shape` (`valueShape`).
+   */
+  perBatchOp(
+    op: 'Mul',
+    stacked: string,
+    value: string,
+    shape: number[],
+    stack: number,
+    valueShape: readonly number[] = shape,
+  ): string {
+    if (stack === 1) return this.op(op, [stacked, value]);
+    if (valueShape.join() !== shape.join())
+      return this.reshape(this.op(op, [this.reshape(stacked, [stack, ...shape]), value]), stackedShape(shape, stack));
+    const size = shape.reduce((a, b) => a * b, 1);
+    const product = this.op(op, [this.reshape(stacked, [stack, size]), this.reshape(value, [size])]);
+    return this.reshape(product, stackedShape(shape, stack));
   }
 
   /** Concatenation of 1-D values (one value is returned as it is). */
@@ -134,17 +167,40 @@ export class StepGraph extends GraphBuilder {
   }
 }
 
-/** Parameter gradients of one backward pass, as graph values (models/layers.ts GradSink). */
+/**
+ * Parameter gradients of one backward pass, as graph values (models/layers.ts GradSink). The
+ * pass may carry several gradients at once, stacked on the batch axis: `rows` names the stream
+ * (an exit's loss, or a method's sum of them) each stacked batch belongs to, and a layer adds
+ * each parameter's gradient with one row per stream ([stack, ...shape], `stack` = rows.length).
+ */
 export class GraphGradSink {
-  readonly grads = new Map<Param, string>();
-  /** How many gradients come stacked on the batch axis of each dy (parameter gradients get as many leading rows). */
-  readonly stack: number = 1;
+  rows: number[] = [0];
+  private readonly stacked = new Map<Param, { grad: string; rows: number[] }>();
 
   constructor(private readonly g: StepGraph) {}
 
+  get stack(): number {
+    return this.rows.length;
+  }
+
   add(param: Param, grad: string): void {
-    const previous = this.grads.get(param);
-    this.grads.set(param, previous ? this.g.add(previous, grad) : grad);
+    const previous = this.stacked.get(param);
+    if (previous && previous.rows.join() !== this.rows.join())
+      throw new Error(`${param.name} got gradients of two different stacks`);
+    this.stacked.set(param, { grad: previous ? this.g.add(previous.grad, grad) : grad, rows: [...this.rows] });
+  }
+
+  /** The gradient of each parameter that `stream` reached, shaped as the parameter. */
+  gradsOf(stream: number): Map<Param, string> {
+    const grads = new Map<Param, string>();
+    for (const [param, { grad, rows }] of this.stacked) {
+      const row = rows.indexOf(stream);
+      if (row < 0) continue;
+      const size = param.variable.size;
+      const flat = this.g.reshape(grad, [rows.length * size]);
+      grads.set(param, rows.length === 1 ? flat : this.g.slice(flat, [0], [row * size], [(row + 1) * size]));
+    }
+    return grads;
   }
 }
 
@@ -199,27 +255,35 @@ export class LayerEmitter {
   }
 
   private conv(layer: Conv2d, x: Value): EmittedTrace {
-    const { g, block } = this;
-    const w = this.tensors.read(layer.weight);
-    const geo = convGeometry(x.shape, layer.weight.variable.shape, layer.stride, false);
-    return {
-      y: { name: emitConvForward(g, geo, block, x.name, w), shape: geo.info.outShape },
-      backward: (dy, sink) => {
-        sink.add(layer.weight, emitConvFilterGradient(g, geo, x.name, dy));
-        return emitConvInputGradient(g, geo, block, dy, w);
-      },
-    };
+    return this.convolution(layer.weight, x, layer.stride, false);
   }
 
   private depthwise(layer: DepthwiseConv2d, x: Value): EmittedTrace {
-    const { g } = this;
-    const w = this.tensors.read(layer.weight);
-    const geo = convGeometry(x.shape, layer.weight.variable.shape, layer.stride, true);
+    return this.convolution(layer.weight, x, layer.stride, true);
+  }
+
+  /**
+   * A convolution with the filter `weight` ([kh, kw, I, O], or depthwise [kh, kw, C, 1]), padded
+   * as the engine's layers or by `pad` (an imported graph's explicit padding).
+   */
+  convolution(weight: Param, x: Value, stride: number, depthwise: boolean, pad?: ExplicitPad): EmittedTrace {
+    const { g, block } = this;
+    const w = this.tensors.read(weight);
+    const geometry = (shape: number[]) => convGeometry(shape, weight.variable.shape, stride, depthwise, pad);
+    const geo = geometry(x.shape);
     return {
-      y: { name: emitDepthwiseForward(g, geo, x.name, w), shape: geo.info.outShape },
+      y: {
+        name: depthwise ? emitDepthwiseForward(g, geo, x.name, w) : emitConvForward(g, geo, block, x.name, w),
+        shape: geo.info.outShape,
+      },
       backward: (dy, sink) => {
-        sink.add(layer.weight, emitDepthwiseFilterGradient(g, geo, x.name, dy));
-        return emitDepthwiseInputGradient(g, geo, dy, w);
+        const stack = sink.stack;
+        const filterGradient = depthwise ? emitDepthwiseFilterGradient : emitConvFilterGradient;
+        sink.add(weight, filterGradient(g, geo, x.name, dy, stack));
+        const stackedGeo = stack === 1 ? geo : geometry(stackedShape(x.shape, stack));
+        return depthwise
+          ? emitDepthwiseInputGradient(g, stackedGeo, dy, w)
+          : emitConvInputGradient(g, stackedGeo, block, dy, w);
       },
     };
   }
@@ -236,15 +300,16 @@ export class LayerEmitter {
     const y = extra > 0 ? g.op('Pad', [subsampled, g.int64s([0, 0, 0, 0, 0, 0, 0, extra])]) : subsampled;
     return {
       y: { name: y, shape: [n, ho, wo, layer.outChannels] },
-      backward: (dy) => {
+      backward: (dy, sink) => {
         const kept = extra > 0 ? g.slice(dy, [3], [0], [inC]) : dy;
         if (s === 1) return kept;
+        const images = sink.stack * n;
         // Each subsampled pixel back at (s*i, s*j), zeros between: pad a unit axis after each spatial one.
         const spread = g.op('Pad', [
-          g.reshape(kept, [n, ho, 1, wo, 1, inC]),
+          g.reshape(kept, [images, ho, 1, wo, 1, inC]),
           g.int64s([0, 0, 0, 0, 0, 0, 0, 0, s - 1, 0, s - 1, 0]),
         ]);
-        const grid = g.reshape(spread, [n, ho * s, wo * s, inC]);
+        const grid = g.reshape(spread, [images, ho * s, wo * s, inC]);
         return ho * s === h && wo * s === w ? grid : g.slice(grid, [1, 2], [0, 0], [h, w]);
       },
     };
@@ -274,15 +339,18 @@ export class LayerEmitter {
     return {
       y: { name: y, shape },
       backward: (dy, sink) => {
-        const dBeta = g.channelSum(dy, shape);
-        const dGamma = g.mul(g.channelSum(g.mul(dy, centered), shape), invStd);
+        const stack = sink.stack;
+        const dBeta = g.channelSum(dy, shape, stack);
+        const dGamma = g.mul(g.channelSum(g.perBatchOp('Mul', dy, centered, shape, stack), shape, stack), invStd);
         sink.add(layer.beta, dBeta);
         sink.add(layer.gamma, dGamma);
         // dx = dy * scale + centered * (-scale * invStd * dGamma / m) + (-scale * dBeta / m).
         const centeredFactor = g.scale(g.mul(scale, g.mul(invStd, dGamma)), -1 / count);
         const offset = g.scale(g.mul(scale, dBeta), -1 / count);
-        const scaled = g.add(g.channelOp('Mul', dy, scale, shape), g.channelOp('Mul', centered, centeredFactor, shape));
-        return g.channelOp('Add', scaled, offset, shape);
+        // Each stacked batch's factor times the one centered value (broadcast, not copied).
+        const centeredTerm = g.channelOp('Mul', centered, centeredFactor, shape, { x: 1, vector: stack });
+        const scaled = g.add(g.channelOp('Mul', dy, scale, shape, { x: stack, vector: 1 }), centeredTerm);
+        return g.channelOp('Add', scaled, offset, shape, { x: stack, vector: stack });
       },
     };
   }
@@ -293,7 +361,14 @@ export class LayerEmitter {
     return {
       y: { name: y, shape: x.shape },
       // dy where y > 0: a product with the mask took 5 ms where Where took 8 (128x28x28x16).
-      backward: (dy) => g.mul(dy, g.op('Cast', [g.op('Greater', [y, g.scalar(0)])], [intAttribute('to', 1)])),
+      backward: (dy, sink) =>
+        g.perBatchOp(
+          'Mul',
+          dy,
+          g.op('Cast', [g.op('Greater', [y, g.scalar(0)])], [intAttribute('to', 1)]),
+          x.shape,
+          sink.stack,
+        ),
     };
   }
 
@@ -303,7 +378,10 @@ export class LayerEmitter {
     const y = g.op('ReduceMean', [x.name], [intsAttribute('axes', [1, 2]), intAttribute('keepdims', 0)]);
     return {
       y: { name: y, shape: [n, c] },
-      backward: (dy) => g.op('Expand', [g.reshape(g.scale(dy, 1 / (h * w)), [n, 1, 1, c]), g.int64s([n, h, w, c])]),
+      backward: (dy, sink) => {
+        const images = sink.stack * n;
+        return g.op('Expand', [g.reshape(g.scale(dy, 1 / (h * w)), [images, 1, 1, c]), g.int64s([images, h, w, c])]);
+      },
     };
   }
 
@@ -314,8 +392,16 @@ export class LayerEmitter {
     return {
       y: { name: y, shape: [x.shape[0]!, layer.outFeatures] },
       backward: (dy, sink) => {
-        sink.add(layer.weight, g.op('Gemm', [x.name, dy], [intAttribute('transA', 1)]));
-        sink.add(layer.bias, g.sum(dy, [0]));
+        const stack = sink.stack;
+        const n = x.shape[0]!;
+        if (stack === 1) {
+          sink.add(layer.weight, g.op('Gemm', [x.name, dy], [intAttribute('transA', 1)]));
+          sink.add(layer.bias, g.sum(dy, [0]));
+        } else {
+          const batches = g.reshape(dy, [stack, n, layer.outFeatures]);
+          sink.add(layer.weight, g.op('MatMul', [g.transpose(x.name, [1, 0]), batches]));
+          sink.add(layer.bias, g.sum(batches, [1]));
+        }
         return g.op('Gemm', [dy, w], [intAttribute('transB', 1)]);
       },
     };

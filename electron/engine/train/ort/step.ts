@@ -71,7 +71,17 @@ export interface MethodShape {
 
 interface TracedGraph {
   logits: Value[];
-  backward(seeds: readonly (string | null)[], sink: GraphGradSink, equilibrium?: boolean): void;
+  /**
+   * The backward pass from the exits' logit gradients (`seeds`, null for an exit with none).
+   * Summed, the seeds are one stream (the joint loss); `stacked`, each exit's is a stream of its
+   * own, all flowing back at once on the batch axis (multi-way's per-exit gradients from one
+   * forward pass), so every layer runs once for them all. The sink's rows are the exits' indices.
+   */
+  backward(
+    seeds: readonly (string | null)[],
+    sink: GraphGradSink,
+    options: { stacked: boolean; equilibrium: boolean },
+  ): void;
   backwardHead(exit: number, seed: string, sink: GraphGradSink): void;
 }
 
@@ -145,21 +155,28 @@ export class StepEmitter {
     }
     return {
       logits: heads.map((t) => t.y),
-      backward: (seeds, sink, equilibrium = false) => {
+      backward: (seeds, sink, { stacked, equilibrium }) => {
         const deepest = seeds.reduce<number>((d, seed, k) => (seed ? Math.max(d, net.exitAt(k).block) : d), 0);
         const exitCount = net.exits.length;
         let dh: string | null = null;
+        let rows: number[] = [];
         for (let b = deepest; b >= 1; b--) {
           for (const exit of net.exits) {
             if (exit.block !== b) continue;
             if (equilibrium && dh) dh = g.scale(dh, exitCount - exit.index - 1);
             const seed = seeds[exit.index];
             if (seed) {
+              const stream = stacked ? exit.index : 0;
+              sink.rows = [stream];
               const fromHead = heads[exit.index]!.backward(seed, sink);
-              dh = dh ? g.add(dh, fromHead) : fromHead;
+              if (!dh) dh = fromHead;
+              else if (stacked) dh = g.op('Concat', [dh, fromHead], [intAttribute('axis', 0)]);
+              else dh = g.add(dh, fromHead);
+              if (!rows.includes(stream)) rows = [...rows, stream];
             }
             if (equilibrium && dh) dh = g.scale(dh, 1 / (exitCount - exit.index));
           }
+          sink.rows = rows;
           if (dh) dh = blocks[b - 1]!.backward(dh, sink);
         }
         // The image's gradient is not needed: pruned from the graph with everything only it uses.
@@ -280,10 +297,15 @@ export class StepEmitter {
     this.paramReads = new Map();
   }
 
-  private gradients(run: (sink: GraphGradSink) => void): Map<Param, string> {
+  /** The gradients of one stream (0 unless `run` stacks the exits' streams). */
+  private gradients(run: (sink: GraphGradSink) => void, stream = 0): Map<Param, string> {
+    return this.sinkOf(run).gradsOf(stream);
+  }
+
+  private sinkOf(run: (sink: GraphGradSink) => void): GraphGradSink {
     const sink = new GraphGradSink(this.g);
     run(sink);
-    return sink.grads;
+    return sink;
   }
 
   private seedsFor(exit: number, seed: string): (string | null)[] {
@@ -304,7 +326,9 @@ export class StepEmitter {
       net.exits.forEach((_, k) => {
         const traced = this.traceNetwork(distill ? undefined : k);
         const e = this.exitLosses(traced, distill)[k]!;
-        const grads = this.gradients((sink) => traced.backward(this.seedsFor(k, e.dLogits), sink, equilibrium));
+        const grads = this.gradients((sink) =>
+          traced.backward(this.seedsFor(k, e.dLogits), sink, { stacked: false, equilibrium }),
+        );
         this.step(2 * k + 1, grads);
         this.step(2 * k, grads, lossWeights[k]);
         losses.push(e.loss);
@@ -319,10 +343,15 @@ export class StepEmitter {
       correct = e.map((x) => x.correct);
       if (method === 'multiway') {
         // All gradients from the forward pass' activations and weights, then the steps in series.
-        const grads = e.map((x, k) =>
-          this.gradients((sink) => traced.backward(this.seedsFor(k, x.dLogits), sink, equilibrium)),
+        const sink = this.sinkOf((sink) =>
+          traced.backward(
+            e.map((x) => x.dLogits),
+            sink,
+            { stacked: true, equilibrium },
+          ),
         );
-        grads.forEach((exitGrads, k) => {
+        e.forEach((_, k) => {
+          const exitGrads = sink.gradsOf(k);
           this.step(2 * k + 1, exitGrads);
           this.step(2 * k, exitGrads, lossWeights[k]);
         });
@@ -330,10 +359,12 @@ export class StepEmitter {
         const seeds = e.map((x, k) => g.scale(x.dLogits, lossWeights[k]!));
         this.step(
           0,
-          this.gradients((sink) => traced.backward(seeds, sink, equilibrium)),
+          this.gradients((sink) => traced.backward(seeds, sink, { stacked: false, equilibrium })),
         );
       } else {
-        const backbone = this.gradients((sink) => traced.backward(this.seedsFor(final, e[final]!.dLogits), sink));
+        const backbone = this.gradients((sink) =>
+          traced.backward(this.seedsFor(final, e[final]!.dLogits), sink, { stacked: false, equilibrium: false }),
+        );
         const probes = this.gradients((sink) => {
           for (let k = 0; k < final; k++) traced.backwardHead(k, e[k]!.dLogits, sink);
         });
