@@ -58,6 +58,59 @@ export interface TracedNetwork {
   backwardHead(exit: number, seed: tf.Tensor, sink: GradSink): void;
 }
 
+/** A traced part's backward: the gradient of its output to its input's, parameter gradients into `sink`. */
+export type PartBackward<T, S> = (dy: T, sink: S) => T;
+
+/**
+ * How the exit-by-exit backward walk combines gradients: tfjs tensors here, graph values in the
+ * compiled step (train/ort/step.ts), which may also keep each exit's gradient apart (stacked).
+ */
+export interface GradientFlow<T, S> {
+  scale(value: T, factor: number): T;
+  /** The gradient below exit `exit`'s block: `dh` from the deeper blocks (if any) joined with its head's. */
+  join(dh: T | null, fromHead: T, exit: number): T;
+  /** Called before exit `exit`'s head runs backward, and again (undefined) before each block's. */
+  enter?(sink: S, exit?: number): void;
+}
+
+/**
+ * The backward walk of MwNetwork.trace: from the deepest seeded exit down, each block gets the
+ * gradient of the exits at and above it. With `equilibrium`, IMTA's gradient equilibrium (see
+ * TracedNetwork.backward).
+ */
+export function backwardThroughExits<T, S>(
+  exits: readonly ExitPoint[],
+  parts: { stem: PartBackward<T, S>; blocks: readonly PartBackward<T, S>[]; heads: readonly PartBackward<T, S>[] },
+  seeds: readonly (T | null)[],
+  sink: S,
+  equilibrium: boolean,
+  flow: GradientFlow<T, S>,
+): void {
+  const deepest = seeds.reduce<number>((d, seed, k) => (seed ? Math.max(d, exits[k]!.block) : d), 0);
+  const exitCount = exits.length;
+  let dh: T | null = null;
+  for (let b = deepest; b >= 1; b--) {
+    for (const exit of exits) {
+      if (exit.block !== b) continue;
+      if (equilibrium && dh) dh = flow.scale(dh, exitCount - exit.index - 1);
+      const seed = seeds[exit.index];
+      if (seed) {
+        flow.enter?.(sink, exit.index);
+        dh = flow.join(dh, parts.heads[exit.index]!(seed, sink), exit.index);
+      }
+      if (equilibrium && dh) dh = flow.scale(dh, 1 / (exitCount - exit.index));
+    }
+    flow.enter?.(sink);
+    if (dh) dh = parts.blocks[b - 1]!(dh, sink);
+  }
+  if (dh) parts.stem(dh, sink);
+}
+
+const TENSOR_FLOW: GradientFlow<tf.Tensor, GradSink> = {
+  scale: (value, factor) => tf.mul(value, factor),
+  join: (dh, fromHead) => (dh ? tf.add(dh, fromHead) : fromHead),
+};
+
 /** The heads traced on their inputs alone (a frozen backbone): logits and a backward into each head. */
 export type TracedHeads = Pick<TracedNetwork, 'logits' | 'backwardHead'>;
 
@@ -207,25 +260,15 @@ export class MwNetwork {
     }
     return {
       logits: heads.map((t) => t.y as tf.Tensor2D),
-      backward: (seeds, sink, equilibrium = false) => {
-        const deepest = seeds.reduce<number>((d, seed, k) => (seed ? Math.max(d, this.exitAt(k).block) : d), 0);
-        const exitCount = this.exits.length;
-        let dh: tf.Tensor | null = null;
-        for (let b = deepest; b >= 1; b--) {
-          for (const exit of this.exits) {
-            if (exit.block !== b) continue;
-            if (equilibrium && dh) dh = tf.mul(dh, exitCount - exit.index - 1);
-            const seed = seeds[exit.index];
-            if (seed) {
-              const fromHead = heads[exit.index]!.backward(seed, sink);
-              dh = dh ? tf.add(dh, fromHead) : fromHead;
-            }
-            if (equilibrium && dh) dh = tf.mul(dh, 1 / (exitCount - exit.index));
-          }
-          if (dh) dh = blocks[b - 1]!.backward(dh, sink);
-        }
-        if (dh) stem.backward(dh, sink);
-      },
+      backward: (seeds, sink, equilibrium = false) =>
+        backwardThroughExits(
+          this.exits,
+          { stem: stem.backward, blocks: blocks.map((t) => t.backward), heads: heads.map((t) => t.backward) },
+          seeds,
+          sink,
+          equilibrium,
+          TENSOR_FLOW,
+        ),
       backwardHead: (exit, seed, sink) => {
         heads[exit]!.backward(seed, sink);
       },

@@ -360,15 +360,9 @@ export class LayerEmitter {
     const y = g.op('Relu', [x.name]);
     return {
       y: { name: y, shape: x.shape },
-      // dy where y > 0: a product with the mask took 5 ms where Where took 8 (128x28x28x16).
-      backward: (dy, sink) =>
-        g.perBatchOp(
-          'Mul',
-          dy,
-          g.op('Cast', [g.op('Greater', [y, g.scalar(0)])], [intAttribute('to', 1)]),
-          x.shape,
-          sink.stack,
-        ),
+      // dy where y > 0: a product with the mask took 5 ms where Where took 8 (128x28x28x16). The
+      // mask is Sign(y), 1 or 0 on a ReLU's output: one pass where Greater and a Cast took two.
+      backward: (dy, sink) => g.perBatchOp('Mul', dy, g.op('Sign', [y]), x.shape, sink.stack),
     };
   }
 

@@ -8,7 +8,7 @@
  * handful of vector operations instead of a few per parameter.
  */
 import type { Method } from '../../../../shared/spec.js';
-import type { MwNetwork, Param } from '../../models/index.js';
+import { backwardThroughExits, type MwNetwork, type Param } from '../../models/index.js';
 import type { Hyperparameters } from '../methods.js';
 import type { SgdOptimizer } from '../optimizer.js';
 import { GraphGradSink, LayerEmitter, StepGraph, type EmittedTrace, type TensorSource, type Value } from './layers.js';
@@ -156,31 +156,25 @@ export class StepEmitter {
     return {
       logits: heads.map((t) => t.y),
       backward: (seeds, sink, { stacked, equilibrium }) => {
-        const deepest = seeds.reduce<number>((d, seed, k) => (seed ? Math.max(d, net.exitAt(k).block) : d), 0);
-        const exitCount = net.exits.length;
-        let dh: string | null = null;
+        // The streams flowing back below the current exit: one per exit when stacked, else their sum.
         let rows: number[] = [];
-        for (let b = deepest; b >= 1; b--) {
-          for (const exit of net.exits) {
-            if (exit.block !== b) continue;
-            if (equilibrium && dh) dh = g.scale(dh, exitCount - exit.index - 1);
-            const seed = seeds[exit.index];
-            if (seed) {
-              const stream = stacked ? exit.index : 0;
-              sink.rows = [stream];
-              const fromHead = heads[exit.index]!.backward(seed, sink);
-              if (!dh) dh = fromHead;
-              else if (stacked) dh = g.op('Concat', [dh, fromHead], [intAttribute('axis', 0)]);
-              else dh = g.add(dh, fromHead);
-              if (!rows.includes(stream)) rows = [...rows, stream];
-            }
-            if (equilibrium && dh) dh = g.scale(dh, 1 / (exitCount - exit.index));
-          }
-          sink.rows = rows;
-          if (dh) dh = blocks[b - 1]!.backward(dh, sink);
-        }
-        // The image's gradient is not needed: pruned from the graph with everything only it uses.
-        if (dh) stem.backward(dh, sink);
+        const streamOf = (exit: number) => (stacked ? exit : 0);
+        backwardThroughExits(
+          net.exits,
+          { stem: stem.backward, blocks: blocks.map((t) => t.backward), heads: heads.map((t) => t.backward) },
+          seeds,
+          sink,
+          equilibrium,
+          {
+            scale: (value, factor) => g.scale(value, factor),
+            join: (dh, fromHead, exit) => {
+              if (!rows.includes(streamOf(exit))) rows = [...rows, streamOf(exit)];
+              if (!dh) return fromHead;
+              return stacked ? g.op('Concat', [dh, fromHead], [intAttribute('axis', 0)]) : g.add(dh, fromHead);
+            },
+            enter: (into, exit) => (into.rows = exit === undefined ? rows : [streamOf(exit)]),
+          },
+        );
       },
       backwardHead: (exit, seed, sink) => void heads[exit]!.backward(seed, sink),
     };
