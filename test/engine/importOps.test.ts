@@ -10,10 +10,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
 import { GradSink } from '../../electron/engine/models/layers.js';
-import { PoolOp, type GraphOp } from '../../electron/engine/models/import/ops.js';
+import type { GraphOp } from '../../electron/engine/models/import/ops.js';
 import { PYTHON3_TORCHVISION, locate } from '../requirements.js';
 import { expectClose, randomTensor } from './helpers.js';
-import { IMPORTED_OP_CASES, awayFromKinks } from './import/opCases.js';
+import { IMPORTED_OP_CASES, POOL_CASES, awayFromKinks } from './import/opCases.js';
 
 function checkAgainstAutodiff(op: GraphOp, inputs: tf.Tensor[]): void {
   tf.tidy(() => {
@@ -56,25 +56,20 @@ print(json.dumps(grads))
 `;
 
 describe("pooling's backward equals PyTorch's", () => {
-  it('max and average pools, strides 1 and 2, padded, on tied maxima and windows of ReLU zeros', async () => {
+  it('max and average pools of every stride and padding, on tied maxima and windows of ReLU zeros', async () => {
     const python = locate(PYTHON3_TORCHVISION, "pooling's backward against PyTorch");
     if (!python) return;
     await initBackend('wasm');
-    const ops = [
-      new PoolOp('max', [3, 3], 2, 1),
-      new PoolOp('max', [3, 3], 1, 1),
-      new PoolOp('avg', [3, 3], 1, 1),
-      new PoolOp('avg', [3, 3], 2, 1),
-    ];
     tf.tidy(() => {
-      // Halves of a ReLU'd input: many ties, and whole windows of zeros.
-      const x = tf.relu(tf.div(tf.round(tf.mul(randomTensor([2, 7, 7, 3], 21), 2)), 2));
-      const cases = ops.map((op, i) => {
+      const cases = POOL_CASES.map(([, makeOp, shape], i) => {
+        const op = makeOp();
+        // Halves of a ReLU'd input: many ties, and whole windows of zeros.
+        const x = tf.relu(tf.div(tf.round(tf.mul(randomTensor(shape, 21 + i), 2)), 2));
         const traced = op.trace([x]);
-        const dy = randomTensor(traced.y.shape, 22 + i);
-        return { op, dy, dx: traced.backward(dy, new GradSink())[0]! };
+        const dy = randomTensor(traced.y.shape, 42 + i);
+        return { op, x, dy, dx: traced.backward(dy, new GradSink())[0]! };
       });
-      const requests = cases.map(({ op, dy }) => ({
+      const requests = cases.map(({ op, x, dy }) => ({
         x: Array.from(x.dataSync()),
         shape: x.shape,
         dy: Array.from(dy.dataSync()),
@@ -86,7 +81,7 @@ describe("pooling's backward equals PyTorch's", () => {
       const run = spawnSync(python, ['-c', TORCH_POOL_GRADS, JSON.stringify(requests)], { encoding: 'utf8' });
       if (run.status !== 0) throw new Error(`PyTorch failed: ${run.stderr}`);
       const expected = JSON.parse(run.stdout) as number[][];
-      cases.forEach(({ dx }, i) => expectClose(dx, tf.tensor(expected[i]!, x.shape), 1e-6));
+      cases.forEach(({ x, dx }, i) => expectClose(dx, tf.tensor(expected[i]!, x.shape), 1e-6));
     });
   });
 });

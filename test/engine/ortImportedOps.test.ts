@@ -8,18 +8,24 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../electron/engine/backend/index.js';
 import { OnnxProgram, onnxConvolutionSupport } from '../../electron/engine/backend/ortConvolutions/index.js';
+import type { GraphOp } from '../../electron/engine/models/import/ops.js';
 import { GradSink, type Param } from '../../electron/engine/models/layers.js';
 import { traceImportedOp } from '../../electron/engine/train/ort/importedLayers.js';
 import { GraphGradSink, LayerEmitter, StepGraph } from '../../electron/engine/train/ort/layers.js';
 import { expectClose, randomTensor } from './helpers.js';
-import { IMPORTED_OP_CASES, awayFromKinks } from './import/opCases.js';
+import { IMPORTED_OP_CASES, POOL_CASES, awayFromKinks } from './import/opCases.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
 });
 
 describe('imported operations in the step graph equal their tfjs trace', () => {
-  it.each(IMPORTED_OP_CASES)('%s', (_, makeOp, shapes) => {
+  const poolCases = POOL_CASES.map(([name, makeOp, shape]): [string, () => GraphOp, number[][]] => [
+    name,
+    makeOp,
+    [shape],
+  ]);
+  it.each([...IMPORTED_OP_CASES, ...poolCases])('%s', (_, makeOp, shapes) => {
     const op = makeOp();
     const before = tf.memory().numTensors;
     tf.tidy(() => {

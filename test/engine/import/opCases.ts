@@ -118,3 +118,19 @@ export const IMPORTED_OP_CASES: [string, () => GraphOp, number[][]][] = [
     [[2, 3, 3, 4]],
   ],
 ];
+
+/**
+ * Pooling geometries beyond the common ones: strided and padded, a stride wider than the window
+ * (pixels no window reads), an input reaching past the last window, an oblong window. Checked
+ * against PyTorch (importOps.test.ts; tfjs's own pooling gradients differ) and the step graph.
+ */
+export const POOL_CASES: [string, () => PoolOp, number[]][] = [
+  ['max 3x3 stride 2 pad 1', () => new PoolOp('max', [3, 3], 2, 1), [2, 7, 7, 3]],
+  ['max 3x3 stride 1 pad 1', () => new PoolOp('max', [3, 3], 1, 1), [2, 7, 7, 3]],
+  ['max 2x2 stride 3', () => new PoolOp('max', [2, 2], 3, 0), [2, 8, 8, 3]],
+  ['max 2x2 stride 2 on an odd size', () => new PoolOp('max', [2, 2], 2, 0), [2, 9, 9, 3]],
+  ['average 3x3 stride 1 pad 1', () => new PoolOp('avg', [3, 3], 1, 1), [2, 7, 7, 3]],
+  ['average 3x3 stride 2 pad 1', () => new PoolOp('avg', [3, 3], 2, 1), [2, 7, 7, 3]],
+  ['average 3x2 stride 2 pad 1', () => new PoolOp('avg', [3, 2], 2, 1), [2, 7, 8, 3]],
+  ['max 2x3 stride 2 pad 1', () => new PoolOp('max', [2, 3], 2, 1), [2, 8, 7, 3]],
+];

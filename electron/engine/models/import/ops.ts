@@ -303,7 +303,15 @@ export class PoolOp extends Stateless {
 
   forward([x]: readonly tf.Tensor[]): tf.Tensor {
     const pool = this.kind === 'max' ? tf.maxPool : tf.avgPool;
-    return pool(x as tf.Tensor4D, this.window, this.stride, this.pad, 'floor');
+    // Explicit padding: with a number, tfjs sizes both axes by the window's height (and tfjs-wasm
+    // then reads past its buffers when the window is taller than wide).
+    const p = this.pad;
+    return pool(x as tf.Tensor4D, this.window, this.stride, [
+      [0, 0],
+      [p, p],
+      [p, p],
+      [0, 0],
+    ]);
   }
 
   /**

@@ -28,7 +28,15 @@ import {
   SpatialMeanOp,
   type GraphOp,
 } from '../../models/import/ops.js';
-import { poolGeometry, span, taps, windowCounts, type PoolGeometry } from '../../models/import/pooling.js';
+import {
+  phaseLayout,
+  poolGeometry,
+  span,
+  taps,
+  windowCounts,
+  type PhaseLayout,
+  type PoolGeometry,
+} from '../../models/import/pooling.js';
 import { Relu, type Layer } from '../../models/layers.js';
 import { intAttribute, intsAttribute } from '../../onnx/proto.js';
 import type { EmittedTrace, GraphGradSink, LayerEmitter, StepGraph, Value } from './layers.js';
@@ -261,40 +269,61 @@ class OpEmitter {
       backward: (dy, { stack }) => {
         if (op.kind === 'avg') {
           const share = g.op('Div', [dy, g.floats([1, ...geometry.out, 1], windowCounts(geometry))]);
-          return [this.gatherTaps(geometry, stack, () => share)];
+          return [
+            this.gatherTaps(
+              geometry,
+              stack,
+              taps(geometry).map(() => share),
+            ),
+          ];
         }
-        const masks = firstMaxima();
-        return [this.gatherTaps(geometry, stack, (_, k) => g.perBatchOp('Mul', dy, masks[k]!, outShape, stack))];
+        const shares = firstMaxima().map((first) => g.perBatchOp('Mul', dy, first, outShape, stack));
+        return [this.gatherTaps(geometry, stack, shares)];
       },
     };
   }
 
-  /** pooling.ts gather: each tap's share of dy placed back on the padded grid, summed in tap order, the padding cropped. */
-  private gatherTaps(
-    geometry: PoolGeometry,
-    stack: number,
-    share: (tap: [number, number], k: number) => string,
-  ): string {
+  /** pooling.ts gather: the taps' shares (in tap order) summed back onto the input's pixels, by phase of the stride grid. */
+  private gatherTaps(geometry: PoolGeometry, stack: number, shares: string[]): string {
     const { g } = this;
-    const { stride: s, out, padded, pad } = geometry;
+    const { rows, cols, phases, extra } = phaseLayout(geometry);
+    const { stride: s, pad } = geometry;
+    const [ho, wo] = geometry.out;
     const [n, h, w, c] = geometry.input;
     const lead = stack * n;
-    const [ho, wo] = out;
-    const [rows, cols] = [span(geometry, ho), span(geometry, wo)];
-    let sum: string | undefined;
-    for (const [k, [i, j]] of taps(geometry).entries()) {
-      let spread = share([i, j], k);
-      if (s > 1) {
-        const gaps = g.op('Pad', [
-          g.reshape(spread, [lead, ho, 1, wo, 1, c]),
-          g.int64s([0, 0, 0, 0, 0, 0, 0, 0, s - 1, 0, s - 1, 0]),
+    const grid = (landing: PhaseLayout['phases'][number][number]) => {
+      let sum: string | undefined;
+      for (const { tap, shift } of landing) {
+        const placed = g.op('Pad', [
+          shares[tap]!,
+          g.int64s([0, shift[0], shift[1], 0, 0, rows - ho - shift[0], cols - wo - shift[1], 0]),
         ]);
-        spread = g.slice(g.reshape(gaps, [lead, ho * s, wo * s, c]), [1, 2], [0, 0], [rows, cols]);
+        sum = sum ? g.add(sum, placed) : placed;
       }
-      const placed = g.op('Pad', [spread, g.int64s([0, i, j, 0, 0, padded[0] - i - rows, padded[1] - j - cols, 0])]);
-      sum = sum ? g.add(sum, placed) : placed;
-    }
-    return g.slice(sum!, [1, 2], [pad, pad], [pad + h, pad + w]);
+      return sum ?? g.zeros([lead, rows, cols, c]);
+    };
+    // Phases side by side on a new axis after the one they interleave with.
+    const interleave = (grids: string[], axis: number) =>
+      g.op(
+        'Concat',
+        grids.map((v) => g.op('Unsqueeze', [v, g.int64s([axis])])),
+        [intAttribute('axis', axis)],
+      );
+    const interleaved =
+      s === 1
+        ? grid(phases[0]![0]!)
+        : g.reshape(
+            interleave(
+              phases.map((phaseRow) => g.reshape(interleave(phaseRow.map(grid), 3), [lead, rows, cols * s, c])),
+              2,
+            ),
+            [lead, rows * s, cols * s, c],
+          );
+    const full =
+      extra[0] + extra[1] > 0
+        ? g.op('Pad', [interleaved, g.int64s([0, 0, 0, 0, 0, extra[0], extra[1], 0])])
+        : interleaved;
+    return g.slice(full, [1, 2], [pad, pad], [pad + h, pad + w]);
   }
 
   /** Mean over height and width, kept: [N, H, W, C] -> [N, 1, 1, C]. */
