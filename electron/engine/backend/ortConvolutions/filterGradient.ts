@@ -19,12 +19,14 @@ import { GraphBuilder, type KernelGraph, type OnnxProgram } from './program.js';
  */
 export function emitConvFilterGradient(
   g: GraphBuilder,
-  { info, pads }: ConvGeometry,
+  geometry: ConvGeometry,
   x: string,
   dy: string,
   stack = 1,
 ): string {
+  const { info, pads } = geometry;
   const { outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  if (sh === 1 && sw === 1) return rowPitchFilterGradient(g, geometry, x, dy, stack);
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const padded =
     top + left + bottom + right > 0 ? g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : x;
@@ -34,6 +36,35 @@ export function emitConvFilterGradient(
       taps.push(g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]));
   }
   return tapProducts(g, info, ho * wo, dy, taps, stack);
+}
+
+/**
+ * The stride-1 filter gradient in one graph (shiftedFilterGradientGraph's idea without heap
+ * views): x padded, with one zero row more at the bottom, and flattened per image, so that x
+ * shifted by tap (i, j) is one run of it from i * Wp + j on, copied in N blocks where a strided
+ * slice copies Cin values at a time. dy gets the same row pitch (zero columns after its Wo), and
+ * the products run over Ho x Wp positions instead of Ho x Wo (840 against 784 at 28x28). A 1x1
+ * filter without padding takes x and dy as they are.
+ */
+function rowPitchFilterGradient(g: GraphBuilder, { info, pads }: ConvGeometry, x: string, dy: string, stack: number) {
+  const { batchSize: n, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo, inChannels } = info;
+  const { filterHeight: kh, filterWidth: kw } = info;
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  if (kh * kw === 1 && top + left + bottom + right === 0) return tapProducts(g, info, ho * wo, dy, [x], stack);
+  const pitch = w + left + right;
+  const rows = h + top + bottom + 1;
+  const flat = g.reshape(g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom + 1, right, 0])]), [
+    n,
+    rows * pitch,
+    inChannels,
+  ]);
+  const positions = ho * pitch;
+  const taps: string[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) taps.push(g.slice(flat, [1], [i * pitch + j], [i * pitch + j + positions]));
+  }
+  const dyOnPitch = pitch > wo ? g.op('Pad', [dy, g.int64s([0, 0, 0, 0, 0, 0, pitch - wo, 0])]) : dy;
+  return tapProducts(g, info, positions, dyOnPitch, taps, stack);
 }
 
 export function filterGradientGraph(geometry: ConvGeometry): KernelGraph {
