@@ -106,6 +106,9 @@ function imagesPerProduct(batch: number, positions: number, outChannels: number)
  * on dy's batch axis (one per exit, train/ort/step.ts): each product broadcasts the tap over
  * them, and the result is [stack, kh, kw, Cin, Cout].
  */
+/** Input channels under which tapProducts multiplies all taps at once. */
+const FEW_CHANNELS = 8;
+
 function tapProducts(
   g: GraphBuilder,
   info: Conv2DInfo,
@@ -120,7 +123,19 @@ function tapProducts(
   const rows = images * positions;
   // Transposing only the last two axes lets onnxruntime fold it into the product (FusedMatMul's transA).
   const dyT = g.transpose(g.reshape(dy, [stack, groups, rows, outChannels]), [0, 1, 3, 2]);
-  const products = taps.map((tap) => g.op('MatMul', [dyT, g.reshape(tap, [groups, rows, inChannels])]));
+  const taps3d = taps.map((tap) => g.reshape(tap, [groups, rows, inChannels]));
+  if (inChannels < FEW_CHANNELS && taps.length > 1) {
+    // Few input channels (an RGB or grey stem): the taps side by side, one product of Cout rows
+    // against kh * kw * Cin columns, where a product per tap would be nearly a matrix-vector one.
+    const columns = g.op('Concat', taps3d, [intAttribute('axis', 2)]);
+    const summed = g.op('ReduceSum', [g.op('MatMul', [dyT, columns]), g.int64s([1])], [intAttribute('keepdims', 0)]);
+    const filters = g.transpose(g.reshape(summed, [stack, outChannels, kh, kw, inChannels]), [0, 2, 3, 4, 1]);
+    return g.reshape(
+      filters,
+      stack === 1 ? [kh, kw, inChannels, outChannels] : [stack, kh, kw, inChannels, outChannels],
+    );
+  }
+  const products = taps3d.map((tap) => g.op('MatMul', [dyT, tap]));
   const perGroup = g.reshape(products.length > 1 ? g.op('Concat', products, [intAttribute('axis', 0)]) : products[0]!, [
     kh * kw,
     stack,
