@@ -24,9 +24,28 @@ export function emitConvFilterGradient(
   dy: string,
   stack = 1,
 ): string {
+  return emitTapProducts(g, geometry, emitFilterTaps(g, geometry, x), dy, stack);
+}
+
+/** x's side of a filter gradient: the taps, each [N, positions, Cin], and dy's row pitch if it needs one. */
+export interface FilterTaps {
+  taps: string[];
+  positions: number;
+  /** Stride 1: dy is read on x's padded row pitch (rowPitchTaps). */
+  pitch?: number;
+}
+
+/**
+ * The taps of x for emitTapProducts. A graph that trains emits them with x's forward, apart from
+ * dy's side: onnxruntime orders nodes by a depth-first walk from the outputs that visits a node's
+ * later-emitted inputs first, so taps emitted after dy would be computed before dy's whole
+ * subtree and held through it (and so for every layer below: MwResNet-20's plain step held
+ * 278 MiB at once).
+ */
+export function emitFilterTaps(g: GraphBuilder, geometry: ConvGeometry, x: string): FilterTaps {
   const { info, pads } = geometry;
   const { outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  if (sh === 1 && sw === 1) return rowPitchFilterGradient(g, geometry, x, dy, stack);
+  if (sh === 1 && sw === 1) return rowPitchTaps(g, geometry, x);
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const padded =
     top + left + bottom + right > 0 ? g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : x;
@@ -35,22 +54,22 @@ export function emitConvFilterGradient(
     for (let j = 0; j < kw; j++)
       taps.push(g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]));
   }
-  return tapProducts(g, info, ho * wo, dy, taps, stack);
+  return { taps, positions: ho * wo };
 }
 
 /**
- * The stride-1 filter gradient in one graph (shiftedFilterGradientGraph's idea without heap
- * views): x padded, with one zero row more at the bottom, and flattened per image, so that x
- * shifted by tap (i, j) is one run of it from i * Wp + j on, copied in N blocks where a strided
- * slice copies Cin values at a time. dy gets the same row pitch (zero columns after its Wo), and
- * the products run over Ho x Wp positions instead of Ho x Wo (840 against 784 at 28x28). A 1x1
- * filter without padding takes x and dy as they are.
+ * Stride-1 taps (shiftedFilterGradientGraph's idea without heap views): x padded, with one zero
+ * row more at the bottom, and flattened per image, so that x shifted by tap (i, j) is one run of
+ * it from i * Wp + j on, copied in N blocks where a strided slice copies Cin values at a time. dy
+ * gets the same row pitch (zero columns after its Wo), and the products run over Ho x Wp
+ * positions instead of Ho x Wo (840 against 784 at 28x28). A 1x1 filter without padding takes x
+ * as it is.
  */
-function rowPitchFilterGradient(g: GraphBuilder, { info, pads }: ConvGeometry, x: string, dy: string, stack: number) {
+function rowPitchTaps(g: GraphBuilder, { info, pads }: ConvGeometry, x: string): FilterTaps {
   const { batchSize: n, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo, inChannels } = info;
   const { filterHeight: kh, filterWidth: kw } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
-  if (kh * kw === 1 && top + left + bottom + right === 0) return tapProducts(g, info, ho * wo, dy, [x], stack);
+  if (kh * kw === 1 && top + left + bottom + right === 0) return { taps: [x], positions: ho * wo };
   const pitch = w + left + right;
   const rows = h + top + bottom + 1;
   const flat = g.reshape(g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom + 1, right, 0])]), [
@@ -63,7 +82,18 @@ function rowPitchFilterGradient(g: GraphBuilder, { info, pads }: ConvGeometry, x
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) taps.push(g.slice(flat, [1], [i * pitch + j], [i * pitch + j + positions]));
   }
-  const dyOnPitch = pitch > wo ? g.op('Pad', [dy, g.int64s([0, 0, 0, 0, 0, 0, pitch - wo, 0])]) : dy;
+  return { taps, positions, ...(pitch > wo ? { pitch } : {}) };
+}
+
+/** The filter gradient from x's taps and dy (of `stack` stacked batches: tapProducts). */
+export function emitTapProducts(
+  g: GraphBuilder,
+  { info }: ConvGeometry,
+  { taps, positions, pitch }: FilterTaps,
+  dy: string,
+  stack = 1,
+): string {
+  const dyOnPitch = pitch ? g.op('Pad', [dy, g.int64s([0, 0, 0, 0, 0, 0, pitch - info.outWidth, 0])]) : dy;
   return tapProducts(g, info, positions, dyOnPitch, taps, stack);
 }
 

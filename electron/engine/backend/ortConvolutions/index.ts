@@ -11,6 +11,11 @@ export {
 } from './registration.js';
 export { GraphBuilder, OnnxProgram, onnxKernelCalls } from './program.js';
 // The graphs' pieces, for train/ort/'s whole-step graph.
-export { emitConvForward, emitConvInputGradient, emitDepthwiseFilterGradient } from './graphs.js';
-export { emitConvFilterGradient } from './filterGradient.js';
+export {
+  emitConvForward,
+  emitConvInputGradient,
+  emitDepthwiseFilterGradient,
+  emitDepthwiseFilterImage,
+} from './graphs.js';
+export { emitFilterTaps, emitTapProducts, type FilterTaps } from './filterGradient.js';
 export type { ConvGeometry } from './geometry.js';
