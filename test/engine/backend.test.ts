@@ -49,11 +49,13 @@ const withoutNative = !nativePackageInstalled();
 
 describe('initBackend', () => {
   it.runIf(withoutNative)(
-    'auto picks onnxruntime convolutions over wasm here (ort only when asked) and says why the native packages were skipped',
+    'auto picks the compiled onnxruntime steps here and says why the native packages were skipped',
     async () => {
       const info = await initBackend('auto');
-      expect(info.name).toBe('wasm-ort');
-      expect(info.label).toMatch(/^WebAssembly \((no )?SIMD, \d+ threads?\) \+ onnxruntime convolutions/);
+      expect(info.name).toBe('ort');
+      expect(info.label).toMatch(
+        /^onnxruntime training steps \(\d+ threads?\); WebAssembly \((no )?SIMD, \d+ threads?\) \+ onnxruntime convolutions/,
+      );
       expect(info.gpu).toBe(false);
       expect(info.portable).toBe(true);
       expect(info.device.length).toBeGreaterThan(0);

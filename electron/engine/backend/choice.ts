@@ -6,8 +6,7 @@
  *                   GPU through Vulkan, Metal or D3D12; 'auto' takes a hardware adapter only,
  *                   a software one (SwiftShader) runs when forced (webgpu/)
  *   tensorflow      @tensorflow/tfjs-node: libtensorflow on the CPU
- *   ort             wasm-ort for tfjs, and each whole training step as one onnxruntime graph;
- *                   only when asked for ('auto' passes over it: not yet faster than wasm-ort)
+ *   ort             wasm-ort for tfjs, and each whole training step as one onnxruntime graph
  *                   (train/ort/; portable like wasm-ort, on every core)
  *   wasm-ort        wasm, with its convolutions run by onnxruntime-node's multi-threaded
  *                   CPU kernels (portable: onnxruntime-node ships its CPU library in the npm package)

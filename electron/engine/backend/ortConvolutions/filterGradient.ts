@@ -19,12 +19,33 @@ import { GraphBuilder, type KernelGraph, type OnnxProgram } from './program.js';
  */
 export function emitConvFilterGradient(
   g: GraphBuilder,
-  { info, pads }: ConvGeometry,
+  geometry: ConvGeometry,
   x: string,
   dy: string,
   stack = 1,
 ): string {
+  return emitTapProducts(g, geometry, emitFilterTaps(g, geometry, x), dy, stack);
+}
+
+/** x's side of a filter gradient: the taps, each [N, positions, Cin], and dy's row pitch if it needs one. */
+export interface FilterTaps {
+  taps: string[];
+  positions: number;
+  /** Stride 1: dy is read on x's padded row pitch (rowPitchTaps). */
+  pitch?: number;
+}
+
+/**
+ * The taps of x for emitTapProducts. A graph that trains emits them with x's forward, apart from
+ * dy's side: onnxruntime orders nodes by a depth-first walk from the outputs that visits a node's
+ * later-emitted inputs first, so taps emitted after dy would be computed before dy's whole
+ * subtree and held through it (and so for every layer below: MwResNet-20's plain step held
+ * 278 MiB at once).
+ */
+export function emitFilterTaps(g: GraphBuilder, geometry: ConvGeometry, x: string): FilterTaps {
+  const { info, pads } = geometry;
   const { outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  if (sh === 1 && sw === 1) return rowPitchTaps(g, geometry, x);
   const [top, left, bottom, right] = pads as [number, number, number, number];
   const padded =
     top + left + bottom + right > 0 ? g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom, right, 0])]) : x;
@@ -33,7 +54,47 @@ export function emitConvFilterGradient(
     for (let j = 0; j < kw; j++)
       taps.push(g.slice(padded, [1, 2], [i, j], [i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [sh, sw]));
   }
-  return tapProducts(g, info, ho * wo, dy, taps, stack);
+  return { taps, positions: ho * wo };
+}
+
+/**
+ * Stride-1 taps (shiftedFilterGradientGraph's idea without heap views): x padded, with one zero
+ * row more at the bottom, and flattened per image, so that x shifted by tap (i, j) is one run of
+ * it from i * Wp + j on, copied in N blocks where a strided slice copies Cin values at a time. dy
+ * gets the same row pitch (zero columns after its Wo), and the products run over Ho x Wp
+ * positions instead of Ho x Wo (840 against 784 at 28x28). A 1x1 filter without padding takes x
+ * as it is.
+ */
+function rowPitchTaps(g: GraphBuilder, { info, pads }: ConvGeometry, x: string): FilterTaps {
+  const { batchSize: n, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo, inChannels } = info;
+  const { filterHeight: kh, filterWidth: kw } = info;
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  if (kh * kw === 1 && top + left + bottom + right === 0) return { taps: [x], positions: ho * wo };
+  const pitch = w + left + right;
+  const rows = h + top + bottom + 1;
+  const flat = g.reshape(g.op('Pad', [x, g.int64s([0, top, left, 0, 0, bottom + 1, right, 0])]), [
+    n,
+    rows * pitch,
+    inChannels,
+  ]);
+  const positions = ho * pitch;
+  const taps: string[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) taps.push(g.slice(flat, [1], [i * pitch + j], [i * pitch + j + positions]));
+  }
+  return { taps, positions, ...(pitch > wo ? { pitch } : {}) };
+}
+
+/** The filter gradient from x's taps and dy (of `stack` stacked batches: tapProducts). */
+export function emitTapProducts(
+  g: GraphBuilder,
+  { info }: ConvGeometry,
+  { taps, positions, pitch }: FilterTaps,
+  dy: string,
+  stack = 1,
+): string {
+  const dyOnPitch = pitch ? g.op('Pad', [dy, g.int64s([0, 0, 0, 0, 0, 0, pitch - info.outWidth, 0])]) : dy;
+  return tapProducts(g, info, positions, dyOnPitch, taps, stack);
 }
 
 export function filterGradientGraph(geometry: ConvGeometry): KernelGraph {
@@ -75,6 +136,9 @@ function imagesPerProduct(batch: number, positions: number, outChannels: number)
  * on dy's batch axis (one per exit, train/ort/step.ts): each product broadcasts the tap over
  * them, and the result is [stack, kh, kw, Cin, Cout].
  */
+/** Input channels under which tapProducts multiplies all taps at once. */
+const FEW_CHANNELS = 8;
+
 function tapProducts(
   g: GraphBuilder,
   info: Conv2DInfo,
@@ -89,7 +153,19 @@ function tapProducts(
   const rows = images * positions;
   // Transposing only the last two axes lets onnxruntime fold it into the product (FusedMatMul's transA).
   const dyT = g.transpose(g.reshape(dy, [stack, groups, rows, outChannels]), [0, 1, 3, 2]);
-  const products = taps.map((tap) => g.op('MatMul', [dyT, g.reshape(tap, [groups, rows, inChannels])]));
+  const taps3d = taps.map((tap) => g.reshape(tap, [groups, rows, inChannels]));
+  if (inChannels < FEW_CHANNELS && taps.length > 1) {
+    // Few input channels (an RGB or grey stem): the taps side by side, one product of Cout rows
+    // against kh * kw * Cin columns, where a product per tap would be nearly a matrix-vector one.
+    const columns = g.op('Concat', taps3d, [intAttribute('axis', 2)]);
+    const summed = g.op('ReduceSum', [g.op('MatMul', [dyT, columns]), g.int64s([1])], [intAttribute('keepdims', 0)]);
+    const filters = g.transpose(g.reshape(summed, [stack, outChannels, kh, kw, inChannels]), [0, 2, 3, 4, 1]);
+    return g.reshape(
+      filters,
+      stack === 1 ? [kh, kw, inChannels, outChannels] : [stack, kh, kw, inChannels, outChannels],
+    );
+  }
+  const products = taps3d.map((tap) => g.op('MatMul', [dyT, tap]));
   const perGroup = g.reshape(products.length > 1 ? g.op('Concat', products, [intAttribute('axis', 0)]) : products[0]!, [
     kh * kw,
     stack,

@@ -231,26 +231,14 @@ export function inputGradientGraph(geometry: ConvGeometry, block: number | undef
  */
 export function emitDepthwiseFilterGradient(
   g: GraphBuilder,
-  { info, pads }: ConvGeometry,
-  x: string,
+  geometry: ConvGeometry,
+  image: string,
   dy: string,
   stack = 1,
 ): string {
-  const {
-    batchSize: n,
-    inChannels: c,
-    inHeight: h,
-    inWidth: w,
-    outHeight: ho,
-    outWidth: wo,
-    filterHeight: kh,
-    filterWidth: kw,
-  } = info;
-  const [top, left, bottom, right] = pads as [number, number, number, number];
-  const image = g.op('Pad', [
-    g.reshape(g.transpose(x, [3, 0, 1, 2]), [1, c * n, h, w]),
-    g.int64s([0, 0, top, left, 0, 0, bottom, right]),
-  ]);
+  const { info } = geometry;
+  const { batchSize: n, inChannels: c, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw } = info;
+  const [top, left, bottom, right] = geometry.pads as [number, number, number, number];
   const kernel =
     stack === 1
       ? g.transpose(dy, [3, 0, 1, 2])
@@ -263,11 +251,21 @@ export function emitDepthwiseFilterGradient(
       intAttribute('group', c),
     ],
   );
-  const rows = h + top + bottom - (ho - 1) * info.strideHeight;
-  const cols = w + left + right - (wo - 1) * info.strideWidth;
+  const rows = info.inHeight + top + bottom - (ho - 1) * info.strideHeight;
+  const cols = info.inWidth + left + right - (wo - 1) * info.strideWidth;
   if (rows > kh || cols > kw) taps = g.slice(taps, [2, 3], [0, 0], [kh, kw]);
   if (stack === 1) return g.reshape(g.transpose(g.reshape(taps, [c, kh, kw]), [1, 2, 0]), [kh, kw, c, 1]);
   return g.reshape(g.transpose(g.reshape(taps, [c, stack, kh, kw]), [1, 2, 3, 0]), [stack, kh, kw, c, 1]);
+}
+
+/** x as emitDepthwiseFilterGradient's one image (emitted with x's forward: see emitFilterTaps). */
+export function emitDepthwiseFilterImage(g: GraphBuilder, { info, pads }: ConvGeometry, x: string): string {
+  const { batchSize: n, inChannels: c, inHeight: h, inWidth: w } = info;
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  return g.op('Pad', [
+    g.reshape(g.transpose(x, [3, 0, 1, 2]), [1, c * n, h, w]),
+    g.int64s([0, 0, top, left, 0, 0, bottom, right]),
+  ]);
 }
 
 export function depthwiseFilterGradientGraph(geometry: ConvGeometry): KernelGraph {
@@ -280,7 +278,10 @@ export function depthwiseFilterGradientGraph(geometry: ConvGeometry): KernelGrap
       ['dy', info.outShape],
     ],
     outputs: [
-      [emitDepthwiseFilterGradient(g, geometry, 'x', 'dy'), [info.filterHeight, info.filterWidth, info.inChannels, 1]],
+      [
+        emitDepthwiseFilterGradient(g, geometry, emitDepthwiseFilterImage(g, geometry, 'x'), 'dy'),
+        [info.filterHeight, info.filterWidth, info.inChannels, 1],
+      ],
     ],
   };
 }

@@ -15,8 +15,9 @@ export {
   emitConvForward,
   emitConvInputGradient,
   emitDepthwiseFilterGradient,
+  emitDepthwiseFilterImage,
   emitDepthwiseForward,
   emitDepthwiseInputGradient,
 } from './graphs.js';
-export { emitConvFilterGradient } from './filterGradient.js';
+export { emitFilterTaps, emitTapProducts, type FilterTaps } from './filterGradient.js';
 export type { ConvGeometry } from './geometry.js';

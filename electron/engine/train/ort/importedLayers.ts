@@ -60,18 +60,14 @@ function mask(g: StepGraph, condition: string): string {
   return g.op('Cast', [condition], [intAttribute('to', 1)]);
 }
 
-/** `make()`, emitted on the first call only: what every backward pass of a forward shares. */
-function once<T>(make: () => T): () => T {
-  let value: T | undefined;
-  return () => (value ??= make());
-}
-
-/** An element-wise operation of one input: its output, and backward dy times a factor of the forward. */
-function elementwise(g: StepGraph, y: string, x: Value, factor: () => string): EmittedOp {
-  const shared = once(factor);
+/**
+ * An element-wise operation of one input: its output, and backward dy times `factor`, a value of
+ * the forward emitted with it (x's side of the backward: see emitFilterTaps).
+ */
+function elementwise(g: StepGraph, y: string, x: Value, factor: string): EmittedOp {
   return {
     y: { name: y, shape: x.shape },
-    backward: (dy, sink) => [g.perBatchOp('Mul', dy, shared(), x.shape, sink.stack)],
+    backward: (dy, sink) => [g.perBatchOp('Mul', dy, factor, x.shape, sink.stack)],
   };
 }
 
@@ -146,7 +142,10 @@ class OpEmitter {
   private clip(op: ClipOp, x: Value): EmittedOp {
     const { g } = this;
     const y = g.op('Clip', [x.name, g.scalar(op.lo), g.scalar(op.hi)]);
-    return elementwise(g, y, x, () =>
+    return elementwise(
+      g,
+      y,
+      x,
       mask(g, g.op('And', [g.op('Greater', [x.name, g.scalar(op.lo)]), g.op('Less', [x.name, g.scalar(op.hi)])])),
     );
   }
@@ -155,10 +154,8 @@ class OpEmitter {
     const { g } = this;
     const z = g.add(g.mul(x.name, g.scalar(op.alpha)), g.scalar(op.beta));
     const y = g.op('Clip', [z, g.scalar(0), g.scalar(1)]);
-    return elementwise(g, y, x, () => {
-      const inside = mask(g, g.op('And', [g.op('Greater', [z, g.scalar(0)]), g.op('Less', [z, g.scalar(1)])]));
-      return g.mul(inside, g.scalar(op.alpha));
-    });
+    const inside = mask(g, g.op('And', [g.op('Greater', [z, g.scalar(0)]), g.op('Less', [z, g.scalar(1)])]));
+    return elementwise(g, y, x, g.mul(inside, g.scalar(op.alpha)));
   }
 
   /** x * relu6(x + 3) / 6; the slope 0 below -3, x / 3 + 1/2 up to 3, 1 above. */
@@ -166,17 +163,15 @@ class OpEmitter {
     const { g } = this;
     const relu6 = g.op('Clip', [g.add(x.name, g.scalar(3)), g.scalar(0), g.scalar(6)]);
     const y = g.mul(x.name, g.op('Div', [relu6, g.scalar(6)]));
-    return elementwise(g, y, x, () => {
-      const middle = g.add(g.op('Div', [x.name, g.scalar(3)]), g.scalar(0.5));
-      const upper = g.op('Where', [g.op('LessOrEqual', [x.name, g.scalar(3)]), middle, g.scalar(1)]);
-      return g.op('Where', [g.op('Less', [x.name, g.scalar(-3)]), g.scalar(0), upper]);
-    });
+    const middle = g.add(g.op('Div', [x.name, g.scalar(3)]), g.scalar(0.5));
+    const upper = g.op('Where', [g.op('LessOrEqual', [x.name, g.scalar(3)]), middle, g.scalar(1)]);
+    return elementwise(g, y, x, g.op('Where', [g.op('Less', [x.name, g.scalar(-3)]), g.scalar(0), upper]));
   }
 
   private sigmoid(x: Value): EmittedOp {
     const { g } = this;
     const y = g.op('Sigmoid', [x.name]);
-    return elementwise(g, y, x, () => g.mul(y, g.sub(g.scalar(1), y)));
+    return elementwise(g, y, x, g.mul(y, g.sub(g.scalar(1), y)));
   }
 
   /** A sum or product of two values with broadcasting; each gradient summed over the axes its operand was broadcast along. */
@@ -246,24 +241,8 @@ class OpEmitter {
     );
     const y = g.transpose(pooled, [0, 2, 3, 1]);
     const outShape = [n, ...geometry.out, c];
-    // Per tap, where it reads its window's first maximum (the padding, -Infinity, never is one).
-    const firstMaxima = once(() => {
-      const padded = g.op('Pad', [x.name, g.int64s([0, op.pad, op.pad, 0, 0, op.pad, op.pad, 0]), g.scalar(-Infinity)]);
-      let taken: string | undefined;
-      return taps(geometry).map(([i, j]) => {
-        const under = g.slice(
-          padded,
-          [1, 2],
-          [i, j],
-          [i + span(geometry, geometry.out[0]), j + span(geometry, geometry.out[1])],
-          [op.stride, op.stride],
-        );
-        const isMax = mask(g, g.op('Equal', [under, y]));
-        const first = taken ? g.mul(isMax, g.sub(g.scalar(1), taken)) : isMax;
-        taken = taken ? g.add(taken, first) : first;
-        return first;
-      });
-    });
+    // x's side of the backward, emitted with the forward (see emitFilterTaps).
+    const maxima = op.kind === 'max' ? this.firstMaxima(geometry, x.name, y) : [];
     return {
       y: { name: y, shape: outShape },
       backward: (dy, { stack }) => {
@@ -277,10 +256,31 @@ class OpEmitter {
             ),
           ];
         }
-        const shares = firstMaxima().map((first) => g.perBatchOp('Mul', dy, first, outShape, stack));
+        const shares = maxima.map((first) => g.perBatchOp('Mul', dy, first, outShape, stack));
         return [this.gatherTaps(geometry, stack, shares)];
       },
     };
+  }
+
+  /** Per tap of a max pool, 1 where it reads its window's first maximum (the padding, -Infinity, never is one). */
+  private firstMaxima(geometry: PoolGeometry, x: string, y: string): string[] {
+    const { g } = this;
+    const { pad, stride, out } = geometry;
+    const padded = g.op('Pad', [x, g.int64s([0, pad, pad, 0, 0, pad, pad, 0]), g.scalar(-Infinity)]);
+    let taken: string | undefined;
+    return taps(geometry).map(([i, j]) => {
+      const under = g.slice(
+        padded,
+        [1, 2],
+        [i, j],
+        [i + span(geometry, out[0]), j + span(geometry, out[1])],
+        [stride, stride],
+      );
+      const isMax = mask(g, g.op('Equal', [under, y]));
+      const first = taken ? g.mul(isMax, g.sub(g.scalar(1), taken)) : isMax;
+      taken = taken ? g.add(taken, first) : first;
+      return first;
+    });
   }
 
   /** pooling.ts gather: the taps' shares (in tap order) summed back onto the input's pixels, by phase of the stride grid. */

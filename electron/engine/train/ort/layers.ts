@@ -8,12 +8,14 @@
  * layout, so the weights the graph keeps are the tfjs variables' bytes.
  */
 import {
-  emitConvFilterGradient,
   emitConvForward,
   emitConvInputGradient,
   emitDepthwiseFilterGradient,
+  emitDepthwiseFilterImage,
   emitDepthwiseForward,
   emitDepthwiseInputGradient,
+  emitFilterTaps,
+  emitTapProducts,
   GraphBuilder,
 } from '../../backend/ortConvolutions/index.js';
 import { floatTensor, intAttribute, intsAttribute } from '../../onnx/proto.js';
@@ -271,15 +273,18 @@ export class LayerEmitter {
     const w = this.tensors.read(weight);
     const geometry = (shape: number[]) => convGeometry(shape, weight.variable.shape, stride, depthwise, pad);
     const geo = geometry(x.shape);
+    const y = depthwise ? emitDepthwiseForward(g, geo, x.name, w) : emitConvForward(g, geo, block, x.name, w);
+    // x's side of the filter gradient, emitted now: see emitFilterTaps.
+    const image = depthwise ? emitDepthwiseFilterImage(g, geo, x.name) : undefined;
+    const taps = depthwise ? undefined : emitFilterTaps(g, geo, x.name);
     return {
-      y: {
-        name: depthwise ? emitDepthwiseForward(g, geo, x.name, w) : emitConvForward(g, geo, block, x.name, w),
-        shape: geo.info.outShape,
-      },
+      y: { name: y, shape: geo.info.outShape },
       backward: (dy, sink) => {
         const stack = sink.stack;
-        const filterGradient = depthwise ? emitDepthwiseFilterGradient : emitConvFilterGradient;
-        sink.add(weight, filterGradient(g, geo, x.name, dy, stack));
+        sink.add(
+          weight,
+          image ? emitDepthwiseFilterGradient(g, geo, image, dy, stack) : emitTapProducts(g, geo, taps!, dy, stack),
+        );
         const stackedGeo = stack === 1 ? geo : geometry(stackedShape(x.shape, stack));
         return depthwise
           ? emitDepthwiseInputGradient(g, stackedGeo, dy, w)
@@ -358,11 +363,13 @@ export class LayerEmitter {
   private relu(x: Value): EmittedTrace {
     const { g } = this;
     const y = g.op('Relu', [x.name]);
+    // dy where y > 0: a product with the mask took 5 ms where Where took 8 (128x28x28x16). The
+    // mask is Sign(y), 1 or 0 on a ReLU's output: one pass where Greater and a Cast took two.
+    // Emitted with the forward, as x's side of a convolution's backward (see emitFilterTaps).
+    const mask = g.op('Sign', [y]);
     return {
       y: { name: y, shape: x.shape },
-      // dy where y > 0: a product with the mask took 5 ms where Where took 8 (128x28x28x16). The
-      // mask is Sign(y), 1 or 0 on a ReLU's output: one pass where Greater and a Cast took two.
-      backward: (dy, sink) => g.perBatchOp('Mul', dy, g.op('Sign', [y]), x.shape, sink.stack),
+      backward: (dy, sink) => g.perBatchOp('Mul', dy, mask, x.shape, sink.stack),
     };
   }
 
