@@ -30,8 +30,9 @@ export const BACKEND_NAMES: readonly BackendName[] = [
 
 /**
  * Candidates in the order 'auto' tries them: every backend, fastest first. On the CPU 'ort' comes
- * before wasm-ort: its compiled steps trained 1.5-1.8x faster (`npm run bench -- --backend ort`,
- * MwResNet-20 28x28x1 batch 128, plain / joint / multi-way; the closing note of issue 20).
+ * before wasm-ort: its compiled steps trained 1.2-1.9x faster on MwResNet-20 and -56, 0.8-1.6x on
+ * MwMobileNet-0.5 and 2-4.5x on an imported resnet18 at 224x224 (`npm run bench -- --backend ort`,
+ * plain / joint / multi-way; the README's table).
  */
 export const AUTO_CANDIDATES: readonly BackendName[] = BACKEND_NAMES;
 
