@@ -273,7 +273,7 @@ export class LayerEmitter {
     const w = this.tensors.read(weight);
     const geometry = (shape: number[]) => convGeometry(shape, weight.variable.shape, stride, depthwise, pad);
     const geo = geometry(x.shape);
-    const y = depthwise ? emitDepthwiseForward(g, geo, x.name, w) : emitConvForward(g, geo, block, x.name, w);
+    const y = depthwise ? emitDepthwiseForward(g, geo, block, x.name, w) : emitConvForward(g, geo, block, x.name, w);
     // x's side of the filter gradient, emitted now: see emitFilterTaps.
     const image = depthwise ? emitDepthwiseFilterImage(g, geo, x.name) : undefined;
     const taps = depthwise ? undefined : emitFilterTaps(g, geo, x.name);
@@ -287,7 +287,7 @@ export class LayerEmitter {
         );
         const stackedGeo = stack === 1 ? geo : geometry(stackedShape(x.shape, stack));
         return depthwise
-          ? emitDepthwiseInputGradient(g, stackedGeo, dy, w)
+          ? emitDepthwiseInputGradient(g, stackedGeo, block, dy, w)
           : emitConvInputGradient(g, stackedGeo, block, dy, w);
       },
     };
