@@ -238,16 +238,43 @@ export function emitDepthwiseInputGradient(
   const { info, pads } = geometry;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
+  const flipped = g.slice(filter, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
+  const layout = blockedIf(block, info.inChannels);
+  if (layout.blocked) {
+    // dy spread to the stride's grid (zeros between), then the same depthwise convolution with
+    // the filter flipped in space, padded by k-1-pad before and to the image's size after.
+    const [n, ho, wo, c] = info.outShape;
+    const spread =
+      sh === 1 && sw === 1
+        ? dy
+        : g.reshape(
+            g.op('Pad', [
+              g.reshape(dy, [n, ho, 1, wo, 1, c]),
+              g.int64s([0, 0, 0, 0, 0, 0, 0, 0, sh - 1, 0, sw - 1, 0]),
+            ]),
+            [n, ho * sh, wo * sw, c],
+          );
+    const after = [info.inHeight - ho * sh + top, info.inWidth - wo * sw + left];
+    // A stride that skipped the image's last rows or columns leaves spread zeros past its end.
+    const rows = ho * sh + Math.min(0, after[0]!);
+    const cols = wo * sw + Math.min(0, after[1]!);
+    const kept = rows < ho * sh || cols < wo * sw ? g.slice(spread, [1, 2], [0, 0], [rows, cols]) : spread;
+    const attributes = [
+      ...convAttributes(
+        [kh, kw],
+        [1, 1],
+        [1, 1],
+        [kh - 1 - top, kw - 1 - left, Math.max(0, after[0]!), Math.max(0, after[1]!)],
+      ),
+      intAttribute('group', c),
+    ];
+    return blockedDepthwise(g, layout.block, kept, flipped, [kh, kw], attributes, [n, rows, cols, c], info.inShape);
+  }
   if (sh === 1 && sw === 1) {
-    // The same depthwise convolution with the filter flipped in space, padded by k-1-pad.
-    const flipped = g.slice(filter, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
     const attributes = [
       ...convAttributes([kh, kw], [1, 1], [1, 1], [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right]),
       intAttribute('group', info.inChannels),
     ];
-    const layout = blockedIf(block, info.inChannels);
-    if (layout.blocked)
-      return blockedDepthwise(g, layout.block, dy, flipped, [kh, kw], attributes, info.outShape, info.inShape);
     const dx = g.op('Conv', [g.transpose(dy, [0, 3, 1, 2]), groupedFilter(g, flipped)], attributes);
     return g.transpose(dx, [0, 2, 3, 1]);
   }
