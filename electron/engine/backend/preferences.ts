@@ -30,7 +30,7 @@ export const BACKEND_NAMES: readonly BackendName[] = [
 
 /**
  * Candidates in the order 'auto' tries them: every backend, fastest first. On the CPU 'ort' comes
- * before wasm-ort: its compiled steps trained 1.2-1.9x faster on MwResNet-20 and -56, 1.5-2x on
+ * before wasm-ort: its compiled steps trained 1.2-1.9x faster on MwResNet-20 and -56, 1.8-2.4x on
  * MwMobileNet-0.5 and 2-4.5x on an imported resnet18 at 224x224 (`npm run bench -- --backend ort`,
  * plain / joint / multi-way; the README's table).
  */
