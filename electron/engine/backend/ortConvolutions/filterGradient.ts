@@ -148,6 +148,8 @@ function tapProducts(
   stack = 1,
 ): string {
   const { batchSize, inChannels, outChannels, filterHeight: kh, filterWidth: kw } = info;
+  const filterShape = [kh, kw, inChannels, outChannels];
+  const stackedShape = stack === 1 ? filterShape : [stack, ...filterShape];
   const images = imagesPerProduct(batchSize, positions, outChannels);
   const groups = batchSize / images;
   const rows = images * positions;
@@ -160,10 +162,7 @@ function tapProducts(
     const columns = g.op('Concat', taps3d, [intAttribute('axis', 2)]);
     const summed = g.op('ReduceSum', [g.op('MatMul', [dyT, columns]), g.int64s([1])], [intAttribute('keepdims', 0)]);
     const filters = g.transpose(g.reshape(summed, [stack, outChannels, kh, kw, inChannels]), [0, 2, 3, 4, 1]);
-    return g.reshape(
-      filters,
-      stack === 1 ? [kh, kw, inChannels, outChannels] : [stack, kh, kw, inChannels, outChannels],
-    );
+    return g.reshape(filters, stackedShape);
   }
   const products = taps3d.map((tap) => g.op('MatMul', [dyT, tap]));
   const perGroup = g.reshape(products.length > 1 ? g.op('Concat', products, [intAttribute('axis', 0)]) : products[0]!, [
@@ -175,7 +174,7 @@ function tapProducts(
   ]);
   const summed = g.op('ReduceSum', [perGroup, g.int64s([2])], [intAttribute('keepdims', 0)]);
   const filters = g.transpose(summed, [1, 0, 3, 2]);
-  return g.reshape(filters, stack === 1 ? [kh, kw, inChannels, outChannels] : [stack, kh, kw, inChannels, outChannels]);
+  return g.reshape(filters, stackedShape);
 }
 
 /** The padded grid of a stride-1 filter gradient: rows and columns of x with its padding. */

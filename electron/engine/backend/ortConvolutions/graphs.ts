@@ -271,22 +271,19 @@ export function emitDepthwiseInputGradient(
   const { info, pads } = geometry;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const [top, left, bottom, right] = pads as [number, number, number, number];
-  const flipped = g.slice(filter, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
   const layout = blockedIf(block, info.inChannels);
-  if (layout.blocked) {
+  if (layout.blocked || (sh === 1 && sw === 1)) {
+    // dy through the same depthwise convolution with the filter flipped in space (spread to the
+    // stride's grid first where strided: only the NCHWc kernels take that path).
+    const flipped = g.slice(filter, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
     const spread = spreadForInputGradient(g, geometry, dy);
     const attributes = [
       ...convAttributes([kh, kw], [1, 1], [1, 1], spread.pads),
       intAttribute('group', info.inChannels),
     ];
-    return blockedDepthwise(g, layout.block, spread.value, flipped, [kh, kw], attributes, spread.shape, info.inShape);
-  }
-  if (sh === 1 && sw === 1) {
-    const attributes = [
-      ...convAttributes([kh, kw], [1, 1], [1, 1], [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right]),
-      intAttribute('group', info.inChannels),
-    ];
-    const dx = g.op('Conv', [g.transpose(dy, [0, 3, 1, 2]), groupedFilter(g, flipped)], attributes);
+    if (layout.blocked)
+      return blockedDepthwise(g, layout.block, spread.value, flipped, [kh, kw], attributes, spread.shape, info.inShape);
+    const dx = g.op('Conv', [g.transpose(spread.value, [0, 3, 1, 2]), groupedFilter(g, flipped)], attributes);
     return g.transpose(dx, [0, 2, 3, 1]);
   }
   const outputPadding = [

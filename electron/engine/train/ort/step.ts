@@ -291,9 +291,9 @@ export class StepEmitter {
     this.paramReads = new Map();
   }
 
-  /** The gradients of one stream (0 unless `run` stacks the exits' streams). */
-  private gradients(run: (sink: GraphGradSink) => void, stream = 0): Map<Param, string> {
-    return this.sinkOf(run).gradsOf(stream);
+  /** The gradients of a backward pass that keeps one stream (nothing stacked). */
+  private gradients(run: (sink: GraphGradSink) => void): Map<Param, string> {
+    return this.sinkOf(run).gradsOf(0);
   }
 
   private sinkOf(run: (sink: GraphGradSink) => void): GraphGradSink {
