@@ -3,7 +3,8 @@
  * with --arch mobilenet), per-exit inference latency and peak memory on the active backend, and,
  * where /usr/bin/python3 has torch, the
  * PyTorch reference (torch_throughput.py beside this file, or MW_TORCH_REFERENCE; on CUDA when
- * torch sees a GPU) on the same settings in the same run. Prints the ratios and writes them as
+ * torch sees a GPU) on the same settings in the same run: the same MwResNet or MwMobileNet, or for
+ * --backbone the file's own graph run by torch (python3-onnx reads it) with the same exits. Prints the ratios and writes them as
  * JSON. A benchmark, not a test: figures from one run on one machine are compared only with
  * each other. Images are random: throughput does not depend on their content, and any
  * --shape (the paper's CIFAR network: --shape 32x32x3 --depth 56) needs no dataset.
@@ -59,26 +60,16 @@ function parseShape(text: string): [number, number, number] {
   return dims as [number, number, number];
 }
 
-interface BenchShape {
-  /** 'resnet' (with depth) or 'mobilenet' (with width). */
-  family: 'resnet' | 'mobilenet';
-  depth: number;
-  width: number;
-  exits: number[];
-  shape: [number, number, number];
-  batch: number;
-  steps: number;
-}
+/** What torch_throughput.py builds: a built-in network, or an imported backbone's own graph cut at the exits' nodes. */
+type TorchNetwork =
+  | { family: 'resnet' | 'mobilenet'; depth: number; width: number; exits: number[]; shape: [number, number, number] }
+  | { family: 'imported'; backbone: string; exitNodes: string[] };
 
-function torchReference(
-  mode: string,
-  { family, depth, width, exits, shape, batch, steps }: BenchShape,
-): TorchResult | { skipped: string } {
-  const script = process.env.MW_TORCH_REFERENCE ?? fileURLToPath(new URL('torch_throughput.py', import.meta.url));
-  const python = process.env.MW_PYTHON ?? '/usr/bin/python3';
-  if (!existsSync(python)) return { skipped: `${python} not found (set MW_PYTHON)` };
-  if (!existsSync(script)) return { skipped: `${script} not found (set MW_TORCH_REFERENCE)` };
-  const args = [
+function torchNetworkArgs(network: TorchNetwork): string[] {
+  if (network.family === 'imported')
+    return ['--backbone', network.backbone, '--exit-nodes', network.exitNodes.join(',')];
+  const { family, width, depth, exits, shape } = network;
+  return [
     '--arch',
     family,
     '--width',
@@ -89,13 +80,20 @@ function torchReference(
     exits.join(','),
     '--shape',
     shape.join('x'),
-    '--mode',
-    mode,
-    '--batch',
-    String(batch),
-    '--steps',
-    String(steps),
   ];
+}
+
+function torchReference(
+  mode: string,
+  network: TorchNetwork,
+  batch: number,
+  steps: number,
+): TorchResult | { skipped: string } {
+  const script = process.env.MW_TORCH_REFERENCE ?? fileURLToPath(new URL('torch_throughput.py', import.meta.url));
+  const python = process.env.MW_PYTHON ?? '/usr/bin/python3';
+  if (!existsSync(python)) return { skipped: `${python} not found (set MW_PYTHON)` };
+  if (!existsSync(script)) return { skipped: `${script} not found (set MW_TORCH_REFERENCE)` };
+  const args = [...torchNetworkArgs(network), '--mode', mode, '--batch', String(batch), '--steps', String(steps)];
   const run = spawnSync(python, [script, ...args], { encoding: 'utf8' });
   const line = run.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -152,6 +150,21 @@ export async function bench(argv: string[]): Promise<number> {
     config.arch.family === 'resnet' ? resolveExits(config.arch) : (config.arch.exits ?? inspected!.defaultExits);
   const [height, width, channels] = inspected?.inputShape ?? parseShape(values.shape ?? '28x28x1');
   const arch = { ...config.arch, exits };
+  const torchNetwork: TorchNetwork =
+    config.arch.family === 'imported'
+      ? {
+          family: 'imported',
+          backbone: config.arch.backbone,
+          // The heads' nodes: the auxiliary exits' candidates, then the final features.
+          exitNodes: [...exits, inspected!.candidates.length].map((id) => inspected!.candidates[id - 1]!.node),
+        }
+      : {
+          family: config.arch.family,
+          depth: depth ?? 0,
+          width: config.arch.width,
+          exits,
+          shape: [height, width, channels],
+        };
   const name =
     config.arch.family === 'imported'
       ? `the backbone ${values.backbone}`
@@ -213,18 +226,8 @@ export async function bench(argv: string[]): Promise<number> {
     const entry: (typeof training)[string] = { imagesPerSecond };
     training[method] = entry;
     // PyTorch right after the same method, so both see the (shared, drifting) machine alike.
-    if (config.arch.family === 'imported')
-      entry.torchSkipped = 'the PyTorch reference trains the CIFAR ResNet and MobileNet only';
-    else if (!values['no-torch']) {
-      const torch = torchReference(TORCH_MODES[method]!, {
-        family: config.arch.family,
-        depth: depth ?? 0,
-        width: config.arch.width,
-        exits,
-        shape: [height, width, channels],
-        batch,
-        steps,
-      });
+    if (!values['no-torch']) {
+      const torch = torchReference(TORCH_MODES[method]!, torchNetwork, batch, steps);
       if ('skipped' in torch) entry.torchSkipped = torch.skipped;
       else {
         entry.torchImagesPerSecond = torch.train_img_per_s;
