@@ -1,9 +1,10 @@
 /**
  * Where the ort backend's compiled training step spends its time, per ONNX operator type:
- *   npx tsx scripts/profile-ort-step.ts [method=multiway] [arch=resnet20|resnet56|mobilenet] [batch=128]
+ *   npx tsx scripts/profile-ort-step.ts [method=multiway] [arch=resnet20|resnet56|mobilenet|FILE.onnx] [batch=128]
  * Runs a few steps with onnxruntime's profiler on (MwResNet: 28x28x1, exits after the first and
- * second stage; resnet56 and mobilenet (width 0.5, exits 4, 8): 32x32x3), then sums the node
- * events of the last step by operator and prints their shares of the step.
+ * second stage; resnet56 and mobilenet (width 0.5, exits 4, 8): 32x32x3; an imported backbone at
+ * its own input size with its default exits), then sums the node
+ * events of the last step by operator and prints their shares of the step, and the slowest nodes.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import type { ArchSpec, Method } from '../shared/spec.js';
 import { initBackend } from '../electron/engine/backend/index.js';
 import { onnxConvolutionSupport } from '../electron/engine/backend/ortConvolutions/index.js';
 import { buildNetwork } from '../electron/engine/models/index.js';
+import { inspectBackbone } from '../electron/engine/models/import/network.js';
 import { createTrainingMethod } from '../electron/engine/train/methods.js';
 import { OrtTrainingMethod } from '../electron/engine/train/ort/method.js';
 
@@ -25,8 +27,10 @@ const ARCHS: Record<string, { arch: ArchSpec; shape: [number, number, number] }>
   resnet56: { arch: { family: 'resnet', depth: 56, width: 1, exits: [9, 18] }, shape: [32, 32, 3] },
   mobilenet: { arch: { family: 'mobilenet', width: 0.5, exits: [4, 8] }, shape: [32, 32, 3] },
 };
-const { arch, shape } = ARCHS[which]!;
 await initBackend('ort');
+const { arch, shape } = which.endsWith('.onnx')
+  ? { arch: { family: 'imported', backbone: which } as ArchSpec, shape: inspectBackbone(which).inputShape }
+  : ARCHS[which]!;
 const net = buildNetwork(arch, shape, 10, 0);
 const hyper = { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, gamma: 2 };
 const prefix = join(tmpdir(), `ort-step-${process.pid}`);
@@ -51,7 +55,7 @@ interface ProfileEvent {
   cat: string;
   name: string;
   dur: number;
-  args?: { op_name?: string };
+  args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] };
 }
 const file = (await import('node:fs')).readdirSync(tmpdir()).find((f) => f.startsWith(`ort-step-${process.pid}`))!;
 const events = JSON.parse(await readFile(join(tmpdir(), file), 'utf8')) as ProfileEvent[];
@@ -79,6 +83,12 @@ for (const [op, { us, count }] of [...byOp].sort((a, b) => b[1].us - a[1].us)) {
     `${op.padEnd(22)} ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%  ${count} nodes`,
   );
 }
+// The slowest single nodes, with their input shapes: which layer an operator's share comes from.
+const shapes = (e: ProfileEvent) =>
+  (e.args?.input_type_shape ?? []).map((t) => Object.values(t)[0]!.join('x')).join(', ');
+console.log('\nslowest nodes:');
+for (const e of [...last].sort((a, b) => b.dur - a.dur).slice(0, 15))
+  console.log(`${(e.dur / 1000).toFixed(1).padStart(8)} ms  ${(e.args?.op_name ?? '?').padEnd(14)} ${shapes(e)}`);
 training.release();
 for (const opt of training.optimizers) opt.disposeState();
 net.dispose();

@@ -64,6 +64,7 @@ describe.runIf(chromiumPath && slurm)('a study on Slurm in the studio', () => {
     expect(await page.getByTestId('start-study').isEnabled()).toBe(false);
     await page.getByTestId('slurm-time').fill('30:00');
     await page.getByTestId('slurm-partition').fill('debug');
+    await page.getByTestId('slurm-cpusPerRun').fill('1');
     await page.getByTestId('study-seeds').fill('2');
     await expect.poll(() => page.getByTestId('start-study').textContent()).toMatch(/Start study \(4 runs\)/);
     await shot('1-settings');
