@@ -63,16 +63,27 @@ export class GraphBuilder {
   private count = 0;
 
   op(opType: string, inputs: string[], attributes: OnnxAttribute[] = [], domain?: string): string {
-    const output = `v${this.count++}`;
+    return this.opOutputs(opType, inputs, 1, attributes, domain)[0]!;
+  }
+
+  /** A node with `count` outputs (Split's pieces). */
+  opOutputs(
+    opType: string,
+    inputs: string[],
+    count: number,
+    attributes: OnnxAttribute[] = [],
+    domain?: string,
+  ): string[] {
+    const outputs = Array.from({ length: count }, () => `v${this.count++}`);
     this.nodes.push({
-      name: output,
+      name: outputs[0]!,
       op_type: opType,
       input: inputs,
-      output: [output],
+      output: outputs,
       attribute: attributes,
       ...(domain ? { domain } : {}),
     });
-    return output;
+    return outputs;
   }
 
   int64s(values: number[]): string {

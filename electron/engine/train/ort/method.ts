@@ -12,7 +12,7 @@ import type * as ort from 'onnxruntime-node';
 import { OnnxProgram } from '../../backend/ortConvolutions/index.js';
 import type { MwNetwork, Param } from '../../models/index.js';
 import type { Hyperparameters, StepResult, TrainingMethod } from '../methods.js';
-import { StepEmitter, type StepGraphSpec } from './step.js';
+import { statePieces, StepEmitter, type StepGraphSpec } from './step.js';
 import type { StepGraph } from './layers.js';
 
 /** Drops the nodes and constants no output depends on (the image's gradient, unused losses). */
@@ -49,6 +49,12 @@ export interface OrtStepOptions {
   block: number | undefined;
   /** Extra session options (profiling). */
   session?: ort.InferenceSession.SessionOptions;
+}
+
+/** Views of a state buffer in the pieces the step returns it in (step.ts statePieces). */
+function piecesOf(values: Float32Array): Float32Array[] {
+  let at = 0;
+  return statePieces(values.length).map((n) => values.subarray(at, (at += n)));
 }
 
 export class OrtTrainingMethod implements TrainingMethod {
@@ -172,7 +178,7 @@ export class OrtTrainingMethod implements TrainingMethod {
         Float32Array.of(lrFactor),
         ...state.map((s) => s.current),
       ],
-      [...state.map((s) => s.next), losses, correct, ...(crossEntropy ? [crossEntropy] : [])],
+      [...state.flatMap((s) => piecesOf(s.next)), losses, correct, ...(crossEntropy ? [crossEntropy] : [])],
     );
     for (const s of state) [s.current, s.next] = [s.next, s.current];
     return {
