@@ -12,7 +12,7 @@ import type * as ort from 'onnxruntime-node';
 import { OnnxProgram } from '../../backend/ortConvolutions/index.js';
 import type { MwNetwork, Param } from '../../models/index.js';
 import type { Hyperparameters, StepResult, TrainingMethod } from '../methods.js';
-import { statePieces, StepEmitter, type StepGraphSpec } from './step.js';
+import { StepEmitter, type StepGraphSpec } from './step.js';
 import type { StepGraph } from './layers.js';
 
 /** Drops the nodes and constants no output depends on (the image's gradient, unused losses). */
@@ -51,10 +51,10 @@ export interface OrtStepOptions {
   session?: ort.InferenceSession.SessionOptions;
 }
 
-/** Views of a state buffer in the pieces the step returns it in (step.ts statePieces). */
-function piecesOf(values: Float32Array): Float32Array[] {
+/** Views of a state buffer in the pieces the step returns it in. */
+function piecesOf(values: Float32Array, pieces: readonly { size: number }[]): Float32Array[] {
   let at = 0;
-  return statePieces(values.length).map((n) => values.subarray(at, (at += n)));
+  return pieces.map(({ size }) => values.subarray(at, (at += size)));
 }
 
 export class OrtTrainingMethod implements TrainingMethod {
@@ -178,7 +178,12 @@ export class OrtTrainingMethod implements TrainingMethod {
         Float32Array.of(lrFactor),
         ...state.map((s) => s.current),
       ],
-      [...state.flatMap((s) => piecesOf(s.next)), losses, correct, ...(crossEntropy ? [crossEntropy] : [])],
+      [
+        ...state.flatMap((s, i) => piecesOf(s.next, spec.state[i]!.outputs)),
+        losses,
+        correct,
+        ...(crossEntropy ? [crossEntropy] : []),
+      ],
     );
     for (const s of state) [s.current, s.next] = [s.next, s.current];
     return {

@@ -54,7 +54,7 @@ export interface StepGraphSpec {
   inputs: [string, number[]][];
   outputs: [string, number[]][];
   /** Names of the state inputs, each paired with its updated value's outputs: consecutive pieces (statePieces). */
-  state: { input: string; outputs: string[]; size: number }[];
+  state: { input: string; outputs: { name: string; size: number }[]; size: number }[];
   /** Output names of the per-exit losses, correct counts and (under distillation) cross-entropies. */
   losses: string;
   correct: string;
@@ -68,7 +68,7 @@ export interface StepGraphSpec {
  * fault in as the copy writes them: 130 ms for resnet18's 44 MB of weights. Pieces come from
  * memory malloc keeps: resnet18's plain step at 64x64, batch 16, went from 490-540 to 250-360 ms.
  */
-export function statePieces(size: number): number[] {
+function statePieces(size: number): number[] {
   const sizes: number[] = [];
   for (let at = 0; at < size; at += STATE_PIECE) sizes.push(Math.min(STATE_PIECE, size - at));
   return sizes.length ? sizes : [0];
@@ -383,11 +383,14 @@ export class StepEmitter {
     return this.outputs(losses, correct, distill && method !== 'plain' ? crossEntropy : undefined);
   }
 
-  /** A flat state value as the outputs statePieces(size) describes. */
-  private pieces(value: string, size: number): string[] {
+  /** A flat state value as outputs of statePieces(size). */
+  private pieces(value: string, size: number): { name: string; size: number }[] {
     const sizes = statePieces(size);
-    if (sizes.length === 1) return [this.g.op('Identity', [value])];
-    return this.g.opOutputs('Split', [value, this.g.int64s(sizes)], sizes.length, [intAttribute('axis', 0)]);
+    const names =
+      sizes.length === 1
+        ? [this.g.op('Identity', [value])]
+        : this.g.opOutputs('Split', [value, this.g.int64s(sizes)], sizes.length, [intAttribute('axis', 0)]);
+    return names.map((name, i) => ({ name, size: sizes[i]! }));
   }
 
   private outputs(losses: string[], correct: string[], crossEntropy: string[] | undefined): StepGraphSpec {
@@ -427,9 +430,7 @@ export class StepEmitter {
         ...state.map(({ input, size }): [string, number[]] => [input, [size]]),
       ],
       outputs: [
-        ...state.flatMap(({ outputs, size }) =>
-          statePieces(size).map((n, i): [string, number[]] => [outputs[i]!, [n]]),
-        ),
+        ...state.flatMap(({ outputs }) => outputs.map(({ name, size }): [string, number[]] => [name, [size]])),
         [lossesOut, [exits]],
         [correctOut, [exits]],
         ...(crossEntropyOut ? [[crossEntropyOut, [exits]] as [string, number[]]] : []),
