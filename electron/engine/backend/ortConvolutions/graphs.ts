@@ -156,8 +156,7 @@ export function emitConvInputGradient(
     // and nhwcConv's blocked re-layout keeps onnxruntime from merging the two transposes into one
     // that moves single floats: 16 ms against 5 for a 512x512 3x3 filter, and resnet18's plain step
     // at 64x64 (batch 16) 300 -> 258 ms.
-    const flip = (f: string) => g.slice(f, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
-    const transposed = flip(g.transpose(filter, [0, 1, 3, 2]));
+    const transposed = flipSpatially(g, g.transpose(filter, [0, 1, 3, 2]), [kh, kw]);
     const spread = spreadForInputGradient(g, { info, pads }, dy);
     output = nhwcConv(
       g,
@@ -170,24 +169,33 @@ export function emitConvInputGradient(
       info.inShape,
     );
   } else {
-    // ConvTranspose's weight is [C_in of the transpose = Cout, Cin, kh, kw]; output_padding adds
-    // the rows/columns the forward stride skipped at the end. It lies in [0, stride): that follows
-    // from computeGeometry's check that an ONNX convolution gives tfjs's output size.
-    const outputPadding = [
-      info.inHeight - ((info.outHeight - 1) * info.strideHeight + kh - top - bottom),
-      info.inWidth - ((info.outWidth - 1) * info.strideWidth + kw - left - right),
-    ];
+    // ConvTranspose's weight is [C_in of the transpose = Cout, Cin, kh, kw].
     const dxNchw = g.op(
       'ConvTranspose',
       [g.transpose(dy, [0, 3, 1, 2]), g.transpose(filter, [3, 2, 0, 1])],
-      [
-        ...convAttributes([kh, kw], [info.strideHeight, info.strideWidth], [1, 1], pads),
-        intsAttribute('output_padding', outputPadding),
-      ],
+      [...convAttributes([kh, kw], [info.strideHeight, info.strideWidth], [1, 1], pads), outputPadding({ info, pads })],
     );
     output = g.transpose(dxNchw, [0, 2, 3, 1]);
   }
   return output;
+}
+
+/** A [kh, kw, ...] filter read backwards along both spatial axes. */
+function flipSpatially(g: GraphBuilder, filter: string, [kh, kw]: [number, number]): string {
+  return g.slice(filter, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
+}
+
+/**
+ * A ConvTranspose's output_padding for a convolution's image gradient: the rows and columns the
+ * forward stride skipped at the end. It lies in [0, stride): that follows from computeGeometry's
+ * check that an ONNX convolution gives tfjs's output size.
+ */
+function outputPadding({ info, pads }: ConvGeometry): OnnxAttribute {
+  const [top, left, bottom, right] = pads as [number, number, number, number];
+  return intsAttribute('output_padding', [
+    info.inHeight - ((info.outHeight - 1) * info.strideHeight + info.filterHeight - top - bottom),
+    info.inWidth - ((info.outWidth - 1) * info.strideWidth + info.filterWidth - left - right),
+  ]);
 }
 
 /**
@@ -271,14 +279,13 @@ export function emitDepthwiseInputGradient(
   dy: string,
   filter: string,
 ): string {
-  const { info, pads } = geometry;
+  const { info } = geometry;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const [top, left, bottom, right] = pads as [number, number, number, number];
   const layout = blockedIf(block, info.inChannels);
   if (layout.blocked || (sh === 1 && sw === 1)) {
     // dy through the same depthwise convolution with the filter flipped in space (spread to the
     // stride's grid first where strided: only the NCHWc kernels take that path).
-    const flipped = g.slice(filter, [0, 1], [-1, -1], [-(kh + 1), -(kw + 1)], [-1, -1]);
+    const flipped = flipSpatially(g, filter, [kh, kw]);
     const spread = spreadForInputGradient(g, geometry, dy);
     const attributes = [
       ...convAttributes([kh, kw], [1, 1], [1, 1], spread.pads),
@@ -289,14 +296,10 @@ export function emitDepthwiseInputGradient(
     const dx = g.op('Conv', [g.transpose(spread.value, [0, 3, 1, 2]), groupedFilter(g, flipped)], attributes);
     return g.transpose(dx, [0, 2, 3, 1]);
   }
-  const outputPadding = [
-    info.inHeight - ((info.outHeight - 1) * sh + kh - top - bottom),
-    info.inWidth - ((info.outWidth - 1) * sw + kw - left - right),
-  ];
   const dx = g.op(
     'ConvTranspose',
     [g.transpose(dy, [0, 3, 1, 2]), groupedFilter(g, filter)],
-    [...depthwiseAttributes(geometry), intsAttribute('output_padding', outputPadding)],
+    [...depthwiseAttributes(geometry), outputPadding(geometry)],
   );
   return g.transpose(dx, [0, 2, 3, 1]);
 }
