@@ -55,9 +55,9 @@ function unbroadcast(g: StepGraph, grad: string, shape: readonly number[], outSh
   return axes.length ? g.op('ReduceSum', [grad, g.int64s(axes)], [intAttribute('keepdims', 1)]) : grad;
 }
 
-/** A float mask of a boolean value. */
-function mask(g: StepGraph, condition: string): string {
-  return g.op('Cast', [condition], [intAttribute('to', 1)]);
+/** 1 where lo < value < hi, 0 elsewhere: where a clip passes its gradient. */
+function strictlyBetween(g: StepGraph, value: string, lo: number, hi: number): string {
+  return g.mask(g.op('And', [g.op('Greater', [value, g.scalar(lo)]), g.op('Less', [value, g.scalar(hi)])]));
 }
 
 /**
@@ -142,20 +142,14 @@ class OpEmitter {
   private clip(op: ClipOp, x: Value): EmittedOp {
     const { g } = this;
     const y = g.op('Clip', [x.name, g.scalar(op.lo), g.scalar(op.hi)]);
-    return elementwise(
-      g,
-      y,
-      x,
-      mask(g, g.op('And', [g.op('Greater', [x.name, g.scalar(op.lo)]), g.op('Less', [x.name, g.scalar(op.hi)])])),
-    );
+    return elementwise(g, y, x, strictlyBetween(g, x.name, op.lo, op.hi));
   }
 
   private hardSigmoid(op: HardSigmoidOp, x: Value): EmittedOp {
     const { g } = this;
     const z = g.add(g.mul(x.name, g.scalar(op.alpha)), g.scalar(op.beta));
     const y = g.op('Clip', [z, g.scalar(0), g.scalar(1)]);
-    const inside = mask(g, g.op('And', [g.op('Greater', [z, g.scalar(0)]), g.op('Less', [z, g.scalar(1)])]));
-    return elementwise(g, y, x, g.mul(inside, g.scalar(op.alpha)));
+    return elementwise(g, y, x, g.mul(strictlyBetween(g, z, 0, 1), g.scalar(op.alpha)));
   }
 
   /** x * relu6(x + 3) / 6; the slope 0 below -3, x / 3 + 1/2 up to 3, 1 above. */
@@ -276,7 +270,7 @@ class OpEmitter {
         [i + span(geometry, out[0]), j + span(geometry, out[1])],
         [stride, stride],
       );
-      const isMax = mask(g, g.op('Equal', [under, y]));
+      const isMax = g.mask(g.op('Equal', [under, y]));
       const first = taken ? g.mul(isMax, g.sub(g.scalar(1), taken)) : isMax;
       taken = taken ? g.add(taken, first) : first;
       return first;
