@@ -1,13 +1,13 @@
 /**
  * `npm run bench`: training throughput of plain, joint and multi-way BP (MwResNet, or MwMobileNet
  * with --arch mobilenet), per-exit inference latency and peak memory on the active backend, and,
- * where /usr/bin/python3 has torch, the
- * PyTorch reference (torch_throughput.py beside this file, or MW_TORCH_REFERENCE; on CUDA when
- * torch sees a GPU) on the same settings in the same run: the same MwResNet or MwMobileNet, or for
- * --backbone the file's own graph run by torch (python3-onnx reads it) with the same exits. Prints the ratios and writes them as
- * JSON. A benchmark, not a test: figures from one run on one machine are compared only with
- * each other. Images are random: throughput does not depend on their content, and any
- * --shape (the paper's CIFAR network: --shape 32x32x3 --depth 56) needs no dataset.
+ * where /usr/bin/python3 has torch, the PyTorch reference (torch_throughput.py beside this file,
+ * or MW_TORCH_REFERENCE; on CUDA when torch sees a GPU) on the same settings in the same run: the
+ * same MwResNet or MwMobileNet, or for --backbone the file's own graph run by torch (python3-onnx
+ * reads it) with the same exits. Prints the ratios and writes them as JSON. A benchmark, not a
+ * test: figures from one run on one machine are compared only with each other. Images are
+ * random: throughput does not depend on their content, and any --shape (the paper's CIFAR
+ * network: --shape 32x32x3 --depth 56) needs no dataset.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

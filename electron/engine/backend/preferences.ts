@@ -30,9 +30,9 @@ export const BACKEND_NAMES: readonly BackendName[] = [
 
 /**
  * Candidates in the order 'auto' tries them: every backend, fastest first. On the CPU 'ort' comes
- * before wasm-ort: its compiled steps trained 1.2-1.9x faster on MwResNet-20 and -56, 1.8-2.4x on
- * MwMobileNet-0.5 and 2-4.5x on an imported resnet18 at 224x224 (`npm run bench -- --backend ort`,
- * plain / joint / multi-way; the README's table).
+ * before wasm-ort: its compiled steps trained 1.0-2.4x as fast on MwResNet-20 and -56, 1.7-2.4x on
+ * MwMobileNet-0.5 and 2.8-4.6x on an imported resnet18 at 224x224 (`npm run bench -- --backend
+ * ort`, plain / joint / multi-way; the README's table).
  */
 export const AUTO_CANDIDATES: readonly BackendName[] = BACKEND_NAMES;
 
