@@ -77,6 +77,10 @@ def torch_pads(pads, fill):
     if (t, l) == (b, r): return (t, l), None
     return (0, 0), lambda x: F.pad(x, (l, r, t, b), value=fill)
 
+def module_key(name):
+    """An ONNX value's name as a parameter or buffer name (those cannot hold dots)."""
+    return name.replace('.', '_')
+
 class OnnxTrunk(nn.Module):
     """An ONNX CNN's nodes up to the final exit node, run in file order with torch's kernels: what the
     studio trains of an imported backbone (models/import/backbone.ts), ready for autograd."""
@@ -100,13 +104,14 @@ class OnnxTrunk(nn.Module):
         for name, node, _ in s.nodes:
             trained = []
             for w in node.input[1:3] if node.op_type in ('Conv', 'BatchNormalization') else []:
-                if w in s.values and w.replace('.', '_') not in s.params:
-                    s.params[w.replace('.', '_')] = nn.Parameter(s.values[w].float()); trained.append(s.params[w.replace('.', '_')])
+                key = module_key(w)
+                if w in s.values and key not in s.params:
+                    s.params[key] = nn.Parameter(s.values[w].float()); trained.append(s.params[key])
             if node.op_type == 'BatchNormalization':
-                for w in node.input[3:5]: s.register_buffer(w.replace('.', '_'), s.values[w].float().clone())
+                for w in node.input[3:5]: s.register_buffer(module_key(w), s.values[w].float().clone())
             s.node_params.append(trained)
     def value(s, v):
-        key = v.replace('.', '_')
+        key = module_key(v)
         if key in s.params: return s.params[key]
         if key in s._buffers: return s._buffers[key]
         return s.env[v] if v in s.env else s.values[v]
